@@ -1,0 +1,142 @@
+//! Diagnostics: what went wrong in an input file, where (`FILE:LINE:COL`) and how to fix it.
+//!
+//! Every check in jobnet that looks at user input reports through [`Diagnostic`], so errors and
+//! warnings share one format: `FILE:LINE:COL: error: <what>, <how to fix>`. A loader collects all
+//! diagnostics of a file instead of stopping at the first, so one run shows every problem.
+
+use std::fmt;
+
+/// A 1-based line and column in an input file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding about an input file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: String,
+    pub loc: Loc,
+    /// What is wrong, naming the offending value.
+    pub message: String,
+    /// What to do about it.
+    pub help: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}:{}: {}: {}", self.file, self.loc, sev, self.message)?;
+        if !self.help.is_empty() {
+            write!(f, ", {}", self.help)?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects the diagnostics of one file.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    pub file: String,
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn new(file: impl Into<String>) -> Self {
+        Diagnostics {
+            file: file.into(),
+            items: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, loc: Loc, message: impl Into<String>, help: impl Into<String>) {
+        self.push(Severity::Error, loc, message.into(), help.into());
+    }
+
+    pub fn warning(&mut self, loc: Loc, message: impl Into<String>, help: impl Into<String>) {
+        self.push(Severity::Warning, loc, message.into(), help.into());
+    }
+
+    fn push(&mut self, severity: Severity, loc: Loc, message: String, help: String) {
+        self.items.push(Diagnostic {
+            severity,
+            file: self.file.clone(),
+            loc,
+            message,
+            help,
+        });
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Sorted by position, errors before warnings at the same place.
+    pub fn sorted(mut self) -> Vec<Diagnostic> {
+        self.items
+            .sort_by(|a, b| (a.loc, a.severity).cmp(&(b.loc, b.severity)));
+        self.items
+    }
+}
+
+/// The closest candidate to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// ", did you mean `x`?" or nothing.
+pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    match did_you_mean(word, candidates) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_words_only() {
+        let keys = ["switches", "links", "nodes", "gateways"];
+        assert_eq!(did_you_mean("swiches", keys), Some("switches"));
+        assert_eq!(did_you_mean("node", keys), Some("nodes"));
+        assert_eq!(did_you_mean("zebra", keys), None);
+    }
+
+    #[test]
+    fn formats_file_line_col() {
+        let mut d = Diagnostics::new("t.yaml");
+        d.error(Loc { line: 3, col: 5 }, "bad thing `x`", "write `y`");
+        assert_eq!(
+            d.items[0].to_string(),
+            "t.yaml:3:5: error: bad thing `x`, write `y`"
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! Vendor dialects as data. A profile in `switch-drivers/NAME.yaml` says how each planned
+//! operation is written on that platform's CLI (and how it is undone), which VLANs the platform
+//! reserves for itself, and where the commands come from in the vendor's manual.
+//!
+//! The shipped profiles are compiled into the binary; a site can add or override profiles with a
+//! directory of its own (`--drivers-dir` / `JOBNET_DRIVERS_DIR`). Templates only substitute
+//! values that were validated as typed values or strict words, so rendering cannot inject text.
+
+use crate::diag::{Diagnostics, Loc};
+use crate::types::{RangeSet, VlanId};
+use crate::yaml::{self, Kind, Node};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What kind of device a profile drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    Ethernet,
+    Gateway,
+}
+
+/// The operations a profile must be able to write, with the placeholders each may use.
+pub const OPERATIONS: &[(&str, DeviceKind, &[&str])] = &[
+    ("create_vlan", DeviceKind::Ethernet, &["vlan", "name"]),
+    ("delete_vlan", DeviceKind::Ethernet, &["vlan", "name"]),
+    ("trunk_add", DeviceKind::Ethernet, &["port", "vlan", "name"]),
+    (
+        "trunk_remove",
+        DeviceKind::Ethernet,
+        &["port", "vlan", "name"],
+    ),
+    (
+        "tagged_add",
+        DeviceKind::Ethernet,
+        &["port", "vlan", "name"],
+    ),
+    (
+        "tagged_remove",
+        DeviceKind::Ethernet,
+        &["port", "vlan", "name"],
+    ),
+    (
+        "access_set",
+        DeviceKind::Ethernet,
+        &["port", "vlan", "name"],
+    ),
+    (
+        "access_restore",
+        DeviceKind::Ethernet,
+        &["port", "vlan", "previous"],
+    ),
+    ("access_clear", DeviceKind::Ethernet, &["port", "vlan"]),
+    (
+        "proxy_arp_create",
+        DeviceKind::Gateway,
+        &["vlan", "pkey", "pkey_full", "name"],
+    ),
+    (
+        "proxy_arp_delete",
+        DeviceKind::Gateway,
+        &["vlan", "pkey", "pkey_full", "name"],
+    ),
+];
+
+/// One parsed dialect profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub kind: DeviceKind,
+    /// Vendor manual section the commands were taken from.
+    pub source: String,
+    /// False when the templates have not yet been checked against the manual; plans say so.
+    pub verified: bool,
+    /// VLANs the platform keeps for itself (e.g. 1002-1005 on Cisco IOS).
+    pub reserved_vlans: RangeSet,
+    /// Longest VLAN name the platform accepts.
+    pub vlan_name_max: usize,
+    /// Lines sent before the operations (enter configuration mode, disable the pager).
+    pub begin: Vec<String>,
+    /// Lines sent after the operations (leave configuration mode, commit).
+    pub end: Vec<String>,
+    /// Optional lines that persist the configuration; sites choose whether to send them.
+    pub save: Vec<String>,
+    pub ops: BTreeMap<String, Vec<String>>,
+}
+
+/// Values a template may refer to.
+#[derive(Clone, Debug, Default)]
+pub struct Vars<'a> {
+    pub vlan: Option<VlanId>,
+    pub name: Option<&'a str>,
+    pub port: Option<&'a str>,
+    pub previous: Option<VlanId>,
+    pub pkey: Option<String>,
+    pub pkey_full: Option<String>,
+}
+
+impl Profile {
+    /// Renders operation `op` with `vars`. Panics if the profile lacks the operation or uses a
+    /// placeholder that `vars` lacks: both are excluded when the profile is loaded and by the
+    /// planner, so reaching them is a bug.
+    pub fn render(&self, op: &str, vars: &Vars) -> Vec<String> {
+        let templates = self
+            .ops
+            .get(op)
+            .unwrap_or_else(|| panic!("profile {} has no operation {op}", self.name));
+        templates.iter().map(|t| fill(t, vars)).collect()
+    }
+}
+
+fn fill(template: &str, vars: &Vars) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').expect("checked at load") + open;
+        let key = &rest[open + 1..close];
+        let value = match key {
+            "vlan" => vars.vlan.map(|v| v.to_string()),
+            "previous" => vars.previous.map(|v| v.to_string()),
+            "name" => vars.name.map(str::to_string),
+            "port" => vars.port.map(str::to_string),
+            "pkey" => vars.pkey.clone(),
+            "pkey_full" => vars.pkey_full.clone(),
+            _ => None,
+        };
+        out.push_str(&value.unwrap_or_else(|| panic!("template `{template}` needs {{{key}}}")));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The profiles available to a run.
+#[derive(Clone, Debug, Default)]
+pub struct DriverSet {
+    profiles: BTreeMap<String, Profile>,
+}
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../switch-drivers/", $name, ".yaml")))),*]
+    };
+}
+
+/// Profiles shipped in switch-drivers/, compiled in.
+pub const BUILTIN: &[(&str, &str)] = builtin!(
+    "arista-eos",
+    "cisco-ios",
+    "cisco-nxos",
+    "cumulus-nvue",
+    "dell-os10",
+    "junos",
+    "mellanox-gateway",
+    "mellanox-onyx",
+    "openvswitch",
+);
+
+/// A profile file that could not be used, with every problem found in it.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(
+        "cannot read driver directory {path}: {source}; check --drivers-dir / JOBNET_DRIVERS_DIR"
+    )]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid driver profile(s):\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<crate::diag::Diagnostic>),
+}
+
+impl DriverSet {
+    /// The shipped profiles.
+    pub fn builtin() -> Self {
+        let mut set = DriverSet::default();
+        for (name, text) in BUILTIN {
+            let file = format!("switch-drivers/{name}.yaml");
+            let p = parse_profile(text, &file)
+                .unwrap_or_else(|e| panic!("shipped profile broken: {e}"));
+            set.profiles.insert(p.name.clone(), p);
+        }
+        set
+    }
+
+    /// The shipped profiles plus every `*.yaml` in `dir` (a file with a shipped name replaces it).
+    pub fn with_dir(dir: &Path) -> Result<Self, DriverError> {
+        let mut set = Self::builtin();
+        let io = |source| DriverError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        paths.sort();
+        let mut errors = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(io)?;
+            match parse_profile(&text, &path.display().to_string()) {
+                Ok(p) => {
+                    set.profiles.insert(p.name.clone(), p);
+                }
+                Err(DriverError::Invalid(mut d)) => errors.append(&mut d),
+                Err(e) => return Err(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(DriverError::Invalid(errors))
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+}
+
+const PROFILE_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "source",
+    "verified",
+    "reserved_vlans",
+    "vlan_name_max",
+    "session",
+    "ops",
+];
+
+/// Parses and checks one profile: every operation of its kind present, only known placeholders,
+/// balanced braces.
+pub fn parse_profile(text: &str, file: &str) -> Result<Profile, DriverError> {
+    let mut d = Diagnostics::new(file);
+    let root = match yaml::parse(text) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            d.error(
+                Loc { line: 1, col: 1 },
+                "empty profile",
+                "see docs/drivers.md",
+            );
+            return Err(DriverError::Invalid(d.sorted()));
+        }
+        Err(e) => {
+            d.error(e.loc, e.message, "fix the YAML");
+            return Err(DriverError::Invalid(d.sorted()));
+        }
+    };
+    let profile = read_profile(&mut d, &root);
+    match profile {
+        Some(p) if !d.has_errors() => Ok(p),
+        _ => Err(DriverError::Invalid(d.sorted())),
+    }
+}
+
+fn map_pairs<'a>(
+    d: &mut Diagnostics,
+    node: &'a Node,
+    what: &str,
+    allowed: &[&str],
+) -> Option<&'a [(Node, Node)]> {
+    let Kind::Map(pairs) = &node.kind else {
+        d.error(
+            node.loc,
+            format!("{what} must be a mapping, found {}", node.kind_name()),
+            "see docs/drivers.md",
+        );
+        return None;
+    };
+    for (k, _) in pairs {
+        let key = k.as_str().unwrap_or_default();
+        if !allowed.is_empty() && !allowed.contains(&key) {
+            let hint = crate::diag::suggestion(key, allowed.iter().copied());
+            d.error(
+                k.loc,
+                format!("unknown key `{key}` in {what}"),
+                if hint.is_empty() {
+                    format!("allowed: {}", allowed.join(", "))
+                } else {
+                    hint
+                },
+            );
+        }
+    }
+    Some(pairs)
+}
+
+fn get<'a>(pairs: &'a [(Node, Node)], key: &str) -> Option<&'a Node> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Vec<String> {
+    let items: Vec<&Node> = match &node.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ if node.is_null() => Vec::new(),
+        _ => {
+            d.error(
+                node.loc,
+                format!("{what} must be a list of command lines"),
+                "write `- line` items",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(t) = item.as_str() else {
+            d.error(
+                item.loc,
+                format!("{what}: a command line must be text"),
+                "quote it",
+            );
+            continue;
+        };
+        if t.contains('\n') || t.contains('\r') {
+            d.error(
+                item.loc,
+                format!("{what}: a command line contains a line break"),
+                "write one item per line",
+            );
+        }
+        let mut rest = t;
+        while let Some(open) = rest.find(['{', '}']) {
+            if &rest[open..open + 1] == "}" {
+                d.error(
+                    item.loc,
+                    format!("{what}: `}}` without `{{` in `{t}`"),
+                    "balance the braces",
+                );
+                break;
+            }
+            let Some(close) = rest[open..].find('}') else {
+                d.error(
+                    item.loc,
+                    format!("{what}: `{{` without `}}` in `{t}`"),
+                    "balance the braces",
+                );
+                break;
+            };
+            let key = &rest[open + 1..open + close];
+            if !placeholders.contains(&key) {
+                d.error(
+                    item.loc,
+                    format!("{what}: unknown placeholder `{{{key}}}`"),
+                    format!(
+                        "this operation may use {}",
+                        placeholders
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out.push(t.to_string());
+    }
+    out
+}
+
+fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
+    let pairs = map_pairs(d, root, "profile", PROFILE_KEYS)?;
+    let text = |d: &mut Diagnostics, key: &str| -> Option<String> {
+        match get(pairs, key).and_then(Node::as_str) {
+            Some(s) if !s.is_empty() => Some(s.to_string()),
+            _ => {
+                d.error(
+                    root.loc,
+                    format!("profile needs `{key}`"),
+                    "see docs/drivers.md",
+                );
+                None
+            }
+        }
+    };
+    let name = text(d, "name")?;
+    let source = text(d, "source").unwrap_or_default();
+    let kind = match text(d, "kind").as_deref() {
+        Some("ethernet") => DeviceKind::Ethernet,
+        Some("gateway") => DeviceKind::Gateway,
+        other => {
+            d.error(
+                root.loc,
+                format!("profile kind `{}` is unknown", other.unwrap_or("")),
+                "write `kind: ethernet` or `kind: gateway`",
+            );
+            return None;
+        }
+    };
+    let verified = match get(pairs, "verified").and_then(Node::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(o) => {
+            d.error(
+                root.loc,
+                format!("`verified: {o}` is not true or false"),
+                "write true or false",
+            );
+            true
+        }
+    };
+    let reserved_vlans = match get(pairs, "reserved_vlans") {
+        Some(n) => match n
+            .as_str()
+            .map(|s| RangeSet::parse(s, VlanId::MIN, VlanId::MAX, "VLAN"))
+        {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                d.error(n.loc, e.0, "write ranges like \"1002-1005\"");
+                RangeSet::default()
+            }
+            None => RangeSet::default(),
+        },
+        None => RangeSet::default(),
+    };
+    let vlan_name_max = get(pairs, "vlan_name_max")
+        .and_then(Node::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let (mut begin, mut end, mut save) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(s) = get(pairs, "session") {
+        if let Some(sp) = map_pairs(d, s, "session", &["begin", "end", "save"]) {
+            for (key, target) in [
+                ("begin", &mut begin),
+                ("end", &mut end),
+                ("save", &mut save),
+            ] {
+                if let Some(n) = get(sp, key) {
+                    *target = lines(d, n, &format!("session.{key}"), &[]);
+                }
+            }
+        }
+    }
+    let mut ops = BTreeMap::new();
+    let allowed: Vec<&str> = OPERATIONS
+        .iter()
+        .filter(|o| o.1 == kind)
+        .map(|o| o.0)
+        .collect();
+    match get(pairs, "ops") {
+        Some(n) => {
+            if let Some(op_pairs) = map_pairs(d, n, "ops", &allowed) {
+                for (op, _, placeholders) in OPERATIONS.iter().filter(|o| o.1 == kind) {
+                    match get(op_pairs, op) {
+                        Some(v) => {
+                            ops.insert(op.to_string(), lines(d, v, &format!("ops.{op}"), placeholders));
+                        }
+                        None => d.error(n.loc, format!("ops lacks `{op}`"), "every operation of the profile's kind must be given (an empty list `[]` is allowed)"),
+                    }
+                }
+            }
+        }
+        None => d.error(root.loc, "profile needs `ops`", "see docs/drivers.md"),
+    }
+    Some(Profile {
+        name,
+        kind,
+        source,
+        verified,
+        reserved_vlans,
+        vlan_name_max,
+        begin,
+        end,
+        save,
+        ops,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_profiles_load() {
+        let set = DriverSet::builtin();
+        assert_eq!(set.names().count(), BUILTIN.len());
+        assert!(set.get("cisco-ios").unwrap().reserved_vlans.contains(1003));
+        assert_eq!(
+            set.get("mellanox-gateway").unwrap().kind,
+            DeviceKind::Gateway
+        );
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_positions() {
+        let text = "name: x\nkind: ethernet\nsource: s\nops:\n  create_vlan: [\"vlan {vlna}\"]\n";
+        let err = parse_profile(text, "x.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("x.yaml:5:17: error: ops.create_vlan: unknown placeholder `{vlna}`"),
+            "{err}"
+        );
+        assert!(err.contains("ops lacks `delete_vlan`"), "{err}");
+    }
+}

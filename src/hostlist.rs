@@ -1,0 +1,303 @@
+//! Hostlists as Slurm writes them: `cn[001-040]`, `node[1,3-4]`, `rack[1-2]-cn[01-16]`, and
+//! comma-separated lists of those, expanded in the order written (the topology zips a node
+//! hostlist 1:1 with a port range, so order matters) and folded back for display.
+//!
+//! Parsing is strict: an empty item (`node[1-2,]`), a backwards range, unbalanced brackets or an
+//! expansion over [`MAX_EXPANSION`] names is an error, never a silent guess.
+
+use std::collections::BTreeMap;
+
+/// Upper bound on the names one expression may expand to.
+pub const MAX_EXPANSION: usize = 1_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("hostlist `{expr}`: {reason}")]
+pub struct HostlistError {
+    pub expr: String,
+    pub reason: String,
+}
+
+fn fail<T>(expr: &str, reason: impl Into<String>) -> Result<T, HostlistError> {
+    Err(HostlistError {
+        expr: expr.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// Expands a hostlist expression into names, in written order.
+pub fn expand(expr: &str) -> Result<Vec<String>, HostlistError> {
+    let mut out = Vec::new();
+    for item in split_top_level(expr)? {
+        if item.is_empty() {
+            return fail(expr, "empty item (two commas, or a comma at an end)");
+        }
+        expand_one(expr, item, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Splits at commas that are outside brackets.
+fn split_top_level(expr: &str) -> Result<Vec<&str>, HostlistError> {
+    let mut items = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in expr.char_indices() {
+        match c {
+            '[' if depth == 0 => depth = 1,
+            '[' => return fail(expr, "nested `[`"),
+            ']' if depth == 1 => depth = 0,
+            ']' => return fail(expr, "`]` without `[`"),
+            ',' if depth == 0 => {
+                items.push(&expr[start..i]);
+                start = i + 1;
+            }
+            c if c.is_whitespace() => return fail(expr, "white space is not allowed"),
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return fail(expr, "`[` without `]`");
+    }
+    items.push(&expr[start..]);
+    Ok(items)
+}
+
+/// One bracket group: the list of (number, zero-pad width) it stands for.
+fn parse_group(expr: &str, body: &str) -> Result<Vec<String>, HostlistError> {
+    let mut values = Vec::new();
+    for part in body.split(',') {
+        if part.is_empty() {
+            return fail(expr, format!("empty item in `[{body}]`"));
+        }
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let num = |s: &str| -> Result<u64, HostlistError> {
+            if s.is_empty() || s.len() > 18 || !s.bytes().all(|c| c.is_ascii_digit()) {
+                return fail(
+                    expr,
+                    format!("`{part}` in `[{body}]` is not a number or range"),
+                );
+            }
+            Ok(s.parse().expect("checked digits"))
+        };
+        let (lo, hi) = (num(a)?, num(b)?);
+        if lo > hi {
+            return fail(expr, format!("range `{part}` runs backwards"));
+        }
+        if hi - lo >= MAX_EXPANSION as u64 || values.len() + (hi - lo) as usize >= MAX_EXPANSION {
+            return fail(expr, format!("expands to more than {MAX_EXPANSION} names"));
+        }
+        let width = if a.len() > 1 && a.starts_with('0') {
+            a.len()
+        } else {
+            0
+        };
+        values.extend((lo..=hi).map(|v| format!("{v:0width$}")));
+    }
+    Ok(values)
+}
+
+fn expand_one(expr: &str, item: &str, out: &mut Vec<String>) -> Result<(), HostlistError> {
+    // Split into literal text and bracket groups, then take the cartesian product, leftmost
+    // group outermost (Slurm's order).
+    let mut partial = vec![String::new()];
+    let mut rest = item;
+    while let Some(open) = rest.find('[') {
+        let close = rest[open..].find(']').expect("balanced") + open;
+        let literal = &rest[..open];
+        let group = parse_group(expr, &rest[open + 1..close])?;
+        if partial.len().saturating_mul(group.len()) > MAX_EXPANSION {
+            return fail(expr, format!("expands to more than {MAX_EXPANSION} names"));
+        }
+        partial = partial
+            .iter()
+            .flat_map(|p| group.iter().map(move |g| format!("{p}{literal}{g}")))
+            .collect();
+        rest = &rest[close + 1..];
+    }
+    if out.len() + partial.len() > MAX_EXPANSION {
+        return fail(expr, format!("expands to more than {MAX_EXPANSION} names"));
+    }
+    out.extend(partial.into_iter().map(|p| p + rest));
+    Ok(())
+}
+
+/// Folds names into a compact hostlist: `cn001,cn002,cn003,login1` → `cn[001-003],login1`.
+/// Names are grouped by their text before the last run of digits and sorted numerically.
+pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
+    // Split each name around its last run of digits; names without digits stay as they are.
+    let mut split: Vec<(String, String, &str)> = Vec::new();
+    let mut plain: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let bytes = name.as_bytes();
+        let Some(end) = bytes
+            .iter()
+            .rposition(|b| b.is_ascii_digit())
+            .map(|i| i + 1)
+        else {
+            plain.push(name.to_string());
+            continue;
+        };
+        let start = bytes[..end]
+            .iter()
+            .rposition(|b| !b.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        if end - start > 18 {
+            plain.push(name.to_string());
+            continue;
+        }
+        split.push((
+            name[..start].to_string(),
+            name[end..].to_string(),
+            &name[start..end],
+        ));
+    }
+    // Zero-padded widths per (prefix, suffix): an unpadded number of the same length belongs to
+    // the padded group (vs01..vs09 and vs10..vs16 fold to vs[01-16]).
+    let mut padded: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (p, s, d) in &split {
+        if d.len() > 1 && d.starts_with('0') {
+            padded.entry((p, s)).or_default().push(d.len());
+        }
+    }
+    let mut groups: BTreeMap<(String, String, usize), Vec<u64>> = BTreeMap::new();
+    for (p, s, d) in &split {
+        let widths = padded.get(&(p.as_str(), s.as_str()));
+        let width = if widths.is_some_and(|w| w.contains(&d.len())) {
+            d.len()
+        } else {
+            0
+        };
+        groups
+            .entry((p.clone(), s.clone(), width))
+            .or_default()
+            .push(d.parse().expect("digits"));
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for ((prefix, suffix, width), mut nums) in groups {
+        nums.sort_unstable();
+        nums.dedup();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for n in nums {
+            match ranges.last_mut() {
+                Some(r) if r.1 + 1 == n => r.1 = n,
+                _ => ranges.push((n, n)),
+            }
+        }
+        let f = |v: u64| format!("{v:0width$}");
+        if ranges.len() == 1 && ranges[0].0 == ranges[0].1 {
+            parts.push(format!("{prefix}{}{suffix}", f(ranges[0].0)));
+            continue;
+        }
+        let body: Vec<String> = ranges
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    f(a)
+                } else {
+                    format!("{}-{}", f(a), f(b))
+                }
+            })
+            .collect();
+        parts.push(format!("{prefix}[{}]{suffix}", body.join(",")));
+    }
+    plain.sort();
+    plain.dedup();
+    parts.extend(plain);
+    parts.join(",")
+}
+
+/// Compares names the way people sort hosts: digit runs by value (`n2` < `n10`).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (x.first(), y.first()) {
+            (None, None) => return a.cmp(b),
+            (None, _) => return std::cmp::Ordering::Less,
+            (_, None) => return std::cmp::Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let i = x
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .unwrap_or(x.len());
+                let j = y
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .unwrap_or(y.len());
+                let (da, db) = (trim_zeros(&x[..i]), trim_zeros(&y[..j]));
+                let ord = da.len().cmp(&db.len()).then_with(|| da.cmp(db));
+                if ord.is_ne() {
+                    return ord;
+                }
+                (x, y) = (&x[i..], &y[j..]);
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(d);
+                }
+                (x, y) = (&x[1..], &y[1..]);
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let k = d.iter().position(|&b| b != b'0').unwrap_or(d.len());
+    &d[k..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_in_written_order() {
+        assert_eq!(expand("cn[001-003]").unwrap(), ["cn001", "cn002", "cn003"]);
+        assert_eq!(expand("n[3,1-2]").unwrap(), ["n3", "n1", "n2"]);
+        assert_eq!(
+            expand("r[1-2]-c[1-2]").unwrap(),
+            ["r1-c1", "r1-c2", "r2-c1", "r2-c2"]
+        );
+        assert_eq!(expand("a,b[9-10]x").unwrap(), ["a", "b9x", "b10x"]);
+        assert_eq!(
+            expand("leaf1:Ethernet1/[1-2]").unwrap(),
+            ["leaf1:Ethernet1/1", "leaf1:Ethernet1/2"]
+        );
+    }
+
+    #[test]
+    fn refuses_what_others_guess() {
+        for bad in [
+            "node[1-2,]",
+            "node[]",
+            "node[2-1]",
+            "n[1",
+            "n]1",
+            "n[[1]]",
+            "a,,b",
+            "a,",
+            "n[x]",
+            "a b",
+        ] {
+            assert!(expand(bad).is_err(), "{bad} must be refused");
+        }
+        assert!(expand("n[0-99999999]").is_err());
+    }
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["n10", "n2", "m1", "n1a", "n01"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["m1", "n01", "n1a", "n2", "n10"]);
+    }
+
+    #[test]
+    fn folds() {
+        let names = expand("cn[001-040],cn042,login1,cn[9-10]").unwrap();
+        assert_eq!(fold(&names), "cn[9-10],cn[001-040,042],login1");
+        assert_eq!(fold(&["x"]), "x");
+        assert_eq!(fold(&expand("vs[01-16]").unwrap()), "vs[01-16]");
+        assert_eq!(fold(&["cn100", "cn001", "cn002"]), "cn[001-002,100]");
+        assert_eq!(fold(&["cn5"]), "cn5");
+    }
+}

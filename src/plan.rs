@@ -1,0 +1,803 @@
+//! Planning: job request + topology + allocations already held → a [`Plan`] of typed per-device
+//! operations with their exact command lines, and the exact new partitions.conf text.
+//!
+//! This module is pure: no network, no files, no clock. Everything it needs from the outside
+//! (the current partitions.conf text, the VLANs and PKeys other jobs hold) is passed in, which
+//! is what lets `jobnet plan` be a faithful dry run of `jobnet up`.
+
+use crate::diag::suggestion;
+use crate::drivers::{DriverSet, Profile, Vars};
+use crate::hostlist;
+use crate::partitions::{self, ConfFile, Partition, RegionError};
+use crate::subgraph::{self, Disconnected};
+use crate::topology::{PortMode, SwitchGraph, Topology};
+use crate::types::{JobId, PKey, PortGuid, PortRef, RangeSet, VlanId};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `auto` or a given value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice<T> {
+    Auto,
+    Fixed(T),
+}
+
+/// What the caller asked for the InfiniBand side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PKeyChoice {
+    /// Nothing said: a partition when the topology has an infiniband section.
+    Default,
+    Auto,
+    Fixed(PKey),
+    None,
+}
+
+/// What a job asks for.
+#[derive(Clone, Debug)]
+pub struct JobRequest {
+    pub job: JobId,
+    /// Expanded node names.
+    pub nodes: Vec<String>,
+    pub vlan: Choice<VlanId>,
+    pub pkey: PKeyChoice,
+    pub gateway: Option<String>,
+}
+
+/// An allocation another job (or this one, from an earlier run) already holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub job: JobId,
+    pub vlan: Option<VlanId>,
+    pub pkey: Option<PKey>,
+}
+
+/// Everything the planner reads besides the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub topology: &'a Topology,
+    pub graph: &'a SwitchGraph,
+    pub drivers: &'a DriverSet,
+    pub held: &'a [Held],
+    /// The current partitions.conf text, `None` when the file does not exist.
+    pub partitions_conf: Option<&'a str>,
+}
+
+/// One operation on one device. Undo is the profile's inverse template of the same operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    CreateVlan {
+        vlan: VlanId,
+        name: String,
+    },
+    /// The VLAN on an inter-switch link end (or a gateway's port).
+    TrunkAdd {
+        port: String,
+        vlan: VlanId,
+        peer: String,
+    },
+    /// The VLAN on a node port, tagged, for passthrough into VMs/containers.
+    TaggedAdd {
+        port: String,
+        vlan: VlanId,
+        node: String,
+    },
+    /// The VLAN as a node port's access VLAN. `replaces` is the VLAN it had, when known; a dry
+    /// run does not read devices, so it is `None` and read at apply time.
+    AccessSet {
+        port: String,
+        vlan: VlanId,
+        node: String,
+        replaces: Option<VlanId>,
+    },
+    /// The gateway's proxy-arp interface between the job's PKey and VLAN.
+    ProxyArpCreate {
+        vlan: VlanId,
+        pkey: PKey,
+    },
+}
+
+impl Op {
+    /// The profile operation that performs this op.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Op::CreateVlan { .. } => "create_vlan",
+            Op::TrunkAdd { .. } => "trunk_add",
+            Op::TaggedAdd { .. } => "tagged_add",
+            Op::AccessSet { .. } => "access_set",
+            Op::ProxyArpCreate { .. } => "proxy_arp_create",
+        }
+    }
+
+    /// The profile operation that undoes it.
+    pub fn inverse_template(&self) -> &'static str {
+        match self {
+            Op::CreateVlan { .. } => "delete_vlan",
+            Op::TrunkAdd { .. } => "trunk_remove",
+            Op::TaggedAdd { .. } => "tagged_remove",
+            Op::AccessSet {
+                replaces: Some(_), ..
+            } => "access_restore",
+            Op::AccessSet { replaces: None, .. } => "access_clear",
+            Op::ProxyArpCreate { .. } => "proxy_arp_delete",
+        }
+    }
+
+    fn vars<'a>(&'a self, name: &'a str) -> Vars<'a> {
+        let mut v = Vars {
+            name: Some(name),
+            ..Vars::default()
+        };
+        match self {
+            Op::CreateVlan { vlan, .. } => v.vlan = Some(*vlan),
+            Op::TrunkAdd { port, vlan, .. } | Op::TaggedAdd { port, vlan, .. } => {
+                v.port = Some(port);
+                v.vlan = Some(*vlan);
+            }
+            Op::AccessSet {
+                port,
+                vlan,
+                replaces,
+                ..
+            } => {
+                v.port = Some(port);
+                v.vlan = Some(*vlan);
+                v.previous = *replaces;
+            }
+            Op::ProxyArpCreate { vlan, pkey } => {
+                v.vlan = Some(*vlan);
+                v.pkey = Some(pkey.to_string());
+                v.pkey_full = Some(format!("{:#06x}", pkey.full_member()));
+            }
+        }
+        v
+    }
+
+    /// A one-line human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Op::CreateVlan { vlan, name } => format!("create VLAN {vlan} \"{name}\""),
+            Op::TrunkAdd { port, vlan, peer } => format!("add VLAN {vlan} to trunk {port} (to {peer})"),
+            Op::TaggedAdd { port, vlan, node } => format!("add VLAN {vlan} tagged to {port} (node {node})"),
+            Op::AccessSet { port, vlan, node, replaces } => match replaces {
+                Some(p) => format!("set access VLAN {vlan} on {port} (node {node}), replacing {p}"),
+                None => format!("set access VLAN {vlan} on {port} (node {node}), previous VLAN read at apply time"),
+            },
+            Op::ProxyArpCreate { vlan, pkey } => format!("create proxy-arp interface binding PKey {pkey} to VLAN {vlan}"),
+        }
+    }
+}
+
+/// Renders ops with a profile: session begin, each op, session end.
+pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String> {
+    let mut out = profile.begin.clone();
+    for op in ops {
+        out.extend(profile.render(op.template(), &op.vars(vlan_name)));
+    }
+    out.extend(profile.end.iter().cloned());
+    out
+}
+
+/// The commands that undo `ops`, newest first.
+pub fn render_undo(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String> {
+    let mut out = profile.begin.clone();
+    for op in ops.iter().rev() {
+        out.extend(profile.render(op.inverse_template(), &op.vars(vlan_name)));
+    }
+    out.extend(profile.end.iter().cloned());
+    out
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DevicePlan {
+    pub name: String,
+    pub driver: String,
+    pub address: String,
+    pub ops: Vec<Op>,
+    pub commands: Vec<String>,
+    pub undo: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkEnds {
+    pub a: PortRef,
+    pub b: PortRef,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EthernetPlan {
+    /// Switches in the subgraph, sorted by name.
+    pub switches: Vec<String>,
+    /// Links that carry the VLAN.
+    pub links: Vec<LinkEnds>,
+    /// Sum of the link costs of the subgraph.
+    pub cost: u64,
+    pub devices: Vec<DevicePlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IbPlan {
+    pub partition: String,
+    pub pkey: PKey,
+    pub members: Vec<PortGuid>,
+    pub ipoib: bool,
+    pub partitions_conf_path: String,
+    /// The current file text (`None` when the file does not exist yet).
+    pub partitions_conf_old: Option<String>,
+    /// The exact new file text.
+    pub partitions_conf: String,
+}
+
+/// A complete plan for one job.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub job: JobId,
+    pub vlan: VlanId,
+    pub vlan_auto: bool,
+    pub pkey: Option<PKey>,
+    pub nodes: Vec<String>,
+    pub ethernet: EthernetPlan,
+    pub infiniband: Option<IbPlan>,
+    pub gateway: Option<DevicePlan>,
+    pub warnings: Vec<String>,
+}
+
+/// Why a plan could not be made. [`PlanError::exit_code`] maps each to the documented code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no nodes given; pass a hostlist with --nodes, e.g. cn[001-004]")]
+    NoNodes,
+    #[error("unknown node(s) {names} (from --nodes): not in topology {file}; {hint}")]
+    UnknownNodes {
+        names: String,
+        file: String,
+        hint: String,
+    },
+    #[error("cannot join the job's nodes: {parts} are in separate parts of the fabric with no usable link between them; check links marked `state: down` in {file} or choose other nodes")]
+    Disconnected { parts: String, file: String },
+    #[error("{what} pool exhausted: every {what} in {pool} (from {file}) is held by another job ({held} held); wait for jobs to end, run `jobnet status` to look for leftovers, or widen the pool")]
+    PoolExhausted {
+        what: &'static str,
+        pool: String,
+        held: usize,
+        file: String,
+    },
+    #[error("{what} {value} (from {flag}) is not usable: {why}; {fix}")]
+    NotUsable {
+        what: &'static str,
+        value: String,
+        flag: &'static str,
+        why: String,
+        fix: String,
+    },
+    #[error("unknown gateway `{name}` (from --gateway): not in topology {file}; {hint}")]
+    UnknownGateway {
+        name: String,
+        file: String,
+        hint: String,
+    },
+    #[error("{0}")]
+    Request(String),
+    #[error("partitions.conf: {0}")]
+    Region(#[from] RegionError),
+}
+
+impl PlanError {
+    /// 3 for an exhausted pool, 2 for every other kind of bad input.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PlanError::PoolExhausted { .. } => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// Makes the plan.
+pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
+    let t = inp.topology;
+    if req.nodes.is_empty() {
+        return Err(PlanError::NoNodes);
+    }
+    // Nodes: known, deduplicated, in name order.
+    let mut idx: Vec<usize> = Vec::with_capacity(req.nodes.len());
+    let mut unknown: Vec<&str> = Vec::new();
+    for n in &req.nodes {
+        match t.node_idx(n) {
+            Some(i) => idx.push(i),
+            None => unknown.push(n),
+        }
+    }
+    if !unknown.is_empty() {
+        let hint = suggestion(unknown[0], t.nodes.iter().map(|n| n.name.as_str()));
+        let hint = if hint.is_empty() {
+            "check the hostlist or add the nodes to the topology".to_string()
+        } else {
+            format!("{hint} Check the hostlist or add the nodes to the topology")
+        };
+        return Err(PlanError::UnknownNodes {
+            names: hostlist::fold(&unknown),
+            file: t.file.clone(),
+            hint,
+        });
+    }
+    idx.sort_unstable_by(|&a, &b| hostlist::natural_cmp(&t.nodes[a].name, &t.nodes[b].name));
+    idx.dedup();
+    let nodes: Vec<&crate::topology::Node> = idx.iter().map(|&i| &t.nodes[i]).collect();
+
+    let gateway = match &req.gateway {
+        None => None,
+        Some(name) => Some(t.gateway(name).ok_or_else(|| PlanError::UnknownGateway {
+            name: name.clone(),
+            file: t.file.clone(),
+            hint: {
+                let h = suggestion(name, t.gateways.iter().map(|g| g.name.as_str()));
+                if h.is_empty() {
+                    format!(
+                        "known gateways: {}",
+                        if t.gateways.is_empty() {
+                            "none".to_string()
+                        } else {
+                            t.gateways
+                                .iter()
+                                .map(|g| g.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    )
+                } else {
+                    h
+                }
+            },
+        })?),
+    };
+
+    let mut warnings = Vec::new();
+    let vlan = choose_vlan(inp, req)?;
+    let conf = inp
+        .partitions_conf
+        .map(|text| {
+            ConfFile::parse(
+                text,
+                t.infiniband
+                    .as_ref()
+                    .map_or("partitions.conf", |ib| ib.partitions_conf.as_str()),
+            )
+        })
+        .transpose()?;
+    let pkey = choose_pkey(inp, req, conf.as_ref(), gateway.is_some())?;
+
+    // Subgraph.
+    let mut terminals: Vec<usize> = nodes
+        .iter()
+        .map(|n| t.switch_idx(&n.port.switch).expect("validated"))
+        .collect();
+    if let Some(g) = gateway {
+        terminals.push(t.switch_idx(&g.ethernet_port.switch).expect("validated"));
+    }
+    let tree = subgraph::steiner(inp.graph, &terminals)
+        .map_err(|d| disconnected(t, &nodes, gateway, d))?;
+
+    // Per-switch operations.
+    let mut per_switch: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    for &s in &tree.switches {
+        per_switch.insert(&t.switches[s].name, Vec::new());
+    }
+    let mut links = Vec::new();
+    for &l in &tree.links {
+        let link = &t.links[l];
+        for (end, other) in [(&link.a, &link.b), (&link.b, &link.a)] {
+            per_switch
+                .get_mut(end.switch.as_str())
+                .expect("in tree")
+                .push(Op::TrunkAdd {
+                    port: end.port.clone(),
+                    vlan,
+                    peer: other.to_string(),
+                });
+        }
+        links.push(LinkEnds {
+            a: link.a.clone(),
+            b: link.b.clone(),
+        });
+    }
+    for n in &nodes {
+        let op = match t.ethernet.node_port_mode {
+            PortMode::Tagged => Op::TaggedAdd {
+                port: n.port.port.clone(),
+                vlan,
+                node: n.name.clone(),
+            },
+            PortMode::Access => Op::AccessSet {
+                port: n.port.port.clone(),
+                vlan,
+                node: n.name.clone(),
+                replaces: None,
+            },
+        };
+        per_switch
+            .get_mut(n.port.switch.as_str())
+            .expect("in tree")
+            .push(op);
+    }
+    if let Some(g) = gateway {
+        per_switch
+            .get_mut(g.ethernet_port.switch.as_str())
+            .expect("in tree")
+            .push(Op::TrunkAdd {
+                port: g.ethernet_port.port.clone(),
+                vlan,
+                peer: format!("gateway {}", g.name),
+            });
+    }
+    let mut devices = Vec::with_capacity(per_switch.len());
+    for (name, ops) in per_switch {
+        let sw = &t.switches[t.switch_idx(name).expect("known")];
+        let profile = inp.drivers.get(&sw.driver).expect("validated driver");
+        let vlan_name = vlan_name(&req.job, profile);
+        let mut all = vec![Op::CreateVlan {
+            vlan,
+            name: vlan_name.clone(),
+        }];
+        all.extend(ops);
+        devices.push(device(
+            name,
+            &sw.driver,
+            &sw.address,
+            profile,
+            &vlan_name,
+            all,
+            &mut warnings,
+        ));
+    }
+
+    // InfiniBand.
+    let infiniband = match (pkey, &t.infiniband) {
+        (Some(pkey), Some(ib)) => {
+            let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
+            let lacking: Vec<&str> = nodes
+                .iter()
+                .filter(|n| n.ib_guid.is_none())
+                .map(|n| n.name.as_str())
+                .collect();
+            if !lacking.is_empty() {
+                warnings.push(format!(
+                    "node(s) {} have no ib_guids in {} and will not join the partition",
+                    hostlist::fold(&lacking),
+                    t.file
+                ));
+            }
+            if let Some(g) = gateway {
+                members.push(g.ib_guid);
+            }
+            if members.is_empty() {
+                if matches!(req.pkey, PKeyChoice::Default) {
+                    warnings.push(
+                        "no node of the job has an IB port GUID: no partition planned".to_string(),
+                    );
+                    None
+                } else {
+                    return Err(PlanError::Request(format!(
+                        "a partition was asked for (--pkey) but none of the job's nodes has ib_guids in {}; add them (jobnet topology import-ib) or pass --pkey none",
+                        t.file
+                    )));
+                }
+            } else {
+                let partition = Partition {
+                    job: req.job.to_string(),
+                    name: format!("jobnet_{}", req.job.sanitized()),
+                    pkey,
+                    ipoib: true,
+                    members: members.clone(),
+                };
+                let new_text = match &conf {
+                    Some(c) => {
+                        if !partitions::has_default(&partitions::admin_statements(&format!(
+                            "{}{}",
+                            c.before, c.after
+                        ))) {
+                            warnings.push(format!(
+                                "{} has no Default (0x7fff) partition outside jobnet's block: OpenSM then keeps only the SM port in Default; add `{}` if that is not intended",
+                                ib.partitions_conf,
+                                partitions::DEFAULT_STATEMENT
+                            ));
+                        }
+                        c.with_partition(&partition)
+                    }
+                    None => {
+                        warnings.push(format!("{} does not exist: planned as a new file that writes out OpenSM's default partition first", ib.partitions_conf));
+                        let fresh = ConfFile {
+                            before: format!("{}\n", partitions::DEFAULT_STATEMENT),
+                            jobs: vec![],
+                            after: String::new(),
+                        };
+                        fresh.with_partition(&partition)
+                    }
+                };
+                Some(IbPlan {
+                    partition: partition.name,
+                    pkey,
+                    members,
+                    ipoib: true,
+                    partitions_conf_path: ib.partitions_conf.clone(),
+                    partitions_conf_old: inp.partitions_conf.map(str::to_string),
+                    partitions_conf: new_text,
+                })
+            }
+        }
+        _ => None,
+    };
+    let pkey = infiniband.as_ref().map(|ib| ib.pkey);
+
+    let gateway = gateway.map(|g| {
+        let profile = inp.drivers.get(&g.driver).expect("validated driver");
+        let ops = vec![Op::ProxyArpCreate {
+            vlan,
+            pkey: pkey.expect("gateway requires a PKey"),
+        }];
+        device(
+            &g.name,
+            &g.driver,
+            &g.address,
+            profile,
+            &vlan_name(&req.job, profile),
+            ops,
+            &mut warnings,
+        )
+    });
+
+    Ok(Plan {
+        job: req.job.clone(),
+        vlan,
+        vlan_auto: req.vlan == Choice::Auto,
+        pkey,
+        nodes: nodes.iter().map(|n| n.name.clone()).collect(),
+        ethernet: EthernetPlan {
+            switches: tree
+                .switches
+                .iter()
+                .map(|&s| t.switches[s].name.clone())
+                .collect(),
+            links,
+            cost: tree.cost,
+            devices,
+        },
+        infiniband,
+        gateway,
+        warnings,
+    })
+}
+
+fn device(
+    name: &str,
+    driver: &str,
+    address: &str,
+    profile: &Profile,
+    vlan_name: &str,
+    ops: Vec<Op>,
+    warnings: &mut Vec<String>,
+) -> DevicePlan {
+    if !profile.verified {
+        let w = format!("driver profile {} is not yet verified against its vendor manual ({}); review its commands before applying", profile.name, profile.source);
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    DevicePlan {
+        name: name.to_string(),
+        driver: driver.to_string(),
+        address: address.to_string(),
+        commands: render_commands(profile, vlan_name, &ops),
+        undo: render_undo(profile, vlan_name, &ops),
+        ops,
+    }
+}
+
+/// `jobnet-<job>`, sanitised and cut to what the platform accepts.
+pub fn vlan_name(job: &JobId, profile: &Profile) -> String {
+    let mut name = format!("jobnet-{}", job.sanitized());
+    name.truncate(profile.vlan_name_max.max(1));
+    name
+}
+
+fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
+    let t = inp.topology;
+    let usable = t.ethernet.usable();
+    let others: BTreeMap<u16, &JobId> = inp
+        .held
+        .iter()
+        .filter(|h| h.job != req.job)
+        .filter_map(|h| h.vlan.map(|v| (v.get(), &h.job)))
+        .collect();
+    let own = inp
+        .held
+        .iter()
+        .find(|h| h.job == req.job)
+        .and_then(|h| h.vlan);
+    match req.vlan {
+        Choice::Auto => {
+            if let Some(v) = own {
+                return Ok(v);
+            }
+            let v = usable
+                .first_free(|v| others.contains_key(&(v as u16)))
+                .ok_or_else(|| PlanError::PoolExhausted {
+                    what: "VLAN",
+                    pool: usable.display(false),
+                    held: others.len(),
+                    file: t.file.clone(),
+                })?;
+            Ok(VlanId::new(v).expect("pool values are valid VLANs"))
+        }
+        Choice::Fixed(v) => {
+            let bad = |why: String, fix: &str| PlanError::NotUsable {
+                what: "VLAN",
+                value: v.to_string(),
+                flag: "--vlan",
+                why,
+                fix: fix.to_string(),
+            };
+            if t.ethernet.reserved_vlans.contains(v.get().into()) {
+                return Err(bad(
+                    format!(
+                        "it is in reserved_vlans {} of {}",
+                        t.ethernet.reserved_vlans.display(false),
+                        t.file
+                    ),
+                    "choose another VLAN or use --vlan auto",
+                ));
+            }
+            if !t.ethernet.vlan_pool.contains(v.get().into()) {
+                return Err(bad(
+                    format!(
+                        "it is outside vlan_pool {} of {}",
+                        t.ethernet.vlan_pool.display(false),
+                        t.file
+                    ),
+                    "choose one inside the pool, widen the pool, or use --vlan auto",
+                ));
+            }
+            if let Some(job) = others.get(&v.get()) {
+                return Err(bad(
+                    format!("job {job} holds it"),
+                    "choose another VLAN or use --vlan auto",
+                ));
+            }
+            Ok(v)
+        }
+    }
+}
+
+fn choose_pkey(
+    inp: Inputs,
+    req: &JobRequest,
+    conf: Option<&ConfFile>,
+    gateway: bool,
+) -> Result<Option<PKey>, PlanError> {
+    let t = inp.topology;
+    let Some(ib) = &t.infiniband else {
+        return match req.pkey {
+            PKeyChoice::Default | PKeyChoice::None if !gateway => Ok(None),
+            _ => Err(PlanError::Request(format!(
+                "{} the topology {} has no infiniband section; add one with a pkey_pool{}",
+                if gateway {
+                    "--gateway bridges a PKey to the VLAN but"
+                } else {
+                    "--pkey asks for a partition but"
+                },
+                t.file,
+                if gateway { "" } else { ", or pass --pkey none" }
+            ))),
+        };
+    };
+    if req.pkey == PKeyChoice::None {
+        if gateway {
+            return Err(PlanError::Request(
+                "--gateway needs the job's PKey, but --pkey none was given; drop --pkey none"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    // PKeys in use: other jobs' allocations, other jobs' blocks, admins' own partitions.
+    let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+    for h in inp.held.iter().filter(|h| h.job != req.job) {
+        if let Some(k) = h.pkey {
+            taken.insert(k.get(), format!("job {}", h.job));
+        }
+    }
+    if let Some(c) = conf {
+        for (job, k) in c.job_pkeys(req.job.as_str()) {
+            taken
+                .entry(k.get())
+                .or_insert(format!("job {job} (in partitions.conf)"));
+        }
+        for (name, k) in partitions::admin_statements(&format!("{}{}", c.before, c.after)) {
+            if let Some(k) = k {
+                taken.entry(k).or_insert(format!(
+                    "the admin partition `{name}` in {}",
+                    ib.partitions_conf
+                ));
+            }
+        }
+    }
+    let own = inp
+        .held
+        .iter()
+        .find(|h| h.job == req.job)
+        .and_then(|h| h.pkey);
+    match req.pkey {
+        PKeyChoice::Fixed(k) => {
+            let bad = |why: String, fix: &str| PlanError::NotUsable {
+                what: "PKey",
+                value: k.to_string(),
+                flag: "--pkey",
+                why,
+                fix: fix.to_string(),
+            };
+            if !ib.pkey_pool.contains(k.get().into()) {
+                return Err(bad(
+                    format!(
+                        "it is outside pkey_pool {} of {}",
+                        ib.pkey_pool.display(true),
+                        t.file
+                    ),
+                    "choose one inside the pool or use --pkey auto",
+                ));
+            }
+            if let Some(who) = taken.get(&k.get()) {
+                return Err(bad(
+                    format!("{who} uses it"),
+                    "choose another PKey or use --pkey auto",
+                ));
+            }
+            Ok(Some(k))
+        }
+        _ => {
+            if let Some(k) = own {
+                return Ok(Some(k));
+            }
+            let pool: &RangeSet = &ib.pkey_pool;
+            let k = pool
+                .first_free(|v| taken.contains_key(&(v as u16)))
+                .ok_or_else(|| PlanError::PoolExhausted {
+                    what: "PKey",
+                    pool: pool.display(true),
+                    held: taken.len(),
+                    file: t.file.clone(),
+                })?;
+            Ok(Some(PKey::new(k).expect("pool values are valid PKeys")))
+        }
+    }
+}
+
+fn disconnected(
+    t: &Topology,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    d: Disconnected,
+) -> PlanError {
+    let parts: Vec<String> = d
+        .groups
+        .iter()
+        .map(|grp| {
+            let set: BTreeSet<&str> = grp.iter().map(|&s| t.switches[s].name.as_str()).collect();
+            let mut members: Vec<&str> = nodes
+                .iter()
+                .filter(|n| set.contains(n.port.switch.as_str()))
+                .map(|n| n.name.as_str())
+                .collect();
+            if let Some(g) = gateway.filter(|g| set.contains(g.ethernet_port.switch.as_str())) {
+                members.push(&g.name);
+            }
+            format!(
+                "{} (on {})",
+                hostlist::fold(&members),
+                set.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    PlanError::Disconnected {
+        parts: parts.join(" and "),
+        file: t.file.clone(),
+    }
+}

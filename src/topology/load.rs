@@ -1,0 +1,928 @@
+//! Reading and validating a topology file.
+//!
+//! Works in two passes over the span tree from [`crate::yaml`]: first every entry is read into
+//! typed values (reporting unknown keys, malformed values, hostlist/port-range mismatches), then
+//! cross-entry rules are checked (duplicate names, ports used twice, unknown switches, pools,
+//! reachability). Every problem is collected; the caller gets all errors of a file at once.
+
+use super::*;
+use crate::diag::{suggestion, Diagnostic, Diagnostics, Loc};
+use crate::drivers::{DeviceKind, DriverSet};
+use crate::hostlist;
+use crate::types::{check_word, PKey, PortGuid, PortRef, RangeSet, VlanId, NAME_PUNCT};
+use crate::yaml::{self, Kind, Node as Y};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// A loaded topology with the warnings found in it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub topology: Topology,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read topology file {path}: {source}; check the path (--topology, $JOBNET_TOPOLOGY, /etc/jobnet/topology.yaml)")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every diagnostic of the file, errors and warnings, sorted by position.
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads and validates the topology at `path`.
+pub fn load(path: &Path, drivers: &DriverSet) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string(), drivers)
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "ethernet",
+    "infiniband",
+    "switches",
+    "links",
+    "nodes",
+    "gateways",
+];
+const ETH_KEYS: &[&str] = &["vlan_pool", "reserved_vlans", "node_port_mode"];
+const IB_KEYS: &[&str] = &["pkey_pool", "partitions_conf"];
+const SWITCH_KEYS: &[&str] = &["name", "driver", "address", "credentials"];
+const LINK_KEYS: &[&str] = &["a", "b", "cost", "state", "lag"];
+const NODE_KEYS: &[&str] = &["name", "port", "ib_guids"];
+const GATEWAY_KEYS: &[&str] = &[
+    "name",
+    "driver",
+    "address",
+    "credentials",
+    "ethernet_port",
+    "ib_guid",
+];
+/// Keys that look like someone is about to put a secret into the topology.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "community",
+    "private_key",
+    "token",
+    "key",
+    "enable_password",
+];
+
+/// Parses and validates topology text; `file` is used in messages.
+pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, LoadError> {
+    let mut d = Diagnostics::new(file);
+    let root = match yaml::parse(text) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            d.error(
+                Loc { line: 1, col: 1 },
+                "the topology file is empty",
+                "see topology/ for examples and docs/topology.md",
+            );
+            return Err(LoadError::Invalid(d.sorted()));
+        }
+        Err(e) => {
+            d.error(e.loc, e.message, "fix the YAML syntax at that position");
+            return Err(LoadError::Invalid(d.sorted()));
+        }
+    };
+    let topo = Reader { d: &mut d, drivers }.read(&root, file);
+    match topo {
+        Some(t) if !d.has_errors() => {
+            let warnings = d.sorted();
+            Ok(Loaded {
+                topology: t,
+                warnings,
+            })
+        }
+        _ => Err(LoadError::Invalid(d.sorted())),
+    }
+}
+
+struct Reader<'a> {
+    d: &'a mut Diagnostics,
+    drivers: &'a DriverSet,
+}
+
+/// The key/value pairs of a mapping, after unknown keys were reported.
+struct Fields<'n> {
+    pairs: &'n [(Y, Y)],
+    loc: Loc,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Y> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+}
+
+impl Reader<'_> {
+    fn fields<'n>(&mut self, node: &'n Y, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let Kind::Map(pairs) = &node.kind else {
+            self.d.error(
+                node.loc,
+                format!("{what} must be a mapping, found {}", node.kind_name()),
+                "write `key: value` lines",
+            );
+            return None;
+        };
+        for (k, _) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if allowed.contains(&key) {
+                continue;
+            }
+            if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                self.d.error(
+                    k.loc,
+                    format!("`{key}` in {what}: secrets never go into topology files"),
+                    "put it in the credentials file and refer to it with `credentials: NAME` (docs/topology.md)",
+                );
+                continue;
+            }
+            let hint = suggestion(key, allowed.iter().copied());
+            let help = if hint.is_empty() {
+                format!("allowed keys: {}", allowed.join(", "))
+            } else {
+                hint
+            };
+            self.d
+                .error(k.loc, format!("unknown key `{key}` in {what}"), help);
+        }
+        Some(Fields {
+            pairs,
+            loc: node.loc,
+        })
+    }
+
+    /// A required, non-empty scalar.
+    fn req_str<'n>(&mut self, f: &Fields<'n>, key: &str, what: &str) -> Option<(&'n str, Loc)> {
+        match f.get(key) {
+            None => {
+                self.d.error(
+                    f.loc,
+                    format!("{what} lacks `{key}`"),
+                    format!("add `{key}: ...`"),
+                );
+                None
+            }
+            Some(v) => self.scalar(v, &format!("`{key}` of {what}")),
+        }
+    }
+
+    fn scalar<'n>(&mut self, v: &'n Y, what: &str) -> Option<(&'n str, Loc)> {
+        match v.as_str() {
+            Some(s) if !v.is_null() => Some((s, v.loc)),
+            _ => {
+                self.d.error(
+                    v.loc,
+                    format!("{what} must be a single value, found {}", v.kind_name()),
+                    "write a value",
+                );
+                None
+            }
+        }
+    }
+
+    fn seq<'n>(&mut self, v: &'n Y, what: &str) -> &'n [Y] {
+        match &v.kind {
+            Kind::Seq(items) => items,
+            _ if v.is_null() => &[],
+            _ => {
+                self.d.error(
+                    v.loc,
+                    format!("{what} must be a list, found {}", v.kind_name()),
+                    "write `- item` lines or `[a, b]`",
+                );
+                &[]
+            }
+        }
+    }
+
+    fn word(&mut self, what: &str, text: &str, loc: Loc) -> Option<String> {
+        match check_word(what, text, NAME_PUNCT, 64) {
+            Ok(()) => Some(text.to_string()),
+            Err(e) => {
+                self.d
+                    .error(loc, e.0, "use letters, digits, `-`, `_` and `.`");
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, text: &str, loc: Loc) -> Option<PortRef> {
+        match PortRef::parse(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.d.error(
+                    loc,
+                    e.0,
+                    "write SWITCH:PORT with letters, digits and `-_./:`",
+                );
+                None
+            }
+        }
+    }
+
+    fn address(&mut self, text: &str, loc: Loc) -> Option<String> {
+        let ok = if text.parse::<std::net::SocketAddr>().is_ok()
+            || text.parse::<std::net::IpAddr>().is_ok()
+        {
+            true
+        } else {
+            let (host, port) = match text.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (text, None),
+            };
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+            port_ok && check_word("host", host, "-.", 253).is_ok()
+        };
+        if ok {
+            Some(text.to_string())
+        } else {
+            self.d.error(
+                loc,
+                format!(
+                    "address `{}` is not a host or host:port",
+                    text.escape_debug()
+                ),
+                "write e.g. 192.0.2.1, leaf1.example.org or [2001:db8::1]:22",
+            );
+            None
+        }
+    }
+
+    fn driver(&mut self, text: &str, loc: Loc, want: DeviceKind, owner: &str) -> Option<String> {
+        match self.drivers.get(text) {
+            Some(p) if p.kind == want => Some(text.to_string()),
+            Some(_) => {
+                let expected = if want == DeviceKind::Ethernet {
+                    "an Ethernet switch"
+                } else {
+                    "a gateway"
+                };
+                self.d.error(
+                    loc,
+                    format!("driver `{text}` of {owner} is not a profile for {expected}"),
+                    "pick a profile of the right kind from switch-drivers/",
+                );
+                None
+            }
+            None => {
+                let hint = suggestion(text, self.drivers.names());
+                let known: Vec<&str> = self.drivers.names().collect();
+                let help = if hint.is_empty() {
+                    format!("known profiles: {}", known.join(", "))
+                } else {
+                    hint
+                };
+                self.d.error(
+                    loc,
+                    format!("unknown driver profile `{text}` for {owner}"),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    fn read(&mut self, root: &Y, file: &str) -> Option<Topology> {
+        let top = self.fields(root, "the topology", TOP_KEYS)?;
+        let name = match top.get("name") {
+            Some(v) => self
+                .scalar(v, "`name`")
+                .map(|(s, _)| s.to_string())
+                .unwrap_or_default(),
+            None => Path::new(file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let ethernet = match top.get("ethernet") {
+            Some(v) => self.ethernet(v),
+            None => {
+                self.d.error(
+                    top.loc,
+                    "the topology lacks an `ethernet` section",
+                    "add `ethernet: {vlan_pool: \"1000-1999\"}`",
+                );
+                None
+            }
+        };
+        let infiniband = top.get("infiniband").and_then(|v| self.infiniband(v));
+        let switches = self.list(&top, "switches", |r, y| r.switch(y));
+        let links = self.list(&top, "links", |r, y| r.link(y));
+        let nodes: Vec<Node> = self
+            .list(&top, "nodes", |r, y| r.nodes(y))
+            .into_iter()
+            .flatten()
+            .collect();
+        let gateways = self.list(&top, "gateways", |r, y| r.gateway(y));
+        if top.get("switches").is_none() {
+            self.d.error(
+                top.loc,
+                "the topology lacks `switches`",
+                "list the fabric's switches",
+            );
+        }
+        let ethernet = ethernet?;
+        let mut t = Topology {
+            name,
+            file: file.to_string(),
+            ethernet,
+            infiniband,
+            switches,
+            links,
+            nodes,
+            gateways,
+            switch_index: HashMap::new(),
+            node_index: HashMap::new(),
+        };
+        self.cross_checks(&mut t, top.get("infiniband").is_some());
+        Some(t)
+    }
+
+    fn list<T>(
+        &mut self,
+        top: &Fields,
+        key: &str,
+        mut each: impl FnMut(&mut Self, &Y) -> Option<T>,
+    ) -> Vec<T> {
+        let Some(v) = top.get(key) else {
+            return Vec::new();
+        };
+        let items = self.seq(v, &format!("`{key}`"));
+        items.iter().filter_map(|y| each(self, y)).collect()
+    }
+
+    fn ethernet(&mut self, v: &Y) -> Option<Ethernet> {
+        let f = self.fields(v, "`ethernet`", ETH_KEYS)?;
+        let (pool_text, loc) = self.req_str(&f, "vlan_pool", "`ethernet`")?;
+        let vlan_pool = self.ranges(
+            pool_text,
+            loc,
+            VlanId::MIN,
+            VlanId::MAX,
+            "VLAN",
+            "vlan_pool",
+        )?;
+        let reserved_vlans = match f.get("reserved_vlans") {
+            Some(r) => {
+                let (text, rloc) = self.scalar(r, "`reserved_vlans`")?;
+                self.ranges(
+                    text,
+                    rloc,
+                    VlanId::MIN,
+                    VlanId::MAX,
+                    "VLAN",
+                    "reserved_vlans",
+                )?
+            }
+            None => RangeSet::default(),
+        };
+        let node_port_mode = match f.get("node_port_mode").map(|m| (m.as_str(), m.loc)) {
+            None => PortMode::Tagged,
+            Some((Some("tagged"), _)) => PortMode::Tagged,
+            Some((Some("access"), _)) => PortMode::Access,
+            Some((other, mloc)) => {
+                self.d.error(
+                    mloc,
+                    format!("node_port_mode `{}` is unknown", other.unwrap_or("")),
+                    "write `tagged` (VM/container passthrough) or `access`",
+                );
+                PortMode::Tagged
+            }
+        };
+        Some(Ethernet {
+            vlan_pool,
+            reserved_vlans,
+            node_port_mode,
+            loc,
+        })
+    }
+
+    fn ranges(
+        &mut self,
+        text: &str,
+        loc: Loc,
+        lo: u64,
+        hi: u64,
+        what: &str,
+        key: &str,
+    ) -> Option<RangeSet> {
+        match RangeSet::parse(text, lo, hi, what) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let example = if what == "PKey" {
+                    "\"0x1000-0x1fff\""
+                } else {
+                    "\"1000-1999,2100\""
+                };
+                self.d.error(
+                    loc,
+                    format!("{key}: {}", e.0),
+                    format!("write comma-separated values and ranges, e.g. {example}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn infiniband(&mut self, v: &Y) -> Option<Infiniband> {
+        let f = self.fields(v, "`infiniband`", IB_KEYS)?;
+        let (pool_text, loc) = self.req_str(&f, "pkey_pool", "`infiniband`")?;
+        let pkey_pool = self.ranges(pool_text, loc, PKey::MIN, PKey::MAX, "PKey", "pkey_pool")?;
+        let partitions_conf = match f.get("partitions_conf") {
+            None => "/etc/opensm/partitions.conf".to_string(),
+            Some(p) => {
+                let (text, ploc) = self.scalar(p, "`partitions_conf`")?;
+                if !text.starts_with('/') || text.chars().any(|c| c.is_control()) {
+                    self.d.error(
+                        ploc,
+                        format!(
+                            "partitions_conf `{}` is not an absolute path",
+                            text.escape_debug()
+                        ),
+                        "write e.g. /etc/opensm/partitions.conf",
+                    );
+                    return None;
+                }
+                text.to_string()
+            }
+        };
+        Some(Infiniband {
+            pkey_pool,
+            partitions_conf,
+            loc,
+        })
+    }
+
+    fn credentials(&mut self, f: &Fields) -> Option<String> {
+        let v = f.get("credentials")?;
+        let (text, loc) = self.scalar(v, "`credentials`")?;
+        self.word("credentials key", text, loc)
+    }
+
+    fn switch(&mut self, y: &Y) -> Option<Switch> {
+        let f = self.fields(y, "a switch", SWITCH_KEYS)?;
+        let (name, nloc) = self.req_str(&f, "name", "a switch")?;
+        let name = self.word("switch name", name, nloc)?;
+        let owner = format!("switch {name}");
+        let driver = self
+            .req_str(&f, "driver", &owner)
+            .and_then(|(t, l)| self.driver(t, l, DeviceKind::Ethernet, &owner));
+        let address = self
+            .req_str(&f, "address", &owner)
+            .and_then(|(t, l)| self.address(t, l));
+        let credentials = self.credentials(&f);
+        // Keep a switch with a bad driver or address (the error is recorded): dropping it would
+        // make every link and node on it report an unknown switch as well.
+        Some(Switch {
+            name,
+            driver: driver.unwrap_or_default(),
+            address: address.unwrap_or_default(),
+            credentials,
+            loc: nloc,
+        })
+    }
+
+    fn link(&mut self, y: &Y) -> Option<Link> {
+        let f = self.fields(y, "a link", LINK_KEYS)?;
+        let a = self
+            .req_str(&f, "a", "a link")
+            .and_then(|(t, l)| self.port(t, l));
+        let b = self
+            .req_str(&f, "b", "a link")
+            .and_then(|(t, l)| self.port(t, l));
+        let cost = match f.get("cost") {
+            None => 1,
+            Some(c) => match c.as_str().map(crate::types::parse_number) {
+                Some(Ok(n)) if (1..=1_000_000).contains(&n) => n,
+                _ => {
+                    self.d.error(
+                        c.loc,
+                        format!(
+                            "link cost `{}` is not a whole number 1..1000000",
+                            c.as_str().unwrap_or("")
+                        ),
+                        "write e.g. `cost: 10` (default 1)",
+                    );
+                    1
+                }
+            },
+        };
+        let up = match f.get("state").map(|s| (s.as_str(), s.loc)) {
+            None | Some((Some("up"), _)) => true,
+            Some((Some("down"), _)) => false,
+            Some((other, l)) => {
+                self.d.error(
+                    l,
+                    format!("link state `{}` is unknown", other.unwrap_or("")),
+                    "write `up` or `down`",
+                );
+                true
+            }
+        };
+        let lag = match f.get("lag").map(|s| (s.as_str(), s.loc)) {
+            None | Some((Some("false"), _)) => false,
+            Some((Some("true"), _)) => true,
+            Some((other, l)) => {
+                self.d.error(
+                    l,
+                    format!("`lag: {}` is not true or false", other.unwrap_or("")),
+                    "write `lag: true` for a port-channel",
+                );
+                false
+            }
+        };
+        let (a, b) = (a?, b?);
+        if a.switch == b.switch {
+            self.d.error(
+                f.loc,
+                format!("link {a} -- {b} joins switch {} to itself", a.switch),
+                "a link must join two different switches",
+            );
+            return None;
+        }
+        Some(Link {
+            a,
+            b,
+            cost,
+            up,
+            lag,
+            loc: f.loc,
+        })
+    }
+
+    /// One `nodes` entry, expanded: hostlist names zipped with the port range and GUIDs.
+    fn nodes(&mut self, y: &Y) -> Option<Vec<Node>> {
+        let f = self.fields(y, "a nodes entry", NODE_KEYS)?;
+        let (name_expr, nloc) = self.req_str(&f, "name", "a nodes entry")?;
+        let (port_expr, ploc) = self.req_str(&f, "port", "a nodes entry")?;
+        let names = match hostlist::expand(name_expr) {
+            Ok(n) => n,
+            Err(e) => {
+                self.d
+                    .error(nloc, e.to_string(), "write a hostlist like cn[001-024]");
+                return None;
+            }
+        };
+        let ports = match hostlist::expand(port_expr) {
+            Ok(p) => p,
+            Err(e) => {
+                self.d.error(
+                    ploc,
+                    e.to_string(),
+                    "write a port range like leaf1:Ethernet[1-24]",
+                );
+                return None;
+            }
+        };
+        if names.len() != ports.len() {
+            self.d.error(
+                ploc,
+                format!(
+                    "`{name_expr}` names {} nodes but `{port_expr}` names {} ports",
+                    names.len(),
+                    ports.len()
+                ),
+                "nodes and ports are paired one to one; make both ranges the same length",
+            );
+            return None;
+        }
+        let mut guids: Vec<Option<PortGuid>> = vec![None; names.len()];
+        if let Some(g) = f.get("ib_guids") {
+            let items = self.seq(g, "`ib_guids`");
+            if items.len() != names.len() {
+                self.d.error(
+                    g.loc,
+                    format!(
+                        "`{name_expr}` names {} nodes but ib_guids has {} entries",
+                        names.len(),
+                        items.len()
+                    ),
+                    "give one port GUID per node, in the same order",
+                );
+                return None;
+            }
+            for (slot, item) in guids.iter_mut().zip(items) {
+                let Some((text, gloc)) = self.scalar(item, "a GUID") else {
+                    continue;
+                };
+                match PortGuid::parse(text) {
+                    Ok(guid) => *slot = Some(guid),
+                    Err(e) => self.d.error(
+                        gloc,
+                        format!("malformed GUID: {}", e.0),
+                        "take port GUIDs from `ibstat -p` or `jobnet topology import-ib`",
+                    ),
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for ((name, port), ib_guid) in names.into_iter().zip(ports).zip(guids) {
+            let name = self.word("node name", &name, nloc)?;
+            let port = self.port(&port, ploc)?;
+            out.push(Node {
+                name,
+                port,
+                ib_guid,
+                loc: nloc,
+            });
+        }
+        Some(out)
+    }
+
+    fn gateway(&mut self, y: &Y) -> Option<Gateway> {
+        let f = self.fields(y, "a gateway", GATEWAY_KEYS)?;
+        let (name, nloc) = self.req_str(&f, "name", "a gateway")?;
+        let name = self.word("gateway name", name, nloc)?;
+        let owner = format!("gateway {name}");
+        let driver = self
+            .req_str(&f, "driver", &owner)
+            .and_then(|(t, l)| self.driver(t, l, DeviceKind::Gateway, &owner));
+        let address = self
+            .req_str(&f, "address", &owner)
+            .and_then(|(t, l)| self.address(t, l));
+        let credentials = self.credentials(&f);
+        let ethernet_port = self
+            .req_str(&f, "ethernet_port", &owner)
+            .and_then(|(t, l)| self.port(t, l));
+        let ib_guid =
+            self.req_str(&f, "ib_guid", &owner)
+                .and_then(|(t, l)| match PortGuid::parse(t) {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        self.d.error(
+                            l,
+                            format!("malformed GUID: {}", e.0),
+                            "write the gateway's IB port GUID as 0x...",
+                        );
+                        None
+                    }
+                });
+        Some(Gateway {
+            name,
+            driver: driver.unwrap_or_default(),
+            address: address.unwrap_or_default(),
+            credentials,
+            ethernet_port: ethernet_port?,
+            ib_guid: ib_guid?,
+            loc: nloc,
+        })
+    }
+
+    fn cross_checks(&mut self, t: &mut Topology, has_ib_section: bool) {
+        // Names: one namespace for switches, nodes and gateways.
+        let mut names: HashMap<String, (&'static str, Loc)> = HashMap::new();
+        let mut claim = |d: &mut Diagnostics, name: &str, what: &'static str, loc: Loc| {
+            if let Some((first_what, first)) = names.get(name) {
+                d.error(
+                    loc,
+                    format!(
+                        "duplicate name `{name}`: a {what} here and a {first_what} at line {}",
+                        first.line
+                    ),
+                    "every switch, node and gateway needs its own name",
+                );
+                false
+            } else {
+                names.insert(name.to_string(), (what, loc));
+                true
+            }
+        };
+        for (i, s) in t.switches.iter().enumerate() {
+            if claim(self.d, &s.name, "switch", s.loc) {
+                t.switch_index.insert(s.name.clone(), i);
+            }
+        }
+        for (i, n) in t.nodes.iter().enumerate() {
+            if claim(self.d, &n.name, "node", n.loc) {
+                t.node_index.insert(n.name.clone(), i);
+            }
+        }
+        for g in &t.gateways {
+            claim(self.d, &g.name, "gateway", g.loc);
+        }
+
+        // Ports: each used once, each on a known switch.
+        let mut ports: HashMap<&PortRef, (String, Loc)> = HashMap::new();
+        let switch_names: Vec<&str> = t.switches.iter().map(|s| s.name.as_str()).collect();
+        let mut uses: Vec<(&PortRef, String, Loc)> = Vec::new();
+        for l in &t.links {
+            uses.push((&l.a, format!("link to {}", l.b), l.loc));
+            uses.push((&l.b, format!("link to {}", l.a), l.loc));
+        }
+        for n in &t.nodes {
+            uses.push((&n.port, format!("node {}", n.name), n.loc));
+        }
+        for g in &t.gateways {
+            uses.push((&g.ethernet_port, format!("gateway {}", g.name), g.loc));
+        }
+        for (port, user, loc) in uses {
+            if !t.switch_index.contains_key(&port.switch) {
+                let hint = suggestion(&port.switch, switch_names.iter().copied());
+                let help = if hint.is_empty() {
+                    "add the switch to `switches` or fix the name".to_string()
+                } else {
+                    hint
+                };
+                self.d.error(
+                    loc,
+                    format!(
+                        "{user} refers to unknown switch `{}` (in `{port}`)",
+                        port.switch
+                    ),
+                    help,
+                );
+                continue;
+            }
+            if let Some((first_user, first)) = ports.get(port) {
+                self.d.error(
+                    loc,
+                    format!(
+                        "port {port} is used twice: by {user} here and by {first_user} at line {}",
+                        first.line
+                    ),
+                    "each switch port can carry one link, node or gateway",
+                );
+            } else {
+                ports.insert(port, (user, loc));
+            }
+        }
+
+        // GUIDs: unique across nodes and gateways.
+        let mut guids: HashMap<PortGuid, (String, Loc)> = HashMap::new();
+        let node_guids = t
+            .nodes
+            .iter()
+            .filter_map(|n| n.ib_guid.map(|g| (g, format!("node {}", n.name), n.loc)));
+        let gw_guids = t
+            .gateways
+            .iter()
+            .map(|g| (g.ib_guid, format!("gateway {}", g.name), g.loc));
+        for (g, owner, loc) in node_guids.chain(gw_guids) {
+            if let Some((first, floc)) = guids.get(&g) {
+                self.d.error(
+                    loc,
+                    format!(
+                        "port GUID {g} of {owner} is also given to {first} (line {})",
+                        floc.line
+                    ),
+                    "every HCA port has its own GUID",
+                );
+            } else {
+                guids.insert(g, (owner, loc));
+            }
+        }
+
+        self.check_pools(t, has_ib_section);
+        self.check_parallel_links(t);
+        if !self.d.has_errors() {
+            self.check_reachability(t);
+        }
+    }
+
+    fn check_pools(&mut self, t: &Topology, has_ib_section: bool) {
+        let eth = &t.ethernet;
+        // VLANs the platforms keep for themselves must not be handed out.
+        let mut platform: Vec<(RangeSet, String)> = vec![(
+            RangeSet::from_ranges(vec![(1, 1)]),
+            "VLAN 1 is the default VLAN on every switch".into(),
+        )];
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &t.switches {
+            if let Some(p) = self.drivers.get(&s.driver) {
+                if !p.reserved_vlans.is_empty() && seen.insert(p.name.clone()) {
+                    platform.push((
+                        p.reserved_vlans.clone(),
+                        format!(
+                            "{} reserves VLANs {} (used by switch {})",
+                            p.name,
+                            p.reserved_vlans.display(false),
+                            s.name
+                        ),
+                    ));
+                }
+            }
+        }
+        for (reserved, why) in platform {
+            let clash = eth
+                .vlan_pool
+                .intersect(&reserved)
+                .minus(&eth.reserved_vlans);
+            if !clash.is_empty() {
+                self.d.error(
+                    eth.loc,
+                    format!("vlan_pool includes VLAN(s) {}: {why}", clash.display(false)),
+                    format!(
+                        "remove them from vlan_pool or list them in reserved_vlans (\"{}\")",
+                        clash.display(false)
+                    ),
+                );
+            }
+        }
+        if eth.usable().is_empty() {
+            self.d.error(
+                eth.loc,
+                format!(
+                    "vlan_pool {} has no VLAN left after reserved_vlans {}",
+                    eth.vlan_pool.display(false),
+                    eth.reserved_vlans.display(false)
+                ),
+                "widen the pool",
+            );
+        }
+        if !t.gateways.is_empty() && !has_ib_section {
+            let g = &t.gateways[0];
+            self.d.error(g.loc, format!("gateway {} bridges a PKey to a VLAN, but the topology has no `infiniband` section", g.name), "add `infiniband: {pkey_pool: \"0x1000-0x1fff\"}`");
+        }
+        if let Some(ib) = &t.infiniband {
+            let missing: Vec<&str> = t
+                .nodes
+                .iter()
+                .filter(|n| n.ib_guid.is_none())
+                .map(|n| n.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                self.d.warning(
+                    ib.loc,
+                    format!("infiniband is configured but {} node(s) have no ib_guids: {}", missing.len(), hostlist::fold(&missing)),
+                    "they will not join job partitions; add ib_guids (see `jobnet topology import-ib`)",
+                );
+            }
+        }
+    }
+
+    fn check_parallel_links(&mut self, t: &Topology) {
+        let mut by_pair: BTreeMap<(&str, &str), Vec<&Link>> = BTreeMap::new();
+        for l in t.links.iter().filter(|l| l.up) {
+            let (x, y) = if l.a.switch <= l.b.switch {
+                (&l.a.switch, &l.b.switch)
+            } else {
+                (&l.b.switch, &l.a.switch)
+            };
+            by_pair.entry((x, y)).or_default().push(l);
+        }
+        for ((x, y), links) in by_pair {
+            if links.len() < 2 {
+                continue;
+            }
+            let unmarked: Vec<&&Link> = links.iter().filter(|l| !l.lag).collect();
+            if unmarked.is_empty() {
+                continue;
+            }
+            let lines: Vec<String> = links.iter().map(|l| l.loc.line.to_string()).collect();
+            self.d.warning(
+                links[1].loc,
+                format!("{} links join {x} and {y} (lines {}) and are not all marked `lag: true`; they are treated as one edge and the VLAN goes on the cheapest one only", links.len(), lines.join(", ")),
+                "describe a port-channel as one link with `lag: true`, or mark the spare links `state: down`",
+            );
+        }
+    }
+
+    fn check_reachability(&mut self, t: &Topology) {
+        let g = SwitchGraph::build(t);
+        let comp = g.components();
+        let by_switch = t.nodes_by_switch();
+        // The main component is the one with the most nodes.
+        let mut count: HashMap<usize, usize> = HashMap::new();
+        for (s, nodes) in by_switch.iter().enumerate() {
+            *count.entry(comp[s]).or_default() += nodes.len();
+        }
+        let Some((&main, _)) = count
+            .iter()
+            .max_by_key(|(c, n)| (**n, std::cmp::Reverse(**c)))
+        else {
+            return;
+        };
+        for (s, nodes) in by_switch.iter().enumerate() {
+            if comp[s] != main && !nodes.is_empty() {
+                let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+                self.d.warning(
+                    t.switches[s].loc,
+                    format!("nodes {} on switch {} cannot reach the rest of the fabric (no usable link path)", hostlist::fold(&names), t.switches[s].name),
+                    "jobs that include them will not plan; add a link or set its state to up",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,825 @@
+//! End-to-end tests of the `jobnet` binary: every class of bad input gets its exact
+//! `FILE:LINE:COL: error: ...` line and exit code, and good input gives the documented output.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    fn err_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stderr:\n{}\n--- stdout:\n{}",
+            self.stderr,
+            self.stdout
+        );
+        self
+    }
+    #[track_caller]
+    fn out_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    fn code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stderr:\n{}\n--- stdout:\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+}
+
+fn jobnet(args: &[&str]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args(args)
+        .env_remove("JOBNET_TOPOLOGY")
+        .env_remove("JOBNET_DRIVERS_DIR")
+        .output()
+        .expect("run jobnet");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Writes `text` to a file named `name` in the test scratch directory.
+fn file(name: &str, text: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn validate(name: &str, text: &str) -> (Out, String) {
+    let p = file(name, text);
+    let p = p.to_str().unwrap().to_string();
+    (jobnet(&["topology", "validate", &p]), p)
+}
+
+const BASE: &str = r#"name: t
+ethernet:
+  vlan_pool: "100-199"
+switches:
+  - {name: s1, driver: arista-eos, address: 192.0.2.1}
+  - {name: s2, driver: arista-eos, address: 192.0.2.2}
+links:
+  - {a: s1:Ethernet1, b: s2:Ethernet1}
+nodes:
+  - {name: "n[1-2]", port: "s1:Ethernet[10-11]"}
+  - {name: "n[3-4]", port: "s2:Ethernet[10-11]"}
+"#;
+
+#[test]
+fn base_is_valid() {
+    let (o, p) = validate("base.yaml", BASE);
+    o.code(0).out_has(&format!(
+        "{p}: valid (2 switches, 1 links, 4 nodes, 0 gateways; 0 warning(s))"
+    ));
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let (o, p) = validate(
+        "syntax.yaml",
+        &BASE.replace("address: 192.0.2.2}", "address: 192.0.2.2"),
+    );
+    // The parser notices the unclosed `{` of line 6 at the next list item.
+    o.code(2).err_has(&format!(
+        "{p}:8:3: error: YAML syntax: \"-\" is only valid inside a block"
+    ));
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    let (o, p) = validate("unknown-key.yaml", &BASE.replace("links:", "lnks:"));
+    o.code(2).err_has(&format!(
+        "{p}:7:1: error: unknown key `lnks` in the topology, did you mean `links`?"
+    ));
+    let (o, p) = validate(
+        "unknown-key2.yaml",
+        &BASE.replace("address: 192.0.2.1}", "adress: 192.0.2.1}"),
+    );
+    o.code(2).err_has(&format!(
+        "{p}:5:36: error: unknown key `adress` in a switch, did you mean `address`?"
+    ));
+}
+
+#[test]
+fn secrets_are_refused() {
+    let (o, p) = validate(
+        "secret.yaml",
+        &BASE.replace(
+            "address: 192.0.2.1}",
+            "address: 192.0.2.1, password: hunter2}",
+        ),
+    );
+    o.code(2).err_has(&format!("{p}:5:56: error: `password` in a switch: secrets never go into topology files, put it in the credentials file"));
+    assert!(
+        !o.stderr.contains("hunter2"),
+        "the secret itself must not be echoed"
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    let (o, p) = validate(
+        "dup.yaml",
+        &BASE.replace("name: s2, driver", "name: s1, driver"),
+    );
+    o.code(2).err_has(&format!(
+        "{p}:6:12: error: duplicate name `s1`: a switch here and a switch at line 5"
+    ));
+    let (o, p) = validate("dup-node.yaml", &BASE.replace("\"n[3-4]\"", "\"n[2-3]\""));
+    o.code(2).err_has(&format!(
+        "{p}:11:12: error: duplicate name `n2`: a node here and a node at line 10"
+    ));
+}
+
+#[test]
+fn port_used_twice() {
+    let (o, p) = validate(
+        "port-twice.yaml",
+        &BASE.replace("s2:Ethernet[10-11]", "s2:Ethernet[1-2]"),
+    );
+    o.code(2).err_has(&format!("{p}:11:12: error: port s2:Ethernet1 is used twice: by node n3 here and by link to s1:Ethernet1 at line 8"));
+}
+
+#[test]
+fn link_to_unknown_switch() {
+    let (o, p) = validate(
+        "unknown-switch.yaml",
+        &BASE.replace("b: s2:Ethernet1}", "b: s3:Ethernet1}"),
+    );
+    o.code(2).err_has(&format!("{p}:8:5: error: link to s1:Ethernet1 refers to unknown switch `s3` (in `s3:Ethernet1`), did you mean `s1`?"));
+}
+
+#[test]
+fn hostlist_port_range_mismatch() {
+    let (o, p) = validate(
+        "mismatch.yaml",
+        &BASE
+            .replace("\"n[1-2]\"", "\"n[1-3]\"")
+            .replace("\"n[3-4]\"", "\"n[5-6]\""),
+    );
+    o.code(2).err_has(&format!(
+        "{p}:10:28: error: `n[1-3]` names 3 nodes but `s1:Ethernet[10-11]` names 2 ports"
+    ));
+    let (o, p) = validate(
+        "bad-hostlist.yaml",
+        &BASE.replace("\"n[1-2]\"", "\"n[1-2,]\""),
+    );
+    o.code(2).err_has(&format!(
+        "{p}:10:12: error: hostlist `n[1-2,]`: empty item in `[1-2,]`"
+    ));
+}
+
+#[test]
+fn vlan_and_pkey_ranges_and_reserved_overlap() {
+    let (o, p) = validate("vlan-range.yaml", &BASE.replace("100-199", "100-5000"));
+    o.code(2).err_has(&format!(
+        "{p}:3:14: error: vlan_pool: VLAN 5000 (0x1388) in `100-5000` is outside 1..4094"
+    ));
+    let (o, p) = validate("vlan-1.yaml", &BASE.replace("100-199", "1-199"));
+    o.code(2).err_has(&format!("{p}:3:14: error: vlan_pool includes VLAN(s) 1: VLAN 1 is the default VLAN on every switch, remove them from vlan_pool or list them in reserved_vlans (\"1\")"));
+    let ios = BASE
+        .replace("100-199", "1000-1999")
+        .replace("s2, driver: arista-eos", "s2, driver: cisco-ios");
+    let (o, p) = validate("ios-reserved.yaml", &ios);
+    o.code(2).err_has(&format!("{p}:3:14: error: vlan_pool includes VLAN(s) 1002-1005: cisco-ios reserves VLANs 1002-1005 (used by switch s2)"));
+    let (o, _) = validate(
+        "ios-reserved-ok.yaml",
+        &ios.replace(
+            "vlan_pool: \"1000-1999\"",
+            "vlan_pool: \"1000-1999\"\n  reserved_vlans: \"1002-1005\"",
+        ),
+    );
+    o.code(0);
+    let (o, p) = validate(
+        "pkey-range.yaml",
+        &BASE.replace(
+            "switches:",
+            "infiniband:\n  pkey_pool: \"0x7000-0x8000\"\nswitches:",
+        ),
+    );
+    o.code(2).err_has(&format!("{p}:5:14: error: pkey_pool: PKey 32768 (0x8000) in `0x7000-0x8000` is outside 1..32766 (0x1..0x7ffe)"));
+    let (o, p) = validate(
+        "pool-empty.yaml",
+        &BASE.replace(
+            "vlan_pool: \"100-199\"",
+            "vlan_pool: \"100-101\"\n  reserved_vlans: \"100-101\"",
+        ),
+    );
+    o.code(2).err_has(&format!(
+        "{p}:3:14: error: vlan_pool 100-101 has no VLAN left after reserved_vlans 100-101"
+    ));
+}
+
+#[test]
+fn malformed_guid() {
+    let text = BASE.replace(
+        "port: \"s1:Ethernet[10-11]\"}",
+        "port: \"s1:Ethernet[10-11]\", ib_guids: [\"0x0002c90300a1b001\", \"0002c90300a1b002\"]}",
+    );
+    let (o, p) = validate("guid.yaml", &text);
+    o.code(2).err_has(&format!(
+        "{p}:10:83: error: malformed GUID: `0002c90300a1b002` is not a port GUID"
+    ));
+}
+
+#[test]
+fn unknown_driver_profile() {
+    let (o, p) = validate(
+        "driver.yaml",
+        &BASE.replace("s1, driver: arista-eos", "s1, driver: arista-eso"),
+    );
+    o.code(2).err_has(&format!("{p}:5:24: error: unknown driver profile `arista-eso` for switch s1, did you mean `arista-eos`?")).err_has("invalid: 1 error(s)");
+    let (o, p) = validate(
+        "driver-kind.yaml",
+        &BASE.replace("s1, driver: arista-eos", "s1, driver: mellanox-gateway"),
+    );
+    o.code(2).err_has(&format!("{p}:5:24: error: driver `mellanox-gateway` of switch s1 is not a profile for an Ethernet switch"));
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = BASE
+        .replace("links:", "lnks:")
+        .replace("s1, driver: arista-eos", "s1, driver: nope")
+        .replace("100-199", "100-5000");
+    let (o, _) = validate("many.yaml", &text);
+    o.code(2)
+        .err_has("unknown key `lnks`")
+        .err_has("unknown driver profile `nope`")
+        .err_has("VLAN 5000")
+        .err_has("invalid: 3 error(s)");
+}
+
+#[test]
+fn warnings_do_not_fail_validation() {
+    let text = format!(
+        "{}  - {{a: s1:Ethernet2, b: s2:Ethernet2}}\n",
+        BASE.replace(
+            "switches:",
+            "infiniband:\n  pkey_pool: \"0x10-0x20\"\nswitches:"
+        )
+        .replace("nodes:\n", "")
+        .replace("  - {name: \"n[1-2]\"", "nodes:\n  - {name: \"n[1-2]\"")
+    );
+    // Move the extra link into the links section and add an island switch with a node.
+    let text = text.replace("  - {a: s1:Ethernet2, b: s2:Ethernet2}\n", "");
+    let text = text.replace(
+        "  - {a: s1:Ethernet1, b: s2:Ethernet1}\n",
+        "  - {a: s1:Ethernet1, b: s2:Ethernet1}\n  - {a: s1:Ethernet2, b: s2:Ethernet2}\n",
+    );
+    let text = text.replace("  - {name: s2, driver: arista-eos, address: 192.0.2.2}\n", "  - {name: s2, driver: arista-eos, address: 192.0.2.2}\n  - {name: s3, driver: arista-eos, address: 192.0.2.3}\n");
+    let text = format!("{text}  - {{name: island1, port: s3:Ethernet1, ib_guids: [\"0x99\"]}}\n");
+    let (o, p) = validate("warnings.yaml", &text);
+    o.code(0)
+        .out_has("valid (3 switches, 2 links, 5 nodes, 0 gateways; 3 warning(s))")
+        .err_has(&format!("{p}:5:14: warning: infiniband is configured but 4 node(s) have no ib_guids: n[1-4]"))
+        .err_has(&format!("{p}:9:12: warning: nodes island1 on switch s3 cannot reach the rest of the fabric"))
+        .err_has(&format!("{p}:12:5: warning: 2 links join s1 and s2 (lines 11, 12) and are not all marked `lag: true`; they are treated as one edge"));
+}
+
+#[test]
+fn every_shipped_example_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("topology").unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            jobnet(&["topology", "validate", p.to_str().unwrap()])
+                .code(0)
+                .out_has("valid");
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected the shipped examples in topology/");
+}
+
+// ---- plan ----
+
+fn plan_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec![
+        "plan",
+        "--format",
+        "json",
+        "--partitions-conf",
+        "/nonexistent/partitions.conf",
+    ];
+    all.extend_from_slice(args);
+    let o = jobnet(&all);
+    o.code(0);
+    serde_json::from_str(&o.stdout).expect("plan JSON")
+}
+
+#[test]
+fn plan_json_has_the_documented_shape() {
+    let v = plan_json(&[
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1234",
+        "--nodes",
+        "cn[001-002],cn041",
+        "--gateway",
+        "gw1",
+    ]);
+    assert_eq!(v["job"], "1234");
+    assert_eq!(v["vlan"], 1000);
+    assert_eq!(v["pkey"], "0x1000");
+    assert_eq!(v["nodes"], serde_json::json!(["cn001", "cn002", "cn041"]));
+    assert_eq!(
+        v["ethernet"]["switches"],
+        serde_json::json!(["leaf1", "leaf3", "leaf4", "spine1", "spine2"])
+    );
+    let links: Vec<String> = v["ethernet"]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("{} {}", l["a"].as_str().unwrap(), l["b"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "spine1:Ethernet1 leaf1:Ethernet49",
+            "spine2:Port-Channel3 leaf3:Port-Channel1",
+            "spine1:Ethernet4 leaf4:ethernet1/1/49",
+            "spine2:Ethernet4 leaf4:ethernet1/1/50"
+        ]
+    );
+    let dev = &v["ethernet"]["devices"][0];
+    assert_eq!(dev["name"], "leaf1");
+    assert_eq!(dev["driver"], "arista-eos");
+    assert_eq!(
+        dev["ops"][0],
+        serde_json::json!({"op": "create_vlan", "vlan": 1000, "name": "jobnet-1234"})
+    );
+    assert!(dev["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "switchport trunk allowed vlan add 1000"));
+    let ib = &v["infiniband"];
+    assert_eq!(ib["partition"], "jobnet_1234");
+    assert_eq!(
+        ib["members"],
+        serde_json::json!([
+            "0x0002c90300a1b001",
+            "0x0002c90300a1b002",
+            "0x0002c90300a1b029",
+            "0x0002c903000abcd1"
+        ])
+    );
+    assert!(ib["partitions_conf"]
+        .as_str()
+        .unwrap()
+        .starts_with("Default=0x7fff, ipoib : ALL=full;\n# BEGIN jobnet managed"));
+    assert_eq!(
+        v["gateway"]["ops"][0],
+        serde_json::json!({"op": "proxy_arp_create", "vlan": 1000, "pkey": "0x1000"})
+    );
+    // leaf4 carries the VLAN to the gateway's port.
+    let leaf4 = v["ethernet"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "leaf4")
+        .unwrap();
+    assert!(leaf4["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["port"] == "ethernet1/1/47" && o["peer"] == "gateway gw1"));
+}
+
+#[test]
+fn plan_without_infiniband_has_null_sections() {
+    let p = file("plain.yaml", BASE);
+    let v = plan_json(&[
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "9",
+        "--nodes",
+        "n[1-4]",
+        "--vlan",
+        "150",
+    ]);
+    assert_eq!(v["vlan"], 150);
+    assert!(v["pkey"].is_null());
+    assert!(v["infiniband"].is_null());
+    assert!(v["gateway"].is_null());
+    assert_eq!(
+        v["ethernet"]["links"],
+        serde_json::json!([{"a": "s1:Ethernet1", "b": "s2:Ethernet1"}])
+    );
+}
+
+#[test]
+fn plan_is_independent_of_file_order() {
+    let reordered = {
+        let mut lines: Vec<&str> = BASE.lines().collect();
+        lines.swap(4, 5); // the two switches
+        lines.swap(9, 10); // the two node entries
+        lines.join("\n") + "\n"
+    };
+    let a = file("order-a.yaml", BASE);
+    let b = file("order-b.yaml", &reordered);
+    let va = plan_json(&[
+        "--topology",
+        a.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "n[1-4]",
+    ]);
+    let vb = plan_json(&[
+        "--topology",
+        b.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "n[1-4]",
+    ]);
+    assert_eq!(va["ethernet"], vb["ethernet"]);
+    assert_eq!(va["nodes"], vb["nodes"]);
+}
+
+#[test]
+fn access_mode_sets_access_vlans() {
+    let p = file(
+        "access.yaml",
+        &BASE.replace(
+            "vlan_pool: \"100-199\"",
+            "vlan_pool: \"100-199\"\n  node_port_mode: access",
+        ),
+    );
+    let v = plan_json(&[
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "5",
+        "--nodes",
+        "n1",
+    ]);
+    assert_eq!(
+        v["ethernet"]["devices"][0]["ops"][1],
+        serde_json::json!({"op": "access_set", "port": "Ethernet10", "vlan": 100, "node": "n1", "replaces": null})
+    );
+    assert_eq!(v["ethernet"]["switches"], serde_json::json!(["s1"]));
+    assert_eq!(v["ethernet"]["links"], serde_json::json!([]));
+}
+
+#[test]
+fn plan_input_errors() {
+    let t = "topology/two-tier.yaml";
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn[001-002],cn999,cn998",
+    ])
+    .code(2)
+    .err_has("unknown node(s) cn[998-999] (from --nodes): not in topology topology/two-tier.yaml");
+    jobnet(&["plan", "--topology", t, "--job", "1", "--nodes", "cn0o1"])
+        .code(2)
+        .err_has("did you mean `cn001`?");
+    jobnet(&["plan", "--topology", t, "--job", "1", "--nodes", "cn[1-2,]"])
+        .code(2)
+        .err_has("--nodes: hostlist `cn[1-2,]`: empty item");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1;reboot",
+        "--nodes",
+        "cn001",
+    ])
+    .code(2)
+    .err_has("--job: job id `1;reboot` contains `;`");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--vlan",
+        "4095",
+    ])
+    .code(2)
+    .err_has("--vlan: VLAN 4095 is out of range 1..4094");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--vlan",
+        "1003",
+    ])
+    .code(2)
+    .err_has("VLAN 1003 (from --vlan) is not usable: it is in reserved_vlans 1,1002-1005");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--vlan",
+        "2500",
+    ])
+    .code(2)
+    .err_has("it is outside vlan_pool 1000-1999");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--pkey",
+        "0x8001",
+    ])
+    .code(2)
+    .err_has("--pkey: PKey 0x8001 is out of range");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--gateway",
+        "gw2",
+    ])
+    .code(2)
+    .err_has("unknown gateway `gw2` (from --gateway)")
+    .err_has("did you mean `gw1`?");
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--gateway",
+        "gw1",
+        "--pkey",
+        "none",
+    ])
+    .code(2)
+    .err_has("--gateway needs the job's PKey");
+    jobnet(&[
+        "plan",
+        "--topology",
+        "/nonexistent/topo.yaml",
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+    ])
+    .code(2)
+    .err_has("cannot read topology file /nonexistent/topo.yaml");
+}
+
+#[test]
+fn topology_defaults_to_env() {
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args(["plan", "--job", "1", "--nodes", "cn001", "--pkey", "none"])
+        .env("JOBNET_TOPOLOGY", "topology/two-tier.yaml")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("job 1 on demo-fabric"));
+}
+
+#[test]
+fn disconnected_nodes_are_named() {
+    let p = file(
+        "split.yaml",
+        &BASE.replace("b: s2:Ethernet1}", "b: s2:Ethernet1, state: down}"),
+    );
+    jobnet(&["plan", "--topology", p.to_str().unwrap(), "--job", "1", "--nodes", "n[1-4]"])
+        .code(2)
+        .err_has("cannot join the job's nodes: n[1-2] (on s1) and n[3-4] (on s2) are in separate parts of the fabric");
+}
+
+#[test]
+fn pkey_pool_exhausted_exits_3() {
+    let topo = BASE
+        .replace(
+            "switches:",
+            "infiniband:\n  pkey_pool: \"0x10-0x11\"\nswitches:",
+        )
+        .replace(
+            "port: \"s1:Ethernet[10-11]\"}",
+            "port: \"s1:Ethernet[10-11]\", ib_guids: [\"0x101\", \"0x102\"]}",
+        );
+    let p = file("exhaust.yaml", &topo);
+    let conf = file("exhaust.conf", "Default=0x7fff, ipoib : ALL=full;\nstorage=0x0010 : 0x1=full;\nbackup=0x8011, ipoib : 0x2=full;\n");
+    jobnet(&[
+        "plan",
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "n1",
+        "--partitions-conf",
+        conf.to_str().unwrap(),
+    ])
+    .code(3)
+    .err_has("PKey pool exhausted: every PKey in 0x0010-0x0011");
+    // An explicit PKey an admin partition uses is refused by name.
+    jobnet(&[
+        "plan",
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "n1",
+        "--pkey",
+        "0x11",
+        "--partitions-conf",
+        conf.to_str().unwrap(),
+    ])
+    .code(2)
+    .err_has("PKey 0x0011 (from --pkey) is not usable: the admin partition `backup`");
+}
+
+#[test]
+fn existing_partitions_conf_is_kept_byte_for_byte() {
+    let admin = "# site file\nDefault=0x7fff, ipoib : ALL=full;\nstorage=0x1000 ,ipoib: 0x0002c90300a1b010=full ; # 0x1000 taken\n";
+    let conf = file("keep.conf", admin);
+    let o = jobnet(&[
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "77",
+        "--nodes",
+        "cn001",
+        "--format",
+        "json",
+        "--partitions-conf",
+        conf.to_str().unwrap(),
+    ]);
+    o.code(0);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["pkey"], "0x1001", "0x1000 belongs to the admin partition");
+    let text = v["infiniband"]["partitions_conf"].as_str().unwrap();
+    assert!(text.starts_with(admin));
+    assert_eq!(
+        v["infiniband"]["partitions_conf_old"].as_str().unwrap(),
+        admin
+    );
+}
+
+#[test]
+fn broken_managed_region_is_refused() {
+    let conf = file(
+        "broken.conf",
+        "Default=0x7fff : ALL=full;\n# BEGIN jobnet managed: x\njobnet_1=0x1000 : 0x1=full;\n",
+    );
+    jobnet(&[
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "7",
+        "--nodes",
+        "cn001",
+        "--partitions-conf",
+        conf.to_str().unwrap(),
+    ])
+    .code(2)
+    .err_has(":2: `# BEGIN jobnet managed` has no matching `# END jobnet managed`");
+}
+
+#[test]
+fn text_dot_and_svg_views() {
+    let args = [
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1234",
+        "--nodes",
+        "cn[001-004],cn[030-031],cn041",
+        "--partitions-conf",
+        "/nonexistent/p.conf",
+    ];
+    let o = jobnet(&args);
+    o.code(0)
+        .out_has("subgraph: 4 switch(es), 3 link(s), cost 3")
+        .out_has("== switch leaf3 (cisco-ios, 192.0.2.13:22)")
+        .out_has("+jobnet_1234=0x1000, ipoib :");
+    let mut dot = args.to_vec();
+    dot.extend(["--format", "dot"]);
+    jobnet(&dot).code(0).out_has("graph \"demo-fabric\" {").out_has("\"spine2\" -- \"leaf3\" [taillabel=\"Port-Channel3\", headlabel=\"Port-Channel1\", color=\"#d62728\", penwidth=3, label=\"lag\"];");
+    let mut svg = args.to_vec();
+    svg.extend(["--format", "svg"]);
+    let o = jobnet(&svg);
+    o.code(0)
+        .out_has("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+        .out_has("job: cn[001-004]");
+    assert!(o.stdout.trim_end().ends_with("</svg>"));
+    jobnet(&["topology", "show", "topology/jscc.yaml"])
+        .code(0)
+        .out_has("5 switches, 7 links (7 up, 0 down), 48 nodes, 1 gateways");
+    let o = jobnet(&["topology", "show", "topology/jscc.yaml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["counts"]["nodes"], 48);
+    assert_eq!(v["switches"][2]["nodes"], "vs[01-16]");
+}
+
+#[test]
+fn generated_fat_tree_validates_and_plans() {
+    let o = jobnet(&["topology", "generate", "fat-tree", "--nodes", "500"]);
+    o.code(0);
+    let p = file("ft500.yaml", &o.stdout);
+    jobnet(&["topology", "validate", p.to_str().unwrap()])
+        .code(0)
+        .out_has("valid (32 switches, 80 links, 500 nodes, 0 gateways; 0 warning(s))");
+    let v = plan_json(&[
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "42",
+        "--nodes",
+        "cn[0001-0100]",
+    ]);
+    let sw = v["ethernet"]["switches"].as_array().unwrap().len();
+    let links = v["ethernet"]["links"].as_array().unwrap().len();
+    assert_eq!(links + 1, sw, "a tree");
+    assert_eq!(v["infiniband"]["members"].as_array().unwrap().len(), 100);
+}
+
+#[test]
+fn site_driver_directory_overrides_and_is_checked() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("drivers-site");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = std::fs::read_to_string("switch-drivers/arista-eos.yaml")
+        .unwrap()
+        .replace("save: [\"write memory\"]", "save: []")
+        .replace("name {name}", "name SITE-{name}");
+    std::fs::write(dir.join("arista-eos.yaml"), ours).unwrap();
+    let o = jobnet(&[
+        "--drivers-dir",
+        dir.to_str().unwrap(),
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "3",
+        "--nodes",
+        "cn001",
+        "--pkey",
+        "none",
+    ]);
+    o.code(0).out_has("name SITE-jobnet-3");
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "name: broken\nkind: ethernet\nops: {create_vlan: [\"vlan {oops}\"]}\n",
+    )
+    .unwrap();
+    let o = jobnet(&[
+        "--drivers-dir",
+        dir.to_str().unwrap(),
+        "topology",
+        "validate",
+        "topology/two-tier.yaml",
+    ]);
+    o.code(2)
+        .err_has("broken.yaml:3:21: error: ops.create_vlan: unknown placeholder `{oops}`");
+}
