@@ -90,8 +90,7 @@ impl Diagnostics {
 
     /// Sorted by position, errors before warnings at the same place.
     pub fn sorted(mut self) -> Vec<Diagnostic> {
-        self.items
-            .sort_by(|a, b| (a.loc, a.severity).cmp(&(b.loc, b.severity)));
+        self.items.sort_by_key(|d| (d.loc, d.severity));
         self.items
     }
 }

@@ -296,20 +296,19 @@ fn plan_cmd(args: PlanArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
         pkey,
         gateway,
     };
+    let conf_path = conf_path.map(|p| p.display().to_string());
     let inputs = Inputs {
         topology: t,
         graph: &graph,
         drivers: &set,
         held: &[],
         partitions_conf: conf_text.as_deref(),
+        partitions_conf_path: conf_path.as_deref(),
     };
-    let mut p = plan::plan(inputs, &req).map_err(|e| Fail {
+    let p = plan::plan(inputs, &req).map_err(|e| Fail {
         code: e.exit_code() as u8,
         message: e.to_string(),
     })?;
-    if let (Some(ib), Some(path)) = (p.infiniband.as_mut(), conf_path) {
-        ib.partitions_conf_path = path.display().to_string();
-    }
     let text = match args.format {
         Format::Text => render::plan_text(&p, t),
         Format::Json => render::plan_json(&p),

@@ -60,6 +60,8 @@ pub struct Inputs<'a> {
     pub held: &'a [Held],
     /// The current partitions.conf text, `None` when the file does not exist.
     pub partitions_conf: Option<&'a str>,
+    /// Where that text was read from, when not the topology's `infiniband.partitions_conf`.
+    pub partitions_conf_path: Option<&'a str>,
 }
 
 /// One operation on one device. Undo is the profile's inverse template of the same operation.
@@ -353,16 +355,13 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
 
     let mut warnings = Vec::new();
     let vlan = choose_vlan(inp, req)?;
+    let conf_path = inp
+        .partitions_conf_path
+        .or(t.infiniband.as_ref().map(|ib| ib.partitions_conf.as_str()))
+        .unwrap_or("partitions.conf");
     let conf = inp
         .partitions_conf
-        .map(|text| {
-            ConfFile::parse(
-                text,
-                t.infiniband
-                    .as_ref()
-                    .map_or("partitions.conf", |ib| ib.partitions_conf.as_str()),
-            )
-        })
+        .map(|text| ConfFile::parse(text, conf_path))
         .transpose()?;
     let pkey = choose_pkey(inp, req, conf.as_ref(), gateway.is_some())?;
 
@@ -452,7 +451,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
 
     // InfiniBand.
     let infiniband = match (pkey, &t.infiniband) {
-        (Some(pkey), Some(ib)) => {
+        (Some(pkey), Some(_)) => {
             let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
             let lacking: Vec<&str> = nodes
                 .iter()
@@ -496,15 +495,14 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
                             c.before, c.after
                         ))) {
                             warnings.push(format!(
-                                "{} has no Default (0x7fff) partition outside jobnet's block: OpenSM then keeps only the SM port in Default; add `{}` if that is not intended",
-                                ib.partitions_conf,
+                                "{conf_path} has no Default (0x7fff) partition outside jobnet's block: OpenSM then keeps only the SM port in Default; add `{}` if that is not intended",
                                 partitions::DEFAULT_STATEMENT
                             ));
                         }
                         c.with_partition(&partition)
                     }
                     None => {
-                        warnings.push(format!("{} does not exist: planned as a new file that writes out OpenSM's default partition first", ib.partitions_conf));
+                        warnings.push(format!("{conf_path} does not exist: planned as a new file that writes out OpenSM's default partition first"));
                         let fresh = ConfFile {
                             before: format!("{}\n", partitions::DEFAULT_STATEMENT),
                             jobs: vec![],
@@ -518,7 +516,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
                     pkey,
                     members,
                     ipoib: true,
-                    partitions_conf_path: ib.partitions_conf.clone(),
+                    partitions_conf_path: conf_path.to_string(),
                     partitions_conf_old: inp.partitions_conf.map(str::to_string),
                     partitions_conf: new_text,
                 })

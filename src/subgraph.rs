@@ -257,49 +257,93 @@ fn vertices(g: &SwitchGraph, edges: &BTreeSet<EdgeIndex>) -> BTreeSet<NodeIndex>
         .collect()
 }
 
-/// The pruned MST of the subgraph induced by `vs`, if that subgraph is connected.
-fn induced_tree(
-    g: &SwitchGraph,
-    terms: &[NodeIndex],
-    vs: &BTreeSet<NodeIndex>,
-) -> Option<BTreeSet<EdgeIndex>> {
-    let edges: BTreeSet<EdgeIndex> = vs
-        .iter()
-        .flat_map(|&v| g.graph.edges(v))
-        .filter(|e| vs.contains(&e.source()) && vs.contains(&e.target()))
-        .map(|e| e.id())
-        .collect();
-    let tree = spanning_tree(g, &edges);
-    (tree.len() + 1 == vs.len()).then(|| prune(g, terms, tree))
-}
-
 /// Local search: induced MST, then Steiner-vertex removal, while the cost strictly drops.
+///
+/// Each round sorts the edges induced by the tree's switches once; every candidate (all of them,
+/// or all but one Steiner switch) is then a Kruskal pass over that list plus pruning, with
+/// arrays instead of maps, because large jobs try dozens of candidates.
 fn improve(
     g: &SwitchGraph,
     terms: &[NodeIndex],
     mut best: BTreeSet<EdgeIndex>,
 ) -> BTreeSet<EdgeIndex> {
-    let is_term: BTreeSet<NodeIndex> = terms.iter().copied().collect();
+    let n = g.graph.node_count();
+    let mut is_term = vec![false; n];
+    for t in terms {
+        is_term[t.index()] = true;
+    }
     let mut best_cost = cost(g, &best);
     'search: loop {
         let vs = vertices(g, &best);
-        let mut candidates = vec![vs.clone()];
-        for &s in vs.iter().filter(|v| !is_term.contains(v)) {
-            let mut without = vs.clone();
-            without.remove(&s);
-            candidates.push(without);
+        let mut inside = vec![false; n];
+        for v in &vs {
+            inside[v.index()] = true;
         }
-        for cand in candidates {
-            if let Some(t) = induced_tree(g, terms, &cand) {
-                let c = cost(g, &t);
-                if c < best_cost {
-                    best = t;
-                    best_cost = c;
-                    continue 'search;
+        let mut edges: Vec<(u64, u32, EdgeIndex, usize, usize)> = Vec::new();
+        for &v in &vs {
+            for e in g.graph.edges(v) {
+                let (a, b) = (e.source().index(), e.target().index());
+                if a < b && inside[a] && inside[b] {
+                    edges.push((e.weight().cost, e.weight().rank, e.id(), a, b));
                 }
             }
         }
+        edges.sort_unstable();
+        let candidates = std::iter::once(None).chain(
+            vs.iter()
+                .filter(|v| !is_term[v.index()])
+                .map(|v| Some(v.index())),
+        );
+        for skip in candidates {
+            let want = vs.len() - usize::from(skip.is_some()) - 1;
+            let mut uf = petgraph::unionfind::UnionFind::<usize>::new(n);
+            let mut tree: Vec<usize> = Vec::with_capacity(want);
+            for (i, &(_, _, _, a, b)) in edges.iter().enumerate() {
+                if Some(a) != skip && Some(b) != skip && uf.union(a, b) {
+                    tree.push(i);
+                }
+            }
+            if tree.len() != want {
+                continue; // removing `skip` disconnects the tree's switches
+            }
+            let kept = prune_list(&edges, tree, &is_term, n);
+            let c: u64 = kept.iter().map(|&i| edges[i].0).sum();
+            if c < best_cost {
+                best = kept.iter().map(|&i| edges[i].2).collect();
+                best_cost = c;
+                continue 'search;
+            }
+        }
         return best;
+    }
+}
+
+/// `prune` for an edge list: drops edges at non-terminal leaves until there are none.
+fn prune_list(
+    edges: &[(u64, u32, EdgeIndex, usize, usize)],
+    mut tree: Vec<usize>,
+    is_term: &[bool],
+    n: usize,
+) -> Vec<usize> {
+    let mut degree = vec![0u32; n];
+    for &i in &tree {
+        degree[edges[i].3] += 1;
+        degree[edges[i].4] += 1;
+    }
+    loop {
+        let before = tree.len();
+        tree.retain(|&i| {
+            let (a, b) = (edges[i].3, edges[i].4);
+            let dangling = (degree[a] == 1 && !is_term[a]) || (degree[b] == 1 && !is_term[b]);
+            if dangling {
+                degree[a] -= 1;
+                degree[b] -= 1;
+            }
+            !dangling
+        });
+        if tree.len() == before {
+            return tree;
+        }
     }
 }
 

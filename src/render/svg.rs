@@ -17,6 +17,8 @@ const BOX_H: f64 = 38.0;
 const GAP_X: f64 = 24.0;
 const ROW_H: f64 = 130.0;
 const MARGIN: f64 = 40.0;
+/// Room for the title, the legend and arcs between switches of the top row.
+const HEADER: f64 = 100.0;
 const RED: &str = "#d62728";
 
 fn esc(s: &str) -> String {
@@ -155,7 +157,7 @@ pub fn svg(t: &Topology, plan: Option<&Plan>) -> String {
         let step = (width - 2.0 * MARGIN) / n;
         for (i, &s) in members.iter().enumerate() {
             let x = MARGIN + step * (i as f64 + 0.5);
-            let y = MARGIN + 50.0 + (nrows - 1 - r) as f64 * ROW_H;
+            let y = MARGIN + HEADER + (nrows - 1 - r) as f64 * ROW_H;
             xy[s] = (x, y);
         }
     }
@@ -190,7 +192,7 @@ pub fn svg(t: &Topology, plan: Option<&Plan>) -> String {
     );
     let _ = writeln!(
         o,
-        r##"<text x="{MARGIN}" y="{:.0}" font-size="12" fill="#555">red: the job's subgraph and nodes · dashed: link down · double: LAG</text>"##,
+        r##"<text x="{MARGIN}" y="{:.0}" font-size="12" fill="#555">red: the job's subgraph and nodes · dashed: link down · thick grey: LAG</text>"##,
         MARGIN + 20.0
     );
     // Links first, so boxes cover their ends.
@@ -220,7 +222,7 @@ pub fn svg(t: &Topology, plan: Option<&Plan>) -> String {
         );
         if row[a] == row[b] {
             // Same row: an arc above the boxes, so it does not run behind the boxes between.
-            let (ya, lift) = (y1 - BOX_H / 2.0, 28.0 + (x2 - x1).abs() * 0.08);
+            let (ya, lift) = (y1 - BOX_H / 2.0, (28.0 + (x2 - x1).abs() * 0.08).min(40.0));
             let _ = writeln!(
                 o,
                 r#"<path d="M {x1:.1} {ya:.1} Q {:.1} {:.1} {x2:.1} {ya:.1}" fill="none" stroke="{color}" stroke-width="{w}"{dash}>{tip}</path>"#,

@@ -1,0 +1,71 @@
+//! Criterion benchmarks for topology load and planning on a generated 3-tier fat tree of
+//! 10,000 nodes (313 leaves, 40 pods, 160 aggregation and 8 core switches, IB GUIDs).
+//! Figures and the command to reproduce them are in docs/benchmarks.md.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use jobnet::drivers::DriverSet;
+use jobnet::hostlist;
+use jobnet::plan::{self, Choice, Inputs, JobRequest, PKeyChoice};
+use jobnet::topology::{self, FatTreeSpec, SwitchGraph};
+use jobnet::types::JobId;
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let text = topology::fat_tree(&FatTreeSpec::default());
+    let set = DriverSet::builtin();
+    c.bench_function("load 10k-node fat tree (parse + validate)", |b| {
+        b.iter(|| topology::parse(black_box(&text), "ft.yaml", &set).unwrap())
+    });
+    let t = topology::parse(&text, "ft.yaml", &set).unwrap().topology;
+    c.bench_function("build switch graph", |b| {
+        b.iter(|| SwitchGraph::build(black_box(&t)))
+    });
+    let g = SwitchGraph::build(&t);
+
+    let contiguous = hostlist::expand("cn[00001-01000]").unwrap();
+    let scattered: Vec<String> = (0..1000).map(|i| format!("cn{:05}", i * 10 + 1)).collect();
+    for (label, nodes) in [
+        ("contiguous cn[00001-01000]", contiguous),
+        ("scattered every 10th node", scattered),
+    ] {
+        let req = JobRequest {
+            job: JobId::parse("1234").unwrap(),
+            nodes,
+            vlan: Choice::Auto,
+            pkey: PKeyChoice::Default,
+            gateway: None,
+        };
+        let inputs = Inputs {
+            topology: &t,
+            graph: &g,
+            drivers: &set,
+            held: &[],
+            partitions_conf: None,
+            partitions_conf_path: None,
+        };
+        c.bench_function(&format!("plan 1000-node job, {label}"), |b| {
+            b.iter(|| plan::plan(black_box(inputs), black_box(&req)).unwrap())
+        });
+        c.bench_function(&format!("plan + graph build, {label}"), |b| {
+            b.iter(|| {
+                let g = SwitchGraph::build(&t);
+                let inputs = Inputs {
+                    topology: &t,
+                    graph: &g,
+                    drivers: &set,
+                    held: &[],
+                    partitions_conf: None,
+                    partitions_conf_path: None,
+                };
+                plan::plan(black_box(inputs), black_box(&req)).unwrap()
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

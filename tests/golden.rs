@@ -1,0 +1,213 @@
+//! Golden files for everything jobnet generates: each shipped dialect profile's commands (apply
+//! and undo) for a fixed set of operations, whole plans, and partitions.conf texts.
+//!
+//! On a difference the test prints both texts. After an intended change, refresh with
+//! `JOBNET_BLESS=1 cargo test --test golden` and review the diff of tests/golden/ like code.
+
+use jobnet::drivers::{DeviceKind, DriverSet, BUILTIN};
+use jobnet::plan::{self, Choice, Inputs, JobRequest, Op, PKeyChoice};
+use jobnet::render;
+use jobnet::topology::{self, SwitchGraph};
+use jobnet::types::{JobId, PKey, VlanId};
+use std::path::Path;
+
+fn golden(rel: &str, actual: &str) {
+    let path = Path::new("tests/golden").join(rel);
+    if std::env::var_os("JOBNET_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; create it with JOBNET_BLESS=1",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(&expected, actual);
+        panic!(
+            "{} differs from the generated text (JOBNET_BLESS=1 to accept):\n{}",
+            path.display(),
+            diff.unified_diff().header("golden", "generated")
+        );
+    }
+}
+
+fn vlan(v: u64) -> VlanId {
+    VlanId::new(v).unwrap()
+}
+
+#[test]
+fn every_profile_renders_its_golden_commands() {
+    let set = DriverSet::builtin();
+    for (name, _) in BUILTIN {
+        let p = set.get(name).unwrap();
+        let port = match *name {
+            "mellanox-onyx" => ("1/49", "1/1"),
+            "dell-os10" => ("ethernet1/1/49", "ethernet1/1/1"),
+            "junos" => ("xe-0/0/48", "ge-0/0/1"),
+            "cumulus-nvue" => ("swp49", "swp1"),
+            "openvswitch" => ("leaf1-up1", "leaf1-h1"),
+            _ => ("Ethernet49", "Ethernet1"),
+        };
+        let ops = match p.kind {
+            DeviceKind::Ethernet => vec![
+                Op::CreateVlan {
+                    vlan: vlan(1000),
+                    name: plan::vlan_name(&JobId::parse("1234+0").unwrap(), p),
+                },
+                Op::TrunkAdd {
+                    port: port.0.into(),
+                    vlan: vlan(1000),
+                    peer: "spine1:Ethernet1".into(),
+                },
+                Op::TaggedAdd {
+                    port: port.1.into(),
+                    vlan: vlan(1000),
+                    node: "cn001".into(),
+                },
+                Op::AccessSet {
+                    port: format!("{}2", &port.1[..port.1.len() - 1]),
+                    vlan: vlan(1000),
+                    node: "cn002".into(),
+                    replaces: Some(vlan(7)),
+                },
+                Op::AccessSet {
+                    port: format!("{}3", &port.1[..port.1.len() - 1]),
+                    vlan: vlan(1000),
+                    node: "cn003".into(),
+                    replaces: None,
+                },
+            ],
+            DeviceKind::Gateway => vec![Op::ProxyArpCreate {
+                vlan: vlan(1000),
+                pkey: PKey::new(0x1000).unwrap(),
+            }],
+        };
+        let vname = plan::vlan_name(&JobId::parse("1234+0").unwrap(), p);
+        let mut text = format!(
+            "# profile {name}\n# source: {}\n# verified: {}\n## apply\n",
+            p.source, p.verified
+        );
+        for c in plan::render_commands(p, &vname, &ops) {
+            text += &format!("{c}\n");
+        }
+        text += "## undo\n";
+        for c in plan::render_undo(p, &vname, &ops) {
+            text += &format!("{c}\n");
+        }
+        text += "## save\n";
+        for c in &p.save {
+            text += &format!("{c}\n");
+        }
+        golden(&format!("profiles/{name}.txt"), &text);
+    }
+    // Every profile file shipped in switch-drivers/ is compiled in (and so has a golden file).
+    let mut files: Vec<String> = std::fs::read_dir("switch-drivers")
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    let built: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(
+        files, built,
+        "switch-drivers/ and drivers::BUILTIN disagree"
+    );
+}
+
+fn plan_for(
+    topo: &str,
+    job: &str,
+    nodes: &str,
+    gateway: Option<&str>,
+    conf: Option<&str>,
+) -> (jobnet::plan::Plan, topology::Topology) {
+    let set = DriverSet::builtin();
+    let t = topology::load(Path::new(topo), &set).unwrap().topology;
+    let g = SwitchGraph::build(&t);
+    let req = JobRequest {
+        job: JobId::parse(job).unwrap(),
+        nodes: jobnet::hostlist::expand(nodes).unwrap(),
+        vlan: Choice::Auto,
+        pkey: PKeyChoice::Default,
+        gateway: gateway.map(str::to_string),
+    };
+    let p = plan::plan(
+        Inputs {
+            topology: &t,
+            graph: &g,
+            drivers: &set,
+            held: &[],
+            partitions_conf: conf,
+            partitions_conf_path: None,
+        },
+        &req,
+    )
+    .unwrap();
+    (p, t)
+}
+
+#[test]
+fn plans_match_golden_files() {
+    let (p, t) = plan_for(
+        "topology/two-tier.yaml",
+        "1234",
+        "cn[001-004],cn[030-031],cn041",
+        None,
+        None,
+    );
+    golden("plans/two-tier-1234.txt", &render::plan_text(&p, &t));
+    let (p, _) = plan_for(
+        "topology/jscc.yaml",
+        "88231",
+        "vs[03-05],vs[17-18],vs40",
+        Some("vpi-gw1"),
+        None,
+    );
+    golden("plans/jscc-88231-gateway.json", &render::plan_json(&p));
+}
+
+#[test]
+fn partitions_conf_texts_match_golden_files() {
+    let admin = std::fs::read_to_string("tests/fixtures/partitions-admin.conf").unwrap();
+    // A new file, an admin's file, and the same file with a second job added.
+    let (p, _) = plan_for("topology/two-tier.yaml", "1234", "cn[001-003]", None, None);
+    golden(
+        "partitions/new-file.conf",
+        &p.infiniband.unwrap().partitions_conf,
+    );
+    let (p, _) = plan_for(
+        "topology/two-tier.yaml",
+        "1234",
+        "cn[001-003]",
+        None,
+        Some(&admin),
+    );
+    let one = p.infiniband.unwrap().partitions_conf;
+    assert!(one.starts_with(&admin), "the admin's bytes are kept");
+    assert!(
+        one.contains("jobnet_1234=0x1001"),
+        "0x1000 is the admin's storage partition"
+    );
+    golden("partitions/admin-plus-one-job.conf", &one);
+    let (p, _) = plan_for(
+        "topology/two-tier.yaml",
+        "1235",
+        "cn[004-005],login1",
+        Some("gw1"),
+        Some(&one),
+    );
+    let two = p.infiniband.unwrap().partitions_conf;
+    assert!(
+        two.contains("jobnet_1235=0x1002"),
+        "0x1001 is held by job 1234's block"
+    );
+    golden("partitions/admin-plus-two-jobs.conf", &two);
+}
