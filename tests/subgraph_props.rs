@@ -58,8 +58,7 @@ fn yaml(f: &Fabric, shuffled: bool) -> String {
         y += &format!("  - {{name: s{i}, driver: openvswitch, address: 127.0.0.1}}\n");
     }
     y += "links:\n";
-    let mut links: Vec<(usize, &LinkSpec)> =
-        f.links.iter().enumerate().collect();
+    let mut links: Vec<(usize, &LinkSpec)> = f.links.iter().enumerate().collect();
     if shuffled {
         links.reverse();
     }
