@@ -242,6 +242,26 @@ fn malformed_guid() {
 }
 
 #[test]
+fn duplicate_guid_and_self_link() {
+    let text = BASE
+        .replace(
+            "port: \"s1:Ethernet[10-11]\"}",
+            "port: \"s1:Ethernet[10-11]\", ib_guids: [\"0x11\", \"0x12\"]}",
+        )
+        .replace(
+            "port: \"s2:Ethernet[10-11]\"}",
+            "port: \"s2:Ethernet[10-11]\", ib_guids: [\"0x13\", \"0x0011\"]}",
+        );
+    let (o, p) = validate("dup-guid.yaml", &text);
+    o.code(2).err_has(&format!("{p}:11:12: error: port GUID 0x0000000000000011 of node n4 is also given to node n1 (line 10), every HCA port has its own GUID"));
+    let (o, p) = validate(
+        "self-link.yaml",
+        &BASE.replace("b: s2:Ethernet1}", "b: s1:Ethernet2}"),
+    );
+    o.code(2).err_has(&format!("{p}:8:5: error: link s1:Ethernet1 -- s1:Ethernet2 joins switch s1 to itself, a link must join two different switches"));
+}
+
+#[test]
 fn unknown_driver_profile() {
     let (o, p) = validate(
         "driver.yaml",

@@ -216,27 +216,47 @@ pub fn topology_json(t: &Topology) -> String {
     serde_json::to_string_pretty(&v).expect("json") + "\n"
 }
 
+/// What a picture of a plan highlights: the subgraph's switches and links, the job's nodes.
+pub(crate) struct Highlight<'a> {
+    pub in_tree: BTreeSet<&'a str>,
+    /// Links as (a, b) written `switch:port`.
+    pub tree_links: BTreeSet<(String, String)>,
+    pub job_nodes: BTreeSet<&'a str>,
+}
+
+impl<'a> Highlight<'a> {
+    pub fn of(plan: Option<&'a Plan>) -> Self {
+        let Some(p) = plan else {
+            return Highlight {
+                in_tree: BTreeSet::new(),
+                tree_links: BTreeSet::new(),
+                job_nodes: BTreeSet::new(),
+            };
+        };
+        Highlight {
+            in_tree: p.ethernet.switches.iter().map(String::as_str).collect(),
+            tree_links: p
+                .ethernet
+                .links
+                .iter()
+                .map(|l| (l.a.to_string(), l.b.to_string()))
+                .collect(),
+            job_nodes: p.nodes.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
 fn dot_id(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Graphviz DOT of the fabric; with a plan, its subgraph and nodes are highlighted.
 pub fn dot(t: &Topology, plan: Option<&Plan>) -> String {
-    let in_tree: BTreeSet<&str> = plan
-        .map(|p| p.ethernet.switches.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    let tree_links: BTreeSet<(String, String)> = plan
-        .map(|p| {
-            p.ethernet
-                .links
-                .iter()
-                .map(|l| (l.a.to_string(), l.b.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let job_nodes: BTreeSet<&str> = plan
-        .map(|p| p.nodes.iter().map(String::as_str).collect())
-        .unwrap_or_default();
+    let Highlight {
+        in_tree,
+        tree_links,
+        job_nodes,
+    } = Highlight::of(plan);
     let mut o = String::new();
     let title = match plan {
         Some(p) => format!("{}: job {} VLAN {}", t.name, p.job, p.vlan),

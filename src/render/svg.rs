@@ -162,21 +162,11 @@ pub fn svg(t: &Topology, plan: Option<&Plan>) -> String {
         }
     }
 
-    let in_tree: BTreeSet<&str> = plan
-        .map(|p| p.ethernet.switches.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    let tree_links: BTreeSet<(String, String)> = plan
-        .map(|p| {
-            p.ethernet
-                .links
-                .iter()
-                .map(|l| (l.a.to_string(), l.b.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let job_nodes: BTreeSet<&str> = plan
-        .map(|p| p.nodes.iter().map(String::as_str).collect())
-        .unwrap_or_default();
+    let super::Highlight {
+        in_tree,
+        tree_links,
+        job_nodes,
+    } = super::Highlight::of(plan);
 
     let mut o = String::new();
     let _ = writeln!(
