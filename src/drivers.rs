@@ -62,6 +62,42 @@ pub const OPERATIONS: &[(&str, DeviceKind, &[&str])] = &[
     ),
 ];
 
+/// How to read one piece of device state: the show command, a regex whose first group is the
+/// value in its output, and the text a simulator answers with (`{vlan}`, `{name}`).
+#[derive(Clone, Debug)]
+pub struct Read {
+    pub command: String,
+    pub pattern: regex::Regex,
+    /// One line per item (VLAN list) or the single answer (access VLAN).
+    pub answer: String,
+    /// The answer when there is nothing (no access VLAN).
+    pub none: String,
+    /// The platform's default value (access VLAN 1 on Cisco/Arista): reading it means "nothing
+    /// configured", so undo clears the setting instead of writing the default explicitly.
+    pub default: Option<u64>,
+}
+
+impl Read {
+    /// Every value of the first capture group in `output`, except the platform default.
+    pub fn values(&self, output: &str) -> Vec<u64> {
+        self.pattern
+            .captures_iter(output)
+            .filter_map(|c| c.get(1).and_then(|m| m.as_str().parse().ok()))
+            .filter(|v| Some(*v) != self.default)
+            .collect()
+    }
+
+    pub fn command_for(&self, port: Option<&str>) -> String {
+        fill(
+            &self.command,
+            &Vars {
+                port,
+                ..Vars::default()
+            },
+        )
+    }
+}
+
 /// One parsed dialect profile.
 #[derive(Clone, Debug)]
 pub struct Profile {
@@ -75,13 +111,21 @@ pub struct Profile {
     pub reserved_vlans: RangeSet,
     /// Longest VLAN name the platform accepts.
     pub vlan_name_max: usize,
-    /// Lines sent before the operations (enter configuration mode, disable the pager).
+    /// Lines sent right after login (disable the pager); reads follow them.
+    pub setup: Vec<String>,
+    /// Lines that enter configuration mode, sent before the operations.
     pub begin: Vec<String>,
     /// Lines sent after the operations (leave configuration mode, commit).
     pub end: Vec<String>,
     /// Optional lines that persist the configuration; sites choose whether to send them.
     pub save: Vec<String>,
     pub ops: BTreeMap<String, Vec<String>>,
+    /// Existing VLANs on the device (Ethernet profiles).
+    pub read_vlans: Option<Read>,
+    /// A port's access VLAN (Ethernet profiles).
+    pub read_access_vlan: Option<Read>,
+    /// Output that means the device refused a command (e.g. `% Invalid input`), as regexes.
+    pub errors: Vec<regex::Regex>,
 }
 
 /// Values a template may refer to.
@@ -233,6 +277,8 @@ const PROFILE_KEYS: &[&str] = &[
     "vlan_name_max",
     "session",
     "ops",
+    "read",
+    "errors",
 ];
 
 /// Parses and checks one profile: every operation of its kind present, only known placeholders,
@@ -300,14 +346,16 @@ fn get<'a>(pairs: &'a [(Node, Node)], key: &str) -> Option<&'a Node> {
         .map(|(_, v)| v)
 }
 
-fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Vec<String> {
+/// A list of single-line strings, with no check of their content.
+fn plain_lines(d: &mut Diagnostics, node: &Node, what: &str) -> Vec<(String, Loc)> {
     let items: Vec<&Node> = match &node.kind {
         Kind::Seq(items) => items.iter().collect(),
-        _ if node.is_null() => Vec::new(),
+        Kind::Scalar { .. } if node.is_null() => Vec::new(),
+        Kind::Scalar { .. } => vec![node],
         _ => {
             d.error(
                 node.loc,
-                format!("{what} must be a list of command lines"),
+                format!("{what} must be a list of lines"),
                 "write `- line` items",
             );
             return Vec::new();
@@ -316,25 +364,32 @@ fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) ->
     let mut out = Vec::new();
     for item in items {
         let Some(t) = item.as_str() else {
-            d.error(
-                item.loc,
-                format!("{what}: a command line must be text"),
-                "quote it",
-            );
+            d.error(item.loc, format!("{what}: a line must be text"), "quote it");
             continue;
         };
         if t.contains('\n') || t.contains('\r') {
             d.error(
                 item.loc,
-                format!("{what}: a command line contains a line break"),
+                format!("{what}: a line contains a line break"),
                 "write one item per line",
             );
+            continue;
         }
+        out.push((t.to_string(), item.loc));
+    }
+    out
+}
+
+/// Command lines whose `{placeholders}` must be among `placeholders`.
+fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, loc) in plain_lines(d, node, what) {
+        let t = t.as_str();
         let mut rest = t;
         while let Some(open) = rest.find(['{', '}']) {
             if &rest[open..open + 1] == "}" {
                 d.error(
-                    item.loc,
+                    loc,
                     format!("{what}: `}}` without `{{` in `{t}`"),
                     "balance the braces",
                 );
@@ -342,7 +397,7 @@ fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) ->
             }
             let Some(close) = rest[open..].find('}') else {
                 d.error(
-                    item.loc,
+                    loc,
                     format!("{what}: `{{` without `}}` in `{t}`"),
                     "balance the braces",
                 );
@@ -351,7 +406,7 @@ fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) ->
             let key = &rest[open + 1..open + close];
             if !placeholders.contains(&key) {
                 d.error(
-                    item.loc,
+                    loc,
                     format!("{what}: unknown placeholder `{{{key}}}`"),
                     format!(
                         "this operation may use {}",
@@ -429,10 +484,12 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         .and_then(Node::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or(32);
-    let (mut begin, mut end, mut save) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut setup, mut begin, mut end, mut save) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if let Some(s) = get(pairs, "session") {
-        if let Some(sp) = map_pairs(d, s, "session", &["begin", "end", "save"]) {
+        if let Some(sp) = map_pairs(d, s, "session", &["setup", "begin", "end", "save"]) {
             for (key, target) in [
+                ("setup", &mut setup),
                 ("begin", &mut begin),
                 ("end", &mut end),
                 ("save", &mut save),
@@ -464,6 +521,34 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         }
         None => d.error(root.loc, "profile needs `ops`", "see docs/drivers.md"),
     }
+    let (mut read_vlans, mut read_access_vlan) = (None, None);
+    if let Some(r) = get(pairs, "read") {
+        if let Some(rp) = map_pairs(d, r, "read", &["vlans", "access_vlan"]) {
+            read_vlans = get(rp, "vlans").and_then(|n| read_spec(d, n, "read.vlans", &[]));
+            read_access_vlan =
+                get(rp, "access_vlan").and_then(|n| read_spec(d, n, "read.access_vlan", &["port"]));
+        }
+    }
+    if kind == DeviceKind::Ethernet && (read_vlans.is_none() || read_access_vlan.is_none()) {
+        d.error(
+            root.loc,
+            "an Ethernet profile needs `read.vlans` and `read.access_vlan`",
+            "see docs/drivers.md",
+        );
+    }
+    let mut errors = Vec::new();
+    if let Some(e) = get(pairs, "errors") {
+        for (text, loc) in plain_lines(d, e, "errors") {
+            match regex::Regex::new(&text) {
+                Ok(r) => errors.push(r),
+                Err(err) => d.error(
+                    loc,
+                    format!("errors: `{text}` is not a regex: {err}"),
+                    "fix the pattern",
+                ),
+            }
+        }
+    }
     Some(Profile {
         name,
         kind,
@@ -471,10 +556,84 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         verified,
         reserved_vlans,
         vlan_name_max,
+        setup,
         begin,
         end,
         save,
         ops,
+        read_vlans,
+        read_access_vlan,
+        errors,
+    })
+}
+
+fn read_spec(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Option<Read> {
+    let pairs = map_pairs(
+        d,
+        node,
+        what,
+        &["command", "pattern", "answer", "none", "default"],
+    )?;
+    let text = |d: &mut Diagnostics, key: &str, holders: &[&str]| -> Option<String> {
+        match get(pairs, key) {
+            Some(n) => lines(d, n, &format!("{what}.{key}"), holders).pop(),
+            None => {
+                d.error(
+                    node.loc,
+                    format!("{what} lacks `{key}`"),
+                    "see docs/drivers.md",
+                );
+                None
+            }
+        }
+    };
+    let command = text(d, "command", placeholders)?;
+    let pattern_text = get(pairs, "pattern")
+        .and_then(|n| plain_lines(d, n, &format!("{what}.pattern")).pop())
+        .map(|(t, _)| t);
+    if pattern_text.is_none() {
+        d.error(
+            node.loc,
+            format!("{what} lacks `pattern`"),
+            "see docs/drivers.md",
+        );
+    }
+    let answer = text(d, "answer", &["vlan", "name"])?;
+    let none = get(pairs, "none")
+        .and_then(Node::as_str)
+        .unwrap_or("")
+        .to_string();
+    let default = match get(pairs, "default") {
+        None => None,
+        Some(n) => match n.as_str().map(crate::types::parse_number) {
+            Some(Ok(v)) => Some(v),
+            _ => {
+                d.error(
+                    n.loc,
+                    format!("{what}.default is not a number"),
+                    "write e.g. `default: 1`",
+                );
+                None
+            }
+        },
+    };
+    let pattern = match regex::Regex::new(&pattern_text?) {
+        Ok(r) => r,
+        Err(e) => {
+            d.error(
+                node.loc,
+                format!("{what}.pattern is not a regex: {e}"),
+                "fix the pattern",
+            );
+            return None;
+        }
+    };
+    Some(Read {
+        command,
+        pattern,
+        answer,
+        none,
+        default,
     })
 }
 

@@ -3,16 +3,23 @@
 //! The library follows the flow of a job: [`topology`] (load → validate → graph) →
 //! [`subgraph`] (the minimal loop-free part of the fabric joining the job's nodes) → [`plan`]
 //! (pure: job + topology + allocations → per-device operations and command lines, the
-//! partitions.conf text) → [`render`] (text, JSON, DOT and SVG views of a plan). Vendor dialects
-//! are data in switch-drivers/, loaded by [`drivers`].
+//! partitions.conf text) → [`apply`] (executor: parallel per device, journal in [`state`],
+//! wind/unwind rollback) → [`transport`] (how lines reach a device). [`render`] gives text, JSON,
+//! DOT and SVG views of a plan. Vendor dialects are data in switch-drivers/, loaded by
+//! [`drivers`]; [`sim`] is a simulated switch that speaks them, for tests.
 
+pub mod apply;
 pub mod diag;
 pub mod drivers;
+pub mod failpoint;
 pub mod hostlist;
 pub mod partitions;
 pub mod plan;
 pub mod render;
+pub mod sim;
+pub mod state;
 pub mod subgraph;
 pub mod topology;
+pub mod transport;
 pub mod types;
 pub mod yaml;

@@ -1,16 +1,22 @@
-//! The `jobnet` command line: a thin edge over the library. Argument parsing happens first with
-//! no I/O; then files are read, the library is called, and every failure is mapped to the exit
-//! codes documented in docs/cli.md (0 ok, 1 environment/I/O, 2 invalid input, 3 pool exhausted).
+//! The `jobnet` command line: a thin edge over the library. Arguments are first turned into typed
+//! values with no I/O; then files are read, the library is called, and every failure is mapped to
+//! the exit codes documented in docs/cli.md (0 ok, 1 environment/I/O, 2 invalid input, 3 pool
+//! exhausted, 4 failed and rolled back, 5 needs attention).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use jobnet::apply::{self, ApplyError, Env, UpInputs};
 use jobnet::drivers::DriverSet;
-use jobnet::plan::{self, Choice, Inputs, JobRequest, PKeyChoice};
+use jobnet::failpoint::Failpoints;
+use jobnet::plan::{self, Choice, Held, Inputs, JobRequest, PKeyChoice};
+use jobnet::state::Store;
 use jobnet::topology::{self, FatTreeSpec, LoadError, SwitchGraph};
+use jobnet::transport::RealConnector;
 use jobnet::types::{JobId, PKey, VlanId};
 use jobnet::{hostlist, render};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +28,20 @@ struct Cli {
     /// Directory of site driver profiles (*.yaml) added to the shipped ones.
     #[arg(long, global = true, env = "JOBNET_DRIVERS_DIR")]
     drivers_dir: Option<PathBuf>,
+    /// State file (jobs, allocations, journal); shared by every jobnet process on the host.
+    #[arg(
+        long,
+        global = true,
+        env = "JOBNET_STATE",
+        default_value = "/var/lib/jobnet/state.db"
+    )]
+    state: PathBuf,
+    /// Sessions all jobnet processes together may open to one device.
+    #[arg(long, global = true, default_value_t = 4)]
+    sessions_per_device: usize,
+    /// Seconds to wait for a busy device or another process working on the same job.
+    #[arg(long, global = true, default_value_t = 60)]
+    wait: u64,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -32,7 +52,34 @@ enum Cmd {
     #[command(subcommand)]
     Topology(TopologyCmd),
     /// Dry run: what exactly would be configured for a job (touches no device).
-    Plan(PlanArgs),
+    Plan(JobArgs),
+    /// Configure a job's network on every device, all or nothing.
+    Up {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Show the plan with the state's allocations instead of applying it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove a job's network: undo exactly what the journal says was applied.
+    Down {
+        #[arg(long)]
+        job: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Jobs, their VLAN/PKey, nodes, devices and state.
+    Status {
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Finish or undo every job whose jobnet process died mid-change.
+    Recover {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,7 +118,7 @@ enum GenerateCmd {
 }
 
 #[derive(Args)]
-struct PlanArgs {
+struct JobArgs {
     /// Topology file.
     #[arg(
         long,
@@ -122,11 +169,20 @@ fn invalid(message: impl Into<String>) -> Fail {
     }
 }
 
-impl From<anyhow::Error> for Fail {
-    fn from(e: anyhow::Error) -> Self {
+impl From<ApplyError> for Fail {
+    fn from(e: ApplyError) -> Self {
+        Fail {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<jobnet::state::StateError> for Fail {
+    fn from(e: jobnet::state::StateError) -> Self {
         Fail {
             code: 1,
-            message: format!("{e:#}"),
+            message: e.to_string(),
         }
     }
 }
@@ -151,7 +207,10 @@ fn out(text: &str) -> Result<(), Fail> {
         Ok(()) => Ok(()),
         // A closed pipe (`jobnet plan ... | head`) is not an error of ours.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(anyhow::Error::from(e).context("writing to stdout").into()),
+        Err(e) => Err(Fail {
+            code: 1,
+            message: format!("writing to stdout: {e}"),
+        }),
     }
 }
 
@@ -189,7 +248,12 @@ fn load(path: &Path, drivers: &DriverSet) -> Result<topology::Loaded, Fail> {
     })
 }
 
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("json") + "\n"
+}
+
 fn run(cli: Cli) -> Result<(), Fail> {
+    let dir = cli.drivers_dir.as_deref();
     match cli.cmd {
         Cmd::Topology(TopologyCmd::Generate(GenerateCmd::FatTree {
             nodes,
@@ -214,7 +278,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             }))
         }
         Cmd::Topology(TopologyCmd::Validate { file }) => {
-            let set = drivers(cli.drivers_dir.as_deref())?;
+            let set = drivers(dir)?;
             let loaded = load(&file, &set)?;
             let t = &loaded.topology;
             warn(loaded.warnings.iter().map(|w| w.to_string()));
@@ -229,7 +293,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             ))
         }
         Cmd::Topology(TopologyCmd::Show { file, format }) => {
-            let set = drivers(cli.drivers_dir.as_deref())?;
+            let set = drivers(dir)?;
             let loaded = load(&file, &set)?;
             warn(loaded.warnings.iter().map(|w| w.to_string()));
             let t = &loaded.topology;
@@ -240,12 +304,104 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 Format::Svg => render::svg(t, None),
             })
         }
-        Cmd::Plan(args) => plan_cmd(args, cli.drivers_dir.as_deref()),
+        Cmd::Plan(args) => plan_cmd(&args, dir, None),
+        Cmd::Up { job, dry_run: true } => {
+            let store = Store::open(&cli.state)?;
+            plan_cmd(&job, dir, Some(&store))
+        }
+        Cmd::Up {
+            job,
+            dry_run: false,
+        } => up_cmd(&cli.state, cli.sessions_per_device, cli.wait, &job, dir),
+        Cmd::Down { job, format } => {
+            let job = JobId::parse(&job).map_err(|e| invalid(format!("--job: {e}")))?;
+            with_env(&cli.state, cli.sessions_per_device, cli.wait, dir, |env| {
+                let r = apply::down(env, job.as_str())?;
+                out(&match (format, r.result.as_str()) {
+                    (Format::Json, _) => json(&r),
+                    (_, "down") => format!(
+                        "job {} down: {} operation(s) undone on {}\n",
+                        r.job,
+                        r.undone,
+                        if r.devices.is_empty() {
+                            "no device".into()
+                        } else {
+                            r.devices.join(", ")
+                        }
+                    ),
+                    (_, "already-down") => {
+                        format!("job {} is already down; nothing to do\n", r.job)
+                    }
+                    _ => format!("job {} is not known; nothing to do\n", r.job),
+                })
+            })
+        }
+        Cmd::Status { job, format } => {
+            let store = Store::open(&cli.state)?;
+            status_cmd(&store, job.as_deref(), format)
+        }
+        Cmd::Recover { format } => {
+            with_env(&cli.state, cli.sessions_per_device, cli.wait, dir, |env| {
+                let results = apply::recover(env)?;
+                let mut failed: Option<Fail> = None;
+                let mut lines = Vec::new();
+                let mut reports = Vec::new();
+                for r in results {
+                    match r {
+                        Ok(rep) => {
+                            lines.push(format!(
+                                "job {} recovered: {} operation(s) undone, VLAN released\n",
+                                rep.job, rep.undone
+                            ));
+                            reports.push(serde_json::json!({"job": rep.job, "result": "down", "undone": rep.undone}));
+                        }
+                        Err(e) => {
+                            lines.push(format!("{e}\n"));
+                            reports.push(serde_json::json!({"error": e.to_string()}));
+                            failed = Some(e.into());
+                        }
+                    }
+                }
+                if lines.is_empty() {
+                    lines.push("nothing to recover\n".into());
+                }
+                out(&if format == Format::Json {
+                    json(&reports)
+                } else {
+                    lines.concat()
+                })?;
+                failed.map_or(Ok(()), Err)
+            })
+        }
     }
 }
 
-fn plan_cmd(args: PlanArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
-    // Stage 1: arguments to typed values, no I/O.
+fn with_env(
+    state: &Path,
+    sessions: usize,
+    wait: u64,
+    dir: Option<&Path>,
+    f: impl FnOnce(&Env) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    let failpoints = Failpoints::from_env().map_err(invalid)?;
+    let set = drivers(dir)?;
+    let store = Store::open(state)?;
+    let connector = RealConnector::default();
+    let lock_dir = state.parent().unwrap_or(Path::new(".")).join("locks");
+    let env = Env {
+        store: &store,
+        connector: &connector,
+        drivers: &set,
+        failpoints: &failpoints,
+        lock_dir,
+        sessions_per_device: sessions,
+        wait: Duration::from_secs(wait),
+    };
+    f(&env)
+}
+
+/// Stage 1 of `plan`/`up`: arguments to typed values, no I/O.
+fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
     let job = JobId::parse(&args.job).map_err(|e| invalid(format!("--job: {e}")))?;
     let nodes = hostlist::expand(&args.nodes)
         .map_err(|e| invalid(format!("--nodes: {e}; write e.g. cn[001-040]")))?;
@@ -264,9 +420,17 @@ fn plan_cmd(args: PlanArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
                 .map_err(|e| invalid(format!("--pkey: {e}; give e.g. 0x1000, auto or none")))?,
         ),
     };
-    let gateway = args.gateway.clone();
+    Ok(JobRequest {
+        job,
+        nodes,
+        vlan,
+        pkey,
+        gateway: args.gateway.clone(),
+    })
+}
 
-    // Stage 2: read inputs.
+fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, store: Option<&Store>) -> Result<(), Fail> {
+    let req = request(args)?;
     let set = drivers(drivers_dir)?;
     let loaded = load(&args.topology, &set)?;
     warn(loaded.warnings.iter().map(|w| w.to_string()));
@@ -276,32 +440,35 @@ fn plan_cmd(args: PlanArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
             .as_ref()
             .map(|ib| PathBuf::from(&ib.partitions_conf))
     });
-    let conf_text = match (&conf_path, pkey) {
-        (Some(p), c) if c != PKeyChoice::None => match std::fs::read_to_string(p) {
+    let conf_text = match &conf_path {
+        Some(p) if req.pkey != PKeyChoice::None => match std::fs::read_to_string(p) {
             Ok(s) => Some(s),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(anyhow::Error::from(e)
-                    .context(format!("cannot read partitions.conf {}; run as a user who can read it or pass --partitions-conf", p.display()))
-                    .into())
-            }
+            Err(e) => return Err(Fail { code: 1, message: format!("cannot read partitions.conf {}: {e}; run as a user who can read it or pass --partitions-conf", p.display()) }),
         },
         _ => None,
     };
-    let graph = SwitchGraph::build(t);
-    let req = JobRequest {
-        job,
-        nodes,
-        vlan,
-        pkey,
-        gateway,
+    // `up --dry-run` plans against the allocations in the state file.
+    let held: Vec<Held> = match store {
+        Some(s) => s
+            .jobs()?
+            .into_iter()
+            .filter(|r| r.state != "down")
+            .map(|r| Held {
+                job: JobId::parse(&r.job).expect("stored job id"),
+                vlan: r.vlan.and_then(|v| VlanId::new(v.into()).ok()),
+                pkey: r.pkey.and_then(|k| PKey::new(k.into()).ok()),
+            })
+            .collect(),
+        None => Vec::new(),
     };
+    let graph = SwitchGraph::build(t);
     let conf_path = conf_path.map(|p| p.display().to_string());
     let inputs = Inputs {
         topology: t,
         graph: &graph,
         drivers: &set,
-        held: &[],
+        held: &held,
         partitions_conf: conf_text.as_deref(),
         partitions_conf_path: conf_path.as_deref(),
     };
@@ -319,4 +486,125 @@ fn plan_cmd(args: PlanArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
         warn(p.warnings.iter().map(|w| format!("warning: {w}")));
     }
     out(&text)
+}
+
+fn up_cmd(
+    state: &Path,
+    sessions: usize,
+    wait: u64,
+    args: &JobArgs,
+    drivers_dir: Option<&Path>,
+) -> Result<(), Fail> {
+    let req = request(args)?;
+    if matches!(args.format, Format::Dot | Format::Svg) {
+        return Err(invalid("--format: `up` prints text or json"));
+    }
+    let set = drivers(drivers_dir)?;
+    let loaded = load(&args.topology, &set)?;
+    warn(loaded.warnings.iter().map(|w| w.to_string()));
+    let t = &loaded.topology;
+    let graph = SwitchGraph::build(t);
+    let topology_path = args.topology.display().to_string();
+    with_env(state, sessions, wait, drivers_dir, |env| {
+        let r = apply::up(
+            env,
+            &UpInputs {
+                topology: t,
+                graph: &graph,
+                topology_path: &topology_path,
+            },
+            &req,
+        )?;
+        out(&match args.format {
+            Format::Json => json(&r),
+            _ if r.unchanged => format!(
+                "job {} is already up on {} (VLAN {}); nothing sent\n",
+                r.job,
+                hostlist::fold(&r.nodes),
+                r.vlan
+            ),
+            _ => format!(
+                "job {} up: VLAN {} for {} on {} device(s) ({}) in {:.2} s\n",
+                r.job,
+                r.vlan,
+                hostlist::fold(&r.nodes),
+                r.devices.len(),
+                r.devices
+                    .iter()
+                    .map(|d| format!("{} {} op(s)", d.name, d.operations))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.seconds
+            ),
+        })
+    })
+}
+
+fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fail> {
+    let mut rows = store.jobs()?;
+    if let Some(j) = job {
+        rows.retain(|r| r.job == j);
+        if rows.is_empty() {
+            return Err(invalid(format!(
+                "--job {j}: no such job in {}",
+                store.path().display()
+            )));
+        }
+    }
+    let mut items = Vec::new();
+    let mut text = String::new();
+    if rows.is_empty() {
+        text.push_str("no jobs\n");
+    }
+    for r in &rows {
+        let journal = store.journal(&r.job)?;
+        let devices: std::collections::BTreeSet<&str> =
+            journal.iter().map(|j| j.device.as_str()).collect();
+        let devices: Vec<&str> = devices.into_iter().collect();
+        text.push_str(&format!(
+            "{:<12} {:<16} vlan {:<5} pkey {:<7} nodes {:<24} devices {}{}\n",
+            r.job,
+            r.state,
+            r.vlan.map_or("-".into(), |v| v.to_string()),
+            r.pkey.map_or("-".into(), |k| format!("{k:#06x}")),
+            hostlist::fold(&r.nodes),
+            if devices.is_empty() {
+                "-".to_string()
+            } else {
+                devices.join(",")
+            },
+            if r.message.is_empty() {
+                String::new()
+            } else {
+                format!("\n             {}", r.message)
+            }
+        ));
+        if job.is_some() {
+            for j in &journal {
+                text.push_str(&format!(
+                    "    #{:<5} {:<10} {:<12} {}{}\n",
+                    j.id,
+                    j.device,
+                    j.status,
+                    j.apply.join(" / "),
+                    if j.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", j.message)
+                    }
+                ));
+            }
+        }
+        let mut v = serde_json::to_value(r).expect("json");
+        v["devices"] = serde_json::json!(devices);
+        if job.is_some() {
+            v["journal"] = serde_json::to_value(&journal).expect("json");
+        }
+        items.push(v);
+    }
+    out(&if format == Format::Json {
+        json(&serde_json::json!({"jobs": items}))
+    } else {
+        text
+    })
 }

@@ -170,9 +170,19 @@ impl Op {
     }
 }
 
-/// Renders ops with a profile: session begin, each op, session end.
+/// The exact apply and undo lines of one operation.
+pub fn render_op(profile: &Profile, vlan_name: &str, op: &Op) -> (Vec<String>, Vec<String>) {
+    let vars = op.vars(vlan_name);
+    (
+        profile.render(op.template(), &vars),
+        profile.render(op.inverse_template(), &vars),
+    )
+}
+
+/// Renders ops with a profile: session setup and begin, each op, session end.
 pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String> {
-    let mut out = profile.begin.clone();
+    let mut out = profile.setup.clone();
+    out.extend(profile.begin.iter().cloned());
     for op in ops {
         out.extend(profile.render(op.template(), &op.vars(vlan_name)));
     }
@@ -182,7 +192,8 @@ pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<St
 
 /// The commands that undo `ops`, newest first.
 pub fn render_undo(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String> {
-    let mut out = profile.begin.clone();
+    let mut out = profile.setup.clone();
+    out.extend(profile.begin.iter().cloned());
     for op in ops.iter().rev() {
         out.extend(profile.render(op.inverse_template(), &op.vars(vlan_name)));
     }

@@ -843,3 +843,124 @@ fn site_driver_directory_overrides_and_is_checked() {
     o.code(2)
         .err_has("broken.yaml:3:21: error: ops.create_vlan: unknown placeholder `{oops}`");
 }
+
+// ---- up / down / status / recover (devices that need no root; the OVS lab covers the rest) ----
+
+fn state_dir(name: &str) -> String {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli-state")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d.join("state.db").to_str().unwrap().to_string()
+}
+
+#[test]
+fn lifecycle_commands_on_an_empty_state() {
+    let st = state_dir("empty");
+    jobnet(&["--state", &st, "status"])
+        .code(0)
+        .out_has("no jobs");
+    jobnet(&["--state", &st, "down", "--job", "42"])
+        .code(0)
+        .out_has("job 42 is not known; nothing to do");
+    jobnet(&["--state", &st, "recover"])
+        .code(0)
+        .out_has("nothing to recover");
+    jobnet(&["--state", &st, "status", "--job", "42"])
+        .code(2)
+        .err_has("--job 42: no such job");
+    let o = jobnet(&["--state", &st, "status", "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap(),
+        serde_json::json!({"jobs": []})
+    );
+}
+
+#[test]
+fn up_without_a_transport_rolls_back_and_says_why() {
+    let st = state_dir("no-ssh");
+    jobnet(&["--state", &st, "up", "--topology", "topology/two-tier.yaml", "--job", "1234", "--nodes", "cn[001-002]", "--pkey", "none"])
+        .code(4)
+        .err_has("job 1234 failed and every change was undone: cannot connect to leaf1 (192.0.2.11): the SSH transport is not part of this build yet")
+        .err_has("VLAN 1000 released");
+    let o = jobnet(&[
+        "--state", &st, "status", "--job", "1234", "--format", "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["jobs"][0]["state"], "down");
+    assert!(v["jobs"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("rolled back: cannot connect to leaf1"));
+    assert_eq!(
+        v["jobs"][0]["journal"],
+        serde_json::json!([]),
+        "nothing was sent"
+    );
+}
+
+#[test]
+fn up_refuses_what_this_build_cannot_apply_and_bad_failpoints() {
+    let st = state_dir("refuse");
+    jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--pkey",
+        "auto",
+    ])
+    .code(2)
+    .err_has("--pkey: applying InfiniBand partitions is not part of this build yet");
+    jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+        "--gateway",
+        "gw1",
+    ])
+    .code(2)
+    .err_has("--gateway: applying gateways is not part of this build yet");
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args(["--state", &st, "down", "--job", "1"])
+        .env("JOBNET_FAILPOINT", "intent:x:pause")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("JOBNET_FAILPOINT count `x` is not a number")
+    );
+}
+
+#[test]
+fn up_dry_run_plans_against_the_state() {
+    let st = state_dir("dry");
+    jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--dry-run",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "5",
+        "--nodes",
+        "cn001",
+        "--pkey",
+        "none",
+    ])
+    .code(0)
+    .out_has("jobnet plan: job 5 on demo-fabric")
+    .out_has("VLAN:     1000");
+}

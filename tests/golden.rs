@@ -96,6 +96,10 @@ fn every_profile_renders_its_golden_commands() {
         for c in plan::render_undo(p, &vname, &ops) {
             text += &format!("{c}\n");
         }
+        text += "## read\n";
+        for r in [&p.read_vlans, &p.read_access_vlan].into_iter().flatten() {
+            text += &format!("{}  =~ {}\n", r.command_for(Some(port.1)), r.pattern);
+        }
         text += "## save\n";
         for c in &p.save {
             text += &format!("{c}\n");

@@ -1,0 +1,158 @@
+//! Transports: how command lines reach a device. A dialect profile (data) says what to send; a
+//! transport (code) sends it and returns the device's answer.
+//!
+//! - [`local`]: runs each line as a command on this host (`address: local`), used for Open
+//!   vSwitch driven with ovs-vsctl.
+//! - [`crate::sim`]: an in-memory switch that interprets a profile's own templates, with state and
+//!   injectable faults, for tests and benchmarks.
+//!
+//! A [`Connector`] opens one [`Session`] per device per apply; every line of that device goes
+//! through it. [`DeviceLock`] bounds how many sessions all jobnet processes together hold to one
+//! device.
+
+pub mod local;
+
+use crate::drivers::Profile;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A device failure, naming the device, what was sent and what the device answered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("cannot connect to {device} ({address}): {reason}")]
+    Connect {
+        device: String,
+        address: String,
+        reason: String,
+    },
+    #[error("{device} refused `{command}`: {answer}")]
+    Rejected {
+        device: String,
+        command: String,
+        answer: String,
+    },
+    #[error("{device}: `{command}` got no answer within {secs} s")]
+    Timeout {
+        device: String,
+        command: String,
+        secs: u64,
+    },
+    #[error("{device}: connection lost during `{command}`: {reason}")]
+    Lost {
+        device: String,
+        command: String,
+        reason: String,
+    },
+}
+
+/// One open session to a device.
+pub trait Session: Send {
+    /// Sends one line and returns the device's answer, or the device's refusal as an error.
+    fn run(&mut self, line: &str) -> Result<String, DeviceError>;
+}
+
+/// Where and how to reach a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub driver: String,
+    pub address: String,
+    pub credentials: Option<String>,
+}
+
+/// Opens sessions.
+pub trait Connector: Sync {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError>;
+}
+
+/// The connector of a real run: `address: local` runs commands here; other addresses need the
+/// SSH transport.
+#[derive(Debug, Default)]
+pub struct RealConnector {
+    pub command_timeout: Option<Duration>,
+}
+
+impl Connector for RealConnector {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        if target.address == "local" {
+            return Ok(Box::new(local::LocalSession::new(
+                &target.name,
+                profile,
+                self.command_timeout.unwrap_or(Duration::from_secs(30)),
+            )));
+        }
+        Err(DeviceError::Connect {
+            device: target.name.clone(),
+            address: target.address.clone(),
+            reason: "the SSH transport is not part of this build yet; only `address: local` devices (Open vSwitch) can be applied".into(),
+        })
+    }
+}
+
+/// Checks an answer against the profile's error patterns.
+pub fn check_answer(
+    profile: &Profile,
+    device: &str,
+    command: &str,
+    answer: String,
+) -> Result<String, DeviceError> {
+    match profile
+        .errors
+        .iter()
+        .find(|re| answer.lines().any(|l| re.is_match(l)))
+    {
+        Some(_) => Err(DeviceError::Rejected {
+            device: device.to_string(),
+            command: command.to_string(),
+            answer: answer.trim().to_string(),
+        }),
+        None => Ok(answer),
+    }
+}
+
+/// One of a device's session slots, held through an exclusive file lock: all jobnet processes on
+/// this host together hold at most `limit` sessions to one device. Released on drop (and by the
+/// kernel when a process dies).
+#[derive(Debug)]
+pub struct DeviceLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl DeviceLock {
+    pub fn acquire(
+        dir: &Path,
+        device: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Self, std::io::Error> {
+        std::fs::create_dir_all(dir)?;
+        let start = Instant::now();
+        loop {
+            for slot in 0..limit.max(1) {
+                let path = dir.join(format!("{device}.{slot}.lock"));
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)?;
+                match file.try_lock() {
+                    Ok(()) => return Ok(DeviceLock { _file: file, path }),
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
+                }
+            }
+            if start.elapsed() >= wait {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "all {limit} session slots of {device} stayed busy for {} s",
+                        wait.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The executor against simulated switches (the test kit's in-memory switches that speak the
+//! shipped dialects): all-or-nothing `up`, complete and idempotent `down`, rollback with a fault at
+//! every position, undo failures, recorded access VLANs, VLANs that exist on a switch, and many
+//! `up`s at once against one state file.
+
+use jobnet::apply::{self, ApplyError, Env, UpInputs};
+use jobnet::drivers::DriverSet;
+use jobnet::failpoint::Failpoints;
+use jobnet::plan::{Choice, JobRequest, PKeyChoice};
+use jobnet::sim::{SimFabric, SimState};
+use jobnet::state::Store;
+use jobnet::topology::{self, SwitchGraph, Topology};
+use jobnet::types::{JobId, VlanId};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("apply-sim")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Lab {
+    dir: PathBuf,
+    topology: Topology,
+    graph: SwitchGraph,
+    drivers: DriverSet,
+    fabric: SimFabric,
+    store: Store,
+}
+
+impl Lab {
+    fn new(name: &str, topo_text: Option<&str>) -> Self {
+        let dir = scratch(name);
+        let drivers = DriverSet::builtin();
+        let topology = match topo_text {
+            Some(t) => topology::parse(t, "lab.yaml", &drivers).unwrap().topology,
+            None => {
+                topology::load(std::path::Path::new("topology/two-tier.yaml"), &drivers)
+                    .unwrap()
+                    .topology
+            }
+        };
+        let graph = SwitchGraph::build(&topology);
+        let store = Store::open(&dir.join("state.db")).unwrap();
+        // Create every switch so snapshots compare whole fabrics.
+        let fabric = SimFabric::default();
+        for s in &topology.switches {
+            fabric.switch(&s.name, drivers.get(&s.driver).unwrap());
+        }
+        Lab {
+            dir,
+            topology,
+            graph,
+            drivers,
+            fabric,
+            store,
+        }
+    }
+
+    fn env<'a>(&'a self, fp: &'a Failpoints) -> Env<'a> {
+        Env {
+            store: &self.store,
+            connector: &self.fabric,
+            drivers: &self.drivers,
+            failpoints: fp,
+            lock_dir: self.dir.join("locks"),
+            sessions_per_device: 4,
+            wait: Duration::from_secs(10),
+        }
+    }
+
+    fn up(&self, fp: &Failpoints, job: &str, nodes: &str) -> Result<apply::UpReport, ApplyError> {
+        let req = JobRequest {
+            job: JobId::parse(job).unwrap(),
+            nodes: jobnet::hostlist::expand(nodes).unwrap(),
+            vlan: Choice::Auto,
+            pkey: PKeyChoice::Default,
+            gateway: None,
+        };
+        apply::up(
+            &self.env(fp),
+            &UpInputs {
+                topology: &self.topology,
+                graph: &self.graph,
+                topology_path: "lab.yaml",
+            },
+            &req,
+        )
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, SimState> {
+        self.fabric.snapshot()
+    }
+}
+
+const NODES: &str = "cn[001-004],cn[030-031],cn041";
+
+#[test]
+fn up_configures_exactly_the_plan_and_down_restores_everything() {
+    let lab = Lab::new("roundtrip", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let r = lab.up(&none, "1234", NODES).unwrap();
+    assert_eq!(r.vlan, VlanId::new(1000).unwrap());
+    let names: Vec<&str> = r.devices.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["leaf1", "leaf2", "leaf3", "spine2"]);
+    let s = lab.snapshot();
+    for sw in ["leaf1", "leaf2", "leaf3", "spine2"] {
+        assert_eq!(
+            s[sw].vlans.get(&1000).map(String::as_str),
+            Some("jobnet-1234"),
+            "{sw}"
+        );
+    }
+    assert!(
+        s["spine1"].vlans.is_empty() && s["spine1"].trunks.is_empty(),
+        "spine1 is outside the subgraph"
+    );
+    assert!(s["leaf4"].vlans.is_empty());
+    assert!(s["leaf3"].trunks["Port-Channel1"].contains(&1000));
+    assert!(s["spine2"].trunks["Port-Channel3"].contains(&1000));
+    assert!(s["leaf1"].trunks["Ethernet51"].contains(&1000));
+    assert!(s["leaf2"].trunks["Ethernet1/51"].contains(&1000));
+    for p in ["Ethernet1", "Ethernet2", "Ethernet3", "Ethernet4"] {
+        assert!(s["leaf1"].trunks[p].contains(&1000), "node port {p}");
+    }
+    assert_eq!(lab.store.job("1234").unwrap().unwrap().state, "up");
+    // Up again with the same nodes changes nothing.
+    let again = lab.up(&none, "1234", NODES).unwrap();
+    assert!(again.unchanged);
+    assert!(matches!(
+        lab.up(&none, "1234", "cn001"),
+        Err(ApplyError::Invalid(_))
+    ));
+
+    let d = apply::down(&lab.env(&none), "1234").unwrap();
+    assert_eq!(d.result, "down");
+    assert_eq!(lab.snapshot(), baseline);
+    assert!(lab.store.allocations().unwrap().is_empty());
+    // Twice, and for a job that never existed: success, nothing to do.
+    assert_eq!(
+        apply::down(&lab.env(&none), "1234").unwrap().result,
+        "already-down"
+    );
+    assert_eq!(
+        apply::down(&lab.env(&none), "999").unwrap().result,
+        "not-found"
+    );
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+#[test]
+fn a_fault_at_every_position_rolls_everything_back() {
+    let lab = Lab::new("every-position", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    // Count the operations of the job once.
+    let total: usize = lab
+        .up(&none, "1", NODES)
+        .unwrap()
+        .devices
+        .iter()
+        .map(|d| d.operations)
+        .sum();
+    apply::down(&lab.env(&none), "1").unwrap();
+    assert!(total >= 12, "a multi-device plan ({total} operations)");
+    for k in 1..=total {
+        for point in ["intent", "done"] {
+            let fp = Failpoints::parse(&format!("{point}:{k}:error")).unwrap();
+            let job = format!("f{point}{k}");
+            match lab.up(&fp, &job, NODES) {
+                Err(ApplyError::RolledBack { failure, .. }) => {
+                    assert!(failure.contains("injected"), "{failure}")
+                }
+                other => panic!("{point}:{k}: expected a rollback, got {other:?}"),
+            }
+            assert_eq!(
+                lab.snapshot(),
+                baseline,
+                "fault {point}:{k} left changes behind"
+            );
+            assert!(
+                lab.store.allocations().unwrap().is_empty(),
+                "fault {point}:{k} kept the VLAN"
+            );
+            assert_eq!(lab.store.job(&job).unwrap().unwrap().state, "down");
+        }
+    }
+}
+
+#[test]
+fn device_refusals_and_dropped_connections_roll_back_with_the_devices_answer() {
+    let lab = Lab::new("device-faults", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    // leaf3 (cisco-ios) refuses to add VLANs to trunks.
+    lab.fabric
+        .get("leaf3")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = Some("allowed vlan add".into());
+    match lab.up(&none, "7", NODES) {
+        Err(e @ ApplyError::RolledBack { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("leaf3 refused `switchport trunk allowed vlan add 1000`: % Invalid input detected"), "{msg}");
+            assert_eq!(e.exit_code(), 4);
+        }
+        other => panic!("expected rollback, got {other:?}"),
+    }
+    assert_eq!(lab.snapshot(), baseline);
+    lab.fabric
+        .get("leaf3")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = None;
+    // spine2 drops the connection in the middle.
+    lab.fabric
+        .get("spine2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .drop_at_line = Some(6);
+    let e = lab.up(&none, "8", NODES).unwrap_err();
+    assert!(e.to_string().contains("spine2: connection lost"), "{e}");
+    assert_eq!(lab.snapshot(), baseline);
+    lab.fabric
+        .get("spine2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .drop_at_line = None;
+    // A switch that refuses the login: nothing was touched anywhere.
+    lab.fabric
+        .get("leaf2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .refuse_login = true;
+    let e = lab.up(&none, "9", NODES).unwrap_err();
+    assert!(e.to_string().contains("cannot connect to leaf2"), "{e}");
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+#[test]
+fn failed_undo_keeps_the_journal_until_down_succeeds() {
+    let lab = Lab::new("undo-fails", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    // leaf1 refuses a trunk change (apply fails); leaf3 refuses to delete the VLAN it created
+    // (undo of a completed operation fails). Device faults, so the outcome does not depend on
+    // which parallel worker gets there first.
+    lab.fabric
+        .get("leaf1")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = Some("allowed vlan add".into());
+    lab.fabric
+        .get("leaf3")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = Some("no vlan 1000".into());
+    let e = lab.up(&none, "55", NODES).unwrap_err();
+    assert!(matches!(e, ApplyError::NeedsAttention { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), 5);
+    let row = lab.store.job("55").unwrap().unwrap();
+    assert_eq!(row.state, "failed-rollback");
+    assert_eq!(
+        lab.store.allocations().unwrap().len(),
+        1,
+        "the VLAN stays allocated"
+    );
+    assert_ne!(lab.snapshot(), baseline, "one change could not be undone");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("applying failed: leaf1 refused `switchport trunk allowed vlan add 1000`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("undo failed: leaf3 refused `no vlan 1000`"),
+        "{msg}"
+    );
+    // A new up for the same job refuses; once the devices behave, down finishes the job.
+    assert!(matches!(
+        lab.up(&none, "55", NODES),
+        Err(ApplyError::NeedsAttention { .. })
+    ));
+    lab.fabric
+        .get("leaf1")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = None;
+    lab.fabric
+        .get("leaf3")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = None;
+    assert_eq!(apply::down(&lab.env(&none), "55").unwrap().result, "down");
+    assert_eq!(lab.snapshot(), baseline);
+    assert!(lab.store.allocations().unwrap().is_empty());
+}
+
+const ACCESS: &str = r#"name: access-lab
+ethernet: {vlan_pool: "100-110", node_port_mode: access}
+switches:
+  - {name: a1, driver: arista-eos, address: 192.0.2.1}
+  - {name: a2, driver: cisco-ios, address: 192.0.2.2}
+links:
+  - {a: a1:Ethernet48, b: a2:GigabitEthernet1/0/48}
+nodes:
+  - {name: "n[1-2]", port: "a1:Ethernet[1-2]"}
+  - {name: "n[3-4]", port: "a2:GigabitEthernet1/0/[1-2]"}
+"#;
+
+#[test]
+fn access_mode_records_and_restores_the_previous_vlan() {
+    let lab = Lab::new("access", Some(ACCESS));
+    let none = Failpoints::default();
+    lab.fabric
+        .get("a1")
+        .unwrap()
+        .state
+        .lock()
+        .unwrap()
+        .access
+        .insert("Ethernet1".into(), 7);
+    let baseline = lab.snapshot();
+    lab.up(&none, "1", "n1,n3").unwrap();
+    let s = lab.snapshot();
+    assert_eq!(s["a1"].access["Ethernet1"], 100);
+    assert_eq!(s["a2"].access["GigabitEthernet1/0/1"], 100);
+    let journal = lab.store.journal("1").unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|r| r.undo.contains(&"switchport access vlan 7".to_string())),
+        "undo restores VLAN 7"
+    );
+    // Access ports belong to one job at a time.
+    let e = lab.up(&none, "2", "n1").unwrap_err();
+    assert!(
+        e.to_string().contains("node(s) n1 belong to running job 1"),
+        "{e}"
+    );
+    apply::down(&lab.env(&none), "1").unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+#[test]
+fn vlans_that_exist_on_a_switch_are_skipped() {
+    let lab = Lab::new("foreign", Some(ACCESS));
+    let none = Failpoints::default();
+    lab.fabric
+        .get("a2")
+        .unwrap()
+        .state
+        .lock()
+        .unwrap()
+        .vlans
+        .insert(100, "someone-else".into());
+    lab.fabric
+        .get("a1")
+        .unwrap()
+        .state
+        .lock()
+        .unwrap()
+        .vlans
+        .insert(101, "legacy".into());
+    let r = lab.up(&none, "1", "n1,n3").unwrap();
+    assert_eq!(r.vlan, VlanId::new(102).unwrap());
+    apply::down(&lab.env(&none), "1").unwrap();
+    let s = lab.snapshot();
+    assert_eq!(
+        s["a2"].vlans.get(&100).map(String::as_str),
+        Some("someone-else"),
+        "never touched"
+    );
+    assert_eq!(s["a1"].vlans.get(&101).map(String::as_str), Some("legacy"));
+}
+
+#[test]
+fn concurrent_ups_get_distinct_vlans() {
+    let lab = Lab::new("concurrent", None);
+    let none = Failpoints::default();
+    let path = lab.dir.join("state.db");
+    std::thread::scope(|s| {
+        for i in 0..16 {
+            let (lab, path, none) = (&lab, &path, &none);
+            s.spawn(move || {
+                // Each worker has its own connection to the state file, as processes do.
+                let store = Store::open(path).unwrap();
+                let env = Env {
+                    store: &store,
+                    ..lab.env(none)
+                };
+                let req = JobRequest {
+                    job: JobId::parse(&format!("c{i}")).unwrap(),
+                    nodes: jobnet::hostlist::expand(NODES).unwrap(),
+                    vlan: Choice::Auto,
+                    pkey: PKeyChoice::None,
+                    gateway: None,
+                };
+                apply::up(
+                    &env,
+                    &UpInputs {
+                        topology: &lab.topology,
+                        graph: &lab.graph,
+                        topology_path: "lab.yaml",
+                    },
+                    &req,
+                )
+                .unwrap();
+            });
+        }
+    });
+    let vlans: std::collections::BTreeSet<u16> = lab
+        .store
+        .allocations()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.1)
+        .collect();
+    assert_eq!(vlans.len(), 16, "distinct VLANs: {vlans:?}");
+    let s = lab.snapshot();
+    assert_eq!(s["leaf1"].vlans.len(), 16);
+    for i in 0..16 {
+        apply::down(&lab.env(&none), &format!("c{i}")).unwrap();
+    }
+    assert!(lab.snapshot().values().all(|st| *st == SimState::default()));
+}
