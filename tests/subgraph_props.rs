@@ -76,7 +76,9 @@ fn yaml(f: &Fabric, shuffled: bool) -> String {
 }
 
 fn load(text: &str) -> Topology {
-    parse(text, "prop.yaml", &DriverSet::builtin())
+    static DRIVERS: std::sync::OnceLock<DriverSet> = std::sync::OnceLock::new();
+    let drivers = DRIVERS.get_or_init(DriverSet::builtin);
+    parse(text, "prop.yaml", drivers)
         .expect("generated topology is valid")
         .topology
 }
