@@ -304,6 +304,7 @@ fn target_of(t: &Topology, name: &str) -> Target {
         driver: sw.driver.clone(),
         address: sw.address.clone(),
         credentials: sw.credentials.clone(),
+        legacy: sw.ssh_legacy,
     }
 }
 
@@ -502,6 +503,7 @@ fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
         driver: first.driver.clone(),
         address: first.address.clone(),
         credentials: first.credentials.clone(),
+        legacy: first.legacy,
     };
     let fail_all = |why: String| -> Vec<String> {
         for r in &rows {

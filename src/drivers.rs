@@ -98,6 +98,29 @@ impl Read {
     }
 }
 
+/// How the SSH transport talks to the device.
+#[derive(Clone, Debug)]
+pub struct SshDialect {
+    /// `shell`: one interactive session with a PTY, lines typed at the prompt; `exec`: one SSH
+    /// exec request per line (Open vSwitch, Cumulus NVUE run from a Unix shell).
+    pub exec: bool,
+    /// The CLI prompt, matched against the end of the output.
+    pub prompt: regex::Regex,
+    /// A pager prompt (`--More--`) answered with a space.
+    pub pager: regex::Regex,
+}
+
+impl Default for SshDialect {
+    fn default() -> Self {
+        SshDialect {
+            exec: false,
+            prompt: regex::Regex::new(r"[>#$%]\s*$").expect("static regex"),
+            pager: regex::Regex::new(r"(--More--|<--- More --->|-- More --)\s*$")
+                .expect("static regex"),
+        }
+    }
+}
+
 /// One parsed dialect profile.
 #[derive(Clone, Debug)]
 pub struct Profile {
@@ -126,6 +149,7 @@ pub struct Profile {
     pub read_access_vlan: Option<Read>,
     /// Output that means the device refused a command (e.g. `% Invalid input`), as regexes.
     pub errors: Vec<regex::Regex>,
+    pub ssh: SshDialect,
 }
 
 /// Values a template may refer to.
@@ -279,6 +303,7 @@ const PROFILE_KEYS: &[&str] = &[
     "ops",
     "read",
     "errors",
+    "ssh",
 ];
 
 /// Parses and checks one profile: every operation of its kind present, only known placeholders,
@@ -549,6 +574,32 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
             }
         }
     }
+    let mut ssh = SshDialect::default();
+    if let Some(n) = get(pairs, "ssh") {
+        if let Some(sp) = map_pairs(d, n, "ssh", &["mode", "prompt", "pager"]) {
+            match get(sp, "mode").and_then(Node::as_str) {
+                None | Some("shell") => {}
+                Some("exec") => ssh.exec = true,
+                Some(other) => d.error(
+                    n.loc,
+                    format!("ssh.mode `{other}` is unknown"),
+                    "write `shell` or `exec`",
+                ),
+            }
+            for (key, target) in [("prompt", &mut ssh.prompt), ("pager", &mut ssh.pager)] {
+                if let Some(v) = get(sp, key) {
+                    match v.as_str().map(regex::Regex::new) {
+                        Some(Ok(r)) => *target = r,
+                        _ => d.error(
+                            v.loc,
+                            format!("ssh.{key} is not a regex"),
+                            "fix the pattern",
+                        ),
+                    }
+                }
+            }
+        }
+    }
     Some(Profile {
         name,
         kind,
@@ -564,6 +615,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         read_vlans,
         read_access_vlan,
         errors,
+        ssh,
     })
 }
 

@@ -9,6 +9,7 @@
 //! [`drivers`]; [`sim`] is a simulated switch that speaks them, for tests.
 
 pub mod apply;
+pub mod credentials;
 pub mod diag;
 pub mod drivers;
 pub mod failpoint;
@@ -17,6 +18,7 @@ pub mod partitions;
 pub mod plan;
 pub mod render;
 pub mod sim;
+pub mod sim_server;
 pub mod state;
 pub mod subgraph;
 pub mod topology;

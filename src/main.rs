@@ -10,6 +10,7 @@ use jobnet::failpoint::Failpoints;
 use jobnet::plan::{self, Choice, Held, Inputs, JobRequest, PKeyChoice};
 use jobnet::state::Store;
 use jobnet::topology::{self, FatTreeSpec, LoadError, SwitchGraph};
+use jobnet::transport::ssh::{SshConnector, SshOptions};
 use jobnet::transport::RealConnector;
 use jobnet::types::{JobId, PKey, VlanId};
 use jobnet::{hostlist, render};
@@ -42,6 +43,31 @@ struct Cli {
     /// Seconds to wait for a busy device or another process working on the same job.
     #[arg(long, global = true, default_value_t = 60)]
     wait: u64,
+    /// Device logins (YAML, mode 0600): entries named by the topology's `credentials:`.
+    #[arg(
+        long,
+        global = true,
+        env = "JOBNET_CREDENTIALS",
+        default_value = "/etc/jobnet/credentials.yaml"
+    )]
+    credentials: PathBuf,
+    /// Known SSH host keys of the devices; an unknown or changed key refuses the connection.
+    #[arg(
+        long,
+        global = true,
+        env = "JOBNET_KNOWN_HOSTS",
+        default_value = "/etc/jobnet/known_hosts"
+    )]
+    known_hosts: PathBuf,
+    /// Record unknown host keys in --known-hosts instead of refusing (first contact only).
+    #[arg(long, global = true)]
+    trust_on_first_use: bool,
+    /// Seconds to wait for an SSH connection and login.
+    #[arg(long, global = true, default_value_t = 10)]
+    connect_timeout: u64,
+    /// Seconds to wait for a device to answer one command.
+    #[arg(long, global = true, default_value_t = 30)]
+    command_timeout: u64,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -253,6 +279,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), Fail> {
+    let opts = RunOpts::of(&cli);
     let dir = cli.drivers_dir.as_deref();
     match cli.cmd {
         Cmd::Topology(TopologyCmd::Generate(GenerateCmd::FatTree {
@@ -312,10 +339,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Up {
             job,
             dry_run: false,
-        } => up_cmd(&cli.state, cli.sessions_per_device, cli.wait, &job, dir),
+        } => up_cmd(&opts, &job, dir),
         Cmd::Down { job, format } => {
             let job = JobId::parse(&job).map_err(|e| invalid(format!("--job: {e}")))?;
-            with_env(&cli.state, cli.sessions_per_device, cli.wait, dir, |env| {
+            with_env(&opts, dir, |env| {
                 let r = apply::down(env, job.as_str())?;
                 out(&match (format, r.result.as_str()) {
                     (Format::Json, _) => json(&r),
@@ -340,62 +367,110 @@ fn run(cli: Cli) -> Result<(), Fail> {
             let store = Store::open(&cli.state)?;
             status_cmd(&store, job.as_deref(), format)
         }
-        Cmd::Recover { format } => {
-            with_env(&cli.state, cli.sessions_per_device, cli.wait, dir, |env| {
-                let results = apply::recover(env)?;
-                let mut failed: Option<Fail> = None;
-                let mut lines = Vec::new();
-                let mut reports = Vec::new();
-                for r in results {
-                    match r {
-                        Ok(rep) => {
-                            lines.push(format!(
-                                "job {} recovered: {} operation(s) undone, VLAN released\n",
-                                rep.job, rep.undone
-                            ));
-                            reports.push(serde_json::json!({"job": rep.job, "result": "down", "undone": rep.undone}));
-                        }
-                        Err(e) => {
-                            lines.push(format!("{e}\n"));
-                            reports.push(serde_json::json!({"error": e.to_string()}));
-                            failed = Some(e.into());
-                        }
+        Cmd::Recover { format } => with_env(&opts, dir, |env| {
+            let results = apply::recover(env)?;
+            let mut failed: Option<Fail> = None;
+            let mut lines = Vec::new();
+            let mut reports = Vec::new();
+            for r in results {
+                match r {
+                    Ok(rep) => {
+                        lines.push(format!(
+                            "job {} recovered: {} operation(s) undone, VLAN released\n",
+                            rep.job, rep.undone
+                        ));
+                        reports.push(serde_json::json!({"job": rep.job, "result": "down", "undone": rep.undone}));
+                    }
+                    Err(e) => {
+                        lines.push(format!("{e}\n"));
+                        reports.push(serde_json::json!({"error": e.to_string()}));
+                        failed = Some(e.into());
                     }
                 }
-                if lines.is_empty() {
-                    lines.push("nothing to recover\n".into());
-                }
-                out(&if format == Format::Json {
-                    json(&reports)
-                } else {
-                    lines.concat()
-                })?;
-                failed.map_or(Ok(()), Err)
-            })
+            }
+            if lines.is_empty() {
+                lines.push("nothing to recover\n".into());
+            }
+            out(&if format == Format::Json {
+                json(&reports)
+            } else {
+                lines.concat()
+            })?;
+            failed.map_or(Ok(()), Err)
+        }),
+    }
+}
+
+/// Settings of runs that touch devices.
+struct RunOpts {
+    state: PathBuf,
+    sessions: usize,
+    wait: u64,
+    credentials: PathBuf,
+    known_hosts: PathBuf,
+    tofu: bool,
+    connect_timeout: u64,
+    command_timeout: u64,
+}
+
+impl RunOpts {
+    fn of(cli: &Cli) -> Self {
+        RunOpts {
+            state: cli.state.clone(),
+            sessions: cli.sessions_per_device,
+            wait: cli.wait,
+            credentials: cli.credentials.clone(),
+            known_hosts: cli.known_hosts.clone(),
+            tofu: cli.trust_on_first_use,
+            connect_timeout: cli.connect_timeout,
+            command_timeout: cli.command_timeout,
         }
     }
 }
 
 fn with_env(
-    state: &Path,
-    sessions: usize,
-    wait: u64,
+    o: &RunOpts,
     dir: Option<&Path>,
     f: impl FnOnce(&Env) -> Result<(), Fail>,
 ) -> Result<(), Fail> {
     let failpoints = Failpoints::from_env().map_err(invalid)?;
     let set = drivers(dir)?;
-    let store = Store::open(state)?;
-    let connector = RealConnector::default();
-    let lock_dir = state.parent().unwrap_or(Path::new(".")).join("locks");
+    let store = Store::open(&o.state)?;
+    // A missing credentials file only matters once an SSH device is contacted (it says so then).
+    let credentials = match jobnet::credentials::Credentials::load(&o.credentials) {
+        Ok(c) => Some(std::sync::Arc::new(c)),
+        Err(jobnet::credentials::CredentialsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) => return Err(invalid(e.to_string())),
+    };
+    let command_timeout = Duration::from_secs(o.command_timeout);
+    let ssh = SshConnector::new(SshOptions {
+        credentials,
+        known_hosts: o.known_hosts.clone(),
+        trust_on_first_use: o.tofu,
+        connect_timeout: Duration::from_secs(o.connect_timeout),
+        command_timeout,
+    })
+    .map_err(|e| Fail {
+        code: 1,
+        message: format!("cannot start the SSH runtime: {e}"),
+    })?;
+    let connector = RealConnector {
+        command_timeout,
+        ssh,
+    };
+    let lock_dir = o.state.parent().unwrap_or(Path::new(".")).join("locks");
     let env = Env {
         store: &store,
         connector: &connector,
         drivers: &set,
         failpoints: &failpoints,
         lock_dir,
-        sessions_per_device: sessions,
-        wait: Duration::from_secs(wait),
+        sessions_per_device: o.sessions,
+        wait: Duration::from_secs(o.wait),
     };
     f(&env)
 }
@@ -488,13 +563,7 @@ fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, store: Option<&Store>) -
     out(&text)
 }
 
-fn up_cmd(
-    state: &Path,
-    sessions: usize,
-    wait: u64,
-    args: &JobArgs,
-    drivers_dir: Option<&Path>,
-) -> Result<(), Fail> {
+fn up_cmd(opts: &RunOpts, args: &JobArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
     let req = request(args)?;
     if matches!(args.format, Format::Dot | Format::Svg) {
         return Err(invalid("--format: `up` prints text or json"));
@@ -505,7 +574,7 @@ fn up_cmd(
     let t = &loaded.topology;
     let graph = SwitchGraph::build(t);
     let topology_path = args.topology.display().to_string();
-    with_env(state, sessions, wait, drivers_dir, |env| {
+    with_env(opts, drivers_dir, |env| {
         let r = apply::up(
             env,
             &UpInputs {

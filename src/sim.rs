@@ -41,6 +41,9 @@ pub struct Faults {
     pub drop_at_line: Option<usize>,
     /// Never answer the n-th line (the caller's timeout must fire).
     pub hang_at_line: Option<usize>,
+    /// Line-count faults (`reject_line`, `drop_at_line`, `hang_at_line`) hit only the next
+    /// session opened, like a glitch; later sessions (the rollback's) work.
+    pub next_session_only: bool,
 }
 
 struct OpPattern {
@@ -121,7 +124,7 @@ impl SimSwitch {
     }
 
     pub fn session(&self) -> Result<SimSession, DeviceError> {
-        let faults = self.faults.lock().expect("faults").clone();
+        let faults = self.faults();
         std::thread::sleep(faults.login_latency);
         if faults.refuse_login {
             return Err(DeviceError::Connect {
@@ -137,6 +140,38 @@ impl SimSwitch {
             lines: 0,
             op_lines: 0,
         })
+    }
+
+    /// A session for the SSH server, which applies latency itself (asynchronously) and checks
+    /// logins itself.
+    pub fn server_session(&self) -> SimSession {
+        let mut faults = self.faults();
+        faults.login_latency = Duration::ZERO;
+        faults.command_latency = Duration::ZERO;
+        SimSession {
+            sw: self.clone(),
+            faults,
+            buffer: Vec::new(),
+            lines: 0,
+            op_lines: 0,
+        }
+    }
+
+    /// The faults for a new session (consuming one-shot line faults).
+    pub fn faults(&self) -> Faults {
+        let mut shared = self.faults.lock().expect("faults");
+        let f = shared.clone();
+        if f.next_session_only {
+            shared.reject_line = None;
+            shared.drop_at_line = None;
+            shared.hang_at_line = None;
+            shared.next_session_only = false;
+        }
+        f
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.dialect.profile
     }
 }
 

@@ -68,6 +68,7 @@ pub struct JournalRow {
     pub driver: String,
     pub address: String,
     pub credentials: Option<String>,
+    pub legacy: bool,
     pub seq: i64,
     pub op: String,
     pub apply: Vec<String>,
@@ -188,7 +189,8 @@ impl Store {
                PRIMARY KEY(kind, value));
              CREATE TABLE IF NOT EXISTS journal(
                id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, device TEXT NOT NULL,
-               driver TEXT NOT NULL, address TEXT NOT NULL, credentials TEXT, seq INTEGER NOT NULL,
+               driver TEXT NOT NULL, address TEXT NOT NULL, credentials TEXT,
+               legacy INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL,
                op TEXT NOT NULL, apply TEXT NOT NULL, undo TEXT NOT NULL, status TEXT NOT NULL,
                message TEXT NOT NULL DEFAULT '', ts REAL NOT NULL);
              CREATE INDEX IF NOT EXISTS journal_job ON journal(job);",
@@ -275,7 +277,7 @@ impl Store {
     pub fn journal(&self, job: &str) -> Result<Vec<JournalRow>, StateError> {
         let conn = self.conn.lock().expect("state lock");
         let mut stmt = conn
-            .prepare("SELECT id, job, device, driver, address, credentials, seq, op, apply, undo, status, message FROM journal WHERE job=?1 ORDER BY id")
+            .prepare("SELECT id, job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, message FROM journal WHERE job=?1 ORDER BY id")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([job], |r| {
@@ -290,12 +292,13 @@ impl Store {
                     driver: r.get(3)?,
                     address: r.get(4)?,
                     credentials: r.get(5)?,
-                    seq: r.get(6)?,
-                    op: r.get(7)?,
-                    apply: list(8)?,
-                    undo: list(9)?,
-                    status: r.get(10)?,
-                    message: r.get(11)?,
+                    legacy: r.get(6)?,
+                    seq: r.get(7)?,
+                    op: r.get(8)?,
+                    apply: list(9)?,
+                    undo: list(10)?,
+                    status: r.get(11)?,
+                    message: r.get(12)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -314,8 +317,8 @@ impl Store {
     ) -> Result<i64, StateError> {
         let conn = self.conn.lock().expect("state lock");
         conn.execute(
-            "INSERT INTO journal(job, device, driver, address, credentials, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'intent',?10)",
-            params![job, target.name, target.driver, target.address, target.credentials, seq as i64, op, serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now()],
+            "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'intent',?11)",
+            params![job, target.name, target.driver, target.address, target.credentials, target.legacy, seq as i64, op, serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now()],
         )
         .map_err(|e| self.err(e))?;
         Ok(conn.last_insert_rowid())

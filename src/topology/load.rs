@@ -61,7 +61,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const ETH_KEYS: &[&str] = &["vlan_pool", "reserved_vlans", "node_port_mode"];
 const IB_KEYS: &[&str] = &["pkey_pool", "partitions_conf"];
-const SWITCH_KEYS: &[&str] = &["name", "driver", "address", "credentials"];
+const SWITCH_KEYS: &[&str] = &["name", "driver", "address", "credentials", "ssh_legacy"];
 const LINK_KEYS: &[&str] = &["a", "b", "cost", "state", "lag"];
 const NODE_KEYS: &[&str] = &["name", "port", "ib_guids"];
 const GATEWAY_KEYS: &[&str] = &[
@@ -69,6 +69,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "driver",
     "address",
     "credentials",
+    "ssh_legacy",
     "ethernet_port",
     "ib_guid",
 ];
@@ -481,6 +482,21 @@ impl Reader<'_> {
         self.word("credentials key", text, loc)
     }
 
+    fn legacy(&mut self, f: &Fields) -> bool {
+        match f.get("ssh_legacy").map(|n| (n.as_str(), n.loc)) {
+            None | Some((Some("false"), _)) => false,
+            Some((Some("true"), _)) => true,
+            Some((other, l)) => {
+                self.d.error(
+                    l,
+                    format!("`ssh_legacy: {}` is not true or false", other.unwrap_or("")),
+                    "write `ssh_legacy: true` to allow old SSH algorithms for this device",
+                );
+                false
+            }
+        }
+    }
+
     fn switch(&mut self, y: &Y) -> Option<Switch> {
         let f = self.fields(y, "a switch", SWITCH_KEYS)?;
         let (name, nloc) = self.req_str(&f, "name", "a switch")?;
@@ -500,6 +516,7 @@ impl Reader<'_> {
             driver: driver.unwrap_or_default(),
             address: address.unwrap_or_default(),
             credentials,
+            ssh_legacy: self.legacy(&f),
             loc: nloc,
         })
     }
@@ -684,6 +701,7 @@ impl Reader<'_> {
             driver: driver.unwrap_or_default(),
             address: address.unwrap_or_default(),
             credentials,
+            ssh_legacy: self.legacy(&f),
             ethernet_port: ethernet_port?,
             ib_guid: ib_guid?,
             loc: nloc,

@@ -56,6 +56,8 @@ pub struct Switch {
     pub driver: String,
     pub address: String,
     pub credentials: Option<String>,
+    /// Allow old SSH algorithms (diffie-hellman-group14/1-sha1, ssh-rsa, hmac-sha1) for this switch.
+    pub ssh_legacy: bool,
     pub loc: Loc,
 }
 
@@ -83,6 +85,7 @@ pub struct Gateway {
     pub driver: String,
     pub address: String,
     pub credentials: Option<String>,
+    pub ssh_legacy: bool,
     pub ethernet_port: PortRef,
     pub ib_guid: PortGuid,
     pub loc: Loc,

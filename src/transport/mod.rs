@@ -11,6 +11,7 @@
 //! device.
 
 pub mod local;
+pub mod ssh;
 
 use crate::drivers::Profile;
 use std::fs::File;
@@ -59,6 +60,8 @@ pub struct Target {
     pub driver: String,
     pub address: String,
     pub credentials: Option<String>,
+    /// Old SSH algorithms allowed (topology `ssh_legacy: true`).
+    pub legacy: bool,
 }
 
 /// Opens sessions.
@@ -66,11 +69,11 @@ pub trait Connector: Sync {
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError>;
 }
 
-/// The connector of a real run: `address: local` runs commands here; other addresses need the
-/// SSH transport.
-#[derive(Debug, Default)]
+/// The connector of a real run: `address: local` runs commands on this host, every other
+/// address is reached over SSH.
 pub struct RealConnector {
-    pub command_timeout: Option<Duration>,
+    pub command_timeout: Duration,
+    pub ssh: ssh::SshConnector,
 }
 
 impl Connector for RealConnector {
@@ -79,14 +82,10 @@ impl Connector for RealConnector {
             return Ok(Box::new(local::LocalSession::new(
                 &target.name,
                 profile,
-                self.command_timeout.unwrap_or(Duration::from_secs(30)),
+                self.command_timeout,
             )));
         }
-        Err(DeviceError::Connect {
-            device: target.name.clone(),
-            address: target.address.clone(),
-            reason: "the SSH transport is not part of this build yet; only `address: local` devices (Open vSwitch) can be applied".into(),
-        })
+        self.ssh.connect(target, profile)
     }
 }
 

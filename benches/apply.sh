@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Whole-process timings of `jobnet up` over SSH against the SSH switch simulator
+# (jobnet-switch-sim), release build. Figures go to docs/benchmarks.md.
+#  1. one switch, VLAN + 10 node ports, no latency            (target: up <= 0.3 s wall)
+#  2. 200 ms login and 20 ms per command: one switch vs a chain of 32 switches with the same
+#     work per switch (VLAN + 3 port operations)               (target: wall(32) <= 1.25 x wall(1))
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q --bin jobnet --bin jobnet-switch-sim
+B=target/bench/apply
+rm -rf "$B"; mkdir -p "$B"
+RUNS=${RUNS:-5}
+sim_pid=""
+stop_sim() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""; }
+trap stop_sim EXIT
+
+now() { date +%s.%N; }
+# measure NAME TOPOLOGY NODES LOGIN_MS CMD_MS: median wall of RUNS `up`s (each followed by an untimed down)
+measure() {
+  local name=$1 topo=$2 nodes=$3 login=$4 cmd=$5 lab=$B/$1
+  target/release/jobnet-switch-sim --topology "$topo" --out "$lab" --login-latency-ms "$login" --command-latency-ms "$cmd" &
+  sim_pid=$!
+  for _ in $(seq 100); do [ -f "$lab/ready" ] && break; sleep 0.05; done
+  local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts")
+  local times=()
+  for i in $(seq "$RUNS"); do
+    local t0; t0=$(now)
+    "${J[@]}" up --topology "$lab/topology.yaml" --job "b$i" --nodes "$nodes" --pkey none > /dev/null
+    times+=("$(echo "$(now) - $t0" | bc -l)")
+    "${J[@]}" down --job "b$i" > /dev/null
+  done
+  stop_sim
+  printf '%s\n' "${times[@]}" | sort -n | awk -v n="$name" '{a[NR]=$1} END {printf "%-40s median %.3f s (min %.3f, max %.3f, %d runs)\n", n, a[int((NR+1)/2)], a[1], a[NR], NR}'
+}
+
+single10() {
+  cat <<YAML
+name: one-switch
+ethernet: {vlan_pool: "100-199"}
+switches:
+  - {name: sw1, driver: arista-eos, address: 192.0.2.1, credentials: x}
+nodes:
+  - {name: "n[01-10]", port: "sw1:Ethernet[1-10]"}
+YAML
+}
+single3() {
+  cat <<YAML
+name: one-switch-3
+ethernet: {vlan_pool: "100-199"}
+switches:
+  - {name: sw01, driver: arista-eos, address: 192.0.2.1, credentials: x}
+nodes:
+  - {name: "n[01-03]", port: "sw01:Ethernet[1-3]"}
+YAML
+}
+chain32() {
+  echo "name: chain-32"
+  echo 'ethernet: {vlan_pool: "100-199"}'
+  echo "switches:"
+  for i in $(seq -w 1 32); do echo "  - {name: sw$i, driver: arista-eos, address: 192.0.2.$((10#$i)), credentials: x}"; done
+  echo "links:"
+  for i in $(seq 1 31); do printf '  - {a: sw%02d:Ethernet48, b: sw%02d:Ethernet47}\n' "$i" $((i+1)); done
+  echo "nodes:"
+  for i in $(seq -w 1 32); do echo "  - {name: n$i, port: sw$i:Ethernet1}"; done
+}
+command -v bc >/dev/null || { echo "benches/apply.sh needs bc: apt-get install bc" >&2; exit 1; }
+single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain32 > "$B/chain32.yaml"
+measure "1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
+measure "1 switch, 200 ms login, 20 ms/command" "$B/one3.yaml" 'n[01-03]' 200 20
+measure "32 switches, 200 ms login, 20 ms/command" "$B/chain32.yaml" 'n[01-32]' 200 20

@@ -1,0 +1,74 @@
+//! `jobnet-switch-sim`: serves every switch of a topology as a simulated switch over SSH on
+//! 127.0.0.1, each speaking its driver profile's dialect, with optional latency, and writes a lab
+//! directory (`topology.yaml` pointing at the simulators, `credentials.yaml`, `known_hosts`,
+//! `ready` with the pid) for `jobnet up/down` to use. Runs until killed. For benchmarks and
+//! trying jobnet out without switches; never a substitute for real devices.
+
+use jobnet::drivers::DriverSet;
+use jobnet::sim::SimFabric;
+use jobnet::{sim_server, topology};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn usage() -> ! {
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"usage: jobnet-switch-sim --topology FILE --out DIR [--login-latency-ms N] [--command-latency-ms N] [--legacy-only SW,SW]\n",
+    );
+    std::process::exit(2)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut topo, mut out, mut login, mut command, mut legacy) =
+        (None, None, 0u64, 0u64, Vec::new());
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--topology" => topo = Some(PathBuf::from(val())),
+            "--out" => out = Some(PathBuf::from(val())),
+            "--login-latency-ms" => login = val().parse()?,
+            "--command-latency-ms" => command = val().parse()?,
+            "--legacy-only" => legacy = val().split(',').map(str::to_string).collect(),
+            _ => usage(),
+        }
+    }
+    let (Some(topo), Some(out)) = (topo, out) else {
+        usage()
+    };
+    let drivers = DriverSet::builtin();
+    let t = topology::load(&topo, &drivers)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .topology;
+    let fabric = SimFabric::default();
+    let mut names = Vec::new();
+    for (name, driver) in t
+        .switches
+        .iter()
+        .map(|s| (&s.name, &s.driver))
+        .chain(t.gateways.iter().map(|g| (&g.name, &g.driver)))
+    {
+        let sw = fabric.switch(name, drivers.get(driver).expect("validated"));
+        let mut f = sw.faults.lock().expect("faults");
+        f.login_latency = Duration::from_millis(login);
+        f.command_latency = Duration::from_millis(command);
+        names.push(name.clone());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let password = sim_server::random_password()?;
+    let running = sim_server::start_fabric(
+        runtime.handle(),
+        &fabric,
+        &names,
+        &legacy,
+        "jobnet",
+        &password,
+    )?;
+    sim_server::write_lab(&out, &t, &running, "jobnet", &password, &legacy)?;
+    std::fs::write(out.join("ready"), std::process::id().to_string())?;
+    runtime.block_on(std::future::pending::<()>());
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! The simulated switches served over real SSH (russh server), one listener per switch on
+//! 127.0.0.1, so `jobnet up` processes talk to them exactly as to real switches: host keys,
+//! password login, a PTY shell with echo and a prompt, or exec requests for `exec` dialects.
+//! Latency (login, per command) and faults come from each switch's [`crate::sim::Faults`].
+//!
+//! Used by the integration tests (in-process, so they can inspect the switches' state) and by the
+//! `jobnet-switch-sim` binary for benchmarks.
+
+use crate::sim::{SimFabric, SimSession, SimSwitch};
+use crate::transport::{DeviceError, Session as _};
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::PrivateKey;
+use russh::server::{self, Auth, Msg, Server as _, Session};
+use russh::{Channel, ChannelId};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+/// One switch to serve.
+#[derive(Clone)]
+pub struct Served {
+    pub switch: SimSwitch,
+    /// Offer only diffie-hellman-group14-sha1 and hmac-sha1, like an old switch.
+    pub legacy_only: bool,
+}
+
+/// Running servers: the port and known_hosts line of every switch.
+pub struct Running {
+    pub ports: BTreeMap<String, u16>,
+    pub known_hosts: String,
+}
+
+/// A fresh Ed25519 host key from the kernel's random source.
+pub fn host_key() -> std::io::Result<PrivateKey> {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    Ok(PrivateKey::from(Ed25519Keypair::from_seed(&seed)))
+}
+
+/// Starts one SSH server per switch on 127.0.0.1 (any free port) on `runtime`.
+pub fn start(
+    runtime: &tokio::runtime::Handle,
+    switches: Vec<Served>,
+    username: &str,
+    password: &str,
+) -> std::io::Result<Running> {
+    let mut ports = BTreeMap::new();
+    let mut known_hosts = String::new();
+    for served in switches {
+        let key = host_key()?;
+        let public = key
+            .public_key()
+            .to_openssh()
+            .map_err(std::io::Error::other)?;
+        let mut preferred = russh::Preferred::default();
+        if served.legacy_only {
+            preferred.kex = Cow::Owned(vec![russh::kex::DH_G14_SHA1]);
+            preferred.mac = Cow::Owned(vec![russh::mac::HMAC_SHA1]);
+        }
+        let config = Arc::new(server::Config {
+            keys: vec![key],
+            preferred,
+            auth_rejection_time: std::time::Duration::from_millis(10),
+            auth_rejection_time_initial: Some(std::time::Duration::ZERO),
+            inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+            nodelay: true,
+            ..Default::default()
+        });
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))?;
+        let port = listener.local_addr()?.port();
+        known_hosts.push_str(&format!("[127.0.0.1]:{port} {public}\n"));
+        ports.insert(served.switch.name.clone(), port);
+        let mut server = SimServer {
+            switch: served.switch,
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        runtime.spawn(async move {
+            let _ = server.run_on_socket(config, &listener).await;
+        });
+    }
+    Ok(Running { ports, known_hosts })
+}
+
+/// Serves every switch of `fabric` that `names` lists, each with its own dialect.
+pub fn start_fabric(
+    runtime: &tokio::runtime::Handle,
+    fabric: &SimFabric,
+    names: &[String],
+    legacy_only: &[String],
+    username: &str,
+    password: &str,
+) -> std::io::Result<Running> {
+    let served = names
+        .iter()
+        .filter_map(|n| fabric.get(n))
+        .map(|sw| Served {
+            legacy_only: legacy_only.contains(&sw.name),
+            switch: sw,
+        })
+        .collect();
+    start(runtime, served, username, password)
+}
+
+#[derive(Clone)]
+struct SimServer {
+    switch: SimSwitch,
+    username: String,
+    password: String,
+}
+
+impl server::Server for SimServer {
+    type Handler = Connection;
+    fn new_client(&mut self, _: Option<std::net::SocketAddr>) -> Connection {
+        Connection {
+            server: self.clone(),
+            session: None,
+            pending: String::new(),
+        }
+    }
+}
+
+struct Connection {
+    server: SimServer,
+    session: Option<SimSession>,
+    pending: String,
+}
+
+impl Connection {
+    fn prompt(&self) -> String {
+        format!("{}# ", self.server.switch.name)
+    }
+
+    /// Runs one line; `None` means the connection must be dropped.
+    async fn line(&mut self, line: &str) -> Option<Result<String, String>> {
+        let latency = self
+            .server
+            .switch
+            .faults
+            .lock()
+            .expect("faults")
+            .command_latency;
+        tokio::time::sleep(latency).await;
+        let session = self
+            .session
+            .get_or_insert_with(|| self.server.switch.server_session());
+        match session.run(line) {
+            Ok(answer) => Some(Ok(answer)),
+            Err(DeviceError::Rejected { answer, .. }) => Some(Err(answer)),
+            Err(DeviceError::Timeout { .. }) => {
+                // Hang: never answer; the client's command timeout must fire.
+                std::future::pending::<()>().await;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+fn crlf(text: &str) -> String {
+    text.replace('\n', "\r\n")
+}
+
+impl server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let faults = self.server.switch.faults.lock().expect("faults").clone();
+        tokio::time::sleep(faults.login_latency).await;
+        if !faults.refuse_login && user == self.server.username && password == self.server.password
+        {
+            Ok(Auth::Accept)
+        } else {
+            Ok(Auth::reject())
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col: u32,
+        _row: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        let banner = format!(
+            "{} (jobnet simulated {})\r\n{}",
+            self.server.switch.name,
+            self.server.switch.profile().name,
+            self.prompt()
+        );
+        session.data(channel, banner.into_bytes())?;
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.pending.push_str(&String::from_utf8_lossy(data));
+        while let Some(nl) = self.pending.find('\n') {
+            let line = self.pending[..nl].trim_end_matches('\r').to_string();
+            self.pending.drain(..=nl);
+            // Echo, as a PTY does.
+            session.data(channel, format!("{line}\r\n").into_bytes())?;
+            let reply = match self.line(&line).await {
+                None => {
+                    session.close(channel)?;
+                    return Err(russh::Error::Disconnect);
+                }
+                Some(Ok(answer)) | Some(Err(answer)) => answer,
+            };
+            let mut out = crlf(&reply);
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(&self.prompt());
+            session.data(channel, out.into_bytes())?;
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        let line = String::from_utf8_lossy(data).to_string();
+        match self.line(&line).await {
+            None => {
+                session.close(channel)?;
+                return Err(russh::Error::Disconnect);
+            }
+            Some(Ok(answer)) => {
+                if !answer.is_empty() {
+                    session.data(channel, format!("{answer}\n").into_bytes())?;
+                }
+                session.exit_status_request(channel, 0)?;
+            }
+            Some(Err(answer)) => {
+                session.extended_data(channel, 1, format!("{answer}\n").into_bytes())?;
+                session.exit_status_request(channel, 1)?;
+            }
+        }
+        session.eof(channel)?;
+        session.close(channel)?;
+        Ok(())
+    }
+}
+
+/// The topology with every switch's and gateway's address pointing at its simulator
+/// (`127.0.0.1:PORT`), its login at the credentials entry `credentials`, and `ssh_legacy` set for
+/// the switches in `legacy`.
+pub fn rewrite_topology(
+    t: &crate::topology::Topology,
+    ports: &BTreeMap<String, u16>,
+    credentials: &str,
+    legacy: &[String],
+) -> String {
+    use std::fmt::Write;
+    let mut y = String::new();
+    let _ = writeln!(
+        y,
+        "name: {}\nethernet:\n  vlan_pool: \"{}\"",
+        t.name,
+        t.ethernet.vlan_pool.display(false)
+    );
+    if !t.ethernet.reserved_vlans.is_empty() {
+        let _ = writeln!(
+            y,
+            "  reserved_vlans: \"{}\"",
+            t.ethernet.reserved_vlans.display(false)
+        );
+    }
+    let mode = match t.ethernet.node_port_mode {
+        crate::topology::PortMode::Tagged => "tagged",
+        crate::topology::PortMode::Access => "access",
+    };
+    let _ = writeln!(y, "  node_port_mode: {mode}");
+    if let Some(ib) = &t.infiniband {
+        let _ = writeln!(
+            y,
+            "infiniband:\n  pkey_pool: \"{}\"\n  partitions_conf: {}",
+            ib.pkey_pool.display(true),
+            ib.partitions_conf
+        );
+    }
+    let addr = |name: &str, original: &str| {
+        ports
+            .get(name)
+            .map_or(original.to_string(), |p| format!("127.0.0.1:{p}"))
+    };
+    y.push_str("switches:\n");
+    for s in &t.switches {
+        let _ = writeln!(
+            y,
+            "  - {{name: {}, driver: {}, address: \"{}\", credentials: {credentials}, ssh_legacy: {}}}",
+            s.name,
+            s.driver,
+            addr(&s.name, &s.address),
+            legacy.contains(&s.name)
+        );
+    }
+    y.push_str("links:\n");
+    for l in &t.links {
+        let _ = writeln!(
+            y,
+            "  - {{a: \"{}\", b: \"{}\", cost: {}, state: {}, lag: {}}}",
+            l.a,
+            l.b,
+            l.cost,
+            if l.up { "up" } else { "down" },
+            l.lag
+        );
+    }
+    y.push_str("nodes:\n");
+    for n in &t.nodes {
+        let guid = n
+            .ib_guid
+            .map(|g| format!(", ib_guids: [\"{g}\"]"))
+            .unwrap_or_default();
+        let _ = writeln!(y, "  - {{name: {}, port: \"{}\"{guid}}}", n.name, n.port);
+    }
+    if !t.gateways.is_empty() {
+        y.push_str("gateways:\n");
+        for g in &t.gateways {
+            let _ = writeln!(
+                y,
+                "  - {{name: {}, driver: {}, address: \"{}\", credentials: {credentials}, ethernet_port: \"{}\", ib_guid: \"{}\"}}",
+                g.name,
+                g.driver,
+                addr(&g.name, &g.address),
+                g.ethernet_port,
+                g.ib_guid
+            );
+        }
+    }
+    y
+}
+
+/// Writes a lab directory for a running simulator: `topology.yaml` (rewritten), `credentials.yaml`
+/// (mode 0600, a random password) and `known_hosts`. Returns the password.
+pub fn write_lab(
+    dir: &std::path::Path,
+    t: &crate::topology::Topology,
+    running: &Running,
+    username: &str,
+    password: &str,
+    legacy: &[String],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("topology.yaml"),
+        rewrite_topology(t, &running.ports, "sim", legacy),
+    )?;
+    std::fs::write(dir.join("known_hosts"), &running.known_hosts)?;
+    let path = dir.join("credentials.yaml");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::io::Write::write_all(
+        &mut f,
+        format!("sim: {{username: {username}, password: \"{password}\"}}\n").as_bytes(),
+    )
+}
+
+/// A random password for a lab.
+pub fn random_password() -> std::io::Result<String> {
+    let mut b = [0u8; 12];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}

@@ -1,0 +1,427 @@
+//! SSH transport (russh): one session per device per apply, carrying all of that device's lines.
+//!
+//! - Host keys are checked against a known_hosts file: an unknown key or a changed key refuses the
+//!   connection; trust-on-first-use (learning an unknown key) only when explicitly enabled.
+//! - Logins come from the credentials file (password or key); secrets never reach a message.
+//! - Old algorithms (diffie-hellman-group14-sha1/group1-sha1 key exchange, ssh-rsa host keys,
+//!   hmac-sha1) are offered only to switches marked `ssh_legacy: true`; for those the MAC list is
+//!   also restricted to hmac-sha2-256/hmac-sha1, because some old servers break with
+//!   hmac-sha2-512 right after key exchange (field notes).
+//! - `shell` dialects: a PTY and an interactive shell; each line is typed, the echo is stripped,
+//!   `--More--` pagers are answered with a space, and the answer ends at the next prompt.
+//!   `exec` dialects: one exec request per line; a non-zero exit status is a refusal.
+//! - Connect and per-command timeouts; a closed connection is reported as lost.
+//!
+//! The executor is synchronous (a thread per device); sessions run on one shared tokio runtime.
+
+use super::{check_answer, Connector, DeviceError, Session, Target};
+use crate::credentials::{Auth, Credentials};
+use crate::drivers::Profile;
+use russh::client;
+use russh::keys::{check_known_hosts_path, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// SSH settings of a run.
+#[derive(Clone, Debug)]
+pub struct SshOptions {
+    pub credentials: Option<Arc<Credentials>>,
+    pub known_hosts: PathBuf,
+    pub trust_on_first_use: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+/// Splits `host`, `host:port` or `[v6]:port` (default port 22).
+pub fn split_address(address: &str) -> (String, u16) {
+    if let Some(rest) = address.strip_prefix('[') {
+        if let Some((h, p)) = rest.split_once("]:") {
+            return (h.to_string(), p.parse().unwrap_or(22));
+        }
+        return (rest.trim_end_matches(']').to_string(), 22);
+    }
+    match address.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().unwrap_or(22)),
+        _ => (address.to_string(), 22),
+    }
+}
+
+struct Client {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    tofu: bool,
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+impl Client {
+    fn refuse(&self, why: String) -> Result<bool, russh::Error> {
+        *self.problem.lock().expect("problem slot") = Some(why);
+        Ok(false)
+    }
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            return self.refuse("the server presented a host certificate; jobnet checks plain host keys in known_hosts".into());
+        };
+        let fp = key.fingerprint(Default::default());
+        let kh = self.known_hosts.display().to_string();
+        let hostport = if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        };
+        match check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
+            Ok(true) => Ok(true),
+            Err(russh::keys::Error::KeyChanged { line }) => self.refuse(format!(
+                "host key of {hostport} CHANGED (now {fp}, known_hosts {kh} line {line} says otherwise): possible man-in-the-middle, refusing; if the device was really re-keyed, remove that line after checking the new fingerprint"
+            )),
+            Ok(false) | Err(russh::keys::Error::IO(_)) if self.tofu => match learn(&self.host, self.port, key, &self.known_hosts) {
+                Ok(()) => Ok(true),
+                Err(e) => self.refuse(format!("cannot record the host key of {hostport} in {kh}: {e}")),
+            },
+            Ok(false) => self.refuse(format!(
+                "host key of {hostport} ({fp}) is not in known_hosts {kh}; check the fingerprint on the device and add it (ssh-keyscan -p {} {} >> {kh}), or run once with --trust-on-first-use",
+                self.port, self.host
+            )),
+            Err(russh::keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound => self.refuse(format!(
+                "known_hosts file {kh} does not exist, so the host key of {hostport} ({fp}) cannot be checked; create it (ssh-keyscan) or run once with --trust-on-first-use"
+            )),
+            Err(e) => self.refuse(format!("cannot check known_hosts {kh}: {e}")),
+        }
+    }
+}
+
+/// Records a host key; one writer at a time in this process (the device workers run in parallel).
+fn learn(
+    host: &str,
+    port: u16,
+    key: &russh::keys::PublicKey,
+    path: &std::path::Path,
+) -> Result<(), russh::keys::Error> {
+    static LEARNING: Mutex<()> = Mutex::new(());
+    let _one = LEARNING.lock().unwrap_or_else(|e| e.into_inner());
+    russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path)
+}
+
+fn config(legacy: bool, timeout: Duration) -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    if legacy {
+        let mut kex: Vec<russh::kex::Name> = preferred.kex.to_vec();
+        kex.extend([russh::kex::DH_G14_SHA1, russh::kex::DH_G1_SHA1]);
+        preferred.kex = Cow::Owned(kex);
+        let mut key: Vec<russh::keys::Algorithm> = preferred.key.to_vec();
+        key.push(russh::keys::Algorithm::Rsa { hash: None });
+        preferred.key = Cow::Owned(key);
+        preferred.mac = Cow::Owned(vec![russh::mac::HMAC_SHA256, russh::mac::HMAC_SHA1]);
+    }
+    client::Config {
+        preferred,
+        inactivity_timeout: Some(timeout * 4),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Opens SSH sessions.
+pub struct SshConnector {
+    runtime: tokio::runtime::Runtime,
+    opts: SshOptions,
+}
+
+impl SshConnector {
+    pub fn new(opts: SshOptions) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(SshConnector { runtime, opts })
+    }
+}
+
+impl Connector for SshConnector {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        let (host, port) = split_address(&target.address);
+        let fail = |reason: String| DeviceError::Connect {
+            device: target.name.clone(),
+            address: target.address.clone(),
+            reason,
+        };
+        let creds = self.opts.credentials.as_ref().ok_or_else(|| {
+            fail("no credentials file (--credentials / $JOBNET_CREDENTIALS)".into())
+        })?;
+        let name = target
+            .credentials
+            .as_deref()
+            .ok_or_else(|| fail("the topology gives it no `credentials:` entry name".into()))?;
+        let login = creds
+            .get(name, &target.name)
+            .map_err(|e| fail(e.to_string()))?
+            .clone();
+        let problem = Arc::new(Mutex::new(None));
+        let handler = Client {
+            host: host.clone(),
+            port,
+            known_hosts: self.opts.known_hosts.clone(),
+            tofu: self.opts.trust_on_first_use,
+            problem: problem.clone(),
+        };
+        let cfg = Arc::new(config(target.legacy, self.opts.command_timeout));
+        let timeout = self.opts.connect_timeout;
+        let handle = self.runtime.handle().clone();
+        let (client, channel) = handle
+            .block_on(async {
+                let mut client = tokio::time::timeout(
+                    timeout,
+                    client::connect(cfg, (host.as_str(), port), handler),
+                )
+                .await
+                .map_err(|_| format!("no SSH connection within {} s", timeout.as_secs()))?
+                .map_err(|e| {
+                    problem
+                        .lock()
+                        .expect("problem slot")
+                        .take()
+                        .unwrap_or_else(|| ssh_error(&e, target.legacy))
+                })?;
+                let ok = match &login.auth {
+                    Auth::Password(p) => client
+                        .authenticate_password(login.username.clone(), p.clone())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    Auth::KeyFile(path) => {
+                        let key = russh::keys::load_secret_key(path, None)
+                            .map_err(|e| format!("cannot load key file {}: {e}", path.display()))?;
+                        let hash = client
+                            .best_supported_rsa_hash()
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .flatten();
+                        client
+                            .authenticate_publickey(
+                                login.username.clone(),
+                                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                if !ok.success() {
+                    return Err(format!(
+                        "authentication refused for user {} (credentials entry `{name}`)",
+                        login.username
+                    ));
+                }
+                let channel = if profile.ssh.exec {
+                    None
+                } else {
+                    let ch = client
+                        .channel_open_session()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    ch.request_pty(false, "vt100", 511, 24, 0, 0, &[])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    ch.request_shell(true).await.map_err(|e| e.to_string())?;
+                    Some(ch)
+                };
+                Ok::<_, String>((client, channel))
+            })
+            .map_err(fail)?;
+        let mut session = SshSession {
+            handle,
+            client,
+            channel,
+            buffer: String::new(),
+            profile: profile.clone(),
+            device: target.name.clone(),
+            timeout: self.opts.command_timeout,
+        };
+        if session.channel.is_some() {
+            // Read the banner up to the first prompt.
+            session
+                .read_to_prompt("<login>")
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Ok(Box::new(session))
+    }
+}
+
+fn ssh_error(e: &russh::Error, legacy: bool) -> String {
+    let text = e.to_string();
+    if matches!(e, russh::Error::NoCommonAlgo { .. }) && !legacy {
+        return format!("{text}; if this is an old switch, allow old algorithms with `ssh_legacy: true` in the topology");
+    }
+    text
+}
+
+struct SshSession {
+    handle: tokio::runtime::Handle,
+    client: client::Handle<Client>,
+    channel: Option<russh::Channel<client::Msg>>,
+    buffer: String,
+    profile: Profile,
+    device: String,
+    timeout: Duration,
+}
+
+impl SshSession {
+    fn lost(&self, command: &str, reason: &str) -> DeviceError {
+        DeviceError::Lost {
+            device: self.device.clone(),
+            command: command.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Reads until the prompt; answers pagers; returns the text before the prompt.
+    fn read_to_prompt(&mut self, command: &str) -> Result<String, DeviceError> {
+        let ssh = &self.profile.ssh;
+        let timeout = self.timeout;
+        let Some(channel) = self.channel.as_mut() else {
+            return Ok(String::new());
+        };
+        let buffer = &mut self.buffer;
+        let result = self.handle.block_on(async {
+            tokio::time::timeout(timeout, async {
+                loop {
+                    if let Some(m) = ssh.pager.find(buffer) {
+                        buffer.truncate(m.start());
+                        channel.data(&b" "[..]).await.map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                    if let Some(m) = ssh.prompt.find(buffer) {
+                        let text = buffer[..m.start()].to_string();
+                        buffer.clear();
+                        return Ok(text);
+                    }
+                    match channel.wait().await {
+                        Some(ChannelMsg::Data { data })
+                        | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                            buffer.push_str(&String::from_utf8_lossy(&data))
+                        }
+                        Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => {
+                            return Err("connection closed by the device".to_string())
+                        }
+                        Some(_) => {}
+                    }
+                }
+            })
+            .await
+        });
+        match result {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(reason)) => Err(self.lost(command, &reason)),
+            Err(_) => Err(DeviceError::Timeout {
+                device: self.device.clone(),
+                command: command.to_string(),
+                secs: timeout.as_secs(),
+            }),
+        }
+    }
+
+    fn exec(&mut self, line: &str) -> Result<String, DeviceError> {
+        let timeout = self.timeout;
+        let client = &self.client;
+        let result = self.handle.block_on(async {
+            tokio::time::timeout(timeout, async {
+                let mut ch = client
+                    .channel_open_session()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ch.exec(true, line).await.map_err(|e| e.to_string())?;
+                let (mut out, mut err, mut status) = (String::new(), String::new(), None);
+                while let Some(msg) = ch.wait().await {
+                    match msg {
+                        ChannelMsg::Data { data } => out.push_str(&String::from_utf8_lossy(&data)),
+                        ChannelMsg::ExtendedData { data, .. } => {
+                            err.push_str(&String::from_utf8_lossy(&data))
+                        }
+                        ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                        _ => {}
+                    }
+                }
+                Ok::<_, String>((out, err, status))
+            })
+            .await
+        });
+        match result {
+            Err(_) => Err(DeviceError::Timeout {
+                device: self.device.clone(),
+                command: line.to_string(),
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(reason)) => Err(self.lost(line, &reason)),
+            Ok(Ok((_, err, Some(code)))) if code != 0 => Err(DeviceError::Rejected {
+                device: self.device.clone(),
+                command: line.to_string(),
+                answer: if err.trim().is_empty() {
+                    format!("exit status {code}")
+                } else {
+                    err.trim().to_string()
+                },
+            }),
+            Ok(Ok((_, _, None))) => {
+                Err(self.lost(line, "the command ended without an exit status"))
+            }
+            Ok(Ok((out, _, _))) => check_answer(&self.profile, &self.device, line, out),
+        }
+    }
+}
+
+impl Session for SshSession {
+    fn run(&mut self, line: &str) -> Result<String, DeviceError> {
+        if self.channel.is_none() {
+            return self.exec(line);
+        }
+        let send = {
+            let channel = self.channel.as_ref().expect("shell channel");
+            self.handle
+                .block_on(channel.data(format!("{line}\n").as_bytes()))
+        };
+        send.map_err(|e| self.lost(line, &e.to_string()))?;
+        let text = self.read_to_prompt(line)?;
+        // Drop the echo of the line and the CR of the PTY.
+        let mut lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
+        if lines.first().is_some_and(|l| l.trim() == line.trim()) {
+            lines.remove(0);
+        }
+        let answer = lines.join("\n").trim_end().to_string();
+        check_answer(&self.profile, &self.device, line, answer)
+    }
+}
+
+impl Drop for SshSession {
+    fn drop(&mut self) {
+        let _ = self
+            .handle
+            .block_on(self.client.disconnect(Disconnect::ByApplication, "", "en"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_address;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_address("192.0.2.1"), ("192.0.2.1".into(), 22));
+        assert_eq!(split_address("127.0.0.1:2201"), ("127.0.0.1".into(), 2201));
+        assert_eq!(split_address("sw.example:830"), ("sw.example".into(), 830));
+        assert_eq!(
+            split_address("[2001:db8::1]:2222"),
+            ("2001:db8::1".into(), 2222)
+        );
+        assert_eq!(split_address("2001:db8::1"), ("2001:db8::1".into(), 22));
+    }
+}

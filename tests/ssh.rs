@@ -1,0 +1,378 @@
+//! `jobnet` processes against simulated switches served over real SSH (russh server on
+//! 127.0.0.1): host-key checking (unknown, changed, trust on first use), logins, legacy
+//! algorithms per switch, timeouts, dropped connections, strings refused before any connection,
+//! and 50 concurrent `up`s and `down`s against one state file.
+
+use jobnet::drivers::DriverSet;
+use jobnet::sim::{SimFabric, SimState};
+use jobnet::sim_server;
+use jobnet::topology::{self, Topology};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+struct Lab {
+    dir: PathBuf,
+    fabric: SimFabric,
+    topology: Topology,
+    running: sim_server::Running,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn lab(name: &str, legacy_only: &[&str]) -> Lab {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ssh")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let drivers = DriverSet::builtin();
+    let t = topology::load(std::path::Path::new("topology/two-tier.yaml"), &drivers)
+        .unwrap()
+        .topology;
+    let fabric = SimFabric::default();
+    let names: Vec<String> = t.switches.iter().map(|s| s.name.clone()).collect();
+    for s in &t.switches {
+        fabric.switch(&s.name, drivers.get(&s.driver).unwrap());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let legacy: Vec<String> = legacy_only.iter().map(|s| s.to_string()).collect();
+    let running = sim_server::start_fabric(
+        runtime.handle(),
+        &fabric,
+        &names,
+        &legacy,
+        "jobnet",
+        "pw-for-tests",
+    )
+    .unwrap();
+    sim_server::write_lab(&dir, &t, &running, "jobnet", "pw-for-tests", &[]).unwrap();
+    Lab {
+        dir,
+        fabric,
+        topology: t,
+        running,
+        _runtime: runtime,
+    }
+}
+
+impl Lab {
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).to_str().unwrap().to_string()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jobnet"));
+        c.args([
+            "--state",
+            &self.path("state.db"),
+            "--credentials",
+            &self.path("credentials.yaml"),
+            "--known-hosts",
+            &self.path("known_hosts"),
+        ]);
+        c.args(args);
+        c.env_remove("JOBNET_FAILPOINT");
+        c
+    }
+
+    fn jn(&self, args: &[&str]) -> (i32, String, String) {
+        let o: Output = self.cmd(args).output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn up(&self, job: &str, extra: &[&str]) -> (i32, String, String) {
+        let topo = self.path("topology.yaml");
+        let mut args = vec![
+            "up",
+            "--topology",
+            &topo,
+            "--job",
+            job,
+            "--nodes",
+            "cn[001-004],cn[030-031],cn041",
+            "--pkey",
+            "none",
+        ];
+        args.extend_from_slice(extra);
+        self.jn(&args)
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, SimState> {
+        self.fabric.snapshot()
+    }
+
+    fn empty(&self) -> bool {
+        self.snapshot().values().all(|s| *s == SimState::default())
+    }
+}
+
+#[test]
+fn up_and_down_over_ssh() {
+    let lab = lab("roundtrip", &[]);
+    let (code, out, err) = lab.up("1234", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("job 1234 up: VLAN 1000"), "{out}");
+    let s = lab.snapshot();
+    for sw in ["leaf1", "leaf2", "leaf3", "spine2"] {
+        assert!(s[sw].vlans.contains_key(&1000), "{sw}: {:?}", s[sw]);
+    }
+    assert!(s["spine1"].vlans.is_empty() && s["leaf4"].vlans.is_empty());
+    let log = lab.fabric.get("leaf3").unwrap().log.lock().unwrap().clone();
+    assert_eq!(
+        log[..2],
+        [
+            "terminal length 0".to_string(),
+            "show vlan brief".to_string()
+        ],
+        "setup, then the read, then the change"
+    );
+    assert!(log.contains(&"switchport trunk allowed vlan add 1000".to_string()));
+    let (code, out, _) = lab.jn(&["down", "--job", "1234"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("operation(s) undone"), "{out}");
+    assert!(lab.empty(), "{:?}", lab.snapshot());
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused() {
+    let lab = lab("hostkeys", &[]);
+    std::fs::write(lab.path("known_hosts"), "").unwrap();
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("is not in known_hosts") && err.contains("--trust-on-first-use"),
+        "{err}"
+    );
+    assert!(lab.empty());
+    // A different key recorded for leaf1's port: a changed key.
+    let other = sim_server::host_key()
+        .unwrap()
+        .public_key()
+        .to_openssh()
+        .unwrap();
+    let mut kh = lab.running.known_hosts.clone();
+    let port = lab.running.ports["leaf1"];
+    kh = kh
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("[127.0.0.1]:{port} ")) {
+                format!("[127.0.0.1]:{port} {other}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(lab.path("known_hosts"), kh).unwrap();
+    let (code, _, err) = lab.up("2", &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains(&format!("host key of [127.0.0.1]:{port} CHANGED"))
+            && err.contains("man-in-the-middle"),
+        "{err}"
+    );
+    assert!(
+        lab.empty(),
+        "nothing may be changed when any device is refused"
+    );
+}
+
+#[test]
+fn trust_on_first_use_only_when_asked() {
+    let lab = lab("tofu", &[]);
+    std::fs::write(lab.path("known_hosts"), "").unwrap();
+    let (code, _, err) = lab.up("1", &["--trust-on-first-use"]);
+    assert_eq!(code, 0, "{err}");
+    let learned = std::fs::read_to_string(lab.path("known_hosts")).unwrap();
+    let lines: Vec<&str> = learned.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 4, "the four switches of the job: {learned}");
+    for line in lines {
+        assert!(
+            lab.running.known_hosts.contains(line),
+            "learned the real key: {line}"
+        );
+    }
+    assert_eq!(lab.jn(&["down", "--job", "1"]).0, 0);
+}
+
+#[test]
+fn legacy_algorithms_only_for_switches_marked_legacy() {
+    let lab = lab("legacy", &["leaf3"]);
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("leaf3") && err.contains("ssh_legacy: true"),
+        "{err}"
+    );
+    assert!(lab.empty());
+    let legacy_topo = sim_server::rewrite_topology(
+        &lab.topology,
+        &lab.running.ports,
+        "sim",
+        &["leaf3".to_string()],
+    );
+    std::fs::write(lab.path("topology.yaml"), legacy_topo).unwrap();
+    let (code, _, err) = lab.up("2", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(lab.snapshot()["leaf3"].vlans.contains_key(&1000));
+    assert_eq!(lab.jn(&["down", "--job", "2"]).0, 0);
+    assert!(lab.empty());
+}
+
+#[test]
+fn logins_and_credentials_files() {
+    let lab = lab("logins", &[]);
+    let creds = lab.path("credentials.yaml");
+    std::fs::remove_file(&creds).unwrap();
+    std::fs::write(
+        &creds,
+        "sim: {username: jobnet, password: \"wrong-secret-42\"}\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("authentication refused for user jobnet (credentials entry `sim`)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-secret-42"),
+        "a secret was printed: {err}"
+    );
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is readable by group or others (mode 0644); run `chmod 600"),
+        "{err}"
+    );
+    assert!(lab.empty());
+}
+
+#[test]
+fn timeouts_and_dropped_connections_roll_back() {
+    let lab = lab("timeouts", &[]);
+    {
+        let sw = lab.fabric.get("leaf2").unwrap();
+        let mut f = sw.faults.lock().unwrap();
+        f.hang_at_line = Some(7);
+        f.next_session_only = true;
+    }
+    let started = std::time::Instant::now();
+    let (code, _, err) = lab.up("1", &["--command-timeout", "1"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("leaf2: `") && err.contains("got no answer within 1 s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(lab.empty(), "{:?}", lab.snapshot());
+    lab.fabric
+        .get("leaf2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .hang_at_line = None;
+    {
+        let sw = lab.fabric.get("spine2").unwrap();
+        let mut f = sw.faults.lock().unwrap();
+        f.drop_at_line = Some(5);
+        f.next_session_only = true;
+    }
+    let (code, _, err) = lab.up("2", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("spine2: connection lost"), "{err}");
+    assert!(lab.empty());
+}
+
+#[test]
+fn injection_is_refused_before_any_connection() {
+    let lab = lab("injection", &[]);
+    for job in ["1;reload", "1\nreload", "$(reboot)", "a'b", "a\"b"] {
+        let (code, _, err) = lab.up(job, &[]);
+        assert_eq!(code, 2, "{job:?}: {err}");
+    }
+    for sw in ["leaf1", "leaf2", "leaf3", "spine1", "spine2", "leaf4"] {
+        assert!(
+            lab.fabric.get(sw).unwrap().log.lock().unwrap().is_empty(),
+            "{sw} was contacted"
+        );
+    }
+}
+
+#[test]
+fn fifty_concurrent_ups_then_downs() {
+    let lab = lab("fifty", &[]);
+    let topo = lab.path("topology.yaml");
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            lab.cmd(&[
+                "up",
+                "--topology",
+                &topo,
+                "--job",
+                &format!("c{i}"),
+                "--nodes",
+                "cn[001-004],cn[030-031],cn041",
+                "--pkey",
+                "none",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "up c{i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let (_, out, _) = lab.jn(&["status", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let jobs = v["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 50, "every job recorded");
+    let vlans: std::collections::BTreeSet<u64> =
+        jobs.iter().map(|j| j["vlan"].as_u64().unwrap()).collect();
+    assert_eq!(vlans.len(), 50, "distinct VLANs");
+    assert!(jobs.iter().all(|j| j["state"] == "up"));
+    let s = lab.snapshot();
+    for sw in ["leaf1", "leaf2", "leaf3", "spine2"] {
+        let on: std::collections::BTreeSet<u64> =
+            s[sw].vlans.keys().map(|&v| u64::from(v)).collect();
+        assert_eq!(on, vlans, "{sw} carries exactly the 50 jobs' VLANs");
+    }
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            lab.cmd(&["down", "--job", &format!("c{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "down c{i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(lab.empty(), "{:?}", lab.snapshot());
+}
