@@ -449,6 +449,7 @@ fn with_env(
     let command_timeout = Duration::from_secs(o.command_timeout);
     let ssh = SshConnector::new(SshOptions {
         credentials,
+        credentials_path: o.credentials.clone(),
         known_hosts: o.known_hosts.clone(),
         trust_on_first_use: o.tofu,
         connect_timeout: Duration::from_secs(o.connect_timeout),

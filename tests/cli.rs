@@ -877,11 +877,12 @@ fn lifecycle_commands_on_an_empty_state() {
 }
 
 #[test]
-fn up_without_a_transport_rolls_back_and_says_why() {
+fn up_without_credentials_rolls_back_and_says_why() {
+    // Fails before any connection is attempted: no traffic leaves this host.
     let st = state_dir("no-ssh");
-    jobnet(&["--state", &st, "up", "--topology", "topology/two-tier.yaml", "--job", "1234", "--nodes", "cn[001-002]", "--pkey", "none"])
+    jobnet(&["--state", &st, "--credentials", "/nonexistent/credentials.yaml", "up", "--topology", "topology/two-tier.yaml", "--job", "1234", "--nodes", "cn[001-002]", "--pkey", "none"])
         .code(4)
-        .err_has("job 1234 failed and every change was undone: cannot connect to leaf1 (192.0.2.11): the SSH transport is not part of this build yet")
+        .err_has("job 1234 failed and every change was undone: cannot connect to leaf1 (192.0.2.11): credentials file /nonexistent/credentials.yaml does not exist")
         .err_has("VLAN 1000 released");
     let o = jobnet(&[
         "--state", &st, "status", "--job", "1234", "--format", "json",

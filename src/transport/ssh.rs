@@ -28,7 +28,9 @@ use std::time::Duration;
 /// SSH settings of a run.
 #[derive(Clone, Debug)]
 pub struct SshOptions {
+    /// `None` when the file does not exist (an SSH device then cannot be reached).
     pub credentials: Option<Arc<Credentials>>,
+    pub credentials_path: PathBuf,
     pub known_hosts: PathBuf,
     pub trust_on_first_use: bool,
     pub connect_timeout: Duration,
@@ -158,7 +160,10 @@ impl Connector for SshConnector {
             reason,
         };
         let creds = self.opts.credentials.as_ref().ok_or_else(|| {
-            fail("no credentials file (--credentials / $JOBNET_CREDENTIALS)".into())
+            fail(format!(
+                "credentials file {} does not exist; create it (mode 0600) or point --credentials / $JOBNET_CREDENTIALS at it",
+                self.opts.credentials_path.display()
+            ))
         })?;
         let name = target
             .credentials
