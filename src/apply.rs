@@ -40,6 +40,8 @@ pub struct Env<'a> {
     pub sessions_per_device: usize,
     /// How long to wait for a session slot or for another process working on the same job.
     pub wait: Duration,
+    /// Send the profile's `save` lines after the changes (apply and undo), so they survive a reboot.
+    pub save: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,10 +127,17 @@ struct Prepared {
     _lock: DeviceLock,
 }
 
+/// What one phase-1 worker found.
+enum Prep {
+    Ready(Box<Prepared>),
+    /// The job's VLAN exists on this device; with every VLAN the device has.
+    Foreign(String, Vec<u16>),
+}
+
 enum Phase1 {
     Ready(Vec<Prepared>),
-    /// The VLAN exists on these devices and is not ours.
-    Foreign(Vec<String>),
+    /// The VLAN exists on these devices and is not ours; with every VLAN each of them has.
+    Foreign(Vec<(String, Vec<u16>)>),
     Failed(String),
 }
 
@@ -163,11 +172,17 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
         };
         match prepare(env, inp.topology, &plan) {
             Phase1::Foreign(devices) => {
+                let names: Vec<&str> = devices.iter().map(|(d, _)| d.as_str()).collect();
                 env.store.release(
                     &job,
-                    &format!("VLAN {} exists on {}", plan.vlan, devices.join(", ")),
+                    &format!("VLAN {} exists on {}", plan.vlan, names.join(", ")),
                 )?;
-                foreign.insert(plan.vlan.get(), devices.join(", "));
+                // Skip every VLAN those devices already have, not only the one just tried.
+                for (device, vlans) in &devices {
+                    for v in vlans {
+                        foreign.entry(*v).or_insert_with(|| device.clone());
+                    }
+                }
                 continue;
             }
             Phase1::Failed(failure) => {
@@ -328,14 +343,14 @@ fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
         }
     }
     let mut locks: BTreeMap<String, DeviceLock> = locks.into_iter().collect();
-    let results: Vec<Result<Prepared, String>> = std::thread::scope(|s| {
+    let results: Vec<Result<Prep, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .ethernet
             .devices
             .iter()
             .map(|d| {
                 let lock = locks.remove(&d.name).expect("locked above");
-                s.spawn(move || -> Result<Prepared, String> {
+                s.spawn(move || -> Result<Prep, String> {
                     let target = target_of(t, &d.name);
                     let profile = env
                         .drivers
@@ -354,8 +369,13 @@ fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
                         let out = session
                             .run(&r.command_for(None))
                             .map_err(|e| e.to_string())?;
-                        if r.values(&out).contains(&u64::from(vlan)) {
-                            return Err(format!("foreign:{}", d.name));
+                        let existing = r.values(&out);
+                        if existing.contains(&u64::from(vlan)) {
+                            let vlans = existing
+                                .into_iter()
+                                .filter_map(|v| u16::try_from(v).ok())
+                                .collect();
+                            return Ok(Prep::Foreign(d.name.clone(), vlans));
                         }
                     }
                     for op in ops.iter_mut() {
@@ -369,14 +389,14 @@ fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
                         }
                     }
                     let vlan_name = plan::vlan_name(&plan.job, &profile);
-                    Ok(Prepared {
+                    Ok(Prep::Ready(Box::new(Prepared {
                         target,
                         profile,
                         vlan_name,
                         ops,
                         session,
                         _lock: lock,
-                    })
+                    })))
                 })
             })
             .collect();
@@ -393,11 +413,9 @@ fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
     let mut failed = Vec::new();
     for r in results {
         match r {
-            Ok(p) => ready.push(p),
-            Err(e) => match e.strip_prefix("foreign:") {
-                Some(dev) => foreign.push(dev.to_string()),
-                None => failed.push(e),
-            },
+            Ok(Prep::Ready(p)) => ready.push(*p),
+            Ok(Prep::Foreign(device, vlans)) => foreign.push((device, vlans)),
+            Err(e) => failed.push(e),
         }
     }
     if !failed.is_empty() {
@@ -458,6 +476,11 @@ fn apply_device(env: &Env, job: &str, mut d: Prepared) -> Result<(), String> {
     }
     for l in &p.end {
         d.session.run(l).map_err(|e: DeviceError| e.to_string())?;
+    }
+    if env.save {
+        for l in &p.save {
+            d.session.run(l).map_err(|e: DeviceError| e.to_string())?;
+        }
     }
     Ok(())
 }
@@ -564,6 +587,13 @@ fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
     for l in &profile.end {
         if let Err(e) = session.run(l) {
             errors.push(e.to_string());
+        }
+    }
+    if env.save {
+        for l in &profile.save {
+            if let Err(e) = session.run(l) {
+                errors.push(e.to_string());
+            }
         }
     }
     errors

@@ -41,6 +41,8 @@ impl fmt::Debug for Auth {
 pub struct Login {
     pub username: String,
     pub auth: Auth,
+    /// Answer to the privileged-mode (`enable`) password prompt, when a device asks.
+    pub enable_password: Option<String>,
 }
 
 impl fmt::Debug for Login {
@@ -124,12 +126,14 @@ impl Credentials {
                         };
                         for (fk, _) in fields {
                             let key = fk.as_str().unwrap_or_default();
-                            if !["username", "password", "key_file"].contains(&key) {
+                            if !["username", "password", "key_file", "enable_password"]
+                                .contains(&key)
+                            {
                                 // Name the key, never its value: it may be a secret.
                                 d.error(
                                     fk.loc,
                                     format!("unknown key `{key}` in entry `{name}`"),
-                                    "allowed: username, password, key_file",
+                                    "allowed: username, password, key_file, enable_password",
                                 );
                             }
                         }
@@ -157,7 +161,17 @@ impl Credentials {
                                 continue;
                             }
                         };
-                        entries.insert(name, Login { username, auth });
+                        let enable_password = get("enable_password")
+                            .and_then(|n| n.as_str())
+                            .map(str::to_string);
+                        entries.insert(
+                            name,
+                            Login {
+                                username,
+                                auth,
+                                enable_password,
+                            },
+                        );
                     }
                 }
                 _ if root.is_null() => {}

@@ -134,6 +134,9 @@ pub struct Profile {
     pub reserved_vlans: RangeSet,
     /// Longest VLAN name the platform accepts.
     pub vlan_name_max: usize,
+    /// The command that enters privileged mode (`enable`), sent first after login over SSH; a
+    /// password prompt is answered with the credentials entry's `enable_password`.
+    pub enable: Option<String>,
     /// Lines sent right after login (disable the pager); reads follow them.
     pub setup: Vec<String>,
     /// Lines that enter configuration mode, sent before the operations.
@@ -512,7 +515,12 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let (mut setup, mut begin, mut end, mut save) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if let Some(s) = get(pairs, "session") {
-        if let Some(sp) = map_pairs(d, s, "session", &["setup", "begin", "end", "save"]) {
+        if let Some(sp) = map_pairs(
+            d,
+            s,
+            "session",
+            &["enable", "setup", "begin", "end", "save"],
+        ) {
             for (key, target) in [
                 ("setup", &mut setup),
                 ("begin", &mut begin),
@@ -574,6 +582,12 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
             }
         }
     }
+    let enable = get(pairs, "session")
+        .and_then(|s| match &s.kind {
+            Kind::Map(sp) => get(sp, "enable"),
+            _ => None,
+        })
+        .and_then(|n| lines(d, n, "session.enable", &[]).pop());
     let mut ssh = SshDialect::default();
     if let Some(n) = get(pairs, "ssh") {
         if let Some(sp) = map_pairs(d, n, "ssh", &["mode", "prompt", "pager"]) {
@@ -607,6 +621,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         verified,
         reserved_vlans,
         vlan_name_max,
+        enable,
         setup,
         begin,
         end,

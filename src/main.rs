@@ -68,6 +68,9 @@ struct Cli {
     /// Seconds to wait for a device to answer one command.
     #[arg(long, global = true, default_value_t = 30)]
     command_timeout: u64,
+    /// Also send each profile's save lines (e.g. `write memory`) after changing a device.
+    #[arg(long, global = true)]
+    save_config: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -411,6 +414,7 @@ struct RunOpts {
     tofu: bool,
     connect_timeout: u64,
     command_timeout: u64,
+    save: bool,
 }
 
 impl RunOpts {
@@ -424,6 +428,7 @@ impl RunOpts {
             tofu: cli.trust_on_first_use,
             connect_timeout: cli.connect_timeout,
             command_timeout: cli.command_timeout,
+            save: cli.save_config,
         }
     }
 }
@@ -472,6 +477,7 @@ fn with_env(
         lock_dir,
         sessions_per_device: o.sessions,
         wait: Duration::from_secs(o.wait),
+        save: o.save,
     };
     f(&env)
 }

@@ -181,7 +181,8 @@ pub fn render_op(profile: &Profile, vlan_name: &str, op: &Op) -> (Vec<String>, V
 
 /// Renders ops with a profile: session setup and begin, each op, session end.
 pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String> {
-    let mut out = profile.setup.clone();
+    let mut out: Vec<String> = profile.enable.iter().cloned().collect();
+    out.extend(profile.setup.iter().cloned());
     out.extend(profile.begin.iter().cloned());
     for op in ops {
         out.extend(profile.render(op.template(), &op.vars(vlan_name)));
@@ -192,7 +193,8 @@ pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<St
 
 /// The commands that undo `ops`, newest first.
 pub fn render_undo(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String> {
-    let mut out = profile.setup.clone();
+    let mut out: Vec<String> = profile.enable.iter().cloned().collect();
+    out.extend(profile.setup.iter().cloned());
     out.extend(profile.begin.iter().cloned());
     for op in ops.iter().rev() {
         out.extend(profile.render(op.inverse_template(), &op.vars(vlan_name)));

@@ -41,6 +41,8 @@ pub struct Faults {
     pub drop_at_line: Option<usize>,
     /// Never answer the n-th line (the caller's timeout must fire).
     pub hang_at_line: Option<usize>,
+    /// Split answers longer than this many lines with a `--More--` pager (SSH server only).
+    pub page_lines: Option<usize>,
     /// Line-count faults (`reject_line`, `drop_at_line`, `hang_at_line`) hit only the next
     /// session opened, like a glitch; later sessions (the rollback's) work.
     pub next_session_only: bool,

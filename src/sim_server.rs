@@ -1,7 +1,8 @@
 //! The simulated switches served over real SSH (russh server), one listener per switch on
 //! 127.0.0.1, so `jobnet up` processes talk to them exactly as to real switches: host keys,
-//! password login, a PTY shell with echo and a prompt, or exec requests for `exec` dialects.
-//! Latency (login, per command) and faults come from each switch's [`crate::sim::Faults`].
+//! password or key login, a PTY shell with echo, a prompt, privileged mode behind `enable` and a
+//! `--More--` pager, or exec requests for `exec` dialects. Latency (login, per command) and
+//! faults come from each switch's [`crate::sim::Faults`].
 //!
 //! Used by the integration tests (in-process, so they can inspect the switches' state) and by the
 //! `jobnet-switch-sim` binary for benchmarks.
@@ -25,13 +26,23 @@ pub struct Served {
     pub legacy_only: bool,
 }
 
+/// Who may log in, and the privileged-mode password the CLIs ask for.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub username: String,
+    pub password: String,
+    pub authorized_keys: Vec<russh::keys::PublicKey>,
+    /// When set, dialects with an `enable` command start in user mode (`>` prompt) and ask for it.
+    pub enable_password: Option<String>,
+}
+
 /// Running servers: the port and known_hosts line of every switch.
 pub struct Running {
     pub ports: BTreeMap<String, u16>,
     pub known_hosts: String,
 }
 
-/// A fresh Ed25519 host key from the kernel's random source.
+/// A fresh Ed25519 key from the kernel's random source.
 pub fn host_key() -> std::io::Result<PrivateKey> {
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
@@ -42,11 +53,11 @@ pub fn host_key() -> std::io::Result<PrivateKey> {
 pub fn start(
     runtime: &tokio::runtime::Handle,
     switches: Vec<Served>,
-    username: &str,
-    password: &str,
+    access: &Access,
 ) -> std::io::Result<Running> {
     let mut ports = BTreeMap::new();
     let mut known_hosts = String::new();
+    let access = Arc::new(access.clone());
     for served in switches {
         let key = host_key()?;
         let public = key
@@ -73,8 +84,7 @@ pub fn start(
         ports.insert(served.switch.name.clone(), port);
         let mut server = SimServer {
             switch: served.switch,
-            username: username.to_string(),
-            password: password.to_string(),
+            access: access.clone(),
         };
         runtime.spawn(async move {
             let _ = server.run_on_socket(config, &listener).await;
@@ -89,8 +99,7 @@ pub fn start_fabric(
     fabric: &SimFabric,
     names: &[String],
     legacy_only: &[String],
-    username: &str,
-    password: &str,
+    access: &Access,
 ) -> std::io::Result<Running> {
     let served = names
         .iter()
@@ -100,23 +109,27 @@ pub fn start_fabric(
             switch: sw,
         })
         .collect();
-    start(runtime, served, username, password)
+    start(runtime, served, access)
 }
 
 #[derive(Clone)]
 struct SimServer {
     switch: SimSwitch,
-    username: String,
-    password: String,
+    access: Arc<Access>,
 }
 
 impl server::Server for SimServer {
     type Handler = Connection;
     fn new_client(&mut self, _: Option<std::net::SocketAddr>) -> Connection {
+        let privileged =
+            self.switch.profile().enable.is_none() || self.access.enable_password.is_none();
         Connection {
             server: self.clone(),
             session: None,
             pending: String::new(),
+            privileged,
+            awaiting_password: false,
+            pages: Vec::new(),
         }
     }
 }
@@ -125,11 +138,24 @@ struct Connection {
     server: SimServer,
     session: Option<SimSession>,
     pending: String,
+    /// In privileged mode (`#`), or user mode (`>`) until `enable` succeeds.
+    privileged: bool,
+    awaiting_password: bool,
+    /// Pages of an answer not yet shown (`--More--`), last page first.
+    pages: Vec<String>,
+}
+
+fn crlf(text: &str) -> String {
+    text.replace('\n', "\r\n")
 }
 
 impl Connection {
     fn prompt(&self) -> String {
-        format!("{}# ", self.server.switch.name)
+        format!(
+            "{}{} ",
+            self.server.switch.name,
+            if self.privileged { '#' } else { '>' }
+        )
     }
 
     /// Runs one line; `None` means the connection must be dropped.
@@ -156,20 +182,85 @@ impl Connection {
             Err(_) => None,
         }
     }
-}
 
-fn crlf(text: &str) -> String {
-    text.replace('\n', "\r\n")
+    /// Answer text and prompt, split into pages when the switch paginates.
+    fn paginate(&mut self, reply: &str) -> String {
+        let lines: Vec<&str> = if reply.is_empty() {
+            Vec::new()
+        } else {
+            reply.split('\n').collect()
+        };
+        let page_lines = self.server.switch.faults.lock().expect("faults").page_lines;
+        match page_lines {
+            Some(n) if n > 0 && lines.len() > n => {
+                let mut chunks: Vec<String> =
+                    lines.chunks(n).map(|c| c.join("\r\n") + "\r\n").collect();
+                let first = chunks.remove(0);
+                chunks.reverse();
+                self.pages = chunks;
+                first + " --More-- "
+            }
+            _ => {
+                let mut out = crlf(reply);
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out + &self.prompt()
+            }
+        }
+    }
+
+    fn login_allowed(&self, user: &str) -> bool {
+        !self
+            .server
+            .switch
+            .faults
+            .lock()
+            .expect("faults")
+            .refuse_login
+            && user == self.server.access.username
+    }
 }
 
 impl server::Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        let faults = self.server.switch.faults.lock().expect("faults").clone();
-        tokio::time::sleep(faults.login_latency).await;
-        if !faults.refuse_login && user == self.server.username && password == self.server.password
-        {
+        let latency = self
+            .server
+            .switch
+            .faults
+            .lock()
+            .expect("faults")
+            .login_latency;
+        tokio::time::sleep(latency).await;
+        if self.login_allowed(user) && password == self.server.access.password {
+            Ok(Auth::Accept)
+        } else {
+            Ok(Auth::reject())
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let latency = self
+            .server
+            .switch
+            .faults
+            .lock()
+            .expect("faults")
+            .login_latency;
+        tokio::time::sleep(latency).await;
+        let known = self
+            .server
+            .access
+            .authorized_keys
+            .iter()
+            .any(|k| k.key_data() == key.public_key.key_data());
+        if self.login_allowed(user) && known {
             Ok(Auth::Accept)
         } else {
             Ok(Auth::reject())
@@ -224,11 +315,53 @@ impl server::Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.pending.push_str(&String::from_utf8_lossy(data));
+        // A key pressed at `--More--` shows the next page.
+        while !self.pages.is_empty() && !self.pending.is_empty() {
+            self.pending.remove(0);
+            let page = self.pages.pop().expect("a page");
+            let tail = if self.pages.is_empty() {
+                self.prompt()
+            } else {
+                " --More-- ".to_string()
+            };
+            session.data(channel, format!("{page}{tail}").into_bytes())?;
+        }
         while let Some(nl) = self.pending.find('\n') {
             let line = self.pending[..nl].trim_end_matches('\r').to_string();
             self.pending.drain(..=nl);
+            if self.awaiting_password {
+                // Passwords are not echoed.
+                self.awaiting_password = false;
+                let ok = self.server.access.enable_password.as_deref() == Some(line.as_str());
+                self.privileged |= ok;
+                let reply = if ok {
+                    self.prompt()
+                } else {
+                    format!("% Access denied\r\n{}", self.prompt())
+                };
+                session.data(channel, reply.into_bytes())?;
+                continue;
+            }
             // Echo, as a PTY does.
             session.data(channel, format!("{line}\r\n").into_bytes())?;
+            let profile = self.server.switch.profile().clone();
+            if profile.enable.as_deref() == Some(line.as_str()) {
+                if self.privileged {
+                    session.data(channel, self.prompt().into_bytes())?;
+                } else {
+                    self.awaiting_password = true;
+                    session.data(channel, b"Password: ".to_vec())?;
+                }
+                continue;
+            }
+            if !self.privileged && profile.begin.contains(&line) {
+                let reply = format!(
+                    "% Invalid input detected at '^' marker.\r\n{}",
+                    self.prompt()
+                );
+                session.data(channel, reply.into_bytes())?;
+                continue;
+            }
             let reply = match self.line(&line).await {
                 None => {
                     session.close(channel)?;
@@ -236,11 +369,7 @@ impl server::Handler for Connection {
                 }
                 Some(Ok(answer)) | Some(Err(answer)) => answer,
             };
-            let mut out = crlf(&reply);
-            if !out.is_empty() {
-                out.push_str("\r\n");
-            }
-            out.push_str(&self.prompt());
+            let out = self.paginate(&reply);
             session.data(channel, out.into_bytes())?;
         }
         Ok(())
@@ -367,13 +496,12 @@ pub fn rewrite_topology(
 }
 
 /// Writes a lab directory for a running simulator: `topology.yaml` (rewritten), `credentials.yaml`
-/// (mode 0600, a random password) and `known_hosts`. Returns the password.
+/// (mode 0600) and `known_hosts`.
 pub fn write_lab(
     dir: &std::path::Path,
     t: &crate::topology::Topology,
     running: &Running,
-    username: &str,
-    password: &str,
+    access: &Access,
     legacy: &[String],
 ) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -390,9 +518,18 @@ pub fn write_lab(
         .write(true)
         .mode(0o600)
         .open(&path)?;
+    let enable = access
+        .enable_password
+        .as_ref()
+        .map(|p| format!(", enable_password: \"{p}\""))
+        .unwrap_or_default();
     std::io::Write::write_all(
         &mut f,
-        format!("sim: {{username: {username}, password: \"{password}\"}}\n").as_bytes(),
+        format!(
+            "sim: {{username: {}, password: \"{}\"{enable}}}\n",
+            access.username, access.password
+        )
+        .as_bytes(),
     )
 }
 

@@ -71,6 +71,7 @@ impl Lab {
             lock_dir: self.dir.join("locks"),
             sessions_per_device: 4,
             wait: Duration::from_secs(10),
+            save: false,
         }
     }
 

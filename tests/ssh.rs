@@ -21,15 +21,44 @@ struct Lab {
     _runtime: tokio::runtime::Runtime,
 }
 
+const ENABLE: &str = "en-secret-7";
+
+fn access(authorized: Vec<russh::keys::PublicKey>) -> sim_server::Access {
+    sim_server::Access {
+        username: "jobnet".into(),
+        password: "pw-for-tests".into(),
+        authorized_keys: authorized,
+        enable_password: Some(ENABLE.into()),
+    }
+}
+
 fn lab(name: &str, legacy_only: &[&str]) -> Lab {
+    lab_with(name, "topology/two-tier.yaml", legacy_only, vec![])
+}
+
+fn lab_with(
+    name: &str,
+    topo: &str,
+    legacy_only: &[&str],
+    authorized: Vec<russh::keys::PublicKey>,
+) -> Lab {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("ssh")
         .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let drivers = DriverSet::builtin();
-    let t = topology::load(std::path::Path::new("topology/two-tier.yaml"), &drivers)
-        .unwrap()
-        .topology;
+    let t = match std::fs::read_to_string(topo) {
+        Ok(_) => {
+            topology::load(std::path::Path::new(topo), &drivers)
+                .unwrap()
+                .topology
+        }
+        Err(_) => {
+            topology::parse(topo, "inline.yaml", &drivers)
+                .unwrap()
+                .topology
+        }
+    };
     let fabric = SimFabric::default();
     let names: Vec<String> = t.switches.iter().map(|s| s.name.clone()).collect();
     for s in &t.switches {
@@ -41,16 +70,10 @@ fn lab(name: &str, legacy_only: &[&str]) -> Lab {
         .build()
         .unwrap();
     let legacy: Vec<String> = legacy_only.iter().map(|s| s.to_string()).collect();
-    let running = sim_server::start_fabric(
-        runtime.handle(),
-        &fabric,
-        &names,
-        &legacy,
-        "jobnet",
-        "pw-for-tests",
-    )
-    .unwrap();
-    sim_server::write_lab(&dir, &t, &running, "jobnet", "pw-for-tests", &[]).unwrap();
+    let acc = access(authorized);
+    let running =
+        sim_server::start_fabric(runtime.handle(), &fabric, &names, &legacy, &acc).unwrap();
+    sim_server::write_lab(&dir, &t, &running, &acc, &[]).unwrap();
     Lab {
         dir,
         fabric,
@@ -375,4 +398,237 @@ fn fifty_concurrent_ups_then_downs() {
         );
     }
     assert!(lab.empty(), "{:?}", lab.snapshot());
+}
+
+fn write_credentials(lab: &Lab, text: &str) {
+    let creds = lab.path("credentials.yaml");
+    let _ = std::fs::remove_file(&creds);
+    std::fs::write(&creds, text).unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn privileged_mode_needs_the_enable_password() {
+    let lab = lab("enable", &[]);
+    write_credentials(&lab, "sim: {username: jobnet, password: pw-for-tests}\n");
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains(
+            "`enable` asks for a password; add `enable_password` to credentials entry `sim`"
+        ),
+        "{err}"
+    );
+    write_credentials(
+        &lab,
+        "sim: {username: jobnet, password: pw-for-tests, enable_password: nope}\n",
+    );
+    let (code, _, err) = lab.up("2", &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("`enable` was refused (wrong enable_password in credentials entry `sim`?)")
+            && !err.contains("nope"),
+        "{err}"
+    );
+    assert!(lab.empty());
+    write_credentials(
+        &lab,
+        &format!("sim: {{username: jobnet, password: pw-for-tests, enable_password: {ENABLE}}}\n"),
+    );
+    assert_eq!(lab.up("3", &[]).0, 0);
+    assert_eq!(lab.jn(&["down", "--job", "3"]).0, 0);
+}
+
+#[test]
+fn refused_commands_over_ssh_name_the_answer_and_save_is_optional() {
+    let lab = lab("refused", &[]);
+    lab.fabric
+        .get("leaf2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = Some("allowed vlan add".into());
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 4);
+    assert!(err.contains("leaf2 refused `switchport trunk allowed vlan add 1000`: % Invalid input detected at '^' marker."), "{err}");
+    assert!(lab.empty());
+    lab.fabric
+        .get("leaf2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = None;
+    assert_eq!(lab.up("2", &[]).0, 0);
+    let saved = |sw: &str| {
+        lab.fabric
+            .get(sw)
+            .unwrap()
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l == "write memory" || l == "copy running-config startup-config")
+    };
+    assert!(!saved("leaf3"), "no save unless asked");
+    assert_eq!(lab.jn(&["--save-config", "down", "--job", "2"]).0, 0);
+    assert!(
+        saved("leaf3") && saved("leaf2"),
+        "--save-config sends the profile's save lines"
+    );
+}
+
+#[test]
+fn pagers_are_paged_through() {
+    let lab = lab("pager", &[]);
+    {
+        let leaf1 = lab.fabric.get("leaf1").unwrap();
+        leaf1.faults.lock().unwrap().page_lines = Some(5);
+        let mut st = leaf1.state.lock().unwrap();
+        for v in 1000..1030 {
+            st.vlans.insert(v, format!("other-{v}"));
+        }
+    }
+    let (code, out, err) = lab.up("1", &[]);
+    assert_eq!(code, 0, "{err}");
+    // VLANs 1000-1029 exist on leaf1, several pages down its `show vlan` answer.
+    assert!(out.contains("VLAN 1030"), "{out}");
+    assert_eq!(lab.jn(&["down", "--job", "1"]).0, 0);
+    assert_eq!(
+        lab.snapshot()["leaf1"].vlans.len(),
+        30,
+        "the other VLANs are untouched"
+    );
+}
+
+#[test]
+fn key_login() {
+    let key = sim_server::host_key().unwrap();
+    let lab = lab_with(
+        "keys",
+        "topology/two-tier.yaml",
+        &[],
+        vec![key.public_key().clone()],
+    );
+    let key_path = lab.dir.join("id_ed25519");
+    std::fs::write(
+        &key_path,
+        key.to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_credentials(
+        &lab,
+        &format!(
+            "sim: {{username: jobnet, key_file: {}, enable_password: {ENABLE}}}\n",
+            key_path.display()
+        ),
+    );
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lab.jn(&["down", "--job", "1"]).0, 0);
+    // Another key is refused.
+    let other = sim_server::host_key().unwrap();
+    std::fs::write(
+        &key_path,
+        other
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let (code, _, err) = lab.up("2", &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("authentication refused for user jobnet"),
+        "{err}"
+    );
+}
+
+const OVS_OVER_SSH: &str = r#"name: ovs-ssh
+ethernet: {vlan_pool: "100-199", node_port_mode: access}
+switches:
+  - {name: br1, driver: openvswitch, address: 192.0.2.1, credentials: x}
+  - {name: br2, driver: openvswitch, address: 192.0.2.2, credentials: x}
+links:
+  - {a: br1:up12, b: br2:up21}
+nodes:
+  - {name: h1, port: br1:h1p}
+  - {name: h2, port: br2:h2p}
+"#;
+
+#[test]
+fn exec_dialects_over_ssh() {
+    let lab = lab_with("exec", OVS_OVER_SSH, &[], vec![]);
+    lab.fabric
+        .get("br1")
+        .unwrap()
+        .state
+        .lock()
+        .unwrap()
+        .access
+        .insert("h1p".into(), 4093);
+    let before = lab.snapshot();
+    let topo = lab.path("topology.yaml");
+    let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "1", "--nodes", "h1,h2"]);
+    assert_eq!(code, 0, "{err}");
+    let s = lab.snapshot();
+    assert_eq!(s["br1"].access["h1p"], 100);
+    assert!(s["br2"].trunks["up21"].contains(&100));
+    let log = lab.fabric.get("br1").unwrap().log.lock().unwrap().clone();
+    assert!(
+        log.contains(&"ovs-vsctl get port h1p tag".to_string())
+            && log.contains(&"ovs-vsctl set port h1p tag=100".to_string()),
+        "{log:?}"
+    );
+    let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "2", "--nodes", "h2"]);
+    assert_eq!(code, 2, "h2 belongs to job 1 (access mode): {err}");
+    assert_eq!(lab.jn(&["down", "--job", "1"]).0, 0);
+    assert_eq!(lab.snapshot(), before, "h1p is back on VLAN 4093");
+    // A refused exec request (non-zero exit status) rolls back.
+    lab.fabric
+        .get("br2")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = Some("h2p".into());
+    let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "3", "--nodes", "h1,h2"]);
+    assert_eq!(code, 4);
+    // Reads are answered; the change is refused, after br1 was already changed: rolled back.
+    assert!(
+        err.contains("br2 refused `ovs-vsctl set port h2p tag=100`"),
+        "{err}"
+    );
+    assert_eq!(lab.snapshot(), before);
+}
+
+#[test]
+fn connect_timeout() {
+    let lab = lab("connect-timeout", &[]);
+    // A listener that accepts and never speaks SSH.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut ports = lab.running.ports.clone();
+    ports.insert("leaf1".into(), port);
+    std::fs::write(
+        lab.path("topology.yaml"),
+        sim_server::rewrite_topology(&lab.topology, &ports, "sim", &[]),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = lab.up("1", &["--connect-timeout", "1"]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains(&format!(
+            "cannot connect to leaf1 (127.0.0.1:{port}): no SSH connection within 1 s"
+        )),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(lab.empty());
+    drop(silent);
 }

@@ -58,16 +58,14 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let password = sim_server::random_password()?;
-    let running = sim_server::start_fabric(
-        runtime.handle(),
-        &fabric,
-        &names,
-        &legacy,
-        "jobnet",
-        &password,
-    )?;
-    sim_server::write_lab(&out, &t, &running, "jobnet", &password, &legacy)?;
+    let access = sim_server::Access {
+        username: "jobnet".into(),
+        password: sim_server::random_password()?,
+        authorized_keys: Vec::new(),
+        enable_password: Some(sim_server::random_password()?),
+    };
+    let running = sim_server::start_fabric(runtime.handle(), &fabric, &names, &legacy, &access)?;
+    sim_server::write_lab(&out, &t, &running, &access, &legacy)?;
     std::fs::write(out.join("ready"), std::process::id().to_string())?;
     runtime.block_on(std::future::pending::<()>());
     Ok(())

@@ -155,3 +155,32 @@ impl DeviceLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_slots_are_bounded() {
+        let dir = std::env::temp_dir().join(format!("jobnet-locks-{}", std::process::id()));
+        let a = DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).unwrap();
+        let b = DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).unwrap();
+        assert_ne!(a.path, b.path);
+        let e = DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("all 2 session slots of sw1 stayed busy"),
+            "{e}"
+        );
+        assert!(
+            DeviceLock::acquire(&dir, "sw2", 2, Duration::from_millis(50)).is_ok(),
+            "other devices are independent"
+        );
+        drop(a);
+        assert!(
+            DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).is_ok(),
+            "a freed slot is reused"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -253,10 +253,15 @@ impl Connector for SshConnector {
             timeout: self.opts.command_timeout,
         };
         if session.channel.is_some() {
-            // Read the banner up to the first prompt.
+            // Read the banner up to the first prompt, then enter privileged mode if the dialect has one.
             session
                 .read_to_prompt("<login>")
                 .map_err(|e| fail(e.to_string()))?;
+            if let Some(cmd) = profile.enable.clone() {
+                session
+                    .enable(&cmd, login.enable_password.as_deref(), name)
+                    .map_err(fail)?;
+            }
         }
         Ok(Box::new(session))
     }
@@ -291,29 +296,57 @@ impl SshSession {
 
     /// Reads until the prompt; answers pagers; returns the text before the prompt.
     fn read_to_prompt(&mut self, command: &str) -> Result<String, DeviceError> {
+        self.read_until(command, None).map(|(text, _)| text)
+    }
+
+    /// Reads until the prompt or, if given, `other` (a password prompt); says which ended it.
+    fn read_until(
+        &mut self,
+        command: &str,
+        other: Option<&regex::Regex>,
+    ) -> Result<(String, bool), DeviceError> {
         let ssh = &self.profile.ssh;
         let timeout = self.timeout;
         let Some(channel) = self.channel.as_mut() else {
-            return Ok(String::new());
+            return Ok((String::new(), false));
         };
         let buffer = &mut self.buffer;
         let result = self.handle.block_on(async {
             tokio::time::timeout(timeout, async {
+                let mut after_pager = false;
                 loop {
                     if let Some(m) = ssh.pager.find(buffer) {
-                        buffer.truncate(m.start());
+                        // Drop the whole pager line; the next page starts on a fresh line.
+                        let cut = buffer[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+                        buffer.truncate(cut);
+                        after_pager = true;
                         channel.data(&b" "[..]).await.map_err(|e| e.to_string())?;
                         continue;
+                    }
+                    if let Some(m) = other.and_then(|re| re.find(buffer)) {
+                        let text = buffer[..m.start()].to_string();
+                        buffer.clear();
+                        return Ok((text, true));
                     }
                     if let Some(m) = ssh.prompt.find(buffer) {
                         let text = buffer[..m.start()].to_string();
                         buffer.clear();
-                        return Ok(text);
+                        return Ok((text, false));
                     }
                     match channel.wait().await {
                         Some(ChannelMsg::Data { data })
                         | Some(ChannelMsg::ExtendedData { data, .. }) => {
-                            buffer.push_str(&String::from_utf8_lossy(&data))
+                            let text = String::from_utf8_lossy(&data);
+                            if after_pager {
+                                // Switches erase the pager prompt with spaces, backspaces or ESC[K.
+                                let rest = text
+                                    .trim_start_matches([' ', '\x08', '\r'])
+                                    .trim_start_matches("\x1b[K");
+                                after_pager = rest.is_empty();
+                                buffer.push_str(rest);
+                            } else {
+                                buffer.push_str(&text);
+                            }
                         }
                         Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => {
                             return Err("connection closed by the device".to_string())
@@ -325,13 +358,45 @@ impl SshSession {
             .await
         });
         match result {
-            Ok(Ok(text)) => Ok(text),
+            Ok(Ok(found)) => Ok(found),
             Ok(Err(reason)) => Err(self.lost(command, &reason)),
             Err(_) => Err(DeviceError::Timeout {
                 device: self.device.clone(),
                 command: command.to_string(),
                 secs: timeout.as_secs(),
             }),
+        }
+    }
+
+    fn send(&mut self, text: &str, command: &str) -> Result<(), DeviceError> {
+        let channel = self.channel.as_ref().expect("shell channel");
+        let sent = self.handle.block_on(channel.data(text.as_bytes()));
+        sent.map_err(|e| self.lost(command, &e.to_string()))
+    }
+
+    /// Enters privileged mode, answering a password prompt with `password`.
+    fn enable(&mut self, command: &str, password: Option<&str>, entry: &str) -> Result<(), String> {
+        let password_prompt = regex::Regex::new(r"(?i)password:\s*$").expect("static regex");
+        self.send(&format!("{command}\n"), command)
+            .map_err(|e| e.to_string())?;
+        let (text, asked) = self
+            .read_until(command, Some(&password_prompt))
+            .map_err(|e| e.to_string())?;
+        let answer = if asked {
+            let Some(pw) = password else {
+                return Err(format!("`{command}` asks for a password; add `enable_password` to credentials entry `{entry}`"));
+            };
+            self.send(&format!("{pw}\n"), command)
+                .map_err(|e| e.to_string())?;
+            self.read_to_prompt(command).map_err(|e| e.to_string())?
+        } else {
+            text
+        };
+        match check_answer(&self.profile, &self.device, command, answer) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!(
+                "`{command}` was refused (wrong enable_password in credentials entry `{entry}`?)"
+            )),
         }
     }
 
@@ -389,12 +454,7 @@ impl Session for SshSession {
         if self.channel.is_none() {
             return self.exec(line);
         }
-        let send = {
-            let channel = self.channel.as_ref().expect("shell channel");
-            self.handle
-                .block_on(channel.data(format!("{line}\n").as_bytes()))
-        };
-        send.map_err(|e| self.lost(line, &e.to_string()))?;
+        self.send(&format!("{line}\n"), line)?;
         let text = self.read_to_prompt(line)?;
         // Drop the echo of the line and the CR of the PTY.
         let mut lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
