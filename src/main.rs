@@ -104,8 +104,22 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// InfiniBand tools.
+    #[command(subcommand)]
+    Ib(IbCmd),
     /// Finish or undo every job whose jobnet process died mid-change.
     Recover {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum IbCmd {
+    /// Check a partitions.conf against OpenSM's grammar and its traps; exit 0 when OpenSM would
+    /// accept it as meant (warnings on stderr), 2 when not.
+    Check {
+        file: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -335,6 +349,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             })
         }
         Cmd::Plan(args) => plan_cmd(&args, dir, None),
+        Cmd::Ib(IbCmd::Check { file, format }) => ib_check(&file, format),
         Cmd::Up { job, dry_run: true } => {
             let store = Store::open(&cli.state)?;
             plan_cmd(&job, dir, Some(&store))
@@ -683,4 +698,49 @@ fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fa
     } else {
         text
     })
+}
+
+fn ib_check(file: &Path, format: Format) -> Result<(), Fail> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
+    let checked = jobnet::partitions::grammar::check(&text, &file.display().to_string());
+    let invalid_file = checked.diagnostics.has_errors();
+    let diags = checked.diagnostics.sorted();
+    warn(diags.iter().map(|d| d.to_string()));
+    if invalid_file {
+        let n = diags
+            .iter()
+            .filter(|d| d.severity == jobnet::diag::Severity::Error)
+            .count();
+        return Err(invalid(format!(
+            "{} would be rejected or misread by OpenSM: {n} error(s)",
+            file.display()
+        )));
+    }
+    if format == Format::Json {
+        let parts: Vec<_> = checked
+            .statements
+            .iter()
+            .map(|s| serde_json::json!({"name": s.name, "pkey": s.pkey.map(|k| format!("{k:#06x}")), "line": s.loc.line, "members": s.members.len(), "flags": s.flags.iter().map(|(f, v)| match v { Some(v) => format!("{f}={v}"), None => f.clone() }).collect::<Vec<_>>()}))
+            .collect();
+        return out(&json(
+            &serde_json::json!({"file": file.display().to_string(), "valid": true, "partitions": parts, "warnings": diags.len()}),
+        ));
+    }
+    let mut text = format!(
+        "{}: valid ({} partition(s); {} warning(s))\n",
+        file.display(),
+        checked.statements.len(),
+        diags.len()
+    );
+    for s in &checked.statements {
+        text.push_str(&format!(
+            "  {:<20} {:<8} {:>5} member(s)  line {}\n",
+            s.name,
+            s.pkey.map_or("-".to_string(), |k| format!("{k:#06x}")),
+            s.members.len(),
+            s.loc.line
+        ));
+    }
+    out(&text)
 }

@@ -295,6 +295,8 @@ pub enum PlanError {
     Request(String),
     #[error("partitions.conf: {0}")]
     Region(#[from] RegionError),
+    #[error("{path} is already invalid, so jobnet will not touch it (OpenSM falls back to its default configuration on such a file); fix these first (`jobnet ib check {path}`):\n{errors}")]
+    InvalidPartitions { path: String, errors: String },
 }
 
 impl PlanError {
@@ -376,6 +378,23 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
         .partitions_conf
         .map(|text| ConfFile::parse(text, conf_path))
         .transpose()?;
+    if let Some(text) = inp.partitions_conf {
+        let checked = partitions::grammar::check(text, conf_path);
+        if checked.diagnostics.has_errors() {
+            let errors = checked
+                .diagnostics
+                .sorted()
+                .into_iter()
+                .filter(|d| d.severity == crate::diag::Severity::Error)
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(PlanError::InvalidPartitions {
+                path: conf_path.to_string(),
+                errors,
+            });
+        }
+    }
     let pkey = choose_pkey(inp, req, conf.as_ref(), gateway.is_some())?;
 
     // Subgraph.
@@ -524,6 +543,13 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
                         fresh.with_partition(&partition)
                     }
                 };
+                let recheck = partitions::grammar::check(&new_text, conf_path);
+                if recheck.diagnostics.has_errors() {
+                    return Err(PlanError::Request(format!(
+                        "internal error: the planned partitions.conf fails the OpenSM grammar check; nothing was written: {}",
+                        recheck.diagnostics.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+                    )));
+                }
                 Some(IbPlan {
                     partition: partition.name,
                     pkey,

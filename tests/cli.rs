@@ -965,3 +965,57 @@ fn up_dry_run_plans_against_the_state() {
     .out_has("jobnet plan: job 5 on demo-fabric")
     .out_has("VLAN:     1000");
 }
+
+// ---- partitions.conf ----
+
+#[test]
+fn ib_check_reports_opensm_traps_with_positions() {
+    let good = file(
+        "good.conf",
+        "Default=0x7fff, ipoib : ALL=full;\njob=0x1001, ipoib :\n    0x100001=full;\n",
+    );
+    jobnet(&["ib", "check", good.to_str().unwrap()])
+        .code(0)
+        .out_has("valid (2 partition(s); 0 warning(s))")
+        .out_has("job                  0x1001       1 member(s)  line 2");
+    let bad = file(
+        "semicolon.conf",
+        "Default=0x7fff : ALL=full;\njob=0x1001 :\n    0x100001=full\n  ;\n",
+    );
+    let p = bad.to_str().unwrap().to_string();
+    jobnet(&["ib", "check", &p])
+        .code(2)
+        .err_has(&format!("{p}:4:3: error: `;` is the first character of the line: OpenSM's parser then reads stale bytes"))
+        .err_has("would be rejected or misread by OpenSM: 1 error(s)");
+    let o = jobnet(&["ib", "check", good.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        v["partitions"][1],
+        serde_json::json!({"name": "job", "pkey": "0x1001", "line": 2, "members": 1, "flags": ["ipoib"]})
+    );
+}
+
+#[test]
+fn plan_refuses_an_already_broken_partitions_conf() {
+    let conf = file(
+        "admin-broken.conf",
+        "Default=0x7fff : ALL=full;\nstorage=0x10 : 0x1, 0xnotaguid;\n",
+    );
+    let p = conf.to_str().unwrap().to_string();
+    jobnet(&[
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "7",
+        "--nodes",
+        "cn001",
+        "--partitions-conf",
+        &p,
+    ])
+    .code(2)
+    .err_has(&format!(
+        "{p} is already invalid, so jobnet will not touch it"
+    ))
+    .err_has(&format!("{p}:2:21: error: bad PortGUID `0xnotaguid`"));
+}

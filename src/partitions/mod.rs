@@ -11,6 +11,8 @@
 //! built-in default (`Default=0x7fff, ipoib : ALL=full;`): a file without it would take the
 //! Default partition away from every port but the SM's.
 
+pub mod grammar;
+
 use crate::types::{PKey, PortGuid};
 
 pub const BEGIN: &str =
@@ -186,31 +188,13 @@ fn header_pkey(line: &str) -> Option<PKey> {
     PKey::parse(rest[..end].trim()).ok()
 }
 
-/// Statements outside the managed region, roughly: (name, PKey without the membership bit).
-/// Enough to see which PKeys admins use and whether a Default partition exists; the full
-/// grammar check is a separate step.
+/// The partitions in `outside` (the text around jobnet's block): (name, PKey without the
+/// membership bit), as OpenSM's grammar reads them.
 pub fn admin_statements(outside: &str) -> Vec<(String, Option<u16>)> {
-    let text: String = outside
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.split(';')
-        .filter_map(|stmt| {
-            let header = stmt.split(':').next()?.trim();
-            if header.is_empty() || !stmt.contains(':') {
-                return None;
-            }
-            let head = header.split(',').next().unwrap_or("").trim();
-            let (name, key) = match head.split_once('=') {
-                Some((n, k)) => (n.trim(), Some(k.trim())),
-                None => (head, None),
-            };
-            let pkey = key
-                .and_then(|k| crate::types::parse_number(k).ok())
-                .map(|v| (v as u16) & 0x7fff);
-            Some((name.to_string(), pkey))
-        })
+    grammar::check(outside, "partitions.conf")
+        .statements
+        .into_iter()
+        .map(|s| (s.name, s.pkey))
         .collect()
 }
 
