@@ -11,6 +11,7 @@
 //! built-in default (`Default=0x7fff, ipoib : ALL=full;`): a file without it would take the
 //! Default partition away from every port but the SM's.
 
+pub mod file;
 pub mod grammar;
 
 use crate::types::{PKey, PortGuid};
@@ -152,6 +153,15 @@ impl ConfFile {
         match jobs.iter_mut().find(|j| j.0 == p.job) {
             Some(j) => *j = block,
             None => jobs.push(block),
+        }
+        self.assemble(&jobs)
+    }
+
+    /// The file without `job`'s block (the region disappears with its last job).
+    pub fn without_job(&self, job: &str) -> String {
+        let jobs: Vec<_> = self.jobs.iter().filter(|j| j.0 != job).cloned().collect();
+        if jobs.is_empty() {
+            return format!("{}{}", self.before, self.after);
         }
         self.assemble(&jobs)
     }
