@@ -14,6 +14,7 @@ pub mod diag;
 pub mod drivers;
 pub mod failpoint;
 pub mod hostlist;
+pub mod ibimport;
 pub mod partitions;
 pub mod plan;
 pub mod render;

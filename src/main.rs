@@ -138,6 +138,28 @@ enum TopologyCmd {
     /// Write a synthetic topology (for benchmarks and scale tests) to stdout.
     #[command(subcommand)]
     Generate(GenerateCmd),
+    /// Match `ibnetdiscover` output with the topology's nodes: a report and the `nodes:` section
+    /// with the discovered HCA port GUIDs.
+    ImportIb {
+        /// A file with the output of `ibnetdiscover`.
+        ibnetdiscover: PathBuf,
+        #[arg(
+            long,
+            env = "JOBNET_TOPOLOGY",
+            default_value = "/etc/jobnet/topology.yaml"
+        )]
+        topology: PathBuf,
+        /// text: report and nodes section; yaml: only the nodes section; json: the report.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Text)]
+        format: ImportFormat,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportFormat {
+    Text,
+    Yaml,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -348,6 +370,11 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 Format::Svg => render::svg(t, None),
             })
         }
+        Cmd::Topology(TopologyCmd::ImportIb {
+            ibnetdiscover,
+            topology,
+            format,
+        }) => import_ib(&ibnetdiscover, &topology, format, dir),
         Cmd::Plan(args) => plan_cmd(&args, dir, None),
         Cmd::Ib(IbCmd::Check { file, format }) => ib_check(&file, format),
         Cmd::Up { job, dry_run: true } => {
@@ -743,4 +770,72 @@ fn ib_check(file: &Path, format: Format) -> Result<(), Fail> {
         ));
     }
     out(&text)
+}
+
+fn import_ib(
+    output: &Path,
+    topology: &Path,
+    format: ImportFormat,
+    dir: Option<&Path>,
+) -> Result<(), Fail> {
+    let text = std::fs::read_to_string(output)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", output.display())))?;
+    let ports = jobnet::ibimport::parse(&text, &output.display().to_string()).map_err(|d| {
+        warn(d.sorted().iter().map(|x| x.to_string()));
+        invalid(format!(
+            "{} is not usable ibnetdiscover output",
+            output.display()
+        ))
+    })?;
+    let set = drivers(dir)?;
+    let loaded = load(topology, &set)?;
+    let t = &loaded.topology;
+    let report = jobnet::ibimport::compare(t, &ports);
+    match format {
+        ImportFormat::Json => out(&json(&report)),
+        ImportFormat::Yaml => out(&jobnet::ibimport::nodes_yaml(t, &report)),
+        ImportFormat::Text => {
+            let found = report.matches.iter().filter(|m| m.guid.is_some()).count();
+            let mut o = format!("{} HCA port(s) in {}; {found} of {} topology node(s) matched by node description\n", ports.len(), output.display(), t.nodes.len());
+            let list = |names: &[String]| hostlist::fold(names);
+            if !report.missing.is_empty() {
+                o += &format!(
+                    "  in the topology, not found by ibnetdiscover: {}\n",
+                    list(&report.missing)
+                );
+            }
+            if !report.unknown.is_empty() {
+                o += &format!(
+                    "  found by ibnetdiscover, not in the topology: {}\n",
+                    list(&report.unknown)
+                );
+            }
+            if !report.changed.is_empty() {
+                o += &format!(
+                    "  GUID in the topology differs from the discovered one: {}\n",
+                    list(&report.changed)
+                );
+            }
+            for c in &report.conflicts {
+                o += &format!("  conflict: {c}\n");
+            }
+            for m in report.matches.iter().filter(|m| !m.other_ports.is_empty()) {
+                o += &format!(
+                    "  {} has more connected ports, not used: {}\n",
+                    m.node,
+                    m.other_ports
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            o += &format!(
+                "\n# the nodes section of {} with the discovered GUIDs:\n",
+                topology.display()
+            );
+            o += &jobnet::ibimport::nodes_yaml(t, &report);
+            out(&o)
+        }
+    }
 }

@@ -1019,3 +1019,51 @@ fn plan_refuses_an_already_broken_partitions_conf() {
     ))
     .err_has(&format!("{p}:2:21: error: bad PortGUID `0xnotaguid`"));
 }
+
+#[test]
+fn import_ib_matches_hosts_and_reports_differences() {
+    let topo = file(
+        "import.yaml",
+        "name: t\nethernet: {vlan_pool: \"100-199\"}\ninfiniband: {pkey_pool: \"0x10-0x20\"}\nswitches:\n  - {name: s1, driver: arista-eos, address: 192.0.2.1}\nnodes:\n  - {name: \"cn[001-004]\", port: \"s1:Ethernet[1-4]\", ib_guids: [\"0x1\", \"0x2c90300a1b011\", \"0x3\", \"0x4\"]}\n",
+    );
+    let o = jobnet(&[
+        "topology",
+        "import-ib",
+        "tests/fixtures/ibnetdiscover/hand-written-mlnx.txt",
+        "--topology",
+        topo.to_str().unwrap(),
+    ]);
+    o.code(0)
+        .out_has("4 HCA port(s) in tests/fixtures/ibnetdiscover/hand-written-mlnx.txt; 3 of 4 topology node(s) matched")
+        .out_has("in the topology, not found by ibnetdiscover: cn004")
+        .out_has("found by ibnetdiscover, not in the topology: stray9")
+        .out_has("GUID in the topology differs from the discovered one: cn[001,003]")
+        // cn004 was not discovered and keeps its GUID from the topology.
+        .out_has("    ib_guids: [\"0x0002c90300a1b001\", \"0x0002c90300a1b011\", \"0x0002c90300a1b022\", \"0x0000000000000004\"]");
+    let v: serde_json::Value = serde_json::from_str(
+        &jobnet(&[
+            "topology",
+            "import-ib",
+            "tests/fixtures/ibnetdiscover/hand-written-mlnx.txt",
+            "--topology",
+            topo.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        v["matches"][2],
+        serde_json::json!({"node": "cn003", "guid": "0x0002c90300a1b022", "current": "0x0000000000000003", "other_ports": []})
+    );
+    jobnet(&[
+        "topology",
+        "import-ib",
+        "Cargo.toml",
+        "--topology",
+        topo.to_str().unwrap(),
+    ])
+    .code(2)
+    .err_has("Cargo.toml:1:1: error: no Switch or Ca record found");
+}

@@ -106,5 +106,20 @@ done
 pkeys 0x10000a | grep -q "0x8010" && ok "the admin's storage partition (0x0010) is still on 0x10000a" || bad "admin partition lost: $(pkeys 0x10000a)"
 pkeys 0x100001 | grep -q "0xffff" && ok "Default stays full on job ports" || bad "Default lost: $(pkeys 0x100001)"
 
+# ibnetdiscover on the live fabric, imported into a topology naming the HCAs by description.
+(cd "$D" && LD_PRELOAD=$PRELOAD ibnetdiscover > ibnetdiscover.txt 2>/dev/null)
+cat > "$D/hcas.yaml" <<YAML
+name: hcas
+ethernet: {vlan_pool: "100-199"}
+infiniband: {pkey_pool: "0x2000-0x2fff"}
+switches:
+  - {name: sw1, driver: arista-eos, address: 192.0.2.1}
+nodes:
+  - {name: "Hca[1-4]", port: "sw1:Ethernet[1-4]"}
+YAML
+"$JOBNET" topology import-ib "$D/ibnetdiscover.txt" --topology "$D/hcas.yaml" --format yaml > "$D/nodes.yaml"
+grep -q 'ib_guids: \["0x0000000000100001", "0x0000000000100004", "0x0000000000100007", "0x000000000010000a"\]' "$D/nodes.yaml" \
+  && ok "import-ib maps Hca1-4 to their port GUIDs from live ibnetdiscover output" || bad "import-ib: $(cat "$D/nodes.yaml")"
+
 echo "opensm lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]
