@@ -147,12 +147,19 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
     if req.gateway.is_some() {
         return Err(ApplyError::Invalid("--gateway: applying gateways is not part of this build yet (InfiniBand support); use `jobnet plan` to see the commands".into()));
     }
-    if matches!(req.pkey, PKeyChoice::Auto | PKeyChoice::Fixed(_)) {
-        return Err(ApplyError::Invalid("--pkey: applying InfiniBand partitions is not part of this build yet; use `jobnet plan` to see the partitions.conf change, or pass --pkey none".into()));
-    }
-    let req = JobRequest {
-        pkey: PKeyChoice::None,
-        ..req.clone()
+    let ib = inp
+        .topology
+        .infiniband
+        .as_ref()
+        .and_then(|ib| ib.apply_settings());
+    let req = match (&ib, req.pkey) {
+        (None, PKeyChoice::Auto | PKeyChoice::Fixed(_)) => {
+            return Err(ApplyError::Invalid(
+                "--pkey: the topology's infiniband section has no `reload`, so jobnet cannot make OpenSM apply a partition; add `reload: {pidfile: ...}` (docs/topology.md) or pass --pkey none".into(),
+            ))
+        }
+        (None, _) => JobRequest { pkey: PKeyChoice::None, ..req.clone() },
+        (Some(_), _) => req.clone(),
     };
     let job = req.job.to_string();
     let owner = Owner::current();
@@ -202,7 +209,14 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
                         operations: d.ops.len(),
                     })
                     .collect();
-                let failures = apply_all(env, &job, devices);
+                let mut failures = apply_all(env, &job, devices);
+                if failures.is_empty() {
+                    if let (Some(ibp), Some(settings)) = (&plan.infiniband, &ib) {
+                        if let Err(e) = apply_partition(env, &job, settings, ibp) {
+                            failures.push(e);
+                        }
+                    }
+                }
                 if failures.is_empty() {
                     env.store.set_state(&job, "up", "")?;
                     return Ok(UpReport {
@@ -301,12 +315,26 @@ fn allocate(
         // VLANs found on devices are held by a pseudo job so the planner skips them.
         let squatter = crate::types::JobId::parse("existing-on-device").expect("valid id");
         held.extend(foreign.keys().map(|&v| Held { job: squatter.clone(), vlan: VlanId::new(v.into()).ok(), pkey: None }));
-        let inputs = Inputs { topology: inp.topology, graph: inp.graph, drivers: env.drivers, held: &held, partitions_conf: None, partitions_conf_path: None };
+        let conf_path = inp.topology.infiniband.as_ref().map(|ib| ib.partitions_conf.clone());
+        let conf_text = match (&conf_path, req.pkey) {
+            (Some(p), c) if c != PKeyChoice::None => match std::fs::read_to_string(p) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(ApplyError::Invalid(format!("cannot read partitions.conf {p}: {e}"))),
+            },
+            _ => None,
+        };
+        let inputs = Inputs { topology: inp.topology, graph: inp.graph, drivers: env.drivers, held: &held, partitions_conf: conf_text.as_deref(), partitions_conf_path: None };
         let plan = plan::plan(inputs, req)?;
-        tx.put_job(job, "applying", Some(plan.vlan.get()), None, &plan.nodes, None, inp.topology_path, owner)?;
+        tx.put_job(job, "applying", Some(plan.vlan.get()), plan.pkey.map(|k| k.get()), &plan.nodes, None, inp.topology_path, owner)?;
         tx.clear_journal(job)?;
         if !tx.allocate("vlan", plan.vlan.get(), job)? {
             return Err(ApplyError::Invalid(format!("VLAN {} is allocated to another job", plan.vlan)));
+        }
+        if let Some(k) = plan.pkey {
+            if !tx.allocate("pkey", k.get(), job)? {
+                return Err(ApplyError::Invalid(format!("PKey {k} is allocated to another job")));
+            }
         }
         Ok(Some(plan))
     })
@@ -520,6 +548,9 @@ pub fn unwind(env: &Env, job: &str) -> Vec<String> {
 }
 
 fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
+    if rows[0].driver == OPENSM {
+        return undo_partition(env, rows);
+    }
     let first = &rows[0];
     let target = Target {
         name: first.device.clone(),
@@ -708,4 +739,149 @@ pub fn recover(env: &Env) -> Result<Vec<Result<DownReport, ApplyError>>, ApplyEr
         }
     }
     Ok(out)
+}
+
+/// The journal's device name and driver for a job's partition in partitions.conf.
+const OPENSM: &str = "opensm";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PartitionOp {
+    op: String,
+    job: String,
+    partition: String,
+    pkey: String,
+    settings: crate::opensm::IbApply,
+}
+
+/// The job's partition: locked, checked, atomic write; coalesced reload; verification.
+fn apply_partition(
+    env: &Env,
+    job: &str,
+    settings: &crate::opensm::IbApply,
+    ib: &plan::IbPlan,
+) -> Result<(), String> {
+    let target = Target {
+        name: OPENSM.into(),
+        driver: OPENSM.into(),
+        address: settings.partitions_conf.display().to_string(),
+        credentials: None,
+        legacy: false,
+    };
+    let op = PartitionOp {
+        op: "partition".into(),
+        job: job.into(),
+        partition: ib.partition.clone(),
+        pkey: ib.pkey.to_string(),
+        settings: settings.clone(),
+    };
+    let apply = vec![format!(
+        "add partition {} {} with {} member(s) to {}",
+        ib.partition,
+        ib.pkey,
+        ib.members.len(),
+        target.address
+    )];
+    let undo = vec![format!(
+        "remove partition {} from {}",
+        ib.partition, target.address
+    )];
+    let id = env
+        .store
+        .journal_intent(
+            job,
+            &target,
+            0,
+            &serde_json::to_string(&op).expect("json"),
+            &apply,
+            &undo,
+        )
+        .map_err(|e| e.to_string())?;
+    let result = (|| -> Result<(), String> {
+        env.failpoints
+            .hit("intent", OPENSM, &apply[0])
+            .map_err(|e| e.to_string())?;
+        let partition = crate::partitions::Partition {
+            job: job.into(),
+            name: ib.partition.clone(),
+            pkey: ib.pkey,
+            ipoib: ib.ipoib,
+            members: ib.members.clone(),
+        };
+        let updated = crate::partitions::file::update(&settings.partitions_conf, env.wait, |c| {
+            c.with_partition(&partition)
+        })
+        .map_err(|e| e.to_string())?;
+        crate::opensm::reload_coalesced(settings, updated.generation)
+            .map_err(|e| format!("opensm: {e}"))?;
+        let guids: Vec<String> = ib.members.iter().map(|g| g.to_string()).collect();
+        crate::opensm::verify(settings, &guids, &format!("{:#06x}", ib.pkey.full_member()))
+            .map_err(|e| format!("opensm: {e}"))?;
+        env.failpoints
+            .hit("done", OPENSM, &apply[0])
+            .map_err(|e| e.to_string())
+    })();
+    match &result {
+        Ok(()) => env
+            .store
+            .journal_set(id, "done", "")
+            .map_err(|e| e.to_string())?,
+        Err(e) => {
+            let _ = env.store.journal_set(id, "failed", e);
+        }
+    }
+    result
+}
+
+/// Removes a job's partition again (keeps going, like every undo). Restoring the file is what
+/// counts: OpenSM re-reads it on every heavy sweep, so a failed reload (OpenSM not running, say)
+/// only delays when the partition disappears and is noted, not failed.
+fn undo_partition(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
+    let mut errors = Vec::new();
+    for r in rows {
+        let certain = matches!(r.status.as_str(), "done" | "undo-failed");
+        let restored =
+            (|| -> Result<(crate::opensm::IbApply, crate::partitions::file::Updated), String> {
+                env.failpoints
+                    .hit(
+                        "undo",
+                        OPENSM,
+                        r.undo.first().map(String::as_str).unwrap_or(""),
+                    )
+                    .map_err(|e| e.to_string())?;
+                let op: PartitionOp = serde_json::from_str(&r.op).map_err(|e| {
+                    format!("journal row {} is not a partition operation: {e}", r.id)
+                })?;
+                let updated =
+                    crate::partitions::file::update(&op.settings.partitions_conf, env.wait, |c| {
+                        c.without_job(&op.job)
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok((op.settings, updated))
+            })();
+        match restored {
+            Ok((settings, updated)) => {
+                let note = if updated.written {
+                    match crate::opensm::reload_coalesced(&settings, updated.generation) {
+                        Ok(_) => String::new(),
+                        Err(e) => format!("file restored; reload failed ({e}): OpenSM applies it at its next heavy sweep"),
+                    }
+                } else {
+                    String::new()
+                };
+                let _ = env.store.journal_set(r.id, "undone", &note);
+            }
+            Err(e) if !certain => {
+                let _ = env.store.journal_set(
+                    r.id,
+                    "undone",
+                    &format!("outcome was unknown; undo answered: {e}"),
+                );
+            }
+            Err(e) => {
+                let _ = env.store.journal_set(r.id, "undo-failed", &e);
+                errors.push(e);
+            }
+        }
+    }
+    errors
 }

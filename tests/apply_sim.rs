@@ -448,3 +448,104 @@ fn concurrent_ups_get_distinct_vlans() {
     }
     assert!(lab.snapshot().values().all(|st| *st == SimState::default()));
 }
+
+fn ib_lab(name: &str, reload: &str) -> (Lab, PathBuf) {
+    let dir = scratch(&format!("{name}-conf"));
+    let conf = dir.join("partitions.conf");
+    std::fs::write(&conf, ADMIN).unwrap();
+    let topo = format!(
+        r#"name: ib
+ethernet: {{vlan_pool: "100-110"}}
+infiniband:
+  pkey_pool: "0x10-0x12"
+  partitions_conf: {}
+  reload: {{command: "{reload}"}}
+  reload_window_ms: 10
+switches:
+  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
+nodes:
+  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
+"#,
+        conf.display()
+    );
+    (Lab::new(name, Some(&topo)), conf)
+}
+
+const ADMIN: &str =
+    "# admins\nDefault=0x7fff, ipoib : ALL=full;\nstorage=0x0010 : 0x10000a=full;\n";
+
+#[test]
+fn partitions_are_applied_and_removed_with_the_job() {
+    let (lab, conf) = ib_lab("ib-roundtrip", "true");
+    let none = Failpoints::default();
+    lab.up(&none, "1", "n[1-2]").unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.starts_with(ADMIN), "admin bytes kept");
+    assert!(
+        text.contains(
+            "jobnet_1=0x0011, ipoib :\n    0x0000000000100001=full,\n    0x0000000000100004=full;"
+        ),
+        "0x0010 is the admin's: {text}"
+    );
+    assert_eq!(lab.store.job("1").unwrap().unwrap().pkey, Some(0x11));
+    assert_eq!(jobnet::opensm::reload_count(&conf), 1);
+    let journal = lab.store.journal("1").unwrap();
+    assert!(journal
+        .iter()
+        .any(|r| r.device == "opensm" && r.status == "done"));
+    lab.up(&none, "2", "n3").unwrap();
+    assert!(std::fs::read_to_string(&conf)
+        .unwrap()
+        .contains("jobnet_2=0x0012"));
+    apply::down(&lab.env(&none), "1").unwrap();
+    let after = std::fs::read_to_string(&conf).unwrap();
+    assert!(!after.contains("jobnet_1") && after.contains("jobnet_2"));
+    apply::down(&lab.env(&none), "2").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        ADMIN,
+        "byte for byte"
+    );
+    assert!(lab.store.allocations().unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_reload_rolls_everything_back() {
+    let (lab, conf) = ib_lab("ib-reload-fails", "false");
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let e = lab.up(&none, "1", "n[1-2]").unwrap_err();
+    assert!(matches!(e, ApplyError::RolledBack { .. }), "{e:?}");
+    assert!(e.to_string().contains("opensm: `false` failed"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        ADMIN,
+        "file restored"
+    );
+    assert_eq!(lab.snapshot(), baseline, "switches restored");
+    assert!(
+        lab.store.allocations().unwrap().is_empty(),
+        "VLAN and PKey released"
+    );
+}
+
+#[test]
+fn an_invalid_admin_file_is_refused_before_anything_changes() {
+    let (lab, conf) = ib_lab("ib-invalid", "true");
+    let broken = "Default=0x7fff : ALL=full;\nstorage=0x10 : 0x10000a\n ;\n";
+    std::fs::write(&conf, broken).unwrap();
+    let baseline = lab.snapshot();
+    let e = lab.up(&Failpoints::default(), "1", "n1").unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(
+        e.to_string()
+            .contains(":3:2: error: `;` is the first character"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), broken);
+    assert_eq!(lab.snapshot(), baseline);
+    assert!(
+        lab.fabric.get("a1").unwrap().log.lock().unwrap().is_empty(),
+        "no device contacted"
+    );
+}

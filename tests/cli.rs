@@ -917,7 +917,7 @@ fn up_refuses_what_this_build_cannot_apply_and_bad_failpoints() {
         "auto",
     ])
     .code(2)
-    .err_has("--pkey: applying InfiniBand partitions is not part of this build yet");
+    .err_has("--pkey: the topology's infiniband section has no `reload`, so jobnet cannot make OpenSM apply a partition");
     jobnet(&[
         "--state",
         &st,

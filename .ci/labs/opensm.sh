@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 JOBNET=${JOBNET:-$PWD/target/debug/jobnet}
 [ -x "$JOBNET" ] || { echo "opensm lab: $JOBNET not built" >&2; exit 1; }
 PRELOAD=/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so
-NET=/usr/share/doc/ibsim-utils/net-examples/net.2sw2path4hca
+SIMBIN=${SIMBIN:-$(dirname "$JOBNET")/jobnet-switch-sim}
 if ! command -v opensm >/dev/null || ! command -v ibsim >/dev/null || ! command -v smpquery >/dev/null || [ ! -f "$PRELOAD" ]; then
   [ "$(id -u)" = 0 ] || { echo "opensm lab: needs root to install opensm, ibsim-utils, infiniband-diags, libumad2sim0" >&2; exit 1; }
   echo "opensm lab: installing opensm ibsim-utils infiniband-diags libumad2sim0"
@@ -19,8 +19,15 @@ if ! command -v opensm >/dev/null || ! command -v ibsim >/dev/null || ! command 
 fi
 
 D=$(mktemp -d /tmp/jobnet-opensm.XXXXXX)
+# Two switches, six HCAs (ibsim's net format); the first port in the file is the SM's.
+NET=$D/net.2sw6hca
+{
+  printf 'Switch\t8 "Switch1"\n[1]\t"Hca1"[1]\n[2]\t"Hca2"[1]\n[3]\t"Hca3"[1]\n[5]\t"Switch2"[5]\n\n'
+  printf 'Switch\t8 "Switch2"\n[1]\t"Hca4"[1]\n[2]\t"Hca5"[1]\n[3]\t"Hca6"[1]\n[5]\t"Switch1"[5]\n\n'
+  for i in 1 2 3 4 5 6; do sw=$(( i <= 3 ? 1 : 2 )); port=$(( (i - 1) % 3 + 1 )); printf 'Hca\t2 "Hca%s"\n[1]\t"Switch%s"[%s]\n\n' "$i" "$sw" "$port"; done
+} > "$NET"
 export IBSIM_SOCKNAME="jobnet-lab-$$"
-IBSIM="" OSM=""
+IBSIM="" OSM="" SIM=""
 stop() { # stop PID: TERM, then KILL after 3 s (OpenSM can hang on exit without its fabric)
   [ -n "$1" ] || return 0
   kill "$1" 2>/dev/null || return 0
@@ -30,6 +37,7 @@ stop() { # stop PID: TERM, then KILL after 3 s (OpenSM can hang on exit without 
 }
 cleanup() {
   set +e
+  stop "$SIM"
   stop "$OSM"      # the SM first, while its fabric still exists
   stop "$IBSIM"
   if [ "${fail:-1}" = 0 ]; then rm -rf "$D"; else echo "opensm lab: kept $D for inspection"; fi
@@ -81,45 +89,97 @@ for class in accept reject stricter; do
   done
 done
 
-# A planned file: the job's PKey, full member, exactly on its ports.
-cat > "$D/ib.yaml" <<YAML
+# ibnetdiscover on the live fabric, imported into a topology that names the HCAs.
+(cd "$D" && LD_PRELOAD=$PRELOAD ibnetdiscover > ibnetdiscover.txt 2>/dev/null)
+cat > "$D/eth.yaml" <<YAML
 name: ib-lab
 ethernet: {vlan_pool: "100-199"}
-infiniband: {pkey_pool: "0x2000-0x2fff", partitions_conf: $D/p.conf}
 switches:
-  - {name: sw1, driver: arista-eos, address: 192.0.2.1}
+  - {name: sw1, driver: arista-eos, address: 192.0.2.1, credentials: sim}
 nodes:
-  - {name: "hca[1-4]", port: "sw1:Ethernet[1-4]", ib_guids: ["0x100001", "0x100004", "0x100007", "0x10000a"]}
+  - {name: "Hca[1-6]", port: "sw1:Ethernet[1-6]"}
 YAML
-printf 'Default=0x7fff, ipoib : ALL=full;\nstorage=0x0010 : 0x10000a=full;\n' > "$D/admin.conf"
-"$JOBNET" plan --topology "$D/ib.yaml" --job 77 --nodes 'hca[1-2]' --partitions-conf "$D/admin.conf" --format json > "$D/plan.json"
-python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['infiniband']['partitions_conf'], end='')" "$D/plan.json" > "$D/planned.conf"
-install "$D/planned.conf"
-[ "$OSM_VERDICT" = accept ] && ok "OpenSM loads the planned file" || bad "OpenSM: $OSM_VERDICT on the planned file"
-pkeys() { (cd "$D" && LD_PRELOAD=$PRELOAD smpquery -G pkeys "$1" 1 2>/dev/null | head -1); }
-for g in 0x100001 0x100004; do
-  pkeys $g | grep -q "0xa000" && ok "HCA port $g carries PKey 0x2000 as a full member (0xa000)" || bad "HCA port $g: $(pkeys $g)"
-done
-for g in 0x100007 0x10000a; do
-  pkeys $g | grep -q "0xa000" && bad "HCA port $g carries the job's PKey" || ok "HCA port $g (not in the job) does not carry it"
-done
-pkeys 0x10000a | grep -q "0x8010" && ok "the admin's storage partition (0x0010) is still on 0x10000a" || bad "admin partition lost: $(pkeys 0x10000a)"
-pkeys 0x100001 | grep -q "0xffff" && ok "Default stays full on job ports" || bad "Default lost: $(pkeys 0x100001)"
+"$JOBNET" topology import-ib "$D/ibnetdiscover.txt" --topology "$D/eth.yaml" --format yaml > "$D/nodes.yaml"
+mapfile -t G < <(grep -o '0x[0-9a-f]\{16\}' "$D/nodes.yaml")
+[ "${#G[@]}" = 6 ] && ok "import-ib maps Hca1-6 to six port GUIDs from live ibnetdiscover output" || bad "import-ib: $(cat "$D/nodes.yaml")"
 
-# ibnetdiscover on the live fabric, imported into a topology naming the HCAs by description.
-(cd "$D" && LD_PRELOAD=$PRELOAD ibnetdiscover > ibnetdiscover.txt 2>/dev/null)
-cat > "$D/hcas.yaml" <<YAML
-name: hcas
-ethernet: {vlan_pool: "100-199"}
-infiniband: {pkey_pool: "0x2000-0x2fff"}
-switches:
-  - {name: sw1, driver: arista-eos, address: 192.0.2.1}
-nodes:
-  - {name: "Hca[1-4]", port: "sw1:Ethernet[1-4]"}
-YAML
-"$JOBNET" topology import-ib "$D/ibnetdiscover.txt" --topology "$D/hcas.yaml" --format yaml > "$D/nodes.yaml"
-grep -q 'ib_guids: \["0x0000000000100001", "0x0000000000100004", "0x0000000000100007", "0x000000000010000a"\]' "$D/nodes.yaml" \
-  && ok "import-ib maps Hca1-4 to their port GUIDs from live ibnetdiscover output" || bad "import-ib: $(cat "$D/nodes.yaml")"
+# jobnet up/down with partitions: Ethernet through the SSH switch simulator, OpenSM reloaded
+# through its pidfile, member ports verified with smpquery.
+"$SIMBIN" --topology "$D/eth.yaml" --out "$D/sim" > "$D/sim.log" 2>&1 &
+SIM=$!
+for _ in $(seq 100); do [ -f "$D/sim/ready" ] && break; sleep 0.05; done
+echo "$OSM" > "$D/opensm.pid"
+printf '#!/bin/sh\ncd %s && LD_PRELOAD=%s exec smpquery "$@" 2>/dev/null\n' "$D" "$PRELOAD" > "$D/smpq"
+chmod +x "$D/smpq"
+addr=$(grep -o '127.0.0.1:[0-9]*' "$D/sim/topology.yaml" | head -1)
+{
+  echo "name: ib-lab"
+  echo 'ethernet: {vlan_pool: "100-199"}'
+  echo "infiniband:"
+  echo '  pkey_pool: "0x2000-0x2fff"'
+  echo "  partitions_conf: $D/p.conf"
+  echo "  reload: {pidfile: $D/opensm.pid}"
+  echo "  reload_window_ms: 150"
+  echo "  verify: {command: \"$D/smpq -G pkeys {guid} 1\", timeout_ms: 8000}"
+  echo "switches:"
+  echo "  - {name: sw1, driver: arista-eos, address: \"$addr\", credentials: sim}"
+  cat "$D/nodes.yaml"
+} > "$D/ib.yaml"
+printf '# admins\nDefault=0x7fff, ipoib : ALL=full;\nstorage=0x0010 : %s=full;\n' "${G[5]}" > "$D/original.conf"
+install "$D/original.conf"
+J=("$JOBNET" --state "$D/state.db" --credentials "$D/sim/credentials.yaml" --known-hosts "$D/sim/known_hosts" --wait 120)
+pk() { "$D/smpq" -G pkeys "$1" 1 | head -1; }
+has() { pk "$1" | grep -q "$2"; }
+keyof() { "${J[@]}" status --job "$1" --format json | sed -n 's/^ *"pkey": \([0-9]*\),*$/\1/p' | head -1; }
+full() { printf '0x%04x' $(( $1 | 0x8000 )); }
+t0=$(date +%s.%N)
+"${J[@]}" up --topology "$D/ib.yaml" --job A --nodes 'Hca[1-3]' > /dev/null && ok "up job A on Hca1-3 (partition applied, reload, verified)" || bad "up A"
+elapsed=$(echo "$(date +%s.%N) - $t0" | bc -l)
+"${J[@]}" up --topology "$D/ib.yaml" --job B --nodes 'Hca[4-5]' > /dev/null && ok "up job B on Hca4-5" || bad "up B"
+ka=$(full "$(keyof A)"); kb=$(full "$(keyof B)")
+for i in 0 1 2; do has "${G[$i]}" "$ka" && ok "Hca$((i+1)) carries A's PKey $ka" || bad "Hca$((i+1)): $(pk "${G[$i]}")"; done
+for i in 3 4 5; do has "${G[$i]}" "$ka" && bad "Hca$((i+1)) carries A's PKey" || ok "Hca$((i+1)) does not carry A's PKey"; done
+for i in 3 4; do has "${G[$i]}" "$kb" && ok "Hca$((i+1)) carries B's PKey $kb" || bad "Hca$((i+1)): $(pk "${G[$i]}")"; done
+for i in 0 1 2 5; do has "${G[$i]}" "$kb" && bad "Hca$((i+1)) carries B's PKey" || ok "Hca$((i+1)) does not carry B's PKey"; done
+all_default=1; for g in "${G[@]}"; do has "$g" 0xffff || all_default=0; done
+[ "$all_default" = 1 ] && ok "Default (0xffff) unchanged on every port" || bad "Default changed"
+has "${G[5]}" 0x8010 && ok "the admin's storage partition is untouched on Hca6" || bad "admin partition: $(pk "${G[5]}")"
+"${J[@]}" down --job A > /dev/null && ok "down A" || bad "down A"
+gone=1; for i in 0 1 2; do for _ in $(seq 40); do has "${G[$i]}" "$ka" || break; sleep 0.1; done; has "${G[$i]}" "$ka" && gone=0; done
+[ "$gone" = 1 ] && ok "A's PKey is gone from Hca1-3" || bad "A's PKey still present"
+has "${G[3]}" "$kb" && has "${G[4]}" "$kb" && ok "B intact after down A" || bad "B lost"
+cp "$D/p.conf" "$D/before-twice.conf"
+"${J[@]}" down --job A > /dev/null && cmp -s "$D/p.conf" "$D/before-twice.conf" && ok "down A twice: no change" || bad "down A twice"
+
+# 20 jobs at once: distinct PKeys, few reloads, every one verified.
+r0=$(awk '{print $3}' "$D/.p.conf.jobnet-gen")
+s0=$(grep -c "SUBNET UP" "$D/osm.log")
+rcs=0; pids=()
+for i in $(seq 1 20); do "${J[@]}" up --topology "$D/ib.yaml" --job "C$i" --nodes 'Hca[1-2]' > /dev/null 2>&1 & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs+1)); done
+[ "$rcs" = 0 ] && ok "20 concurrent ups succeed, each verified on its ports" || bad "$rcs of 20 ups failed"
+keys=$(for i in $(seq 1 20); do keyof "C$i"; done | sort -u | wc -l)
+[ "$keys" = 20 ] && ok "20 distinct PKeys" || bad "$keys distinct PKeys"
+reloads=$(( $(awk '{print $3}' "$D/.p.conf.jobnet-gen") - r0 ))
+sweeps=$(( $(grep -c "SUBNET UP" "$D/osm.log") - s0 ))
+[ "$reloads" -le 5 ] && ok "coalesced: $reloads reload(s) for 20 jobs (OpenSM heavy sweeps seen: $sweeps)" || bad "$reloads reloads for 20 jobs"
+echo "coalescing: 20 concurrent ups -> $reloads reload(s), $sweeps heavy sweep(s); up A to verified PKeys: ${elapsed} s" > "$D/figures.txt"
+pids=(); for i in $(seq 1 20); do "${J[@]}" down --job "C$i" > /dev/null 2>&1 & pids+=($!); done
+rcs=0; for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs+1)); done
+"${J[@]}" down --job B > /dev/null || rcs=$((rcs+1))
+[ "$rcs" = 0 ] && cmp -s "$D/p.conf" "$D/original.conf" && ok "all down: partitions.conf equals the original byte for byte" || bad "after all down: $(diff "$D/original.conf" "$D/p.conf" | head -5)"
+
+# Faults: a broken admin line is refused; OpenSM not running rolls the job back.
+cp "$D/p.conf" "$D/good.conf"
+printf 'Default=0x7fff, ipoib : ALL=full;\nbad=0x0020 : 0x1\n ;\n' > "$D/p.conf"
+set +e; "${J[@]}" up --topology "$D/ib.yaml" --job E --nodes Hca1 > "$D/e.out" 2>&1; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q "p.conf:3:2: error: \`;\` is the first character" "$D/e.out" && ok "a broken admin line is refused with its position (exit 2)" || bad "broken admin line: rc=$rc $(cat "$D/e.out")"
+cp "$D/good.conf" "$D/p.conf"
+stop "$OSM"; OSM=""
+set +e; "${J[@]}" up --topology "$D/ib.yaml" --job F --nodes Hca1 > "$D/f.out" 2>&1; rc=$?; set -e
+[ "$rc" = 4 ] && grep -q "OpenSM is not running" "$D/f.out" && ok "OpenSM not running: job rolled back (exit 4)" || bad "OpenSM down: rc=$rc $(cat "$D/f.out")"
+cmp -s "$D/p.conf" "$D/original.conf" && ok "partitions.conf restored" || bad "partitions.conf not restored"
+cat "$D/figures.txt"
 
 echo "opensm lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]

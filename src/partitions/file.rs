@@ -44,6 +44,9 @@ pub struct Updated {
     pub new: String,
     /// False when the new text equals the old one (nothing was written).
     pub written: bool,
+    /// The write's generation (see [`crate::opensm::reload_coalesced`]); the last one when
+    /// nothing was written.
+    pub generation: u64,
 }
 
 fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> WriteError + 'a {
@@ -138,10 +141,12 @@ pub fn update(
     };
     let new = change(&conf);
     if old.as_deref() == Some(new.as_str()) {
+        let generation = crate::opensm::current_generation(path);
         return Ok(Updated {
             old,
             new,
             written: false,
+            generation,
         });
     }
     if let Some(errors) = errors_of(&new, &p) {
@@ -155,10 +160,13 @@ pub fn update(
         write_replace(&backup_path(path), text, mode, meta.as_ref())?;
     }
     write_replace(path, &new, mode, meta.as_ref())?;
+    let generation = crate::opensm::note_write_locked(path)
+        .map_err(|e| io(path, "record the write")(std::io::Error::other(e)))?;
     Ok(Updated {
         old,
         new,
         written: true,
+        generation,
     })
 }
 

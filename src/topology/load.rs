@@ -60,7 +60,13 @@ const TOP_KEYS: &[&str] = &[
     "gateways",
 ];
 const ETH_KEYS: &[&str] = &["vlan_pool", "reserved_vlans", "node_port_mode"];
-const IB_KEYS: &[&str] = &["pkey_pool", "partitions_conf"];
+const IB_KEYS: &[&str] = &[
+    "pkey_pool",
+    "partitions_conf",
+    "reload",
+    "reload_window_ms",
+    "verify",
+];
 const SWITCH_KEYS: &[&str] = &["name", "driver", "address", "credentials", "ssh_legacy"];
 const LINK_KEYS: &[&str] = &["a", "b", "cost", "state", "lag"];
 const NODE_KEYS: &[&str] = &["name", "port", "ib_guids"];
@@ -469,11 +475,110 @@ impl Reader<'_> {
                 text.to_string()
             }
         };
+        let reload = f.get("reload").and_then(|r| self.reload(r));
+        let reload_window_ms = match f.get("reload_window_ms") {
+            None => 200,
+            Some(n) => match n.as_str().map(crate::types::parse_number) {
+                Some(Ok(v)) if v <= 60_000 => v,
+                _ => {
+                    self.d.error(
+                        n.loc,
+                        "reload_window_ms must be a whole number 0..60000",
+                        "e.g. `reload_window_ms: 200`",
+                    );
+                    200
+                }
+            },
+        };
+        let (mut verify_command, mut verify_timeout_ms) = (None, 5000);
+        if let Some(v) = f.get("verify") {
+            if let Some(vf) = self.fields(v, "`infiniband.verify`", &["command", "timeout_ms"]) {
+                match vf
+                    .get("command")
+                    .and_then(|c| self.scalar(c, "`verify.command`"))
+                {
+                    Some((c, _)) if c.contains("{guid}") && !c.chars().any(char::is_control) => {
+                        verify_command = Some(c.to_string())
+                    }
+                    Some((_, l)) => self.d.error(
+                        l,
+                        "verify.command must name the port with `{guid}`",
+                        "e.g. `smpquery -G pkeys {guid} 1`",
+                    ),
+                    None => {}
+                }
+                if let Some(t) = vf.get("timeout_ms") {
+                    match t.as_str().map(crate::types::parse_number) {
+                        Some(Ok(v)) if (1..=600_000).contains(&v) => verify_timeout_ms = v,
+                        _ => self.d.error(
+                            t.loc,
+                            "verify.timeout_ms must be 1..600000",
+                            "e.g. `timeout_ms: 5000`",
+                        ),
+                    }
+                }
+            }
+        }
         Some(Infiniband {
             pkey_pool,
             partitions_conf,
+            reload,
+            reload_window_ms,
+            verify_command,
+            verify_timeout_ms,
             loc,
         })
+    }
+
+    fn reload(&mut self, node: &Y) -> Option<crate::opensm::Reload> {
+        use crate::opensm::Reload;
+        let f = self.fields(
+            node,
+            "`infiniband.reload`",
+            &["pidfile", "systemd_unit", "command"],
+        )?;
+        if f.pairs.len() != 1 {
+            self.d.error(
+                f.loc,
+                "infiniband.reload needs exactly one of pidfile, systemd_unit, command",
+                "e.g. `reload: {pidfile: /run/opensm.pid}`",
+            );
+            return None;
+        }
+        let (k, v) = &f.pairs[0];
+        let (text, loc) = self.scalar(v, "the reload method")?;
+        match k.as_str().unwrap_or_default() {
+            "pidfile" if text.starts_with('/') && !text.chars().any(char::is_control) => {
+                Some(Reload::Pidfile(text.into()))
+            }
+            "pidfile" => {
+                self.d.error(
+                    loc,
+                    format!(
+                        "reload pidfile `{}` is not an absolute path",
+                        text.escape_debug()
+                    ),
+                    "e.g. /run/opensm.pid",
+                );
+                None
+            }
+            "systemd_unit" => match check_word("systemd unit", text, "-_.@:", 128) {
+                Ok(()) => Some(Reload::SystemdUnit(text.into())),
+                Err(e) => {
+                    self.d.error(loc, e.0, "e.g. opensm@0x0002c903000abcd1");
+                    None
+                }
+            },
+            _ if text.chars().any(char::is_control) => {
+                self.d.error(
+                    loc,
+                    "the reload command contains a control character",
+                    "write it on one line",
+                );
+                None
+            }
+            _ => Some(Reload::Command(text.into())),
+        }
     }
 
     fn credentials(&mut self, f: &Fields) -> Option<String> {

@@ -47,7 +47,25 @@ impl Ethernet {
 pub struct Infiniband {
     pub pkey_pool: RangeSet,
     pub partitions_conf: String,
+    /// How to make OpenSM apply the file; without it, `up` does not apply partitions.
+    pub reload: Option<crate::opensm::Reload>,
+    pub reload_window_ms: u64,
+    pub verify_command: Option<String>,
+    pub verify_timeout_ms: u64,
     pub loc: Loc,
+}
+
+impl Infiniband {
+    /// The settings `up` needs to apply partitions, when a reload method is configured.
+    pub fn apply_settings(&self) -> Option<crate::opensm::IbApply> {
+        Some(crate::opensm::IbApply {
+            partitions_conf: self.partitions_conf.clone().into(),
+            reload: self.reload.clone()?,
+            window_ms: self.reload_window_ms,
+            verify_command: self.verify_command.clone(),
+            verify_timeout_ms: self.verify_timeout_ms,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -1,0 +1,259 @@
+//! Making OpenSM apply partitions.conf: reloading it, coalescing reloads when many jobs change
+//! the file at once, and checking that member ports really carry a job's PKey.
+//!
+//! Reload methods (topology `infiniband.reload`): `{pidfile: PATH}` sends SIGHUP to the pid in
+//! the file; `{systemd_unit: NAME}` runs `systemctl kill -s HUP NAME` (Debian's `opensm@GUID`
+//! units have no reload action); `{command: "..."}` runs a site's command. SIGHUP makes OpenSM
+//! do a heavy sweep, which re-reads partitions.conf.
+//!
+//! Coalescing: every write bumps a generation counter kept beside partitions.conf (under the
+//! partitions.conf lock). A writer waits `reload_window_ms`, then reloads only if no reload has
+//! covered its generation yet; so a burst of jobs gives one reload per window, and every job
+//! still verifies its own ports afterwards.
+
+use crate::partitions::file::lock_path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How to make OpenSM re-read partitions.conf.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reload {
+    Pidfile(PathBuf),
+    SystemdUnit(String),
+    Command(String),
+}
+
+/// The InfiniBand apply settings of a topology.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IbApply {
+    pub partitions_conf: PathBuf,
+    pub reload: Reload,
+    pub window_ms: u64,
+    /// A command template with `{guid}` whose output must contain the job's full-member PKey
+    /// (e.g. `smpquery -G pkeys {guid} 1`), checked for every member port.
+    pub verify_command: Option<String>,
+    pub verify_timeout_ms: u64,
+}
+
+fn run(argv: &str) -> Result<String, String> {
+    let parts: Vec<&str> = argv.split_whitespace().collect();
+    let Some((prog, args)) = parts.split_first() else {
+        return Err("empty command".into());
+    };
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `{argv}`: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{argv}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Makes OpenSM re-read partitions.conf now.
+pub fn reload(r: &Reload) -> Result<(), String> {
+    match r {
+        Reload::Pidfile(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("OpenSM pidfile {}: {e}; is OpenSM running?", p.display()))?;
+            let pid: u32 = text.trim().parse().map_err(|_| {
+                format!(
+                    "OpenSM pidfile {} does not hold a pid: `{}`",
+                    p.display(),
+                    text.trim()
+                )
+            })?;
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(format!(
+                    "OpenSM is not running: pid {pid} from {} does not exist",
+                    p.display()
+                ));
+            }
+            // SAFETY: kill(2) with a pid read from the pidfile and a valid signal number.
+            let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+            if rc != 0 {
+                return Err(format!(
+                    "cannot signal OpenSM (pid {pid}): {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(())
+        }
+        Reload::SystemdUnit(unit) => run(&format!("systemctl kill -s HUP {unit}")).map(drop),
+        Reload::Command(c) => run(c).map(drop),
+    }
+}
+
+fn gen_path(conf: &Path) -> PathBuf {
+    let name = conf
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    conf.with_file_name(format!(".{name}.jobnet-gen"))
+}
+
+fn with_lock<T>(conf: &Path, f: impl FnOnce() -> T) -> Result<T, String> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(conf))
+        .map_err(|e| format!("{}: {e}", conf.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", conf.display()))?;
+    Ok(f())
+}
+
+fn read_gen(conf: &Path) -> (u64, u64, u64) {
+    let text = std::fs::read_to_string(gen_path(conf)).unwrap_or_default();
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (
+        v.first().copied().unwrap_or(0),
+        v.get(1).copied().unwrap_or(0),
+        v.get(2).copied().unwrap_or(0),
+    )
+}
+
+fn write_gen(conf: &Path, written: u64, reloaded: u64, reloads: u64) -> Result<(), String> {
+    std::fs::write(gen_path(conf), format!("{written} {reloaded} {reloads}\n"))
+        .map_err(|e| format!("{}: {e}", gen_path(conf).display()))
+}
+
+/// Records a write of partitions.conf; call while holding the partitions.conf lock. Returns the
+/// write's generation.
+pub fn note_write_locked(conf: &Path) -> Result<u64, String> {
+    let (w, r, n) = read_gen(conf);
+    write_gen(conf, w + 1, r, n)?;
+    Ok(w + 1)
+}
+
+/// The generation of the last write.
+pub fn current_generation(conf: &Path) -> u64 {
+    read_gen(conf).0
+}
+
+/// How many reloads jobnet has sent for this file (for tests and the lab).
+pub fn reload_count(conf: &Path) -> u64 {
+    read_gen(conf).2
+}
+
+/// Waits the coalescing window, then reloads unless a later reload already covered `generation`.
+/// Returns whether this call reloaded.
+pub fn reload_coalesced(s: &IbApply, generation: u64) -> Result<bool, String> {
+    std::thread::sleep(Duration::from_millis(s.window_ms));
+    with_lock(&s.partitions_conf, || {
+        let (w, r, n) = read_gen(&s.partitions_conf);
+        if r >= generation {
+            return Ok(false);
+        }
+        reload(&s.reload)?;
+        write_gen(&s.partitions_conf, w, w, n + 1)?;
+        Ok(true)
+    })?
+}
+
+/// Checks that every port in `guids` shows `pkey_full` (e.g. `0x9001`), retrying until the
+/// timeout. Returns the ports that never did.
+pub fn verify(s: &IbApply, guids: &[String], pkey_full: &str) -> Result<(), String> {
+    let Some(template) = &s.verify_command else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_millis(s.verify_timeout_ms);
+    let mut pending: Vec<&String> = guids.iter().collect();
+    loop {
+        pending.retain(|g| {
+            !run(&template.replace("{guid}", g)).is_ok_and(|out| out.contains(pkey_full))
+        });
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "PKey {pkey_full} did not appear on port(s) {} within {} ms (checked with `{template}`)",
+                pending.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", "),
+                s.verify_timeout_ms
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, reload: Reload) -> IbApply {
+        IbApply {
+            partitions_conf: dir.join("partitions.conf"),
+            reload,
+            window_ms: 100,
+            verify_command: None,
+            verify_timeout_ms: 500,
+        }
+    }
+
+    #[test]
+    fn a_burst_of_writes_gives_few_reloads() {
+        let dir = std::env::temp_dir().join(format!("jobnet-osm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = settings(&dir, Reload::Command("true".into()));
+        let reloaded: Vec<bool> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..10)
+                .map(|_| {
+                    let s = &s;
+                    sc.spawn(move || {
+                        let g =
+                            with_lock(&s.partitions_conf, || note_write_locked(&s.partitions_conf))
+                                .unwrap()
+                                .unwrap();
+                        reload_coalesced(s, g).unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let n = reload_count(&s.partitions_conf);
+        assert!((1..=3).contains(&n), "{n} reloads for 10 writes");
+        assert_eq!(reloaded.iter().filter(|r| **r).count() as u64, n);
+        let (w, r, _) = read_gen(&s.partitions_conf);
+        assert_eq!((w, r), (10, 10), "every write is covered by a reload");
+    }
+
+    #[test]
+    fn reload_failures_name_the_cause() {
+        let dir = std::env::temp_dir().join(format!("jobnet-osm-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("opensm.pid");
+        assert!(reload(&Reload::Pidfile(pidfile.clone()))
+            .unwrap_err()
+            .contains("is OpenSM running?"));
+        std::fs::write(&pidfile, "999999999\n").unwrap();
+        assert!(reload(&Reload::Pidfile(pidfile))
+            .unwrap_err()
+            .contains("OpenSM is not running: pid 999999999"));
+        assert!(reload(&Reload::Command("false".into()))
+            .unwrap_err()
+            .contains("`false` failed"));
+        let s = IbApply {
+            verify_command: Some("echo {guid} 0x8001".into()),
+            ..settings(&dir, Reload::Command("true".into()))
+        };
+        assert!(verify(&s, &["0x1".into()], "0x8001").is_ok());
+        let e = verify(&s, &["0x1".into()], "0x9001").unwrap_err();
+        assert!(
+            e.contains("PKey 0x9001 did not appear on port(s) 0x1 within 500 ms"),
+            "{e}"
+        );
+    }
+}
