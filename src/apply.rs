@@ -144,8 +144,14 @@ enum Phase1 {
 /// Brings a job's network up; see the module documentation.
 pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, ApplyError> {
     let started = Instant::now();
-    if req.gateway.is_some() {
-        return Err(ApplyError::Invalid("--gateway: applying gateways is not part of this build yet (InfiniBand support); use `jobnet plan` to see the commands".into()));
+    if let Some(g) = req.gateway.as_deref().and_then(|n| inp.topology.gateway(n)) {
+        // Never send commands nobody has checked against the vendor's manual to a real device.
+        if let Some(p) = env.drivers.get(&g.driver).filter(|p| !p.verified) {
+            return Err(ApplyError::Invalid(format!(
+                "--gateway: driver profile {} of gateway {} is not verified against its vendor manual ({}); jobnet does not send unverified commands to devices: check the commands `jobnet plan` shows, then put a copy with `verified: true` in --drivers-dir",
+                p.name, g.name, p.source
+            )));
+        }
     }
     let ib = inp
         .topology
@@ -341,6 +347,15 @@ fn allocate(
 }
 
 fn target_of(t: &Topology, name: &str) -> Target {
+    if let Some(g) = t.gateway(name) {
+        return Target {
+            name: g.name.clone(),
+            driver: g.driver.clone(),
+            address: g.address.clone(),
+            credentials: g.credentials.clone(),
+            legacy: g.ssh_legacy,
+        };
+    }
     let sw = &t.switches[t.switch_idx(name).expect("planned switch")];
     Target {
         name: sw.name.clone(),
@@ -351,18 +366,18 @@ fn target_of(t: &Topology, name: &str) -> Target {
     }
 }
 
+/// Every device of a plan: the subgraph's switches and the gateway, if any.
+fn plan_devices(plan: &Plan) -> impl Iterator<Item = &plan::DevicePlan> {
+    plan.ethernet.devices.iter().chain(plan.gateway.iter())
+}
+
 /// Phase 1: take every device's session slot in name order (a job never holds one device while
 /// waiting for another out of order, so jobs cannot deadlock), then in parallel connect, send the
 /// setup lines and read.
 fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
     let vlan = plan.vlan.get();
-    let mut locks = Vec::with_capacity(plan.ethernet.devices.len());
-    let mut names: Vec<&str> = plan
-        .ethernet
-        .devices
-        .iter()
-        .map(|d| d.name.as_str())
-        .collect();
+    let mut locks = Vec::new();
+    let mut names: Vec<&str> = plan_devices(plan).map(|d| d.name.as_str()).collect();
     names.sort_unstable();
     for name in &names {
         match DeviceLock::acquire(&env.lock_dir, name, env.sessions_per_device, env.wait) {
@@ -372,10 +387,7 @@ fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
     }
     let mut locks: BTreeMap<String, DeviceLock> = locks.into_iter().collect();
     let results: Vec<Result<Prep, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = plan
-            .ethernet
-            .devices
-            .iter()
+        let handles: Vec<_> = plan_devices(plan)
             .map(|d| {
                 let lock = locks.remove(&d.name).expect("locked above");
                 s.spawn(move || -> Result<Prep, String> {
@@ -805,6 +817,7 @@ fn apply_partition(
             name: ib.partition.clone(),
             pkey: ib.pkey,
             ipoib: ib.ipoib,
+            flags: ib.flags.clone(),
             members: ib.members.clone(),
         };
         let updated = crate::partitions::file::update(&settings.partitions_conf, env.wait, |c| {

@@ -286,6 +286,11 @@ impl DriverSet {
         }
     }
 
+    /// Adds a profile, replacing one of the same name.
+    pub fn insert(&mut self, p: Profile) {
+        self.profiles.insert(p.name.clone(), p);
+    }
+
     pub fn get(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name)
     }

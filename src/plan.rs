@@ -236,6 +236,8 @@ pub struct IbPlan {
     pub pkey: PKey,
     pub members: Vec<PortGuid>,
     pub ipoib: bool,
+    /// Further header flags from the topology (`mtu=4`, ...).
+    pub flags: Vec<String>,
     pub partitions_conf_path: String,
     /// The current file text (`None` when the file does not exist yet).
     pub partitions_conf_old: Option<String>,
@@ -483,7 +485,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
 
     // InfiniBand.
     let infiniband = match (pkey, &t.infiniband) {
-        (Some(pkey), Some(_)) => {
+        (Some(pkey), Some(ib_settings)) => {
             let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
             let lacking: Vec<&str> = nodes
                 .iter()
@@ -518,6 +520,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
                     name: format!("jobnet_{}", req.job.sanitized()),
                     pkey,
                     ipoib: true,
+                    flags: ib_settings.partition_flags.clone(),
                     members: members.clone(),
                 };
                 let new_text = match &conf {
@@ -555,6 +558,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
                     pkey,
                     members,
                     ipoib: true,
+                    flags: partition.flags.clone(),
                     partitions_conf_path: conf_path.to_string(),
                     partitions_conf_old: inp.partitions_conf.map(str::to_string),
                     partitions_conf: new_text,

@@ -549,3 +549,95 @@ fn an_invalid_admin_file_is_refused_before_anything_changes() {
         "no device contacted"
     );
 }
+
+#[test]
+fn gateways_need_a_verified_profile_and_join_the_journal() {
+    let (mut lab, conf) = ib_lab("ib-gateway", "true");
+    let text = format!(
+        r#"name: ib
+ethernet: {{vlan_pool: "100-110"}}
+infiniband:
+  pkey_pool: "0x10-0x12"
+  partitions_conf: {}
+  reload: {{command: "true"}}
+  reload_window_ms: 10
+switches:
+  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
+nodes:
+  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
+gateways:
+  - {{name: gw1, driver: mellanox-gateway, address: 192.0.2.50, ethernet_port: a1:Ethernet48, ib_guid: "0x20000a"}}
+"#,
+        conf.display()
+    );
+    lab.topology = topology::parse(&text, "gw.yaml", &lab.drivers)
+        .unwrap()
+        .topology;
+    lab.graph = SwitchGraph::build(&lab.topology);
+    let gw_profile = lab.drivers.get("mellanox-gateway").unwrap().clone();
+    lab.fabric.switch("gw1", &gw_profile);
+    let baseline = lab.snapshot();
+    let none = Failpoints::default();
+    let req = |job: &str| JobRequest {
+        job: JobId::parse(job).unwrap(),
+        nodes: jobnet::hostlist::expand("n1").unwrap(),
+        vlan: Choice::Auto,
+        pkey: PKeyChoice::Default,
+        gateway: Some("gw1".into()),
+    };
+    let inputs = UpInputs {
+        topology: &lab.topology,
+        graph: &lab.graph,
+        topology_path: "gw.yaml",
+    };
+    // The shipped profile is a draft (verified: false): refused before anything is touched.
+    let e = apply::up(&lab.env(&none), &inputs, &req("1")).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string()
+            .contains("is not verified against its vendor manual"),
+        "{e}"
+    );
+    assert_eq!(lab.snapshot(), baseline);
+    // A site's checked copy is used.
+    let text = jobnet::drivers::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "mellanox-gateway")
+        .unwrap()
+        .1
+        .replace("verified: false", "verified: true");
+    lab.drivers
+        .insert(jobnet::drivers::parse_profile(&text, "site/mellanox-gateway.yaml").unwrap());
+    let r = apply::up(&lab.env(&none), &inputs, &req("2")).unwrap();
+    assert!(r.devices.iter().any(|d| d.name == "gw1"));
+    let s = lab.snapshot();
+    assert_eq!(
+        s["gw1"].proxy_arp.get(&100).map(String::as_str),
+        Some("0x8011"),
+        "proxy-arp binds VLAN 100 to PKey 0x0011 (full; 0x0010 is the admin's)"
+    );
+    assert!(
+        s["a1"].trunks["Ethernet48"].contains(&100),
+        "the VLAN reaches the gateway's port"
+    );
+    assert!(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains("0x000000000020000a=full"),
+        "the gateway joins the partition"
+    );
+    apply::down(&lab.env(&none), "2").unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+    // A failing gateway rolls the switches and the partition back.
+    lab.fabric
+        .get("gw1")
+        .unwrap()
+        .faults
+        .lock()
+        .unwrap()
+        .reject_matching = Some("proxy-arp".into());
+    let e = apply::up(&lab.env(&none), &inputs, &req("3")).unwrap_err();
+    assert!(matches!(e, ApplyError::RolledBack { .. }), "{e:?}");
+    assert_eq!(lab.snapshot(), baseline);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
+}

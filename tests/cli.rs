@@ -932,7 +932,7 @@ fn up_refuses_what_this_build_cannot_apply_and_bad_failpoints() {
         "gw1",
     ])
     .code(2)
-    .err_has("--gateway: applying gateways is not part of this build yet");
+    .err_has("--gateway: driver profile mellanox-gateway of gateway gw1 is not verified against its vendor manual");
     let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
         .args(["--state", &st, "down", "--job", "1"])
         .env("JOBNET_FAILPOINT", "intent:x:pause")
@@ -1066,4 +1066,29 @@ fn import_ib_matches_hosts_and_reports_differences() {
     ])
     .code(2)
     .err_has("Cargo.toml:1:1: error: no Switch or Ca record found");
+}
+
+#[test]
+fn partition_flags_reach_the_partition_header() {
+    let topo = BASE.replace("switches:", "infiniband:\n  pkey_pool: \"0x10-0x20\"\n  partition_flags: {mtu: 4, rate: 7, sl: 0, defmember: full}\nswitches:").replace(
+        "port: \"s1:Ethernet[10-11]\"}",
+        "port: \"s1:Ethernet[10-11]\", ib_guids: [\"0x101\", \"0x102\"]}",
+    );
+    let p = file("flags.yaml", &topo);
+    let v = plan_json(&[
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "n1",
+    ]);
+    assert!(v["infiniband"]["partitions_conf"]
+        .as_str()
+        .unwrap()
+        .contains("jobnet_1=0x0010, ipoib, mtu=4, rate=7, sl=0, defmember=full :"));
+    let (o, f) = validate("flags-bad.yaml", &topo.replace("mtu: 4", "mtu: 9"));
+    o.code(2).err_has(&format!(
+        "{f}:6:26: error: partition_flags.mtu `9` is not valid, give an IB MTU code 1..5"
+    ));
 }

@@ -236,6 +236,7 @@ mod tests {
             name: format!("jobnet_{job}"),
             pkey: PKey::new(pkey).unwrap(),
             ipoib: true,
+            flags: vec![],
             members: vec![PortGuid::new(0x100001)],
         }
     }

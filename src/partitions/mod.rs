@@ -30,6 +30,8 @@ pub struct Partition {
     pub name: String,
     pub pkey: PKey,
     pub ipoib: bool,
+    /// Further header flags, validated `key=value` (mtu, rate, sl, defmember).
+    pub flags: Vec<String>,
     /// Port GUIDs, all full members; never empty.
     pub members: Vec<PortGuid>,
 }
@@ -44,6 +46,10 @@ impl Partition {
         let mut out = format!("{JOB_MARK}{}\n{}={}", self.job, self.name, self.pkey);
         if self.ipoib {
             out.push_str(", ipoib");
+        }
+        for f in &self.flags {
+            out.push_str(", ");
+            out.push_str(f);
         }
         out.push_str(" :\n");
         for (i, m) in self.members.iter().enumerate() {
@@ -225,6 +231,7 @@ mod tests {
             name: format!("jobnet_{job}"),
             pkey: PKey::new(pkey).unwrap(),
             ipoib: true,
+            flags: vec![],
             members: guids.iter().map(|&g| PortGuid::new(g)).collect(),
         }
     }

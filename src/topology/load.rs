@@ -66,6 +66,7 @@ const IB_KEYS: &[&str] = &[
     "reload",
     "reload_window_ms",
     "verify",
+    "partition_flags",
 ];
 const SWITCH_KEYS: &[&str] = &["name", "driver", "address", "credentials", "ssh_legacy"];
 const LINK_KEYS: &[&str] = &["a", "b", "cost", "state", "lag"];
@@ -519,9 +520,48 @@ impl Reader<'_> {
                 }
             }
         }
+        let mut partition_flags = Vec::new();
+        if let Some(pf) = f.get("partition_flags") {
+            if let Some(ff) = self.fields(
+                pf,
+                "`infiniband.partition_flags`",
+                &["mtu", "rate", "sl", "defmember"],
+            ) {
+                for (k, v) in ff.pairs {
+                    let key = k.as_str().unwrap_or_default();
+                    let Some((val, vl)) = self.scalar(v, &format!("`partition_flags.{key}`"))
+                    else {
+                        continue;
+                    };
+                    let ok = match key {
+                        // IB MTU codes 1..5 (256..4096 bytes), rate codes 2..21, service levels 0..15.
+                        "mtu" => val.parse::<u8>().is_ok_and(|n| (1..=5).contains(&n)),
+                        "rate" => val.parse::<u8>().is_ok_and(|n| (2..=21).contains(&n)),
+                        "sl" => val.parse::<u8>().is_ok_and(|n| n <= 15),
+                        _ => ["full", "limited", "both"].contains(&val),
+                    };
+                    if ok {
+                        partition_flags.push(format!("{key}={val}"));
+                    } else {
+                        let want = match key {
+                            "mtu" => "an IB MTU code 1..5 (4 = 2048 bytes)",
+                            "rate" => "an IB rate code 2..21",
+                            "sl" => "a service level 0..15",
+                            _ => "full, limited or both",
+                        };
+                        self.d.error(
+                            vl,
+                            format!("partition_flags.{key} `{val}` is not valid"),
+                            format!("give {want}"),
+                        );
+                    }
+                }
+            }
+        }
         Some(Infiniband {
             pkey_pool,
             partitions_conf,
+            partition_flags,
             reload,
             reload_window_ms,
             verify_command,

@@ -52,6 +52,8 @@ pub struct Infiniband {
     pub reload_window_ms: u64,
     pub verify_command: Option<String>,
     pub verify_timeout_ms: u64,
+    /// Header flags of every job partition (`mtu=4`, `rate=7`, `sl=0`, `defmember=full`).
+    pub partition_flags: Vec<String>,
     pub loc: Loc,
 }
 
