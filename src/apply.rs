@@ -87,6 +87,8 @@ pub struct UpReport {
     pub job: String,
     pub state: String,
     pub vlan: VlanId,
+    /// The job's partition key, when a partition was applied.
+    pub pkey: Option<crate::types::PKey>,
     pub nodes: Vec<String>,
     pub devices: Vec<DeviceReport>,
     /// True when the job was already up on the same nodes and nothing was sent.
@@ -177,6 +179,9 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
                 job,
                 state: row.state,
                 vlan: VlanId::new(row.vlan.unwrap_or(1).into()).expect("stored VLAN"),
+                pkey: row
+                    .pkey
+                    .and_then(|k| crate::types::PKey::new(k.into()).ok()),
                 nodes: row.nodes,
                 devices: vec![],
                 unchanged: true,
@@ -229,6 +234,7 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
                         job,
                         state: "up".into(),
                         vlan: plan.vlan,
+                        pkey: plan.pkey,
                         nodes: plan.nodes,
                         devices: reports,
                         unchanged: false,

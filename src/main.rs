@@ -642,9 +642,10 @@ fn up_cmd(opts: &RunOpts, args: &JobArgs, drivers_dir: Option<&Path>) -> Result<
                 r.vlan
             ),
             _ => format!(
-                "job {} up: VLAN {} for {} on {} device(s) ({}) in {:.2} s\n",
+                "job {} up: VLAN {}{} for {} on {} device(s) ({}) in {:.2} s\n",
                 r.job,
                 r.vlan,
+                r.pkey.map(|k| format!(", PKey {k}")).unwrap_or_default(),
                 hostlist::fold(&r.nodes),
                 r.devices.len(),
                 r.devices
