@@ -830,8 +830,9 @@ fn apply_partition(
             c.with_partition(&partition)
         })
         .map_err(|e| e.to_string())?;
-        crate::opensm::reload_coalesced(settings, updated.generation)
-            .map_err(|e| format!("opensm: {e}"))?;
+        crate::opensm::reload_coalesced(settings, updated.generation, &|text| {
+            push_standbys(env, settings, text)
+        })?;
         let guids: Vec<String> = ib.members.iter().map(|g| g.to_string()).collect();
         crate::opensm::verify(settings, &guids, &format!("{:#06x}", ib.pkey.full_member()))
             .map_err(|e| format!("opensm: {e}"))?;
@@ -878,16 +879,26 @@ fn undo_partition(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
                 Ok((op.settings, updated))
             })();
         match restored {
+            // Called even when the file was already restored: a standby copy may still lag.
             Ok((settings, updated)) => {
-                let note = if updated.written {
-                    match crate::opensm::reload_coalesced(&settings, updated.generation) {
-                        Ok(_) => String::new(),
-                        Err(e) => format!("file restored; reload failed ({e}): OpenSM applies it at its next heavy sweep"),
+                match crate::opensm::reload_coalesced(&settings, updated.generation, &|text| {
+                    push_standbys(env, &settings, text)
+                }) {
+                    Ok(_) => {
+                        let _ = env.store.journal_set(r.id, "undone", "");
                     }
-                } else {
-                    String::new()
-                };
-                let _ = env.store.journal_set(r.id, "undone", &note);
+                    // A standby that still grants the PKey would bring it back on failover.
+                    Err(e) if e.starts_with("standby SM:") && certain => {
+                        let _ = env.store.journal_set(r.id, "undo-failed", &e);
+                        errors.push(e);
+                    }
+                    Err(e) => {
+                        let note = format!(
+                            "file restored; {e}: OpenSM applies it at its next heavy sweep"
+                        );
+                        let _ = env.store.journal_set(r.id, "undone", &note);
+                    }
+                }
             }
             Err(e) if !certain => {
                 let _ = env.store.journal_set(
@@ -903,4 +914,23 @@ fn undo_partition(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
         }
     }
     errors
+}
+
+/// Installs `text` as partitions.conf on every standby SM, so a failover keeps the partitions.
+fn push_standbys(env: &Env, settings: &crate::opensm::IbApply, text: &str) -> Result<(), String> {
+    let errors: Vec<String> = settings
+        .standbys
+        .iter()
+        .filter_map(|s| {
+            env.connector
+                .install_file(&s.target(), &s.partitions_conf, text)
+                .err()
+        })
+        .map(|e| format!("standby SM: {e}"))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }

@@ -35,6 +35,32 @@ pub struct IbApply {
     /// (e.g. `smpquery -G pkeys {guid} 1`), checked for every member port.
     pub verify_command: Option<String>,
     pub verify_timeout_ms: u64,
+    /// Standby subnet managers that get a copy of the file before each reload.
+    #[serde(default)]
+    pub standbys: Vec<Standby>,
+}
+
+/// A standby SM host: it reads its own partitions.conf when it takes over.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Standby {
+    pub name: String,
+    pub address: String,
+    pub credentials: Option<String>,
+    pub ssh_legacy: bool,
+    /// The file on that host (default: the same path as the primary's).
+    pub partitions_conf: String,
+}
+
+impl Standby {
+    pub fn target(&self) -> crate::transport::Target {
+        crate::transport::Target {
+            name: self.name.clone(),
+            driver: "opensm".into(),
+            address: self.address.clone(),
+            credentials: self.credentials.clone(),
+            legacy: self.ssh_legacy,
+        }
+    }
 }
 
 fn run(argv: &str) -> Result<String, String> {
@@ -147,16 +173,27 @@ pub fn reload_count(conf: &Path) -> u64 {
     read_gen(conf).2
 }
 
-/// Waits the coalescing window, then reloads unless a later reload already covered `generation`.
-/// Returns whether this call reloaded.
-pub fn reload_coalesced(s: &IbApply, generation: u64) -> Result<bool, String> {
+/// Waits the coalescing window, then, unless a later reload already covered `generation`:
+/// copies the current file to the standby SMs with `push` (before the reload, so a failover keeps
+/// what the primary applies), then reloads. Returns whether this call reloaded. A failed push or
+/// reload leaves the generation uncovered, so every job it would have covered tries again.
+pub fn reload_coalesced(
+    s: &IbApply,
+    generation: u64,
+    push: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<bool, String> {
     std::thread::sleep(Duration::from_millis(s.window_ms));
     with_lock(&s.partitions_conf, || {
         let (w, r, n) = read_gen(&s.partitions_conf);
         if r >= generation {
             return Ok(false);
         }
-        reload(&s.reload)?;
+        if !s.standbys.is_empty() {
+            let text = std::fs::read_to_string(&s.partitions_conf)
+                .map_err(|e| format!("cannot read {}: {e}", s.partitions_conf.display()))?;
+            push(&text)?;
+        }
+        reload(&s.reload).map_err(|e| format!("opensm: {e}"))?;
         write_gen(&s.partitions_conf, w, w, n + 1)?;
         Ok(true)
     })?
@@ -199,6 +236,7 @@ mod tests {
             window_ms: 100,
             verify_command: None,
             verify_timeout_ms: 500,
+            standbys: vec![],
         }
     }
 
@@ -217,7 +255,7 @@ mod tests {
                             with_lock(&s.partitions_conf, || note_write_locked(&s.partitions_conf))
                                 .unwrap()
                                 .unwrap();
-                        reload_coalesced(s, g).unwrap()
+                        reload_coalesced(s, g, &|_| Ok(())).unwrap()
                     })
                 })
                 .collect();

@@ -392,6 +392,10 @@ impl Session for SimSession {
 #[derive(Clone, Default)]
 pub struct SimFabric {
     switches: Arc<Mutex<BTreeMap<String, SimSwitch>>>,
+    /// Files installed on simulated hosts: (device, path) → text.
+    pub files: Arc<Mutex<BTreeMap<(String, String), String>>>,
+    /// Devices that refuse file installs (a down standby SM).
+    pub unreachable: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl SimFabric {
@@ -420,6 +424,26 @@ impl SimFabric {
 }
 
 impl Connector for SimFabric {
+    fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
+        if self
+            .unreachable
+            .lock()
+            .expect("unreachable")
+            .contains(&target.name)
+        {
+            return Err(DeviceError::Connect {
+                device: target.name.clone(),
+                address: target.address.clone(),
+                reason: "no route to host".into(),
+            });
+        }
+        self.files
+            .lock()
+            .expect("files")
+            .insert((target.name.clone(), path.to_string()), text.to_string());
+        Ok(())
+    }
+
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
         debug_assert!(profile.kind == DeviceKind::Ethernet || profile.kind == DeviceKind::Gateway);
         Ok(Box::new(self.switch(&target.name, profile).session()?))

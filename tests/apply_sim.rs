@@ -641,3 +641,72 @@ gateways:
     assert_eq!(lab.snapshot(), baseline);
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
 }
+
+#[test]
+fn standby_sms_get_every_version_of_the_file() {
+    let dir = scratch("ib-standby-conf");
+    let conf = dir.join("partitions.conf");
+    std::fs::write(&conf, ADMIN).unwrap();
+    let topo = format!(
+        r#"name: ib
+ethernet: {{vlan_pool: "100-110"}}
+infiniband:
+  pkey_pool: "0x10-0x12"
+  partitions_conf: {}
+  reload: {{command: "true"}}
+  reload_window_ms: 10
+  standby_sms:
+    - {{name: sm2, address: 192.0.2.99, credentials: sm, partitions_conf: /etc/opensm/partitions.conf}}
+switches:
+  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
+nodes:
+  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
+"#,
+        conf.display()
+    );
+    let lab = Lab::new("ib-standby", Some(&topo));
+    let none = Failpoints::default();
+    let standby = || {
+        lab.fabric
+            .files
+            .lock()
+            .unwrap()
+            .get(&("sm2".to_string(), "/etc/opensm/partitions.conf".to_string()))
+            .cloned()
+    };
+    lab.up(&none, "1", "n1").unwrap();
+    assert_eq!(
+        standby().as_deref(),
+        Some(std::fs::read_to_string(&conf).unwrap().as_str()),
+        "the standby has the new file"
+    );
+    apply::down(&lab.env(&none), "1").unwrap();
+    assert_eq!(standby().as_deref(), Some(ADMIN), "and the restored one");
+    // A standby that cannot be reached: the job is rolled back (a failover would lose it).
+    lab.fabric.unreachable.lock().unwrap().insert("sm2".into());
+    let e = lab.up(&none, "2", "n1").unwrap_err();
+    assert!(
+        matches!(e, ApplyError::RolledBack { .. })
+            || matches!(e, ApplyError::NeedsAttention { .. }),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("standby SM: cannot connect to sm2"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        ADMIN,
+        "the primary's file is restored"
+    );
+    lab.fabric.unreachable.lock().unwrap().clear();
+    // Up while reachable, then the standby goes away during down: needs attention until it is back.
+    lab.up(&none, "3", "n1").unwrap();
+    lab.fabric.unreachable.lock().unwrap().insert("sm2".into());
+    let e = apply::down(&lab.env(&none), "3").unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    lab.fabric.unreachable.lock().unwrap().clear();
+    apply::down(&lab.env(&none), "3").unwrap();
+    assert_eq!(standby().as_deref(), Some(ADMIN), "the standby catches up");
+    assert!(lab.store.allocations().unwrap().is_empty());
+}

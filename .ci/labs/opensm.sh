@@ -12,10 +12,10 @@ JOBNET=${JOBNET:-$PWD/target/debug/jobnet}
 [ -x "$JOBNET" ] || { echo "opensm lab: $JOBNET not built" >&2; exit 1; }
 PRELOAD=/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so
 SIMBIN=${SIMBIN:-$(dirname "$JOBNET")/jobnet-switch-sim}
-if ! command -v opensm >/dev/null || ! command -v ibsim >/dev/null || ! command -v smpquery >/dev/null || [ ! -f "$PRELOAD" ]; then
-  [ "$(id -u)" = 0 ] || { echo "opensm lab: needs root to install opensm, ibsim-utils, infiniband-diags, libumad2sim0" >&2; exit 1; }
-  echo "opensm lab: installing opensm ibsim-utils infiniband-diags libumad2sim0"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opensm ibsim-utils infiniband-diags libibumad3 libumad2sim0 >/dev/null
+[ "$(id -u)" = 0 ] || { echo "opensm lab: needs root (packages, and sshd as the standby SM host)" >&2; exit 1; }
+if ! command -v opensm >/dev/null || ! command -v ibsim >/dev/null || ! command -v smpquery >/dev/null || [ ! -f "$PRELOAD" ] || [ ! -x /usr/sbin/sshd ] || ! command -v bc >/dev/null; then
+  echo "opensm lab: installing opensm ibsim-utils infiniband-diags libumad2sim0 openssh-server bc"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opensm ibsim-utils infiniband-diags libibumad3 libumad2sim0 openssh-server openssh-client bc >/dev/null
 fi
 
 D=$(mktemp -d /tmp/jobnet-opensm.XXXXXX)
@@ -27,7 +27,7 @@ NET=$D/net.2sw6hca
   for i in 1 2 3 4 5 6; do sw=$(( i <= 3 ? 1 : 2 )); port=$(( (i - 1) % 3 + 1 )); printf 'Hca\t2 "Hca%s"\n[1]\t"Switch%s"[%s]\n\n' "$i" "$sw" "$port"; done
 } > "$NET"
 export IBSIM_SOCKNAME="jobnet-lab-$$"
-IBSIM="" OSM="" SIM=""
+IBSIM="" OSM="" SIM="" SSHD=""
 stop() { # stop PID: TERM, then KILL after 3 s (OpenSM can hang on exit without its fabric)
   [ -n "$1" ] || return 0
   kill "$1" 2>/dev/null || return 0
@@ -38,6 +38,7 @@ stop() { # stop PID: TERM, then KILL after 3 s (OpenSM can hang on exit without 
 cleanup() {
   set +e
   stop "$SIM"
+  stop "$SSHD"
   stop "$OSM"      # the SM first, while its fabric still exists
   stop "$IBSIM"
   if [ "${fail:-1}" = 0 ]; then rm -rf "$D"; else echo "opensm lab: kept $D for inspection"; fi
@@ -109,6 +110,21 @@ mapfile -t G < <(grep -o '0x[0-9a-f]\{16\}' "$D/nodes.yaml")
 SIM=$!
 for _ in $(seq 100); do [ -f "$D/sim/ready" ] && break; sleep 0.05; done
 echo "$OSM" > "$D/opensm.pid"
+# A real sshd on loopback plays the standby SM host: it must receive every version of the file.
+SSHPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p /run/sshd "$D/standby"
+ssh-keygen -q -t ed25519 -N '' -f "$D/ssh_host_ed25519_key"
+ssh-keygen -q -t ed25519 -N '' -f "$D/id_ed25519"
+cp "$D/id_ed25519.pub" "$D/authorized_keys"
+printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s\nAuthorizedKeysFile %s\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n' \
+  "$SSHPORT" "$D/ssh_host_ed25519_key" "$D/sshd.pid" "$D/authorized_keys" > "$D/sshd_config"
+/usr/sbin/sshd -f "$D/sshd_config"
+for _ in $(seq 50); do [ -s "$D/sshd.pid" ] && break; sleep 0.1; done
+SSHD=$(cat "$D/sshd.pid" 2>/dev/null || true)
+{ cat "$D/sim/known_hosts"; ssh-keyscan -p "$SSHPORT" -t ed25519 127.0.0.1 2>/dev/null; } > "$D/known_hosts"
+{ cat "$D/sim/credentials.yaml"; echo "sm: {username: root, key_file: $D/id_ed25519}"; } > "$D/credentials.yaml"
+chmod 600 "$D/credentials.yaml"
+cp "$D/original.conf" "$D/standby/partitions.conf" 2>/dev/null || true
 printf '#!/bin/sh\ncd %s && LD_PRELOAD=%s exec smpquery "$@" 2>/dev/null\n' "$D" "$PRELOAD" > "$D/smpq"
 chmod +x "$D/smpq"
 addr=$(grep -o '127.0.0.1:[0-9]*' "$D/sim/topology.yaml" | head -1)
@@ -119,15 +135,17 @@ addr=$(grep -o '127.0.0.1:[0-9]*' "$D/sim/topology.yaml" | head -1)
   echo '  pkey_pool: "0x2000-0x2fff"'
   echo "  partitions_conf: $D/p.conf"
   echo "  reload: {pidfile: $D/opensm.pid}"
-  echo "  reload_window_ms: 150"
+  echo "  reload_window_ms: 100"
   echo "  verify: {command: \"$D/smpq -G pkeys {guid} 1\", timeout_ms: 8000}"
+  echo "  standby_sms:"
+  echo "    - {name: sm2, address: \"127.0.0.1:$SSHPORT\", credentials: sm, partitions_conf: $D/standby/partitions.conf}"
   echo "switches:"
   echo "  - {name: sw1, driver: arista-eos, address: \"$addr\", credentials: sim}"
   cat "$D/nodes.yaml"
 } > "$D/ib.yaml"
 printf '# admins\nDefault=0x7fff, ipoib : ALL=full;\nstorage=0x0010 : %s=full;\n' "${G[5]}" > "$D/original.conf"
 install "$D/original.conf"
-J=("$JOBNET" --state "$D/state.db" --credentials "$D/sim/credentials.yaml" --known-hosts "$D/sim/known_hosts" --wait 120)
+J=("$JOBNET" --state "$D/state.db" --credentials "$D/credentials.yaml" --known-hosts "$D/known_hosts" --wait 120)
 pk() { "$D/smpq" -G pkeys "$1" 1 | head -1; }
 has() { pk "$1" | grep -q "$2"; }
 keyof() { "${J[@]}" status --job "$1" --format json | sed -n 's/^ *"pkey": \([0-9]*\),*$/\1/p' | head -1; }
@@ -136,6 +154,7 @@ t0=$(date +%s.%N)
 "${J[@]}" up --topology "$D/ib.yaml" --job A --nodes 'Hca[1-3]' > /dev/null && ok "up job A on Hca1-3 (partition applied, reload, verified)" || bad "up A"
 elapsed=$(echo "$(date +%s.%N) - $t0" | bc -l)
 "${J[@]}" up --topology "$D/ib.yaml" --job B --nodes 'Hca[4-5]' > /dev/null && ok "up job B on Hca4-5" || bad "up B"
+cmp -s "$D/p.conf" "$D/standby/partitions.conf" && ok "the standby SM host (sshd) has the same partitions.conf" || bad "standby differs: $(diff "$D/p.conf" "$D/standby/partitions.conf" | head -3)"
 ka=$(full "$(keyof A)"); kb=$(full "$(keyof B)")
 for i in 0 1 2; do has "${G[$i]}" "$ka" && ok "Hca$((i+1)) carries A's PKey $ka" || bad "Hca$((i+1)): $(pk "${G[$i]}")"; done
 for i in 3 4 5; do has "${G[$i]}" "$ka" && bad "Hca$((i+1)) carries A's PKey" || ok "Hca$((i+1)) does not carry A's PKey"; done
@@ -168,6 +187,7 @@ pids=(); for i in $(seq 1 20); do "${J[@]}" down --job "C$i" > /dev/null 2>&1 & 
 rcs=0; for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs+1)); done
 "${J[@]}" down --job B > /dev/null || rcs=$((rcs+1))
 [ "$rcs" = 0 ] && cmp -s "$D/p.conf" "$D/original.conf" && ok "all down: partitions.conf equals the original byte for byte" || bad "after all down: $(diff "$D/original.conf" "$D/p.conf" | head -5)"
+cmp -s "$D/standby/partitions.conf" "$D/original.conf" && ok "all down: the standby's copy equals the original too" || bad "standby after all down differs"
 
 # Faults: a broken admin line is refused; OpenSM not running rolls the job back.
 cp "$D/p.conf" "$D/good.conf"

@@ -67,6 +67,7 @@ const IB_KEYS: &[&str] = &[
     "reload_window_ms",
     "verify",
     "partition_flags",
+    "standby_sms",
 ];
 const SWITCH_KEYS: &[&str] = &["name", "driver", "address", "credentials", "ssh_legacy"];
 const LINK_KEYS: &[&str] = &["a", "b", "cost", "state", "lag"];
@@ -558,10 +559,61 @@ impl Reader<'_> {
                 }
             }
         }
+        let mut standbys = Vec::new();
+        if let Some(list) = f.get("standby_sms") {
+            for item in self.seq(list, "`infiniband.standby_sms`") {
+                let Some(sf) = self.fields(
+                    item,
+                    "a standby SM",
+                    &[
+                        "name",
+                        "address",
+                        "credentials",
+                        "ssh_legacy",
+                        "partitions_conf",
+                    ],
+                ) else {
+                    continue;
+                };
+                let Some((name, nl)) = self.req_str(&sf, "name", "a standby SM") else {
+                    continue;
+                };
+                let Some(name) = self.word("standby SM name", name, nl) else {
+                    continue;
+                };
+                let Some(address) = self
+                    .req_str(&sf, "address", "a standby SM")
+                    .and_then(|(t, l)| self.address(t, l))
+                else {
+                    continue;
+                };
+                let credentials = self.credentials(&sf);
+                let ssh_legacy = self.legacy(&sf);
+                let path = match sf
+                    .get("partitions_conf")
+                    .and_then(|n| self.scalar(n, "`partitions_conf`"))
+                {
+                    None => partitions_conf.clone(),
+                    Some((p, _)) if crate::transport::safe_path(p) => p.to_string(),
+                    Some((p, pl)) => {
+                        self.d.error(pl, format!("standby partitions_conf `{}` is not an absolute path of letters, digits and /._-", p.escape_debug()), "e.g. /etc/opensm/partitions.conf");
+                        continue;
+                    }
+                };
+                standbys.push(crate::opensm::Standby {
+                    name,
+                    address,
+                    credentials,
+                    ssh_legacy,
+                    partitions_conf: path,
+                });
+            }
+        }
         Some(Infiniband {
             pkey_pool,
             partitions_conf,
             partition_flags,
+            standbys,
             reload,
             reload_window_ms,
             verify_command,

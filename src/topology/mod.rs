@@ -54,6 +54,7 @@ pub struct Infiniband {
     pub verify_timeout_ms: u64,
     /// Header flags of every job partition (`mtu=4`, `rate=7`, `sl=0`, `defmember=full`).
     pub partition_flags: Vec<String>,
+    pub standbys: Vec<crate::opensm::Standby>,
     pub loc: Loc,
 }
 
@@ -66,6 +67,7 @@ impl Infiniband {
             window_ms: self.reload_window_ms,
             verify_command: self.verify_command.clone(),
             verify_timeout_ms: self.verify_timeout_ms,
+            standbys: self.standbys.clone(),
         })
     }
 }

@@ -67,6 +67,25 @@ pub struct Target {
 /// Opens sessions.
 pub trait Connector: Sync {
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError>;
+
+    /// Replaces the file `path` on the device with `text`, atomically on the device's side
+    /// (used for partitions.conf on standby subnet managers).
+    fn install_file(&self, target: &Target, path: &str, _text: &str) -> Result<(), DeviceError> {
+        Err(DeviceError::Connect {
+            device: target.name.clone(),
+            address: target.address.clone(),
+            reason: format!("this transport cannot install {path}"),
+        })
+    }
+}
+
+/// Checks a remote path before it reaches a shell command: absolute, `[A-Za-z0-9/._-]` only.
+pub fn safe_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains("..")
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
 }
 
 /// The connector of a real run: `address: local` runs commands on this host, every other
@@ -86,6 +105,20 @@ impl Connector for RealConnector {
             )));
         }
         self.ssh.connect(target, profile)
+    }
+
+    fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
+        if target.address == "local" {
+            let fail = |e: std::io::Error| DeviceError::Rejected {
+                device: target.name.clone(),
+                command: format!("write {path}"),
+                answer: e.to_string(),
+            };
+            let tmp = format!("{path}.jobnet-tmp");
+            std::fs::write(&tmp, text).map_err(fail)?;
+            return std::fs::rename(&tmp, path).map_err(fail);
+        }
+        self.ssh.install_file(target, path, text)
     }
 }
 

@@ -151,8 +151,12 @@ impl SshConnector {
     }
 }
 
-impl Connector for SshConnector {
-    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+impl SshConnector {
+    /// Connects, checks the host key and logs in.
+    fn login(
+        &self,
+        target: &Target,
+    ) -> Result<(client::Handle<Client>, crate::credentials::Login, String), DeviceError> {
         let (host, port) = split_address(&target.address);
         let fail = |reason: String| DeviceError::Connect {
             device: target.name.clone(),
@@ -183,8 +187,9 @@ impl Connector for SshConnector {
         };
         let cfg = Arc::new(config(target.legacy, self.opts.command_timeout));
         let timeout = self.opts.connect_timeout;
-        let handle = self.runtime.handle().clone();
-        let (client, channel) = handle
+        let client = self
+            .runtime
+            .handle()
             .block_on(async {
                 let mut client = tokio::time::timeout(
                     timeout,
@@ -227,20 +232,102 @@ impl Connector for SshConnector {
                         login.username
                     ));
                 }
-                let channel = if profile.ssh.exec {
-                    None
-                } else {
-                    let ch = client
-                        .channel_open_session()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    ch.request_pty(false, "vt100", 511, 24, 0, 0, &[])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    ch.request_shell(true).await.map_err(|e| e.to_string())?;
-                    Some(ch)
-                };
-                Ok::<_, String>((client, channel))
+                Ok::<_, String>(client)
+            })
+            .map_err(fail)?;
+        Ok((client, login, name.to_string()))
+    }
+}
+
+impl Connector for SshConnector {
+    fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
+        // Keep the old file's mode (cp -p), write a temporary copy, fsync it, rename it into place.
+        let command = format!("umask 022; cp -p {path} {path}.jobnet-tmp 2>/dev/null; cat > {path}.jobnet-tmp && sync {path}.jobnet-tmp && mv -f {path}.jobnet-tmp {path}");
+        let refused = |answer: String| DeviceError::Rejected {
+            device: target.name.clone(),
+            command: format!("install {path}"),
+            answer,
+        };
+        if !super::safe_path(path) {
+            return Err(refused(format!(
+                "`{}` is not an absolute path of letters, digits and /._-",
+                path.escape_debug()
+            )));
+        }
+        let (client, _, _) = self.login(target)?;
+        let timeout = self.opts.command_timeout;
+        let result = self.runtime.handle().block_on(async {
+            tokio::time::timeout(timeout, async {
+                let mut ch = client
+                    .channel_open_session()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ch.exec(true, command.as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ch.data(text.as_bytes()).await.map_err(|e| e.to_string())?;
+                ch.eof().await.map_err(|e| e.to_string())?;
+                let (mut err, mut status) = (String::new(), None);
+                while let Some(msg) = ch.wait().await {
+                    match msg {
+                        ChannelMsg::ExtendedData { data, .. } => {
+                            err.push_str(&String::from_utf8_lossy(&data))
+                        }
+                        ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                        _ => {}
+                    }
+                }
+                Ok::<_, String>((err, status))
+            })
+            .await
+        });
+        let _ =
+            self.runtime
+                .handle()
+                .block_on(client.disconnect(Disconnect::ByApplication, "", "en"));
+        match result {
+            Err(_) => Err(DeviceError::Timeout {
+                device: target.name.clone(),
+                command: format!("install {path}"),
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(reason)) => Err(DeviceError::Lost {
+                device: target.name.clone(),
+                command: format!("install {path}"),
+                reason,
+            }),
+            Ok(Ok((_, Some(0)))) => Ok(()),
+            Ok(Ok((err, status))) => Err(refused(format!(
+                "exit status {}: {}",
+                status.map_or("none".into(), |s| s.to_string()),
+                err.trim()
+            ))),
+        }
+    }
+
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        let fail = |reason: String| DeviceError::Connect {
+            device: target.name.clone(),
+            address: target.address.clone(),
+            reason,
+        };
+        let (client, login, name) = self.login(target)?;
+        let name = name.as_str();
+        let handle = self.runtime.handle().clone();
+        let channel = handle
+            .block_on(async {
+                if profile.ssh.exec {
+                    return Ok(None);
+                }
+                let ch = client
+                    .channel_open_session()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ch.request_pty(false, "vt100", 511, 24, 0, 0, &[])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ch.request_shell(true).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(Some(ch))
             })
             .map_err(fail)?;
         let mut session = SshSession {
