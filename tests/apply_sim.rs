@@ -710,3 +710,35 @@ nodes:
     assert_eq!(standby().as_deref(), Some(ADMIN), "the standby catches up");
     assert!(lab.store.allocations().unwrap().is_empty());
 }
+
+#[test]
+fn a_failed_verification_rolls_everything_back() {
+    let dir = scratch("ib-verify-conf");
+    let conf = dir.join("partitions.conf");
+    std::fs::write(&conf, ADMIN).unwrap();
+    // The verify command never shows the PKey: as if OpenSM never applied it.
+    let topo = format!(
+        r#"name: ib
+ethernet: {{vlan_pool: "100-110"}}
+infiniband:
+  pkey_pool: "0x10-0x12"
+  partitions_conf: {}
+  reload: {{command: "true"}}
+  reload_window_ms: 10
+  verify: {{command: "echo {{guid}} 0xffff", timeout_ms: 300}}
+switches:
+  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
+nodes:
+  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
+"#,
+        conf.display()
+    );
+    let lab = Lab::new("ib-verify", Some(&topo));
+    let baseline = lab.snapshot();
+    let e = lab.up(&Failpoints::default(), "1", "n[1-2]").unwrap_err();
+    assert!(matches!(e, ApplyError::RolledBack { .. }), "{e:?}");
+    assert!(e.to_string().contains("PKey 0x8011 did not appear on port(s) 0x0000000000100001, 0x0000000000100004 within 300 ms"), "{e}");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
+    assert_eq!(lab.snapshot(), baseline);
+    assert!(lab.store.allocations().unwrap().is_empty());
+}

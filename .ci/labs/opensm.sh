@@ -189,6 +189,19 @@ rcs=0; for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs+1)); done
 [ "$rcs" = 0 ] && cmp -s "$D/p.conf" "$D/original.conf" && ok "all down: partitions.conf equals the original byte for byte" || bad "after all down: $(diff "$D/original.conf" "$D/p.conf" | head -5)"
 cmp -s "$D/standby/partitions.conf" "$D/original.conf" && ok "all down: the standby's copy equals the original too" || bad "standby after all down differs"
 
+# The systemd reload method: a stand-in systemctl accepts exactly `kill -s HUP UNIT` and passes
+# the signal on to the real OpenSM (this container has no systemd).
+mkdir -p "$D/fakebin"
+printf '#!/bin/sh\n[ "$*" = "kill -s HUP opensm@lab" ] || { echo "unexpected: systemctl $*" >&2; exit 1; }\nexec kill -HUP "$(cat %s)"\n' "$D/opensm.pid" > "$D/fakebin/systemctl"
+chmod +x "$D/fakebin/systemctl"
+sed 's|  reload: {pidfile: .*}|  reload: {systemd_unit: "opensm@lab"}|' "$D/ib.yaml" > "$D/ib-systemd.yaml"
+if PATH="$D/fakebin:$PATH" "${J[@]}" up --topology "$D/ib-systemd.yaml" --job S --nodes Hca6 > /dev/null 2>&1; then
+  has "${G[5]}" "$(full "$(keyof S)")" && ok "reload through \`systemctl kill -s HUP opensm@lab\`: PKey verified on Hca6" || bad "systemd reload: PKey not on Hca6"
+else
+  bad "up with the systemd reload method failed"
+fi
+PATH="$D/fakebin:$PATH" "${J[@]}" down --job S > /dev/null || bad "down S"
+
 # Faults: a broken admin line is refused; OpenSM not running rolls the job back.
 cp "$D/p.conf" "$D/good.conf"
 printf 'Default=0x7fff, ipoib : ALL=full;\nbad=0x0020 : 0x1\n ;\n' > "$D/p.conf"
