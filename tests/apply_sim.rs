@@ -449,11 +449,10 @@ fn concurrent_ups_get_distinct_vlans() {
     assert!(lab.snapshot().values().all(|st| *st == SimState::default()));
 }
 
-fn ib_lab(name: &str, reload: &str) -> (Lab, PathBuf) {
-    let dir = scratch(&format!("{name}-conf"));
-    let conf = dir.join("partitions.conf");
-    std::fs::write(&conf, ADMIN).unwrap();
-    let topo = format!(
+/// The IB lab topology: one switch, three nodes with GUIDs, partitions.conf with the admin's
+/// file; `ib_extra` is more of the infiniband section, `tail` more of the file.
+fn ib_topology(conf: &std::path::Path, reload: &str, ib_extra: &str, tail: &str) -> String {
+    format!(
         r#"name: ib
 ethernet: {{vlan_pool: "100-110"}}
 infiniband:
@@ -461,14 +460,27 @@ infiniband:
   partitions_conf: {}
   reload: {{command: "{reload}"}}
   reload_window_ms: 10
-switches:
+{ib_extra}switches:
   - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
 nodes:
   - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
-"#,
+{tail}"#,
         conf.display()
-    );
-    (Lab::new(name, Some(&topo)), conf)
+    )
+}
+
+fn ib_conf(name: &str) -> PathBuf {
+    let conf = scratch(&format!("{name}-conf")).join("partitions.conf");
+    std::fs::write(&conf, ADMIN).unwrap();
+    conf
+}
+
+fn ib_lab(name: &str, reload: &str) -> (Lab, PathBuf) {
+    let conf = ib_conf(name);
+    (
+        Lab::new(name, Some(&ib_topology(&conf, reload, "", ""))),
+        conf,
+    )
 }
 
 const ADMIN: &str =
@@ -553,22 +565,11 @@ fn an_invalid_admin_file_is_refused_before_anything_changes() {
 #[test]
 fn gateways_need_a_verified_profile_and_join_the_journal() {
     let (mut lab, conf) = ib_lab("ib-gateway", "true");
-    let text = format!(
-        r#"name: ib
-ethernet: {{vlan_pool: "100-110"}}
-infiniband:
-  pkey_pool: "0x10-0x12"
-  partitions_conf: {}
-  reload: {{command: "true"}}
-  reload_window_ms: 10
-switches:
-  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
-nodes:
-  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
-gateways:
-  - {{name: gw1, driver: mellanox-gateway, address: 192.0.2.50, ethernet_port: a1:Ethernet48, ib_guid: "0x20000a"}}
-"#,
-        conf.display()
+    let text = ib_topology(
+        &conf,
+        "true",
+        "",
+        "gateways:\n  - {name: gw1, driver: mellanox-gateway, address: 192.0.2.50, ethernet_port: a1:Ethernet48, ib_guid: \"0x20000a\"}\n",
     );
     lab.topology = topology::parse(&text, "gw.yaml", &lab.drivers)
         .unwrap()
@@ -644,25 +645,12 @@ gateways:
 
 #[test]
 fn standby_sms_get_every_version_of_the_file() {
-    let dir = scratch("ib-standby-conf");
-    let conf = dir.join("partitions.conf");
-    std::fs::write(&conf, ADMIN).unwrap();
-    let topo = format!(
-        r#"name: ib
-ethernet: {{vlan_pool: "100-110"}}
-infiniband:
-  pkey_pool: "0x10-0x12"
-  partitions_conf: {}
-  reload: {{command: "true"}}
-  reload_window_ms: 10
-  standby_sms:
-    - {{name: sm2, address: 192.0.2.99, credentials: sm, partitions_conf: /etc/opensm/partitions.conf}}
-switches:
-  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
-nodes:
-  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
-"#,
-        conf.display()
+    let conf = ib_conf("ib-standby");
+    let topo = ib_topology(
+        &conf,
+        "true",
+        "  standby_sms:\n    - {name: sm2, address: 192.0.2.99, credentials: sm, partitions_conf: /etc/opensm/partitions.conf}\n",
+        "",
     );
     let lab = Lab::new("ib-standby", Some(&topo));
     let none = Failpoints::default();
@@ -713,25 +701,13 @@ nodes:
 
 #[test]
 fn a_failed_verification_rolls_everything_back() {
-    let dir = scratch("ib-verify-conf");
-    let conf = dir.join("partitions.conf");
-    std::fs::write(&conf, ADMIN).unwrap();
     // The verify command never shows the PKey: as if OpenSM never applied it.
-    let topo = format!(
-        r#"name: ib
-ethernet: {{vlan_pool: "100-110"}}
-infiniband:
-  pkey_pool: "0x10-0x12"
-  partitions_conf: {}
-  reload: {{command: "true"}}
-  reload_window_ms: 10
-  verify: {{command: "echo {{guid}} 0xffff", timeout_ms: 300}}
-switches:
-  - {{name: a1, driver: arista-eos, address: 192.0.2.1}}
-nodes:
-  - {{name: "n[1-3]", port: "a1:Ethernet[1-3]", ib_guids: ["0x100001", "0x100004", "0x100007"]}}
-"#,
-        conf.display()
+    let conf = ib_conf("ib-verify");
+    let topo = ib_topology(
+        &conf,
+        "true",
+        "  verify: {command: \"echo {guid} 0xffff\", timeout_ms: 300}\n",
+        "",
     );
     let lab = Lab::new("ib-verify", Some(&topo));
     let baseline = lab.snapshot();
