@@ -408,6 +408,14 @@ impl SimFabric {
             .clone()
     }
 
+    /// Changes the faults of switch `name` (for tests). Panics if there is no such switch.
+    pub fn with_faults(&self, name: &str, change: impl FnOnce(&mut Faults)) {
+        let sw = self
+            .get(name)
+            .unwrap_or_else(|| panic!("no simulated switch {name}"));
+        change(&mut sw.faults.lock().expect("faults"));
+    }
+
     pub fn get(&self, name: &str) -> Option<SimSwitch> {
         self.switches.lock().expect("fabric").get(name).cloned()
     }

@@ -160,14 +160,7 @@ impl Connection {
 
     /// Runs one line; `None` means the connection must be dropped.
     async fn line(&mut self, line: &str) -> Option<Result<String, String>> {
-        let latency = self
-            .server
-            .switch
-            .faults
-            .lock()
-            .expect("faults")
-            .command_latency;
-        tokio::time::sleep(latency).await;
+        tokio::time::sleep(self.latency(|f| f.command_latency)).await;
         let session = self
             .session
             .get_or_insert_with(|| self.server.switch.server_session());
@@ -210,15 +203,29 @@ impl Connection {
         }
     }
 
-    fn login_allowed(&self, user: &str) -> bool {
-        !self
+    /// A latency of this switch's current faults.
+    fn latency(
+        &self,
+        which: impl Fn(&crate::sim::Faults) -> std::time::Duration,
+    ) -> std::time::Duration {
+        which(&self.server.switch.faults.lock().expect("faults"))
+    }
+
+    /// Waits the login latency, then accepts `user` if the credential matched and logins are on.
+    async fn login(&self, user: &str, credential_ok: bool) -> Auth {
+        tokio::time::sleep(self.latency(|f| f.login_latency)).await;
+        let refused = self
             .server
             .switch
             .faults
             .lock()
             .expect("faults")
-            .refuse_login
-            && user == self.server.access.username
+            .refuse_login;
+        if !refused && credential_ok && user == self.server.access.username {
+            Auth::Accept
+        } else {
+            Auth::reject()
+        }
     }
 }
 
@@ -226,19 +233,9 @@ impl server::Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        let latency = self
-            .server
-            .switch
-            .faults
-            .lock()
-            .expect("faults")
-            .login_latency;
-        tokio::time::sleep(latency).await;
-        if self.login_allowed(user) && password == self.server.access.password {
-            Ok(Auth::Accept)
-        } else {
-            Ok(Auth::reject())
-        }
+        Ok(self
+            .login(user, password == self.server.access.password)
+            .await)
     }
 
     async fn auth_publickey(
@@ -246,25 +243,13 @@ impl server::Handler for Connection {
         user: &str,
         key: server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        let latency = self
-            .server
-            .switch
-            .faults
-            .lock()
-            .expect("faults")
-            .login_latency;
-        tokio::time::sleep(latency).await;
         let known = self
             .server
             .access
             .authorized_keys
             .iter()
             .any(|k| k.key_data() == key.public_key.key_data());
-        if self.login_allowed(user) && known {
-            Ok(Auth::Accept)
-        } else {
-            Ok(Auth::reject())
-        }
+        Ok(self.login(user, known).await)
     }
 
     async fn channel_open_session(

@@ -200,13 +200,9 @@ fn device_refusals_and_dropped_connections_roll_back_with_the_devices_answer() {
     let none = Failpoints::default();
     let baseline = lab.snapshot();
     // leaf3 (cisco-ios) refuses to add VLANs to trunks.
-    lab.fabric
-        .get("leaf3")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = Some("allowed vlan add".into());
+    lab.fabric.with_faults("leaf3", |f| {
+        f.reject_matching = Some("allowed vlan add".into())
+    });
     match lab.up(&none, "7", NODES) {
         Err(e @ ApplyError::RolledBack { .. }) => {
             let msg = e.to_string();
@@ -217,38 +213,16 @@ fn device_refusals_and_dropped_connections_roll_back_with_the_devices_answer() {
     }
     assert_eq!(lab.snapshot(), baseline);
     lab.fabric
-        .get("leaf3")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = None;
+        .with_faults("leaf3", |f| f.reject_matching = None);
     // spine2 drops the connection in the middle.
     lab.fabric
-        .get("spine2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .drop_at_line = Some(6);
+        .with_faults("spine2", |f| f.drop_at_line = Some(6));
     let e = lab.up(&none, "8", NODES).unwrap_err();
     assert!(e.to_string().contains("spine2: connection lost"), "{e}");
     assert_eq!(lab.snapshot(), baseline);
-    lab.fabric
-        .get("spine2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .drop_at_line = None;
+    lab.fabric.with_faults("spine2", |f| f.drop_at_line = None);
     // A switch that refuses the login: nothing was touched anywhere.
-    lab.fabric
-        .get("leaf2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .refuse_login = true;
+    lab.fabric.with_faults("leaf2", |f| f.refuse_login = true);
     let e = lab.up(&none, "9", NODES).unwrap_err();
     assert!(e.to_string().contains("cannot connect to leaf2"), "{e}");
     assert_eq!(lab.snapshot(), baseline);
@@ -262,20 +236,11 @@ fn failed_undo_keeps_the_journal_until_down_succeeds() {
     // leaf1 refuses a trunk change (apply fails); leaf3 refuses to delete the VLAN it created
     // (undo of a completed operation fails). Device faults, so the outcome does not depend on
     // which parallel worker gets there first.
+    lab.fabric.with_faults("leaf1", |f| {
+        f.reject_matching = Some("allowed vlan add".into())
+    });
     lab.fabric
-        .get("leaf1")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = Some("allowed vlan add".into());
-    lab.fabric
-        .get("leaf3")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = Some("no vlan 1000".into());
+        .with_faults("leaf3", |f| f.reject_matching = Some("no vlan 1000".into()));
     let e = lab.up(&none, "55", NODES).unwrap_err();
     assert!(matches!(e, ApplyError::NeedsAttention { .. }), "{e:?}");
     assert_eq!(e.exit_code(), 5);
@@ -302,19 +267,9 @@ fn failed_undo_keeps_the_journal_until_down_succeeds() {
         Err(ApplyError::NeedsAttention { .. })
     ));
     lab.fabric
-        .get("leaf1")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = None;
+        .with_faults("leaf1", |f| f.reject_matching = None);
     lab.fabric
-        .get("leaf3")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = None;
+        .with_faults("leaf3", |f| f.reject_matching = None);
     assert_eq!(apply::down(&lab.env(&none), "55").unwrap().result, "down");
     assert_eq!(lab.snapshot(), baseline);
     assert!(lab.store.allocations().unwrap().is_empty());
@@ -631,12 +586,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
     assert_eq!(lab.snapshot(), baseline);
     // A failing gateway rolls the switches and the partition back.
     lab.fabric
-        .get("gw1")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = Some("proxy-arp".into());
+        .with_faults("gw1", |f| f.reject_matching = Some("proxy-arp".into()));
     let e = apply::up(&lab.env(&none), &inputs, &req("3")).unwrap_err();
     assert!(matches!(e, ApplyError::RolledBack { .. }), "{e:?}");
     assert_eq!(lab.snapshot(), baseline);

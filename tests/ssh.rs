@@ -286,12 +286,10 @@ fn logins_and_credentials_files() {
 #[test]
 fn timeouts_and_dropped_connections_roll_back() {
     let lab = lab("timeouts", &[]);
-    {
-        let sw = lab.fabric.get("leaf2").unwrap();
-        let mut f = sw.faults.lock().unwrap();
+    lab.fabric.with_faults("leaf2", |f| {
         f.hang_at_line = Some(7);
         f.next_session_only = true;
-    }
+    });
     let started = std::time::Instant::now();
     let (code, _, err) = lab.up("1", &["--command-timeout", "1"]);
     assert_eq!(code, 4, "{err}");
@@ -301,19 +299,11 @@ fn timeouts_and_dropped_connections_roll_back() {
     );
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(lab.empty(), "{:?}", lab.snapshot());
-    lab.fabric
-        .get("leaf2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .hang_at_line = None;
-    {
-        let sw = lab.fabric.get("spine2").unwrap();
-        let mut f = sw.faults.lock().unwrap();
+    lab.fabric.with_faults("leaf2", |f| f.hang_at_line = None);
+    lab.fabric.with_faults("spine2", |f| {
         f.drop_at_line = Some(5);
         f.next_session_only = true;
-    }
+    });
     let (code, _, err) = lab.up("2", &[]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("spine2: connection lost"), "{err}");
@@ -442,24 +432,15 @@ fn privileged_mode_needs_the_enable_password() {
 #[test]
 fn refused_commands_over_ssh_name_the_answer_and_save_is_optional() {
     let lab = lab("refused", &[]);
-    lab.fabric
-        .get("leaf2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = Some("allowed vlan add".into());
+    lab.fabric.with_faults("leaf2", |f| {
+        f.reject_matching = Some("allowed vlan add".into())
+    });
     let (code, _, err) = lab.up("1", &[]);
     assert_eq!(code, 4);
     assert!(err.contains("leaf2 refused `switchport trunk allowed vlan add 1000`: % Invalid input detected at '^' marker."), "{err}");
     assert!(lab.empty());
     lab.fabric
-        .get("leaf2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = None;
+        .with_faults("leaf2", |f| f.reject_matching = None);
     assert_eq!(lab.up("2", &[]).0, 0);
     let saved = |sw: &str| {
         lab.fabric
@@ -590,12 +571,7 @@ fn exec_dialects_over_ssh() {
     assert_eq!(lab.snapshot(), before, "h1p is back on VLAN 4093");
     // A refused exec request (non-zero exit status) rolls back.
     lab.fabric
-        .get("br2")
-        .unwrap()
-        .faults
-        .lock()
-        .unwrap()
-        .reject_matching = Some("h2p".into());
+        .with_faults("br2", |f| f.reject_matching = Some("h2p".into()));
     let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "3", "--nodes", "h1,h2"]);
     assert_eq!(code, 4);
     // Reads are answered; the change is refused, after br1 was already changed: rolled back.
