@@ -96,7 +96,8 @@ impl Credentials {
         if mode & 0o077 != 0 {
             return Err(CredentialsError::Insecure { path: p, mode });
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let text = crate::limits::read_text(path, crate::limits::CREDENTIALS)
+            .map_err(|e| io(e.into_io()))?;
         Self::parse(&text, &p)
     }
 

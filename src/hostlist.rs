@@ -123,6 +123,35 @@ fn expand_one(expr: &str, item: &str, out: &mut Vec<String>) -> Result<(), Hostl
 
 /// Folds names into a compact hostlist: `cn001,cn002,cn003,login1` → `cn[001-003],login1`.
 /// Names are grouped by their text before the last run of digits and sorted numerically.
+/// [`fold`], cut after `max` top-level items: `cn[1-4],gpu[1-2],... and 998 more groups (5000
+/// names)`, so a message about a huge list stays readable.
+pub fn fold_short<S: AsRef<str>>(names: &[S], max: usize) -> String {
+    let folded = fold(names);
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in folded.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(&folded[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&folded[start..]);
+    if items.len() <= max {
+        return folded;
+    }
+    format!(
+        "{},... and {} more groups ({} names in all)",
+        items[..max].join(","),
+        items.len() - max,
+        names.len()
+    )
+}
+
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // Split each name around its last run of digits; names without digits stay as they are.
     let mut split: Vec<(String, String, &str)> = Vec::new();
@@ -299,5 +328,12 @@ mod tests {
         assert_eq!(fold(&expand("vs[01-16]").unwrap()), "vs[01-16]");
         assert_eq!(fold(&["cn100", "cn001", "cn002"]), "cn[001-002,100]");
         assert_eq!(fold(&["cn5"]), "cn5");
+        let many = expand("a[1-30]b[1-3]").unwrap();
+        let short = fold_short(&many, 4);
+        assert!(
+            short.ends_with(",... and 26 more groups (90 names in all)"),
+            "{short}"
+        );
+        assert_eq!(fold_short(&["x", "y"], 4), "x,y");
     }
 }

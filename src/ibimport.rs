@@ -150,6 +150,9 @@ pub struct Report {
     pub changed: Vec<String>,
     /// GUIDs the topology gives to another node than ibnetdiscover does.
     pub conflicts: Vec<String>,
+    /// Undiscovered nodes whose GUID ibnetdiscover shows on another host: the emitted nodes
+    /// section leaves their GUID out (keeping it would give two nodes one GUID).
+    pub dropped: Vec<String>,
 }
 
 pub fn compare(t: &Topology, ports: &[CaPort]) -> Report {
@@ -162,7 +165,8 @@ pub fn compare(t: &Topology, ports: &[CaPort]) -> Report {
     }
     let owner: BTreeMap<PortGuid, &str> = ports.iter().map(|p| (p.guid, p.host.as_str())).collect();
     let mut matches = Vec::new();
-    let (mut missing, mut changed, mut conflicts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut missing, mut changed, mut conflicts, mut dropped) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n in &t.nodes {
         let found = by_host.get(n.name.as_str());
         let guid = found.and_then(|v| v.first()).map(|p| p.guid);
@@ -177,18 +181,23 @@ pub fn compare(t: &Topology, ports: &[CaPort]) -> Report {
                 changed.push(n.name.clone());
             }
         }
+        let mut current = n.ib_guid;
         if let Some(c) = n.ib_guid {
             if let Some(h) = owner.get(&c).filter(|h| **h != n.name) {
                 conflicts.push(format!(
                     "{} has {c} in the topology, ibnetdiscover shows it on {h}",
                     n.name
                 ));
+                if guid.is_none() {
+                    dropped.push(format!("{} ({c} is on {h} now)", n.name));
+                    current = None;
+                }
             }
         }
         matches.push(Match {
             node: n.name.clone(),
             guid,
-            current: n.ib_guid,
+            current,
             other_ports,
         });
     }
@@ -204,6 +213,7 @@ pub fn compare(t: &Topology, ports: &[CaPort]) -> Report {
         unknown,
         changed,
         conflicts,
+        dropped,
     }
 }
 
@@ -223,7 +233,10 @@ pub fn nodes_yaml(t: &Topology, report: &Report) -> String {
     let mut y = String::from("nodes:\n");
     for nodes in entries.values() {
         let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        let ports: Vec<String> = nodes.iter().map(|n| n.port.to_string()).collect();
+        let ports: Vec<String> = nodes
+            .iter()
+            .map(|n| n.port.as_ref().map_or(String::new(), |p| p.to_string()))
+            .collect();
         let guids: Vec<Option<PortGuid>> = nodes
             .iter()
             .map(|n| guid_of.get(n.name.as_str()).copied().flatten())
@@ -235,7 +248,10 @@ pub fn nodes_yaml(t: &Topology, report: &Report) -> String {
             == Some(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..])
             && hostlist::expand(&port).ok().as_deref() == Some(&ports[..]);
         if same_shape {
-            y.push_str(&format!("  - name: \"{name}\"\n    port: \"{port}\"\n"));
+            y.push_str(&format!("  - name: \"{name}\"\n"));
+            if !port.is_empty() {
+                y.push_str(&format!("    port: \"{port}\"\n"));
+            }
             if guids.iter().all(Option::is_some) {
                 let list: Vec<String> = guids
                     .iter()
@@ -250,10 +266,11 @@ pub fn nodes_yaml(t: &Topology, report: &Report) -> String {
                 let ib = g
                     .map(|g| format!(", ib_guids: [\"{g}\"]"))
                     .unwrap_or_default();
-                y.push_str(&format!(
-                    "  - {{name: {}, port: \"{}\"{ib}}}\n",
-                    n.name, n.port
-                ));
+                let port = n
+                    .port
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(", port: \"{p}\""));
+                y.push_str(&format!("  - {{name: {}{port}{ib}}}\n", n.name));
             }
         }
     }

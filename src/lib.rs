@@ -15,6 +15,7 @@ pub mod drivers;
 pub mod failpoint;
 pub mod hostlist;
 pub mod ibimport;
+pub mod limits;
 pub mod opensm;
 pub mod partitions;
 pub mod plan;

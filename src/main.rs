@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use jobnet::apply::{self, ApplyError, Env, UpInputs};
 use jobnet::drivers::DriverSet;
 use jobnet::failpoint::Failpoints;
-use jobnet::plan::{self, Choice, Held, Inputs, JobRequest, PKeyChoice};
+use jobnet::plan::{Choice, JobRequest, PKeyChoice};
 use jobnet::state::Store;
 use jobnet::topology::{self, FatTreeSpec, LoadError, SwitchGraph};
 use jobnet::transport::ssh::{SshConnector, SshOptions};
@@ -94,6 +94,14 @@ enum Cmd {
     Down {
         #[arg(long)]
         job: String,
+        /// Reach the job's devices where this topology says (same device names): for a switch
+        /// that was re-addressed or replaced since the job came up.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Release the job even if some of its operations cannot be undone; they are recorded
+        /// as abandoned (`jobnet status --abandoned`) for an administrator to clean up.
+        #[arg(long)]
+        force: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -101,6 +109,9 @@ enum Cmd {
     Status {
         #[arg(long)]
         job: Option<String>,
+        /// List the operations `down --force` abandoned instead.
+        #[arg(long)]
+        abandoned: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -197,7 +208,7 @@ struct JobArgs {
     /// The job's nodes as a hostlist, e.g. cn[001-040].
     #[arg(long)]
     nodes: String,
-    /// VLAN id or `auto` (lowest free in the pool).
+    /// VLAN id, `auto` (lowest free in the pool) or `none` (no Ethernet for this job).
     #[arg(long, default_value = "auto")]
     vlan: String,
     /// PKey (0x0001..0x7ffe), `auto` or `none`. Default: auto when the topology has InfiniBand.
@@ -206,7 +217,8 @@ struct JobArgs {
     /// Gateway to bridge the job's PKey and VLAN through.
     #[arg(long)]
     gateway: Option<String>,
-    /// Read this partitions.conf instead of the topology's `infiniband.partitions_conf`.
+    /// Use this partitions.conf instead of the topology's `infiniband.partitions_conf` (read by
+    /// `plan`, read and written by `up`).
     #[arg(long)]
     partitions_conf: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -300,8 +312,11 @@ fn drivers(dir: Option<&Path>) -> Result<DriverSet, Fail> {
 }
 
 fn load(path: &Path, drivers: &DriverSet) -> Result<topology::Loaded, Fail> {
-    topology::load(path, drivers).map_err(|e| match e {
-        LoadError::Io { .. } => invalid(e.to_string()),
+    topology::load(path, drivers).map_err(|e| match &e {
+        LoadError::File(f) => Fail {
+            code: f.exit_code(),
+            message: e.to_string(),
+        },
         LoadError::Invalid(d) => {
             let errors = d
                 .iter()
@@ -329,19 +344,16 @@ fn run(cli: Cli) -> Result<(), Fail> {
             cores_per_agg,
             no_ib,
         })) => {
-            if nodes == 0 || nodes > 1_000_000 {
-                return Err(invalid(format!(
-                    "--nodes {nodes} is out of range 1..1000000"
-                )));
-            }
-            out(&topology::fat_tree(&FatTreeSpec {
+            let spec = FatTreeSpec {
                 nodes,
                 hosts_per_leaf,
                 leaves_per_pod,
                 aggs_per_pod,
                 cores_per_agg,
                 infiniband: !no_ib,
-            }))
+            };
+            spec.check().map_err(invalid)?;
+            out(&topology::fat_tree(&spec))
         }
         Cmd::Topology(TopologyCmd::Validate { file }) => {
             let set = drivers(dir)?;
@@ -375,75 +387,149 @@ fn run(cli: Cli) -> Result<(), Fail> {
             topology,
             format,
         }) => import_ib(&ibnetdiscover, &topology, format, dir),
-        Cmd::Plan(args) => plan_cmd(&args, dir, None),
+        Cmd::Plan(args) => plan_cmd(&args, dir, &cli.state),
         Cmd::Ib(IbCmd::Check { file, format }) => ib_check(&file, format),
-        Cmd::Up { job, dry_run: true } => {
-            let store = Store::open(&cli.state)?;
-            plan_cmd(&job, dir, Some(&store))
-        }
+        Cmd::Up { job, dry_run: true } => plan_cmd(&job, dir, &cli.state),
         Cmd::Up {
             job,
             dry_run: false,
-        } => up_cmd(&opts, &job, dir),
-        Cmd::Down { job, format } => {
-            let job = JobId::parse(&job).map_err(|e| invalid(format!("--job: {e}")))?;
-            with_env(&opts, dir, |env| {
-                let r = apply::down(env, job.as_str())?;
-                out(&match (format, r.result.as_str()) {
-                    (Format::Json, _) => json(&r),
-                    (_, "down") => format!(
-                        "job {} down: {} operation(s) undone on {}\n",
-                        r.job,
-                        r.undone,
-                        if r.devices.is_empty() {
-                            "no device".into()
-                        } else {
-                            r.devices.join(", ")
-                        }
-                    ),
-                    (_, "already-down") => {
-                        format!("job {} is already down; nothing to do\n", r.job)
-                    }
-                    _ => format!("job {} is not known; nothing to do\n", r.job),
-                })
-            })
+        } => {
+            interrupts()?;
+            up_cmd(&opts, &job, dir)
         }
-        Cmd::Status { job, format } => {
-            let store = Store::open(&cli.state)?;
-            status_cmd(&store, job.as_deref(), format)
+        Cmd::Down {
+            job,
+            topology,
+            force,
+            format,
+        } => {
+            interrupts()?;
+            down_cmd(&opts, dir, &job, topology.as_deref(), force, format)
         }
-        Cmd::Recover { format } => with_env(&opts, dir, |env| {
-            let results = apply::recover(env)?;
-            let mut failed: Option<Fail> = None;
-            let mut lines = Vec::new();
-            let mut reports = Vec::new();
-            for r in results {
-                match r {
-                    Ok(rep) => {
-                        lines.push(format!(
-                            "job {} recovered: {} operation(s) undone, VLAN released\n",
-                            rep.job, rep.undone
-                        ));
-                        reports.push(serde_json::json!({"job": rep.job, "result": "down", "undone": rep.undone}));
-                    }
-                    Err(e) => {
-                        lines.push(format!("{e}\n"));
-                        reports.push(serde_json::json!({"error": e.to_string()}));
-                        failed = Some(e.into());
-                    }
+        Cmd::Status {
+            job,
+            abandoned,
+            format,
+        } => match Store::open_existing(&cli.state)? {
+            Some(store) if abandoned => abandoned_cmd(&store, format),
+            Some(store) => status_cmd(&store, job.as_deref(), format),
+            None => match job {
+                Some(j) => Err(invalid(format!(
+                    "--job {j}: no such job: state file {} does not exist (check --state / $JOBNET_STATE)",
+                    cli.state.display()
+                ))),
+                None => {
+                    warn([format!(
+                        "jobnet: state file {} does not exist: no job has run with it (check --state / $JOBNET_STATE)",
+                        cli.state.display()
+                    )]);
+                    out(if format == Format::Json {
+                        "{\"jobs\": []}\n"
+                    } else {
+                        "no jobs\n"
+                    })
+                }
+            },
+        },
+        Cmd::Recover { format } => {
+            interrupts()?;
+            recover_cmd(&opts, dir, format)
+        }
+    }
+}
+
+/// Routes SIGTERM/SIGINT/SIGHUP to the executor's interrupt flag (see `apply::interrupt`).
+fn interrupts() -> Result<(), Fail> {
+    apply::interrupt::install().map_err(|e| Fail {
+        code: 1,
+        message: format!("cannot install signal handlers: {e}"),
+    })
+}
+
+fn down_cmd(
+    opts: &RunOpts,
+    dir: Option<&Path>,
+    job: &str,
+    topology: Option<&Path>,
+    force: bool,
+    format: Format,
+) -> Result<(), Fail> {
+    let job = JobId::parse(job).map_err(|e| invalid(format!("--job: {e}")))?;
+    let retarget = match topology {
+        Some(path) => {
+            let set = drivers(dir)?;
+            let loaded = load(path, &set)?;
+            apply::targets(&loaded.topology)
+        }
+        None => Default::default(),
+    };
+    with_env(opts, dir, retarget, |env| {
+        let r = apply::down(env, job.as_str(), force)?;
+        if !r.abandoned.is_empty() {
+            warn(r.abandoned.iter().map(|a| {
+                format!("jobnet: warning: abandoned (still configured, undo it by hand): {a}")
+            }));
+        }
+        out(&match (format, r.result.as_str()) {
+            (Format::Json, _) => json(&r),
+            (_, "down") => format!(
+                "job {} down: {} operation(s) undone on {}{}\n",
+                r.job,
+                r.undone,
+                if r.devices.is_empty() {
+                    "no device".into()
+                } else {
+                    r.devices.join(", ")
+                },
+                if r.abandoned.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} abandoned (jobnet status --abandoned)",
+                        r.abandoned.len()
+                    )
+                }
+            ),
+            (_, "already-down") => format!("job {} is already down; nothing to do\n", r.job),
+            _ => format!("job {} is not known; nothing to do\n", r.job),
+        })
+    })
+}
+
+fn recover_cmd(opts: &RunOpts, dir: Option<&Path>, format: Format) -> Result<(), Fail> {
+    with_env(opts, dir, Default::default(), |env| {
+        let results = apply::recover(env)?;
+        let mut failed: Option<Fail> = None;
+        let mut lines = Vec::new();
+        let mut reports = Vec::new();
+        for r in results {
+            match r {
+                Ok(rep) => {
+                    lines.push(format!(
+                        "job {} recovered: {} operation(s) undone, VLAN released\n",
+                        rep.job, rep.undone
+                    ));
+                    reports.push(
+                        serde_json::json!({"job": rep.job, "result": "down", "undone": rep.undone}),
+                    );
+                }
+                Err(e) => {
+                    lines.push(format!("{e}\n"));
+                    reports.push(serde_json::json!({"error": e.to_string()}));
+                    failed = Some(e.into());
                 }
             }
-            if lines.is_empty() {
-                lines.push("nothing to recover\n".into());
-            }
-            out(&if format == Format::Json {
-                json(&reports)
-            } else {
-                lines.concat()
-            })?;
-            failed.map_or(Ok(()), Err)
-        }),
-    }
+        }
+        if lines.is_empty() {
+            lines.push("nothing to recover\n".into());
+        }
+        out(&if format == Format::Json {
+            json(&reports)
+        } else {
+            lines.concat()
+        })?;
+        failed.map_or(Ok(()), Err)
+    })
 }
 
 /// Settings of runs that touch devices.
@@ -478,6 +564,7 @@ impl RunOpts {
 fn with_env(
     o: &RunOpts,
     dir: Option<&Path>,
+    retarget: std::collections::BTreeMap<String, jobnet::transport::Target>,
     f: impl FnOnce(&Env) -> Result<(), Fail>,
 ) -> Result<(), Fail> {
     let failpoints = Failpoints::from_env().map_err(invalid)?;
@@ -490,6 +577,12 @@ fn with_env(
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             None
+        }
+        Err(e @ jobnet::credentials::CredentialsError::Io { .. }) => {
+            return Err(Fail {
+                code: 1,
+                message: e.to_string(),
+            })
         }
         Err(e) => return Err(invalid(e.to_string())),
     };
@@ -520,6 +613,8 @@ fn with_env(
         sessions_per_device: o.sessions,
         wait: Duration::from_secs(o.wait),
         save: o.save,
+        interrupt: &apply::interrupt::SIGNALS,
+        retarget,
     };
     f(&env)
 }
@@ -531,8 +626,10 @@ fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
         .map_err(|e| invalid(format!("--nodes: {e}; write e.g. cn[001-040]")))?;
     let vlan = match args.vlan.as_str() {
         "auto" => Choice::Auto,
+        "none" => Choice::None,
         v => Choice::Fixed(
-            VlanId::parse(v).map_err(|e| invalid(format!("--vlan: {e}; give 1..4094 or auto")))?,
+            VlanId::parse(v)
+                .map_err(|e| invalid(format!("--vlan: {e}; give 1..4094, auto or none")))?,
         ),
     };
     let pkey = match args.pkey.as_deref() {
@@ -553,53 +650,28 @@ fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
     })
 }
 
-fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, store: Option<&Store>) -> Result<(), Fail> {
+/// `plan` and `up --dry-run`: the plan `up` would carry out, against the state file's
+/// allocations when it exists (it is never created here).
+fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, state: &Path) -> Result<(), Fail> {
     let req = request(args)?;
     let set = drivers(drivers_dir)?;
     let loaded = load(&args.topology, &set)?;
     warn(loaded.warnings.iter().map(|w| w.to_string()));
     let t = &loaded.topology;
-    let conf_path = args.partitions_conf.clone().or_else(|| {
-        t.infiniband
-            .as_ref()
-            .map(|ib| PathBuf::from(&ib.partitions_conf))
-    });
-    let conf_text = match &conf_path {
-        Some(p) if req.pkey != PKeyChoice::None => match std::fs::read_to_string(p) {
-            Ok(s) => Some(s),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Fail { code: 1, message: format!("cannot read partitions.conf {}: {e}; run as a user who can read it or pass --partitions-conf", p.display()) }),
-        },
-        _ => None,
-    };
-    // `up --dry-run` plans against the allocations in the state file.
-    let held: Vec<Held> = match store {
-        Some(s) => s
-            .jobs()?
-            .into_iter()
-            .filter(|r| r.state != "down")
-            .map(|r| Held {
-                job: JobId::parse(&r.job).expect("stored job id"),
-                vlan: r.vlan.and_then(|v| VlanId::new(v.into()).ok()),
-                pkey: r.pkey.and_then(|k| PKey::new(k.into()).ok()),
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let store = Store::open_existing(state)?;
     let graph = SwitchGraph::build(t);
-    let conf_path = conf_path.map(|p| p.display().to_string());
-    let inputs = Inputs {
-        topology: t,
-        graph: &graph,
-        drivers: &set,
-        held: &held,
-        partitions_conf: conf_text.as_deref(),
-        partitions_conf_path: conf_path.as_deref(),
-    };
-    let p = plan::plan(inputs, &req).map_err(|e| Fail {
-        code: e.exit_code() as u8,
-        message: e.to_string(),
-    })?;
+    let topology_path = args.topology.display().to_string();
+    let p = apply::dry_run(
+        store.as_ref(),
+        &set,
+        &UpInputs {
+            topology: t,
+            graph: &graph,
+            topology_path: &topology_path,
+            partitions_conf: args.partitions_conf.as_deref(),
+        },
+        &req,
+    )?;
     let text = match args.format {
         Format::Text => render::plan_text(&p, t),
         Format::Json => render::plan_json(&p),
@@ -623,30 +695,34 @@ fn up_cmd(opts: &RunOpts, args: &JobArgs, drivers_dir: Option<&Path>) -> Result<
     let t = &loaded.topology;
     let graph = SwitchGraph::build(t);
     let topology_path = args.topology.display().to_string();
-    with_env(opts, drivers_dir, |env| {
+    with_env(opts, drivers_dir, Default::default(), |env| {
         let r = apply::up(
             env,
             &UpInputs {
                 topology: t,
                 graph: &graph,
                 topology_path: &topology_path,
+                partitions_conf: args.partitions_conf.as_deref(),
             },
             &req,
         )?;
+        warn(r.warnings.iter().map(|w| format!("warning: {w}")));
+        let vlan = r
+            .vlan
+            .map_or("no VLAN".to_string(), |v| format!("VLAN {v}"));
         out(&match args.format {
             Format::Json => json(&r),
             _ if r.unchanged => format!(
-                "job {} is already up on {} (VLAN {}); nothing sent\n",
+                "job {} is already up on {} ({vlan}{}); nothing sent\n",
                 r.job,
-                hostlist::fold(&r.nodes),
-                r.vlan
+                hostlist::fold_short(&r.nodes, 12),
+                r.pkey.map(|k| format!(", PKey {k}")).unwrap_or_default(),
             ),
             _ => format!(
-                "job {} up: VLAN {}{} for {} on {} device(s) ({}) in {:.2} s\n",
+                "job {} up: {vlan}{} for {} on {} device(s) ({}) in {:.2} s\n",
                 r.job,
-                r.vlan,
                 r.pkey.map(|k| format!(", PKey {k}")).unwrap_or_default(),
-                hostlist::fold(&r.nodes),
+                hostlist::fold_short(&r.nodes, 12),
                 r.devices.len(),
                 r.devices
                     .iter()
@@ -715,6 +791,8 @@ fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fa
             }
         }
         let mut v = serde_json::to_value(r).expect("json");
+        // One spelling of a PKey everywhere: hex text, as in `plan` and `up`.
+        v["pkey"] = serde_json::json!(r.pkey.map(|k| format!("{k:#06x}")));
         v["devices"] = serde_json::json!(devices);
         if job.is_some() {
             v["journal"] = serde_json::to_value(&journal).expect("json");
@@ -728,10 +806,51 @@ fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fa
     })
 }
 
+fn abandoned_cmd(store: &Store, format: Format) -> Result<(), Fail> {
+    let items = store.abandoned()?;
+    if format == Format::Json {
+        return out(&json(&serde_json::json!({ "abandoned": items })));
+    }
+    let mut text = String::new();
+    if items.is_empty() {
+        text.push_str("nothing abandoned\n");
+    }
+    for a in &items {
+        text.push_str(&format!(
+            "job {:<12} {} ({}): undo by hand: {}\n    {}\n",
+            a.job,
+            a.device,
+            a.address,
+            a.undo.join(" / "),
+            a.reason
+        ));
+    }
+    out(&text)
+}
+
+/// Reads a file for `ib check`: bounded, and as UTF-8 (with the position of the first byte that
+/// is not).
+fn read_checked(file: &Path, limit: u64) -> Result<String, Fail> {
+    let bytes = jobnet::limits::read_bytes(file, limit).map_err(|e| Fail {
+        code: e.exit_code(),
+        message: e.to_string(),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        invalid(format!(
+            "{}:{line}:{col}: error: byte {:#04x} is not UTF-8 text; jobnet only edits UTF-8 files (convert it, e.g. `iconv -f KOI8-R -t UTF-8`)",
+            file.display(),
+            e.as_bytes()[at]
+        ))
+    })
+}
+
 fn ib_check(file: &Path, format: Format) -> Result<(), Fail> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
-    let checked = jobnet::partitions::grammar::check(&text, &file.display().to_string());
+    let text = read_checked(file, jobnet::limits::PARTITIONS_CONF)?;
+    let checked = jobnet::partitions::grammar::check_file(&text, &file.display().to_string());
     let invalid_file = checked.diagnostics.has_errors();
     let diags = checked.diagnostics.sorted();
     warn(diags.iter().map(|d| d.to_string()));
@@ -779,8 +898,7 @@ fn import_ib(
     format: ImportFormat,
     dir: Option<&Path>,
 ) -> Result<(), Fail> {
-    let text = std::fs::read_to_string(output)
-        .map_err(|e| invalid(format!("cannot read {}: {e}", output.display())))?;
+    let text = read_checked(output, jobnet::limits::IBNETDISCOVER)?;
     let ports = jobnet::ibimport::parse(&text, &output.display().to_string()).map_err(|d| {
         warn(d.sorted().iter().map(|x| x.to_string()));
         invalid(format!(
@@ -819,6 +937,12 @@ fn import_ib(
             }
             for c in &report.conflicts {
                 o += &format!("  conflict: {c}\n");
+            }
+            if !report.dropped.is_empty() {
+                o += &format!(
+                    "  GUID left out below (now on another host; find the node's new GUID or remove it): {}\n",
+                    report.dropped.join(", ")
+                );
             }
             for m in report.matches.iter().filter(|m| !m.other_ports.is_empty()) {
                 o += &format!(

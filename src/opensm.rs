@@ -2,9 +2,16 @@
 //! the file at once, and checking that member ports really carry a job's PKey.
 //!
 //! Reload methods (topology `infiniband.reload`): `{pidfile: PATH}` sends SIGHUP to the pid in
-//! the file; `{systemd_unit: NAME}` runs `systemctl kill -s HUP NAME` (Debian's `opensm@GUID`
-//! units have no reload action); `{command: "..."}` runs a site's command. SIGHUP makes OpenSM
-//! do a heavy sweep, which re-reads partitions.conf.
+//! the file — only after checking that the pid is OpenSM (its `/proc/PID/comm` or executable is
+//! `opensm`) and that the process started before the pidfile was written, because a pidfile can
+//! outlive OpenSM and its pid be reused by anything; `{systemd_unit: NAME}` runs `systemctl kill
+//! -s HUP NAME` (Debian's `opensm@GUID` units have no reload action); `{command: "..."}` runs a
+//! site's command. SIGHUP makes OpenSM do a heavy sweep, which re-reads partitions.conf.
+//!
+//! Commands (`systemctl`, a `reload.command`, `verify.command`) are split at white space into a
+//! program and its arguments and run without a shell (no quoting, no pipes, no variables), with
+//! `/` as working directory, stdin closed, the environment of jobnet (hooks have no PATH: give
+//! absolute paths), and a time limit; a non-zero exit status is a failure whose stderr is shown.
 //!
 //! Coalescing: every write bumps a generation counter kept beside partitions.conf (under the
 //! partitions.conf lock). A writer waits `reload_window_ms`, then reloads only if no reload has
@@ -63,32 +70,129 @@ impl Standby {
     }
 }
 
-fn run(argv: &str) -> Result<String, String> {
+/// How long a reload command may take.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `argv` (split at white space, no shell) in `/`, killing it after `timeout`.
+fn run(argv: &str, timeout: Duration) -> Result<String, String> {
+    use std::io::Read;
     let parts: Vec<&str> = argv.split_whitespace().collect();
     let Some((prog, args)) = parts.split_first() else {
         return Err("empty command".into());
     };
-    let out = Command::new(prog)
+    let mut child = Command::new(prog)
         .args(args)
-        .output()
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run `{argv}`: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                let _ = p.take(crate::limits::ANSWER as u64).read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{argv}` did not finish within {:.1} s and was killed",
+                    timeout.as_secs_f64()
+                ));
+            }
+            Err(e) => return Err(format!("`{argv}`: {e}")),
+        }
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    if status.success() {
+        Ok(out)
     } else {
-        Err(format!(
-            "`{argv}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("`{argv}` failed ({status}): {}", err.trim()))
     }
+}
+
+/// Seconds since the epoch at which process `pid` started (from /proc/PID/stat and the boot time).
+fn started_at(pid: u32) -> Option<f64> {
+    let ticks = crate::state::process_start(pid)? as f64;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: f64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| btime + ticks / hz as f64)
+}
+
+/// Checks that `pid` (read from `pidfile`) is the OpenSM that wrote the file.
+fn check_opensm(pid: u32, pidfile: &Path) -> Result<(), String> {
+    let stale = |what: String| {
+        format!(
+            "OpenSM pidfile {} is stale: {what}; jobnet sends no signal to it. Is OpenSM running? Start it (it rewrites its pidfile) or point `reload` at the right pidfile",
+            pidfile.display()
+        )
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_string())
+        .map_err(|_| stale(format!("pid {pid} does not exist")))?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    if comm != "opensm" && exe.as_deref() != Some("opensm") {
+        return Err(stale(format!(
+            "pid {pid} is `{comm}`, not opensm (OpenSM died and its pid was reused)"
+        )));
+    }
+    let written = std::fs::metadata(pidfile)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    if let (Some(start), Some(written)) = (started_at(pid), written) {
+        // Clock ticks and file times differ by rounding: allow two seconds.
+        if start > written + 2.0 {
+            return Err(stale(format!(
+                "the opensm with pid {pid} started {:.0} s after the file was written, so another OpenSM wrote it",
+                start - written
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Makes OpenSM re-read partitions.conf now.
 pub fn reload(r: &Reload) -> Result<(), String> {
     match r {
         Reload::Pidfile(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("OpenSM pidfile {}: {e}; is OpenSM running?", p.display()))?;
+            let text = crate::limits::read_text(p, crate::limits::PIDFILE)
+                .map_err(|e| format!("OpenSM pidfile: {e}; is OpenSM running?"))?;
             let pid: u32 = text.trim().parse().map_err(|_| {
                 format!(
                     "OpenSM pidfile {} does not hold a pid: `{}`",
@@ -102,6 +206,7 @@ pub fn reload(r: &Reload) -> Result<(), String> {
                     p.display()
                 ));
             }
+            check_opensm(pid, p)?;
             // SAFETY: kill(2) with a pid read from the pidfile and a valid signal number.
             let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
             if rc != 0 {
@@ -112,8 +217,10 @@ pub fn reload(r: &Reload) -> Result<(), String> {
             }
             Ok(())
         }
-        Reload::SystemdUnit(unit) => run(&format!("systemctl kill -s HUP {unit}")).map(drop),
-        Reload::Command(c) => run(c).map(drop),
+        Reload::SystemdUnit(unit) => {
+            run(&format!("systemctl kill -s HUP {unit}"), RELOAD_TIMEOUT).map(drop)
+        }
+        Reload::Command(c) => run(c, RELOAD_TIMEOUT).map(drop),
     }
 }
 
@@ -208,8 +315,11 @@ pub fn verify(s: &IbApply, guids: &[String], pkey_full: &str) -> Result<(), Stri
     let deadline = Instant::now() + Duration::from_millis(s.verify_timeout_ms);
     let mut pending: Vec<&String> = guids.iter().collect();
     loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
         pending.retain(|g| {
-            !run(&template.replace("{guid}", g)).is_ok_and(|out| out.contains(pkey_full))
+            !run(&template.replace("{guid}", g), left).is_ok_and(|out| out.contains(pkey_full))
         });
         if pending.is_empty() {
             return Ok(());
@@ -228,6 +338,64 @@ pub fn verify(s: &IbApply, guids: &[String], pkey_full: &str) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stale pidfile whose pid now belongs to another process: no signal is sent.
+    #[test]
+    fn a_reused_pid_is_never_signalled() {
+        let dir = std::env::temp_dir().join(format!("jobnet-osm-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("opensm.pid");
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pidfile, format!("{}\n", other.id())).unwrap();
+        let e = reload(&Reload::Pidfile(pidfile.clone())).unwrap_err();
+        assert!(
+            e.contains("is stale") && e.contains("is `sleep`, not opensm"),
+            "{e}"
+        );
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the unrelated process still runs"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+
+        // A process named opensm that started after the pidfile was written is another OpenSM.
+        let fake = dir.join("opensm");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        std::fs::write(&pidfile, "1\n").unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&pidfile)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut later = Command::new(&fake).arg("30").spawn().unwrap();
+        std::fs::write(dir.join("other.pid"), format!("{}\n", later.id())).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("other.pid"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let e = reload(&Reload::Pidfile(dir.join("other.pid"))).unwrap_err();
+        assert!(
+            e.contains("started") && e.contains("after the file was written"),
+            "{e}"
+        );
+        assert!(later.try_wait().unwrap().is_none());
+
+        // The real one: written after it started; SIGHUP reaches it (sleep dies of it).
+        std::fs::write(&pidfile, format!("{}\n", later.id())).unwrap();
+        reload(&Reload::Pidfile(pidfile)).unwrap();
+        let status = later.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGHUP)
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn settings(dir: &Path, reload: Reload) -> IbApply {
         IbApply {
@@ -283,6 +451,16 @@ mod tests {
         assert!(reload(&Reload::Command("false".into()))
             .unwrap_err()
             .contains("`false` failed"));
+        let e = run("sleep 5", Duration::from_millis(200)).unwrap_err();
+        assert!(
+            e.contains("did not finish within 0.2 s and was killed"),
+            "{e}"
+        );
+        assert_eq!(
+            run("pwd", Duration::from_secs(5)).unwrap().trim(),
+            "/",
+            "commands run in /"
+        );
         let s = IbApply {
             verify_command: Some("echo {guid} 0x8001".into()),
             ..settings(&dir, Reload::Command("true".into()))

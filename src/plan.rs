@@ -8,18 +8,19 @@
 use crate::diag::suggestion;
 use crate::drivers::{DriverSet, Profile, Vars};
 use crate::hostlist;
-use crate::partitions::{self, ConfFile, Partition, RegionError};
+use crate::partitions::{self, Partition, RegionError};
 use crate::subgraph::{self, Disconnected};
 use crate::topology::{PortMode, SwitchGraph, Topology};
 use crate::types::{JobId, PKey, PortGuid, PortRef, RangeSet, VlanId};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// `auto` or a given value.
+/// `auto`, a given value, or `none` (not wanted: `--vlan none` asks for no Ethernet at all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Choice<T> {
     Auto,
     Fixed(T),
+    None,
 }
 
 /// What the caller asked for the InfiniBand side.
@@ -43,12 +44,42 @@ pub struct JobRequest {
     pub gateway: Option<String>,
 }
 
-/// An allocation another job (or this one, from an earlier run) already holds.
+/// An allocation another job (or this one, from an earlier run) already holds, or a VLAN found
+/// configured on a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
-    pub job: JobId,
+    /// The job holding it; `None` for a VLAN that exists on a device.
+    pub job: Option<JobId>,
+    /// Who holds it, for messages: `job 7`, `switch leaf1 (it is configured there)`.
+    pub holder: String,
     pub vlan: Option<VlanId>,
     pub pkey: Option<PKey>,
+}
+
+impl Held {
+    /// A job's allocation.
+    pub fn job(job: JobId, vlan: Option<VlanId>, pkey: Option<PKey>) -> Self {
+        Held {
+            holder: format!("job {job}"),
+            job: Some(job),
+            vlan,
+            pkey,
+        }
+    }
+
+    /// A VLAN that exists on `device` without being any job's.
+    pub fn on_device(device: &str, vlan: VlanId) -> Self {
+        Held {
+            job: None,
+            holder: format!("switch {device} (it is configured there)"),
+            vlan: Some(vlan),
+            pkey: None,
+        }
+    }
+
+    fn is_other(&self, job: &JobId) -> bool {
+        self.job.as_ref() != Some(job)
+    }
 }
 
 /// Everything the planner reads besides the request.
@@ -65,7 +96,7 @@ pub struct Inputs<'a> {
 }
 
 /// One operation on one device. Undo is the profile's inverse template of the same operation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     CreateVlan {
@@ -78,11 +109,15 @@ pub enum Op {
         vlan: VlanId,
         peer: String,
     },
-    /// The VLAN on a node port, tagged, for passthrough into VMs/containers.
+    /// The VLAN on a node port, tagged, for passthrough into VMs/containers. `restricts`: the
+    /// port allowed every VLAN and jobnet makes its list explicit (`open_ports: restrict`); its
+    /// last job gives it every VLAN back. Decided when the port is read at apply time.
     TaggedAdd {
         port: String,
         vlan: VlanId,
         node: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restricts: bool,
     },
     /// The VLAN as a node port's access VLAN. `replaces` is the VLAN it had, when known; a dry
     /// run does not read devices, so it is `None` and read at apply time.
@@ -105,6 +140,9 @@ impl Op {
         match self {
             Op::CreateVlan { .. } => "create_vlan",
             Op::TrunkAdd { .. } => "trunk_add",
+            Op::TaggedAdd {
+                restricts: true, ..
+            } => "restrict_port",
             Op::TaggedAdd { .. } => "tagged_add",
             Op::AccessSet { .. } => "access_set",
             Op::ProxyArpCreate { .. } => "proxy_arp_create",
@@ -160,7 +198,8 @@ impl Op {
         match self {
             Op::CreateVlan { vlan, name } => format!("create VLAN {vlan} \"{name}\""),
             Op::TrunkAdd { port, vlan, peer } => format!("add VLAN {vlan} to trunk {port} (to {peer})"),
-            Op::TaggedAdd { port, vlan, node } => format!("add VLAN {vlan} tagged to {port} (node {node})"),
+            Op::TaggedAdd { port, vlan, node, restricts: false } => format!("add VLAN {vlan} tagged to {port} (node {node})"),
+            Op::TaggedAdd { port, vlan, node, restricts: true } => format!("make {port} (node {node}) carry only VLAN {vlan}: it allowed every VLAN"),
             Op::AccessSet { port, vlan, node, replaces } => match replaces {
                 Some(p) => format!("set access VLAN {vlan} on {port} (node {node}), replacing {p}"),
                 None => format!("set access VLAN {vlan} on {port} (node {node}), previous VLAN read at apply time"),
@@ -187,6 +226,7 @@ pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<St
     for op in ops {
         out.extend(profile.render(op.template(), &op.vars(vlan_name)));
     }
+    out.extend(profile.commit.iter().cloned());
     out.extend(profile.end.iter().cloned());
     out
 }
@@ -199,6 +239,7 @@ pub fn render_undo(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<String
     for op in ops.iter().rev() {
         out.extend(profile.render(op.inverse_template(), &op.vars(vlan_name)));
     }
+    out.extend(profile.commit.iter().cloned());
     out.extend(profile.end.iter().cloned());
     out
 }
@@ -219,7 +260,7 @@ pub struct LinkEnds {
     pub b: PortRef,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EthernetPlan {
     /// Switches in the subgraph, sorted by name.
     pub switches: Vec<String>,
@@ -249,7 +290,8 @@ pub struct IbPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub job: JobId,
-    pub vlan: VlanId,
+    /// `None` when the job has no Ethernet part (`--vlan none`, or an InfiniBand-only fabric).
+    pub vlan: Option<VlanId>,
     pub vlan_auto: bool,
     pub pkey: Option<PKey>,
     pub nodes: Vec<String>,
@@ -272,11 +314,12 @@ pub enum PlanError {
     },
     #[error("cannot join the job's nodes: {parts} are in separate parts of the fabric with no usable link between them; check links marked `state: down` in {file} or choose other nodes")]
     Disconnected { parts: String, file: String },
-    #[error("{what} pool exhausted: every {what} in {pool} (from {file}) is held by another job ({held} held); wait for jobs to end, run `jobnet status` to look for leftovers, or widen the pool")]
+    #[error("{what} pool exhausted: every {what} in {pool} (from {file}) is in use: {holders}; wait for jobs to end, run `jobnet status` to look for leftovers, or widen the pool")]
     PoolExhausted {
         what: &'static str,
         pool: String,
-        held: usize,
+        /// Who holds the pool's values, folded: `0x1000 by job 7, 0x1001 by the admin partition ...`.
+        holders: String,
         file: String,
     },
     #[error("{what} {value} (from {flag}) is not usable: {why}; {fix}")]
@@ -314,10 +357,100 @@ impl PlanError {
 /// Makes the plan.
 pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
     let t = inp.topology;
+    let nodes = job_nodes(t, req)?;
+    let gateway = job_gateway(t, req)?;
+    let mut warnings = Vec::new();
+    let vlan = if wants_ethernet(t, req)? {
+        Some(choose_vlan(inp, req)?)
+    } else {
+        None
+    };
+    if gateway.is_some() && vlan.is_none() {
+        return Err(PlanError::Request(
+            "--gateway bridges the job's PKey to its VLAN, but the job has no VLAN (--vlan none, or a topology without `ethernet`); drop one of them".into(),
+        ));
+    }
+    let conf_path = inp
+        .partitions_conf_path
+        .or(t.infiniband.as_ref().map(|ib| ib.partitions_conf.as_str()))
+        .unwrap_or("partitions.conf");
+    let current = match (inp.partitions_conf, req.pkey) {
+        (_, PKeyChoice::None) => partitions::Current::Missing,
+        (text, _) => partitions::Current::read(text, conf_path).map_err(|errors| {
+            PlanError::InvalidPartitions {
+                path: conf_path.to_string(),
+                errors,
+            }
+        })?,
+    };
+    let pkey = choose_pkey(inp, req, &current, conf_path, gateway.is_some())?;
+    let ethernet = match vlan {
+        Some(v) => ethernet_plan(inp, req, &nodes, gateway, v, &mut warnings)?,
+        None => EthernetPlan::default(),
+    };
+    let infiniband = match pkey {
+        Some(k) => ib_plan(
+            inp,
+            req,
+            &nodes,
+            gateway,
+            k,
+            &current,
+            conf_path,
+            &mut warnings,
+        )?,
+        None => None,
+    };
+    let pkey = infiniband.as_ref().map(|ib| ib.pkey);
+    if vlan.is_none() && pkey.is_none() {
+        return Err(PlanError::Request(format!(
+            "nothing to configure for job {}: no VLAN ({}) and no partition; ask for one of them",
+            req.job,
+            if t.ethernet.is_none() {
+                format!("{} has no `ethernet` section", t.file)
+            } else {
+                "--vlan none".to_string()
+            }
+        )));
+    }
+    let gateway = match (gateway, vlan, pkey) {
+        (Some(g), Some(v), Some(k)) => {
+            let profile = inp.drivers.get(&g.driver).expect("validated driver");
+            let ops = vec![Op::ProxyArpCreate { vlan: v, pkey: k }];
+            let name = vlan_name(&req.job, profile);
+            Some(device(
+                &g.name,
+                &g.driver,
+                &g.address,
+                profile,
+                &name,
+                ops,
+                &mut warnings,
+            ))
+        }
+        _ => None,
+    };
+    Ok(Plan {
+        job: req.job.clone(),
+        vlan,
+        vlan_auto: req.vlan == Choice::Auto,
+        pkey,
+        nodes: nodes.iter().map(|n| n.name.clone()).collect(),
+        ethernet,
+        infiniband,
+        gateway,
+        warnings,
+    })
+}
+
+/// The job's nodes: known, deduplicated, in name order.
+fn job_nodes<'t>(
+    t: &'t Topology,
+    req: &JobRequest,
+) -> Result<Vec<&'t crate::topology::Node>, PlanError> {
     if req.nodes.is_empty() {
         return Err(PlanError::NoNodes);
     }
-    // Nodes: known, deduplicated, in name order.
     let mut idx: Vec<usize> = Vec::with_capacity(req.nodes.len());
     let mut unknown: Vec<&str> = Vec::new();
     for n in &req.nodes {
@@ -334,83 +467,90 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
             format!("{hint} Check the hostlist or add the nodes to the topology")
         };
         return Err(PlanError::UnknownNodes {
-            names: hostlist::fold(&unknown),
+            names: hostlist::fold_short(&unknown, 12),
             file: t.file.clone(),
             hint,
         });
     }
     idx.sort_unstable_by(|&a, &b| hostlist::natural_cmp(&t.nodes[a].name, &t.nodes[b].name));
     idx.dedup();
-    let nodes: Vec<&crate::topology::Node> = idx.iter().map(|&i| &t.nodes[i]).collect();
+    Ok(idx.iter().map(|&i| &t.nodes[i]).collect())
+}
 
-    let gateway = match &req.gateway {
-        None => None,
-        Some(name) => Some(t.gateway(name).ok_or_else(|| PlanError::UnknownGateway {
+fn job_gateway<'t>(
+    t: &'t Topology,
+    req: &JobRequest,
+) -> Result<Option<&'t crate::topology::Gateway>, PlanError> {
+    let Some(name) = &req.gateway else {
+        return Ok(None);
+    };
+    t.gateway(name).map(Some).ok_or_else(|| {
+        let h = suggestion(name, t.gateways.iter().map(|g| g.name.as_str()));
+        let hint = if !h.is_empty() {
+            h
+        } else if t.gateways.is_empty() {
+            "known gateways: none".to_string()
+        } else {
+            format!(
+                "known gateways: {}",
+                t.gateways
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        PlanError::UnknownGateway {
             name: name.clone(),
             file: t.file.clone(),
-            hint: {
-                let h = suggestion(name, t.gateways.iter().map(|g| g.name.as_str()));
-                if h.is_empty() {
-                    format!(
-                        "known gateways: {}",
-                        if t.gateways.is_empty() {
-                            "none".to_string()
-                        } else {
-                            t.gateways
-                                .iter()
-                                .map(|g| g.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    )
-                } else {
-                    h
-                }
-            },
-        })?),
-    };
-
-    let mut warnings = Vec::new();
-    let vlan = choose_vlan(inp, req)?;
-    let conf_path = inp
-        .partitions_conf_path
-        .or(t.infiniband.as_ref().map(|ib| ib.partitions_conf.as_str()))
-        .unwrap_or("partitions.conf");
-    let conf = inp
-        .partitions_conf
-        .map(|text| ConfFile::parse(text, conf_path))
-        .transpose()?;
-    if let Some(text) = inp.partitions_conf {
-        let checked = partitions::grammar::check(text, conf_path);
-        if checked.diagnostics.has_errors() {
-            let errors = checked
-                .diagnostics
-                .sorted()
-                .into_iter()
-                .filter(|d| d.severity == crate::diag::Severity::Error)
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(PlanError::InvalidPartitions {
-                path: conf_path.to_string(),
-                errors,
-            });
+            hint,
         }
-    }
-    let pkey = choose_pkey(inp, req, conf.as_ref(), gateway.is_some())?;
+    })
+}
 
-    // Subgraph.
+/// Whether the job gets a VLAN: asked for (or `auto`) on a fabric with Ethernet.
+fn wants_ethernet(t: &Topology, req: &JobRequest) -> Result<bool, PlanError> {
+    match (req.vlan, &t.ethernet) {
+        (Choice::None, _) => Ok(false),
+        (Choice::Auto, None) => Ok(false),
+        (Choice::Fixed(v), None) => Err(PlanError::NotUsable {
+            what: "VLAN",
+            value: v.to_string(),
+            flag: "--vlan",
+            why: format!(
+                "the topology {} has no `ethernet` section (an InfiniBand-only fabric)",
+                t.file
+            ),
+            fix: "drop --vlan, or add the ethernet section".into(),
+        }),
+        (_, Some(_)) => Ok(true),
+    }
+}
+
+/// The subgraph joining the job's switches and every device's operations.
+fn ethernet_plan(
+    inp: Inputs,
+    req: &JobRequest,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    vlan: VlanId,
+    warnings: &mut Vec<String>,
+) -> Result<EthernetPlan, PlanError> {
+    let t = inp.topology;
+    let port_of = |n: &crate::topology::Node| -> PortRef {
+        n.port
+            .clone()
+            .expect("validated: with `ethernet`, every node has a port")
+    };
     let mut terminals: Vec<usize> = nodes
         .iter()
-        .map(|n| t.switch_idx(&n.port.switch).expect("validated"))
+        .map(|n| t.switch_idx(&port_of(n).switch).expect("validated"))
         .collect();
     if let Some(g) = gateway {
         terminals.push(t.switch_idx(&g.ethernet_port.switch).expect("validated"));
     }
-    let tree = subgraph::steiner(inp.graph, &terminals)
-        .map_err(|d| disconnected(t, &nodes, gateway, d))?;
-
-    // Per-switch operations.
+    let tree =
+        subgraph::steiner(inp.graph, &terminals).map_err(|d| disconnected(t, nodes, gateway, d))?;
     let mut per_switch: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
     for &s in &tree.switches {
         per_switch.insert(&t.switches[s].name, Vec::new());
@@ -433,22 +573,24 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
             b: link.b.clone(),
         });
     }
-    for n in &nodes {
-        let op = match t.ethernet.node_port_mode {
+    for n in nodes {
+        let port = port_of(n);
+        let op = match t.node_port_mode() {
             PortMode::Tagged => Op::TaggedAdd {
-                port: n.port.port.clone(),
+                port: port.port.clone(),
                 vlan,
                 node: n.name.clone(),
+                restricts: false,
             },
             PortMode::Access => Op::AccessSet {
-                port: n.port.port.clone(),
+                port: port.port.clone(),
                 vlan,
                 node: n.name.clone(),
                 replaces: None,
             },
         };
         per_switch
-            .get_mut(n.port.switch.as_str())
+            .get_mut(port.switch.as_str())
             .expect("in tree")
             .push(op);
     }
@@ -479,133 +621,93 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
             profile,
             &vlan_name,
             all,
-            &mut warnings,
+            warnings,
         ));
     }
-
-    // InfiniBand.
-    let infiniband = match (pkey, &t.infiniband) {
-        (Some(pkey), Some(ib_settings)) => {
-            let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
-            let lacking: Vec<&str> = nodes
-                .iter()
-                .filter(|n| n.ib_guid.is_none())
-                .map(|n| n.name.as_str())
-                .collect();
-            if !lacking.is_empty() {
-                warnings.push(format!(
-                    "node(s) {} have no ib_guids in {} and will not join the partition",
-                    hostlist::fold(&lacking),
-                    t.file
-                ));
-            }
-            if let Some(g) = gateway {
-                members.push(g.ib_guid);
-            }
-            if members.is_empty() {
-                if matches!(req.pkey, PKeyChoice::Default) {
-                    warnings.push(
-                        "no node of the job has an IB port GUID: no partition planned".to_string(),
-                    );
-                    None
-                } else {
-                    return Err(PlanError::Request(format!(
-                        "a partition was asked for (--pkey) but none of the job's nodes has ib_guids in {}; add them (jobnet topology import-ib) or pass --pkey none",
-                        t.file
-                    )));
-                }
-            } else {
-                let partition = Partition {
-                    job: req.job.to_string(),
-                    name: format!("jobnet_{}", req.job.sanitized()),
-                    pkey,
-                    ipoib: true,
-                    flags: ib_settings.partition_flags.clone(),
-                    members: members.clone(),
-                };
-                let new_text = match &conf {
-                    Some(c) => {
-                        if !partitions::has_default(&partitions::admin_statements(&format!(
-                            "{}{}",
-                            c.before, c.after
-                        ))) {
-                            warnings.push(format!(
-                                "{conf_path} has no Default (0x7fff) partition outside jobnet's block: OpenSM then keeps only the SM port in Default; add `{}` if that is not intended",
-                                partitions::DEFAULT_STATEMENT
-                            ));
-                        }
-                        c.with_partition(&partition)
-                    }
-                    None => {
-                        warnings.push(format!("{conf_path} does not exist: planned as a new file that writes out OpenSM's default partition first"));
-                        let fresh = ConfFile {
-                            before: format!("{}\n", partitions::DEFAULT_STATEMENT),
-                            jobs: vec![],
-                            after: String::new(),
-                        };
-                        fresh.with_partition(&partition)
-                    }
-                };
-                let recheck = partitions::grammar::check(&new_text, conf_path);
-                if recheck.diagnostics.has_errors() {
-                    return Err(PlanError::Request(format!(
-                        "internal error: the planned partitions.conf fails the OpenSM grammar check; nothing was written: {}",
-                        recheck.diagnostics.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
-                    )));
-                }
-                Some(IbPlan {
-                    partition: partition.name,
-                    pkey,
-                    members,
-                    ipoib: true,
-                    flags: partition.flags.clone(),
-                    partitions_conf_path: conf_path.to_string(),
-                    partitions_conf_old: inp.partitions_conf.map(str::to_string),
-                    partitions_conf: new_text,
-                })
-            }
-        }
-        _ => None,
-    };
-    let pkey = infiniband.as_ref().map(|ib| ib.pkey);
-
-    let gateway = gateway.map(|g| {
-        let profile = inp.drivers.get(&g.driver).expect("validated driver");
-        let ops = vec![Op::ProxyArpCreate {
-            vlan,
-            pkey: pkey.expect("gateway requires a PKey"),
-        }];
-        device(
-            &g.name,
-            &g.driver,
-            &g.address,
-            profile,
-            &vlan_name(&req.job, profile),
-            ops,
-            &mut warnings,
-        )
-    });
-
-    Ok(Plan {
-        job: req.job.clone(),
-        vlan,
-        vlan_auto: req.vlan == Choice::Auto,
-        pkey,
-        nodes: nodes.iter().map(|n| n.name.clone()).collect(),
-        ethernet: EthernetPlan {
-            switches: tree
-                .switches
-                .iter()
-                .map(|&s| t.switches[s].name.clone())
-                .collect(),
-            links,
-            cost: tree.cost,
-            devices,
-        },
-        infiniband,
-        gateway,
-        warnings,
+    Ok(EthernetPlan {
+        switches: tree
+            .switches
+            .iter()
+            .map(|&s| t.switches[s].name.clone())
+            .collect(),
+        links,
+        cost: tree.cost,
+        devices,
     })
+}
+
+/// The job's partition and the new partitions.conf text, or `None` when no node has a GUID and
+/// nobody asked for a partition explicitly.
+#[allow(clippy::too_many_arguments)]
+fn ib_plan(
+    inp: Inputs,
+    req: &JobRequest,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    pkey: PKey,
+    current: &partitions::Current,
+    conf_path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<IbPlan>, PlanError> {
+    let t = inp.topology;
+    let ib_settings = t
+        .infiniband
+        .as_ref()
+        .expect("a PKey needs an infiniband section");
+    let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
+    let lacking: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.ib_guid.is_none())
+        .map(|n| n.name.as_str())
+        .collect();
+    if !lacking.is_empty() {
+        warnings.push(format!(
+            "node(s) {} have no ib_guids in {} and will not join the partition",
+            hostlist::fold_short(&lacking, 12),
+            t.file
+        ));
+    }
+    if let Some(g) = gateway {
+        members.push(g.ib_guid);
+    }
+    if members.is_empty() {
+        if matches!(req.pkey, PKeyChoice::Default) {
+            warnings
+                .push("no node of the job has an IB port GUID: no partition planned".to_string());
+            return Ok(None);
+        }
+        return Err(PlanError::Request(format!(
+            "a partition was asked for (--pkey) but none of the job's nodes has ib_guids in {}; add them (jobnet topology import-ib) or pass --pkey none",
+            t.file
+        )));
+    }
+    let partition = Partition {
+        job: req.job.to_string(),
+        name: format!("jobnet_{}", req.job.sanitized()),
+        pkey,
+        ipoib: true,
+        flags: ib_settings.partition_flags.clone(),
+        members: members.clone(),
+    };
+    warnings.extend(current.warnings(conf_path));
+    let new_text = current.conf().with_partition(&partition);
+    let recheck = partitions::grammar::check(&new_text, conf_path);
+    if recheck.diagnostics.has_errors() {
+        return Err(PlanError::Request(format!(
+            "internal error: the planned partitions.conf fails the OpenSM grammar check; nothing was written: {}",
+            recheck.diagnostics.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    Ok(Some(IbPlan {
+        partition: partition.name,
+        pkey,
+        members,
+        ipoib: true,
+        flags: partition.flags.clone(),
+        partitions_conf_path: conf_path.to_string(),
+        partitions_conf_old: inp.partitions_conf.map(str::to_string),
+        partitions_conf: new_text,
+    }))
 }
 
 fn device(
@@ -640,35 +742,41 @@ pub fn vlan_name(job: &JobId, profile: &Profile) -> String {
     name
 }
 
+/// `value by holder` items, folded after `max` of them.
+fn holders_text(items: &BTreeMap<u16, String>, hex: bool, max: usize) -> String {
+    let mut parts: Vec<String> = items
+        .iter()
+        .take(max)
+        .map(|(v, who)| {
+            if hex {
+                format!("{v:#06x} by {who}")
+            } else {
+                format!("{v} by {who}")
+            }
+        })
+        .collect();
+    if items.len() > max {
+        parts.push(format!("and {} more", items.len() - max));
+    }
+    parts.join(", ")
+}
+
 fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
     let t = inp.topology;
-    let usable = t.ethernet.usable();
-    let others: BTreeMap<u16, &JobId> = inp
+    let eth = t.ethernet.as_ref().expect("checked by wants_ethernet");
+    let usable = eth.usable();
+    let others: BTreeMap<u16, String> = inp
         .held
         .iter()
-        .filter(|h| h.job != req.job)
-        .filter_map(|h| h.vlan.map(|v| (v.get(), &h.job)))
+        .filter(|h| h.is_other(&req.job))
+        .filter_map(|h| h.vlan.map(|v| (v.get(), h.holder.clone())))
         .collect();
     let own = inp
         .held
         .iter()
-        .find(|h| h.job == req.job)
+        .find(|h| !h.is_other(&req.job))
         .and_then(|h| h.vlan);
     match req.vlan {
-        Choice::Auto => {
-            if let Some(v) = own {
-                return Ok(v);
-            }
-            let v = usable
-                .first_free(|v| others.contains_key(&(v as u16)))
-                .ok_or_else(|| PlanError::PoolExhausted {
-                    what: "VLAN",
-                    pool: usable.display(false),
-                    held: others.len(),
-                    file: t.file.clone(),
-                })?;
-            Ok(VlanId::new(v).expect("pool values are valid VLANs"))
-        }
         Choice::Fixed(v) => {
             let bad = |why: String, fix: &str| PlanError::NotUsable {
                 what: "VLAN",
@@ -677,33 +785,54 @@ fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
                 why,
                 fix: fix.to_string(),
             };
-            if t.ethernet.reserved_vlans.contains(v.get().into()) {
+            if eth.reserved_vlans.contains(v.get().into()) {
                 return Err(bad(
                     format!(
                         "it is in reserved_vlans {} of {}",
-                        t.ethernet.reserved_vlans.display(false),
+                        eth.reserved_vlans.display(false),
                         t.file
                     ),
                     "choose another VLAN or use --vlan auto",
                 ));
             }
-            if !t.ethernet.vlan_pool.contains(v.get().into()) {
+            if !eth.vlan_pool.contains(v.get().into()) {
                 return Err(bad(
                     format!(
                         "it is outside vlan_pool {} of {}",
-                        t.ethernet.vlan_pool.display(false),
+                        eth.vlan_pool.display(false),
                         t.file
                     ),
                     "choose one inside the pool, widen the pool, or use --vlan auto",
                 ));
             }
-            if let Some(job) = others.get(&v.get()) {
+            if let Some(who) = others.get(&v.get()) {
                 return Err(bad(
-                    format!("job {job} holds it"),
+                    format!("{who} holds it"),
                     "choose another VLAN or use --vlan auto",
                 ));
             }
             Ok(v)
+        }
+        _ => {
+            if let Some(v) = own {
+                return Ok(v);
+            }
+            let v = usable
+                .first_free(|v| others.contains_key(&(v as u16)))
+                .ok_or_else(|| {
+                    let in_pool: BTreeMap<u16, String> = others
+                        .iter()
+                        .filter(|(v, _)| usable.contains(u64::from(**v)))
+                        .map(|(v, w)| (*v, w.clone()))
+                        .collect();
+                    PlanError::PoolExhausted {
+                        what: "VLAN",
+                        pool: usable.display(false),
+                        holders: holders_text(&in_pool, false, 8),
+                        file: t.file.clone(),
+                    }
+                })?;
+            Ok(VlanId::new(v).expect("pool values are valid VLANs"))
         }
     }
 }
@@ -711,7 +840,8 @@ fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
 fn choose_pkey(
     inp: Inputs,
     req: &JobRequest,
-    conf: Option<&ConfFile>,
+    current: &partitions::Current,
+    conf_path: &str,
     gateway: bool,
 ) -> Result<Option<PKey>, PlanError> {
     let t = inp.topology;
@@ -741,30 +871,28 @@ fn choose_pkey(
     }
     // PKeys in use: other jobs' allocations, other jobs' blocks, admins' own partitions.
     let mut taken: BTreeMap<u16, String> = BTreeMap::new();
-    for h in inp.held.iter().filter(|h| h.job != req.job) {
+    for h in inp.held.iter().filter(|h| h.is_other(&req.job)) {
         if let Some(k) = h.pkey {
-            taken.insert(k.get(), format!("job {}", h.job));
+            taken.insert(k.get(), h.holder.clone());
         }
     }
-    if let Some(c) = conf {
-        for (job, k) in c.job_pkeys(req.job.as_str()) {
+    let conf = current.conf();
+    for (job, k) in conf.job_pkeys(req.job.as_str()) {
+        taken
+            .entry(k.get())
+            .or_insert(format!("job {job} (in {conf_path})"));
+    }
+    for (name, k) in partitions::admin_statements(&format!("{}{}", conf.before, conf.after)) {
+        if let Some(k) = k {
             taken
-                .entry(k.get())
-                .or_insert(format!("job {job} (in partitions.conf)"));
-        }
-        for (name, k) in partitions::admin_statements(&format!("{}{}", c.before, c.after)) {
-            if let Some(k) = k {
-                taken.entry(k).or_insert(format!(
-                    "the admin partition `{name}` in {}",
-                    ib.partitions_conf
-                ));
-            }
+                .entry(k)
+                .or_insert(format!("the admin partition `{name}` in {conf_path}"));
         }
     }
     let own = inp
         .held
         .iter()
-        .find(|h| h.job == req.job)
+        .find(|h| !h.is_other(&req.job))
         .and_then(|h| h.pkey);
     match req.pkey {
         PKeyChoice::Fixed(k) => {
@@ -800,11 +928,18 @@ fn choose_pkey(
             let pool: &RangeSet = &ib.pkey_pool;
             let k = pool
                 .first_free(|v| taken.contains_key(&(v as u16)))
-                .ok_or_else(|| PlanError::PoolExhausted {
-                    what: "PKey",
-                    pool: pool.display(true),
-                    held: taken.len(),
-                    file: t.file.clone(),
+                .ok_or_else(|| {
+                    let in_pool: BTreeMap<u16, String> = taken
+                        .iter()
+                        .filter(|(v, _)| pool.contains(u64::from(**v)))
+                        .map(|(v, w)| (*v, w.clone()))
+                        .collect();
+                    PlanError::PoolExhausted {
+                        what: "PKey",
+                        pool: pool.display(true),
+                        holders: holders_text(&in_pool, true, 8),
+                        file: t.file.clone(),
+                    }
                 })?;
             Ok(Some(PKey::new(k).expect("pool values are valid PKeys")))
         }
@@ -824,7 +959,11 @@ fn disconnected(
             let set: BTreeSet<&str> = grp.iter().map(|&s| t.switches[s].name.as_str()).collect();
             let mut members: Vec<&str> = nodes
                 .iter()
-                .filter(|n| set.contains(n.port.switch.as_str()))
+                .filter(|n| {
+                    n.port
+                        .as_ref()
+                        .is_some_and(|p| set.contains(p.switch.as_str()))
+                })
                 .map(|n| n.name.as_str())
                 .collect();
             if let Some(g) = gateway.filter(|g| set.contains(g.ethernet_port.switch.as_str())) {

@@ -2,29 +2,135 @@
 //!
 //! It reads the profile's own templates backwards: each operation's command lines become anchored
 //! patterns, incoming lines are buffered until they complete an operation, and the operation's
-//! effect is applied to the switch state (VLANs, trunk lists, access VLANs, proxy-arp bindings).
-//! Read commands are answered from the state in the profile's `answer` format. A line that
-//! neither completes nor starts an operation is refused, as a real CLI would.
+//! effect is applied to the switch state (VLANs, ports with mode, access VLAN and allowed list,
+//! proxy-arp bindings). Read commands are answered from the state in the vendor's layout (the
+//! profile's `sim:` answers, written after the vendor's documented output). A line that neither
+//! completes nor starts an operation is refused with the vendor's refusal text.
+//!
+//! Ports behave as the vendors document them: a port nobody configured is in its factory default
+//! (Cisco IOS `dynamic auto`, Arista `static access`, both allowing ALL VLANs; OS10 and Junos
+//! allowing none; an OVS port without tag is a trunk of every VLAN); `allowed vlan add` to an ALL
+//! list changes nothing and `remove` from ALL leaves every other VLAN explicitly listed.
 //!
 //! It is the test kit's switch for speed and fault injection (latency at login and per command,
-//! refused login, a rejected command, a dropped connection); it never replaces real Open vSwitch
-//! for proving data-plane behaviour.
+//! refused login, a refused shell, a rejected command, a dropped connection, a refused `end`); it
+//! never replaces real Open vSwitch for proving data-plane behaviour.
 
-use crate::drivers::{DeviceKind, Profile, OPERATIONS};
+use crate::drivers::read::Allowed;
+use crate::drivers::{Profile, OPERATIONS};
 use crate::transport::{Connector, DeviceError, Session, Target};
+use crate::types::RangeSet;
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// What a simulated switch holds.
+/// A port's configured mode in the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimMode {
+    Access,
+    Trunk,
+    /// The vendor's factory mode when it is neither (Cisco IOS `dynamic auto`).
+    Factory,
+}
+
+/// One port of a simulated switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimPort {
+    pub mode: SimMode,
+    /// The access VLAN (1 when nothing is configured).
+    pub access: u16,
+    pub allowed: Allowed,
+}
+
+impl SimPort {
+    /// An access port in `vlan`.
+    pub fn access(vlan: u16) -> Self {
+        SimPort {
+            mode: SimMode::Access,
+            access: vlan,
+            allowed: Allowed::All,
+        }
+    }
+
+    /// A trunk allowing exactly `vlans`.
+    pub fn trunk(vlans: &[u16]) -> Self {
+        SimPort {
+            mode: SimMode::Trunk,
+            access: 1,
+            allowed: Allowed::List(RangeSet::from_ranges(
+                vlans
+                    .iter()
+                    .map(|&v| (u64::from(v), u64::from(v)))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Whether traffic of `vlan` passes this port tagged.
+    pub fn carries(&self, vlan: u16) -> bool {
+        self.mode == SimMode::Trunk
+            && match &self.allowed {
+                Allowed::All => true,
+                Allowed::List(l) => l.contains(vlan.into()),
+            }
+    }
+}
+
+/// What a simulated switch holds. Ports in their factory default are not listed, so a port
+/// that went back to its default compares equal to one never touched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimState {
     pub vlans: BTreeMap<u16, String>,
-    pub trunks: BTreeMap<String, BTreeSet<u16>>,
-    pub access: BTreeMap<String, u16>,
+    pub ports: BTreeMap<String, SimPort>,
     /// Gateway proxy-arp interfaces: VLAN → full-member PKey text.
     pub proxy_arp: BTreeMap<u16, String>,
+}
+
+impl SimState {
+    /// Whether `port` passes `vlan` tagged (factory-default ports as the profile says).
+    pub fn carries(&self, profile: &Profile, port: &str, vlan: u16) -> bool {
+        self.port(profile, port).carries(vlan)
+    }
+
+    /// The access VLAN of `port` when it is an access port.
+    pub fn access_of(&self, profile: &Profile, port: &str) -> Option<u16> {
+        let p = self.port(profile, port);
+        (p.mode == SimMode::Access).then_some(p.access)
+    }
+
+    /// A port's state, its factory default when never configured.
+    pub fn port(&self, profile: &Profile, port: &str) -> SimPort {
+        self.ports
+            .get(port)
+            .cloned()
+            .unwrap_or_else(|| factory(profile))
+    }
+
+    fn set_port(&mut self, profile: &Profile, port: &str, p: SimPort) {
+        if p == factory(profile) {
+            self.ports.remove(port);
+        } else {
+            self.ports.insert(port.to_string(), p);
+        }
+    }
+}
+
+/// A port as the vendor ships it.
+pub fn factory(profile: &Profile) -> SimPort {
+    SimPort {
+        mode: if profile.sim.factory_trunk {
+            SimMode::Trunk
+        } else {
+            SimMode::Factory
+        },
+        access: 1,
+        allowed: if profile.sim.factory_allows_none {
+            Allowed::List(RangeSet::default())
+        } else {
+            Allowed::All
+        },
+    }
 }
 
 /// Faults and latency of one simulated switch.
@@ -33,10 +139,16 @@ pub struct Faults {
     pub login_latency: Duration,
     pub command_latency: Duration,
     pub refuse_login: bool,
+    /// Refuse the SSH shell (and exec) request, like a NETCONF-only device.
+    pub refuse_shell: bool,
+    /// Refuse the profile's mode-leaving `end` lines, like a CLI without `end`.
+    pub refuse_end: bool,
     /// Reject the n-th operation line of a session (1-based) with this answer.
     pub reject_line: Option<(usize, String)>,
     /// Reject every line that contains this text.
     pub reject_matching: Option<String>,
+    /// Answer every line that contains this text with this (unparseable) text instead.
+    pub garble_matching: Option<(String, String)>,
     /// Drop the connection when the n-th line of a session arrives.
     pub drop_at_line: Option<usize>,
     /// Never answer the n-th line (the caller's timeout must fire).
@@ -78,27 +190,29 @@ fn pattern(template: &str) -> (Regex, Vec<String>) {
 pub struct Dialect {
     profile: Profile,
     ops: Vec<OpPattern>,
-    read_access: Option<(Regex, Vec<String>)>,
+    read_port: Option<(Regex, Vec<String>)>,
 }
 
 impl Dialect {
     pub fn new(profile: &Profile) -> Self {
         let ops = OPERATIONS
             .iter()
-            .filter(|(_, kind, _)| *kind == profile.kind)
-            .filter_map(|(op, _, _)| {
-                let lines: Vec<_> = profile.ops.get(*op)?.iter().map(|t| pattern(t)).collect();
-                (!lines.is_empty()).then_some(OpPattern { op, lines })
+            .filter(|o| o.kind == profile.kind)
+            .filter_map(|o| {
+                let lines: Vec<_> = profile
+                    .ops
+                    .get(o.name)?
+                    .iter()
+                    .map(|t| pattern(t))
+                    .collect();
+                (!lines.is_empty()).then_some(OpPattern { op: o.name, lines })
             })
             .collect();
-        let read_access = profile
-            .read_access_vlan
-            .as_ref()
-            .map(|r| pattern(&r.command));
+        let read_port = profile.read_port.as_ref().map(|r| pattern(&r.command));
         Dialect {
             profile: profile.clone(),
             ops,
-            read_access,
+            read_port,
         }
     }
 }
@@ -135,13 +249,24 @@ impl SimSwitch {
                 reason: "authentication refused".into(),
             });
         }
-        Ok(SimSession {
+        if faults.refuse_shell {
+            return Err(DeviceError::Connect {
+                device: self.name.clone(),
+                address: "sim".into(),
+                reason: "the device refused an interactive shell".into(),
+            });
+        }
+        Ok(self.new_session(faults))
+    }
+
+    fn new_session(&self, faults: Faults) -> SimSession {
+        SimSession {
             sw: self.clone(),
             faults,
             buffer: Vec::new(),
             lines: 0,
             op_lines: 0,
-        })
+        }
     }
 
     /// A session for the SSH server, which applies latency itself (asynchronously) and checks
@@ -150,13 +275,7 @@ impl SimSwitch {
         let mut faults = self.faults();
         faults.login_latency = Duration::ZERO;
         faults.command_latency = Duration::ZERO;
-        SimSession {
-            sw: self.clone(),
-            faults,
-            buffer: Vec::new(),
-            lines: 0,
-            op_lines: 0,
-        }
+        self.new_session(faults)
     }
 
     /// The faults for a new session (consuming one-shot line faults).
@@ -174,6 +293,15 @@ impl SimSwitch {
 
     pub fn profile(&self) -> &Profile {
         &self.dialect.profile
+    }
+
+    /// Configures a port as a site would (for tests).
+    pub fn set_port(&self, port: &str, p: SimPort) {
+        let profile = self.profile().clone();
+        self.state
+            .lock()
+            .expect("state")
+            .set_port(&profile, port, p);
     }
 }
 
@@ -237,93 +365,140 @@ impl SimSession {
 
     fn apply(&self, op: &str, v: &HashMap<String, String>) {
         let num = |k: &str| v.get(k).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
-        let port = || v.get("port").cloned().unwrap_or_default();
+        let profile = self.sw.profile();
         let mut st = self.sw.state.lock().expect("state");
+        let port_name = v.get("port").cloned().unwrap_or_default();
+        let mut port = st.port(profile, &port_name);
+        let vlan = u64::from(num("vlan"));
         match op {
             "create_vlan" => {
                 st.vlans
                     .insert(num("vlan"), v.get("name").cloned().unwrap_or_default());
+                return;
             }
             "delete_vlan" => {
                 st.vlans.remove(&num("vlan"));
-            }
-            "trunk_add" | "tagged_add" => {
-                st.trunks.entry(port()).or_default().insert(num("vlan"));
-            }
-            "trunk_remove" | "tagged_remove" => {
-                let p = port();
-                if let Some(set) = st.trunks.get_mut(&p) {
-                    set.remove(&num("vlan"));
-                    if set.is_empty() {
-                        st.trunks.remove(&p);
-                    }
-                }
-            }
-            "access_set" => {
-                st.access.insert(port(), num("vlan"));
-            }
-            "access_restore" => {
-                st.access.insert(port(), num("previous"));
-            }
-            "access_clear" => {
-                st.access.remove(&port());
+                return;
             }
             "proxy_arp_create" => {
                 st.proxy_arp
                     .insert(num("vlan"), v.get("pkey_full").cloned().unwrap_or_default());
+                return;
             }
             "proxy_arp_delete" => {
                 st.proxy_arp.remove(&num("vlan"));
+                return;
             }
-            _ => {}
+            // Adding to ALL changes nothing: the vendors' documented behaviour.
+            "trunk_add" | "tagged_add" => {
+                if let Allowed::List(l) = &port.allowed {
+                    let mut r = l.ranges().to_vec();
+                    r.push((vlan, vlan));
+                    port.allowed = Allowed::List(RangeSet::from_ranges(r));
+                }
+            }
+            // Removing from ALL lists every other VLAN explicitly.
+            "trunk_remove" | "tagged_remove" => {
+                let all = RangeSet::from_ranges(vec![(1, 4094)]);
+                let current = match &port.allowed {
+                    Allowed::All => all,
+                    Allowed::List(l) => l.clone(),
+                };
+                port.allowed =
+                    Allowed::List(current.minus(&RangeSet::from_ranges(vec![(vlan, vlan)])));
+            }
+            "restrict_port" => {
+                port.allowed = Allowed::List(RangeSet::from_ranges(vec![(vlan, vlan)]));
+            }
+            "unrestrict_port" => port.allowed = Allowed::All,
+            "access_set" => port.access = num("vlan"),
+            "access_restore" => port.access = num("previous"),
+            "access_clear" => port.access = 1,
+            other => unreachable!("operation {other} is in OPERATIONS but not simulated"),
         }
+        st.set_port(profile, &port_name, port);
     }
 
     fn read(&self, line: &str) -> Option<String> {
-        let p = &self.sw.dialect.profile;
+        let p = self.sw.profile();
         let st = self.sw.state.lock().expect("state");
         if let Some(r) = &p.read_vlans {
-            if line == r.command_for(None) {
-                let mut out: Vec<String> = Vec::new();
-                for (vlan, name) in &st.vlans {
-                    out.push(
-                        r.answer
-                            .replace("{vlan}", &vlan.to_string())
-                            .replace("{name}", name),
-                    );
-                }
-                // Platforms without a VLAN table (OVS) report the VLANs in use on ports.
-                if p.ops.get("create_vlan").is_some_and(|t| t.is_empty()) {
-                    let used: BTreeSet<u16> = st
-                        .trunks
-                        .values()
-                        .flatten()
-                        .chain(st.access.values())
-                        .copied()
-                        .collect();
-                    out.extend(used.iter().map(|v| {
-                        r.answer
-                            .replace("{vlan}", &v.to_string())
-                            .replace("{name}", "")
-                    }));
-                }
-                return Some(out.join("\n"));
+            if line == r.command {
+                return Some(vlan_table(p, &st));
             }
         }
-        if let (Some(r), Some((re, _))) = (&p.read_access_vlan, &self.sw.dialect.read_access) {
-            if let Some(c) = re.captures(line) {
-                let port = c.get(1).map_or("", |m| m.as_str());
-                return Some(match st.access.get(port) {
-                    Some(v) => r
-                        .answer
-                        .replace("{vlan}", &v.to_string())
-                        .replace("{name}", st.vlans.get(v).map_or("", String::as_str)),
-                    None => r.none.clone(),
-                });
-            }
-        }
-        None
+        let (re, _) = self.sw.dialect.read_port.as_ref()?;
+        let port = re.captures(line)?.get(1)?.as_str().to_string();
+        Some(port_answer(p, &port, &st.port(p, &port)))
     }
+}
+
+fn vlan_table(p: &Profile, st: &SimState) -> String {
+    let s = &p.sim;
+    let mut out: Vec<String> = Vec::new();
+    if !s.vlans_header.is_empty() {
+        out.push(s.vlans_header.clone());
+    }
+    let line = |vlan: u16, name: &str| {
+        s.vlan_line
+            .replace("{vlan}", &vlan.to_string())
+            .replace("{name}", name)
+    };
+    for (vlan, name) in &st.vlans {
+        out.push(line(*vlan, name));
+    }
+    // Platforms without a VLAN table (OVS) report the VLANs in use on ports.
+    if p.ops.get("create_vlan").is_some_and(|t| t.is_empty()) {
+        let mut used: BTreeSet<u16> = BTreeSet::new();
+        for port in st.ports.values() {
+            if port.mode == SimMode::Access {
+                used.insert(port.access);
+            } else if let Allowed::List(l) = &port.allowed {
+                for &(a, b) in l.ranges() {
+                    used.extend((a..=b).map(|v| v as u16));
+                }
+            }
+        }
+        out.extend(used.iter().map(|v| line(*v, "")));
+    }
+    out.join("\n")
+}
+
+/// A port read answered in the vendor's layout; lines that render empty are left out.
+pub fn port_answer(p: &Profile, port: &str, sp: &SimPort) -> String {
+    let s = &p.sim;
+    let mode = match sp.mode {
+        SimMode::Access => &s.mode_access,
+        SimMode::Trunk => &s.mode_trunk,
+        SimMode::Factory => &s.mode_factory,
+    };
+    let allowed = match &sp.allowed {
+        Allowed::All => s.allowed_all.clone(),
+        Allowed::List(l) if l.is_empty() => s.allowed_none.clone(),
+        Allowed::List(l) if s.allowed_list.contains("{item}") => l
+            .ranges()
+            .iter()
+            .map(|&(a, b)| {
+                let item = if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                };
+                s.allowed_list.replace("{item}", &item)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Allowed::List(l) => s.allowed_list.replace("{list}", &l.display(false)),
+    };
+    s.port
+        .replace("{mode}", mode)
+        .replace("{allowed}", &allowed)
+        .replace("{access}", &sp.access.to_string())
+        .replace("{port}", port)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Session for SimSession {
@@ -345,10 +520,20 @@ impl Session for SimSession {
                 secs: 0,
             });
         }
-        let p = &self.sw.dialect.profile;
+        let p = self.sw.profile();
+        let invalid = p.sim.invalid.clone();
+        if let Some((text, answer)) = &self.faults.garble_matching {
+            if line.contains(text.as_str()) {
+                return Ok(answer.clone());
+            }
+        }
+        if self.faults.refuse_end && p.end.iter().any(|l| l == line) {
+            return Err(self.refuse(line, &invalid));
+        }
         if p.setup
             .iter()
             .chain(&p.begin)
+            .chain(&p.commit)
             .chain(&p.end)
             .chain(&p.save)
             .any(|l| l == line)
@@ -369,7 +554,7 @@ impl Session for SimSession {
         if let Some(text) = &self.faults.reject_matching {
             if line.contains(text.as_str()) {
                 self.buffer.clear();
-                return Err(self.refuse(line, "% Invalid input detected at '^' marker."));
+                return Err(self.refuse(line, &invalid));
             }
         }
         self.buffer.push(line.to_string());
@@ -382,10 +567,22 @@ impl Session for SimSession {
             Match::Prefix => Ok(String::new()),
             Match::None => {
                 self.buffer.clear();
-                Err(self.refuse(line, "% Invalid input detected at '^' marker."))
+                Err(self.refuse(line, &invalid))
             }
         }
     }
+}
+
+/// How a test wants the ports of a topology configured before jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SitePorts {
+    /// As the vendors ship them (nothing configured).
+    Factory,
+    /// As jobnet's docs ask a site to configure them: link ends and (in tagged mode) node ports
+    /// trunks allowing no VLAN, access-mode node ports in access mode (VLAN 1).
+    Prepared,
+    /// Link ends prepared, node ports as the vendors ship them.
+    FactoryNodePorts,
 }
 
 /// A fabric of simulated switches, one per device name, created on first use.
@@ -406,6 +603,63 @@ impl SimFabric {
             .entry(name.to_string())
             .or_insert_with(|| SimSwitch::new(name, profile))
             .clone()
+    }
+
+    /// Creates every switch and gateway of `t` and configures its ports as `how` says.
+    pub fn build(
+        &self,
+        t: &crate::topology::Topology,
+        drivers: &crate::drivers::DriverSet,
+        how: SitePorts,
+    ) {
+        for s in &t.switches {
+            self.switch(&s.name, drivers.get(&s.driver).expect("validated driver"));
+        }
+        for g in &t.gateways {
+            self.switch(&g.name, drivers.get(&g.driver).expect("validated driver"));
+        }
+        if how == SitePorts::Factory {
+            return;
+        }
+        // A trunk allowing nothing yet; where the dialect cannot show an empty list (NVUE: no
+        // list means every bridge VLAN), a placeholder VLAN stays listed, as the docs advise.
+        let trunk = |sw: &SimSwitch| {
+            let p = sw.profile();
+            let empty = SimPort::trunk(&[]);
+            let reads_all = p
+                .read_port
+                .as_ref()
+                .and_then(|r| r.parse(&port_answer(p, "x", &empty)).ok())
+                .is_some_and(|s| s.allowed == Some(Allowed::All));
+            if reads_all {
+                SimPort::trunk(&[4094])
+            } else {
+                empty
+            }
+        };
+        let set = |port: &crate::types::PortRef, access: bool| {
+            if let Some(sw) = self.get(&port.switch) {
+                let p = if access {
+                    SimPort::access(1)
+                } else {
+                    trunk(&sw)
+                };
+                sw.set_port(&port.port, p);
+            }
+        };
+        for l in &t.links {
+            set(&l.a, false);
+            set(&l.b, false);
+        }
+        for g in &t.gateways {
+            set(&g.ethernet_port, false);
+        }
+        if how == SitePorts::Prepared {
+            let access = t.node_port_mode() == crate::topology::PortMode::Access;
+            for port in t.nodes.iter().filter_map(|n| n.port.as_ref()) {
+                set(port, access);
+            }
+        }
     }
 
     /// Changes the faults of switch `name` (for tests). Panics if there is no such switch.
@@ -453,7 +707,57 @@ impl Connector for SimFabric {
     }
 
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
-        debug_assert!(profile.kind == DeviceKind::Ethernet || profile.kind == DeviceKind::Gateway);
         Ok(Box::new(self.switch(&target.name, profile).session()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::DriverSet;
+
+    #[test]
+    fn factory_ports_behave_as_documented() {
+        let set = DriverSet::builtin();
+        let p = set.get("cisco-ios").unwrap();
+        let sw = SimSwitch::new("s", p);
+        let mut s = sw.session().unwrap();
+        let port = |sw: &SimSwitch| sw.state.lock().unwrap().port(p, "Gi1/0/1");
+        assert_eq!(port(&sw), factory(p));
+        for l in [
+            "interface Gi1/0/1",
+            "switchport trunk allowed vlan add 100",
+            "exit",
+        ] {
+            s.run(l).unwrap();
+        }
+        assert_eq!(
+            port(&sw).allowed,
+            Allowed::All,
+            "add to ALL changes nothing"
+        );
+        for l in [
+            "interface Gi1/0/1",
+            "switchport trunk allowed vlan remove 100",
+            "exit",
+        ] {
+            s.run(l).unwrap();
+        }
+        let answer = s.run("show interfaces Gi1/0/1 switchport").unwrap();
+        assert!(
+            answer.contains("Trunking VLANs Enabled: 1-99,101-4094"),
+            "remove from ALL lists the rest: {answer}"
+        );
+        assert!(
+            answer.contains("Administrative Mode: dynamic auto"),
+            "{answer}"
+        );
+        let read = p.read_port.as_ref().unwrap().parse(&answer).unwrap();
+        assert_eq!(
+            read.mode,
+            crate::drivers::read::Mode::Other("dynamic auto".into())
+        );
+        let e = s.run("switchport nonsense").unwrap_err();
+        assert!(e.to_string().contains("% Invalid input"), "{e}");
     }
 }

@@ -401,24 +401,30 @@ pub fn rewrite_topology(
 ) -> String {
     use std::fmt::Write;
     let mut y = String::new();
-    let _ = writeln!(
-        y,
-        "name: {}\nethernet:\n  vlan_pool: \"{}\"",
-        t.name,
-        t.ethernet.vlan_pool.display(false)
-    );
-    if !t.ethernet.reserved_vlans.is_empty() {
+    let _ = writeln!(y, "name: {}", t.name);
+    if let Some(e) = &t.ethernet {
         let _ = writeln!(
             y,
-            "  reserved_vlans: \"{}\"",
-            t.ethernet.reserved_vlans.display(false)
+            "ethernet:\n  vlan_pool: \"{}\"",
+            e.vlan_pool.display(false)
         );
+        if !e.reserved_vlans.is_empty() {
+            let _ = writeln!(
+                y,
+                "  reserved_vlans: \"{}\"",
+                e.reserved_vlans.display(false)
+            );
+        }
+        let mode = match e.node_port_mode {
+            crate::topology::PortMode::Tagged => "tagged",
+            crate::topology::PortMode::Access => "access",
+        };
+        let open = match e.open_ports {
+            crate::topology::OpenPorts::Refuse => "refuse",
+            crate::topology::OpenPorts::Restrict => "restrict",
+        };
+        let _ = writeln!(y, "  node_port_mode: {mode}\n  open_ports: {open}");
     }
-    let mode = match t.ethernet.node_port_mode {
-        crate::topology::PortMode::Tagged => "tagged",
-        crate::topology::PortMode::Access => "access",
-    };
-    let _ = writeln!(y, "  node_port_mode: {mode}");
     if let Some(ib) = &t.infiniband {
         let _ = writeln!(
             y,
@@ -432,7 +438,9 @@ pub fn rewrite_topology(
             .get(name)
             .map_or(original.to_string(), |p| format!("127.0.0.1:{p}"))
     };
-    y.push_str("switches:\n");
+    if !t.switches.is_empty() {
+        y.push_str("switches:\n");
+    }
     for s in &t.switches {
         let _ = writeln!(
             y,
@@ -443,7 +451,9 @@ pub fn rewrite_topology(
             legacy.contains(&s.name)
         );
     }
-    y.push_str("links:\n");
+    if !t.links.is_empty() {
+        y.push_str("links:\n");
+    }
     for l in &t.links {
         let _ = writeln!(
             y,
@@ -461,7 +471,11 @@ pub fn rewrite_topology(
             .ib_guid
             .map(|g| format!(", ib_guids: [\"{g}\"]"))
             .unwrap_or_default();
-        let _ = writeln!(y, "  - {{name: {}, port: \"{}\"{guid}}}", n.name, n.port);
+        let port = n
+            .port
+            .as_ref()
+            .map_or(String::new(), |p| format!(", port: \"{p}\""));
+        let _ = writeln!(y, "  - {{name: {}{port}{guid}}}", n.name);
     }
     if !t.gateways.is_empty() {
         y.push_str("gateways:\n");

@@ -11,6 +11,10 @@
 //! The journal is written before a device is touched (`intent`) and after (`done`, `failed`);
 //! undo marks rows `undone` or `undo-failed`. Each row holds the exact apply and undo lines, so a
 //! job can be reversed even if the topology file changed since.
+//!
+//! Two tables outlive single jobs: `port_restrictions` remembers node ports that allowed every
+//! VLAN before jobnet made their list explicit (`open_ports: restrict`), so the last job leaving
+//! such a port gives it back; `abandoned` keeps what `down --force` gave up on, for audits.
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
@@ -19,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +169,19 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing state file for reading; `None` when there is none. Creates nothing
+    /// (read-only commands such as `status` and `plan` must not leave a state file behind).
+    pub fn open_existing(path: &Path) -> Result<Option<Self>, StateError> {
+        match std::fs::metadata(path) {
+            Ok(_) => Self::open(path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Db {
             path: self.path.display().to_string(),
@@ -193,7 +210,14 @@ impl Store {
                legacy INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL,
                op TEXT NOT NULL, apply TEXT NOT NULL, undo TEXT NOT NULL, status TEXT NOT NULL,
                message TEXT NOT NULL DEFAULT '', ts REAL NOT NULL);
-             CREATE INDEX IF NOT EXISTS journal_job ON journal(job);",
+             CREATE INDEX IF NOT EXISTS journal_job ON journal(job);
+             CREATE TABLE IF NOT EXISTS port_restrictions(
+               device TEXT NOT NULL, port TEXT NOT NULL, previous TEXT NOT NULL, since REAL NOT NULL,
+               PRIMARY KEY(device, port));
+             CREATE TABLE IF NOT EXISTS abandoned(
+               id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, device TEXT NOT NULL,
+               address TEXT NOT NULL, apply TEXT NOT NULL, undo TEXT NOT NULL,
+               reason TEXT NOT NULL, ts REAL NOT NULL);",
         )
         .map_err(|e| self.err(e))?;
         let found: Option<String> = tx
@@ -217,6 +241,14 @@ impl Store {
                     path: self.path.display().to_string(),
                     found: v,
                 })
+            }
+            // Version 1 lacked the two tables created above; nothing else changed.
+            Some(v) if v < SCHEMA_VERSION => {
+                tx.execute(
+                    "UPDATE meta SET value=?1 WHERE key='schema_version'",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| self.err(e))?;
             }
             Some(_) => {}
         }
@@ -356,6 +388,91 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// What a node port allowed before jobnet restricted it, if jobnet did.
+    pub fn restriction(&self, device: &str, port: &str) -> Result<Option<String>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.query_row(
+            "SELECT previous FROM port_restrictions WHERE device=?1 AND port=?2",
+            [device, port],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Records that jobnet restricted a port that allowed `previous` (kept if already recorded).
+    pub fn restrict(&self, device: &str, port: &str, previous: &str) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "INSERT INTO port_restrictions(device, port, previous, since) VALUES(?1,?2,?3,?4) ON CONFLICT(device, port) DO NOTHING",
+            params![device, port, previous, now()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets a restriction: the port got its previous list back.
+    pub fn unrestrict(&self, device: &str, port: &str) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "DELETE FROM port_restrictions WHERE device=?1 AND port=?2",
+            [device, port],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records journal rows given up by `down --force`, and marks them `abandoned`.
+    pub fn abandon(&self, rows: &[JournalRow], reason: &str) -> Result<(), StateError> {
+        self.immediate(|tx| {
+            for r in rows {
+                tx.exec(
+                    "INSERT INTO abandoned(job, device, address, apply, undo, reason, ts) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+                    params![r.job, r.device, r.address, serde_json::to_string(&r.apply).expect("json"), serde_json::to_string(&r.undo).expect("json"), reason, now()],
+                )?;
+                tx.exec(
+                    "UPDATE journal SET status='abandoned', message=?2, ts=?3 WHERE id=?1",
+                    params![r.id, reason, now()],
+                )?;
+            }
+            Ok::<_, StateError>(())
+        })
+    }
+
+    /// Everything ever abandoned: (job, device, address, undo lines, reason, time).
+    pub fn abandoned(&self) -> Result<Vec<Abandoned>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        let mut stmt = conn
+            .prepare("SELECT job, device, address, undo, reason, ts FROM abandoned ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let undo: String = r.get(3)?;
+                Ok(Abandoned {
+                    job: r.get(0)?,
+                    device: r.get(1)?,
+                    address: r.get(2)?,
+                    undo: serde_json::from_str(&undo).unwrap_or_else(|_| vec![undo]),
+                    reason: r.get(4)?,
+                    time: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// An operation `down --force` gave up on: still configured on the device, as far as jobnet knows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Abandoned {
+    pub job: String,
+    pub device: String,
+    pub address: String,
+    /// The lines that would undo it, to run by hand.
+    pub undo: Vec<String>,
+    pub reason: String,
+    pub time: f64,
 }
 
 const JOB_COLS: &str =
@@ -476,6 +593,7 @@ impl Tx<'_> {
             .map_err(|e| self.store.err(e))
     }
 
+    /// Forgets a job's earlier journal (rows of `abandoned` keep what `down --force` gave up).
     pub fn clear_journal(&self, job: &str) -> Result<(), StateError> {
         self.exec("DELETE FROM journal WHERE job=?1", params![job])?;
         Ok(())

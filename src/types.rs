@@ -67,6 +67,13 @@ impl VlanId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for VlanId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u64::deserialize(d)?;
+        VlanId::new(v).map_err(|e| serde::de::Error::custom(e.0))
+    }
+}
+
 impl fmt::Display for VlanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -115,6 +122,13 @@ impl fmt::Display for PKey {
 impl Serialize for PKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        PKey::parse(&text).map_err(|e| serde::de::Error::custom(e.0))
     }
 }
 

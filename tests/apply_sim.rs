@@ -3,11 +3,12 @@
 //! every position, undo failures, recorded access VLANs, VLANs that exist on a switch, and many
 //! `up`s at once against one state file.
 
+use jobnet::apply::Interrupt;
 use jobnet::apply::{self, ApplyError, Env, UpInputs};
 use jobnet::drivers::DriverSet;
 use jobnet::failpoint::Failpoints;
 use jobnet::plan::{Choice, JobRequest, PKeyChoice};
-use jobnet::sim::{SimFabric, SimState};
+use jobnet::sim::{SimFabric, SimPort, SimState, SitePorts};
 use jobnet::state::Store;
 use jobnet::topology::{self, SwitchGraph, Topology};
 use jobnet::types::{JobId, VlanId};
@@ -26,6 +27,8 @@ fn scratch(name: &str) -> PathBuf {
 
 struct Lab {
     dir: PathBuf,
+    /// The lab runs on the shipped topology/two-tier.yaml.
+    shipped: bool,
     topology: Topology,
     graph: SwitchGraph,
     drivers: DriverSet,
@@ -34,7 +37,12 @@ struct Lab {
 }
 
 impl Lab {
+    /// A lab whose ports are configured as docs/topology.md asks a site to.
     fn new(name: &str, topo_text: Option<&str>) -> Self {
+        Self::with_ports(name, topo_text, SitePorts::Prepared)
+    }
+
+    fn with_ports(name: &str, topo_text: Option<&str>, ports: SitePorts) -> Self {
         let dir = scratch(name);
         let drivers = DriverSet::builtin();
         let topology = match topo_text {
@@ -49,11 +57,10 @@ impl Lab {
         let store = Store::open(&dir.join("state.db")).unwrap();
         // Create every switch so snapshots compare whole fabrics.
         let fabric = SimFabric::default();
-        for s in &topology.switches {
-            fabric.switch(&s.name, drivers.get(&s.driver).unwrap());
-        }
+        fabric.build(&topology, &drivers, ports);
         Lab {
             dir,
+            shipped: topo_text.is_none(),
             topology,
             graph,
             drivers,
@@ -72,7 +79,17 @@ impl Lab {
             sessions_per_device: 4,
             wait: Duration::from_secs(10),
             save: false,
+            interrupt: &NO_SIGNAL,
+            retarget: BTreeMap::new(),
         }
+    }
+
+    /// Whether switch `sw` passes `vlan` tagged on `port`.
+    fn carries(&self, sw: &str, port: &str, vlan: u16) -> bool {
+        let s = self.fabric.get(sw).unwrap();
+        let profile = s.profile().clone();
+        let state = s.state.lock().unwrap().clone();
+        state.carries(&profile, port, vlan)
     }
 
     fn up(&self, fp: &Failpoints, job: &str, nodes: &str) -> Result<apply::UpReport, ApplyError> {
@@ -80,7 +97,12 @@ impl Lab {
             job: JobId::parse(job).unwrap(),
             nodes: jobnet::hostlist::expand(nodes).unwrap(),
             vlan: Choice::Auto,
-            pkey: PKeyChoice::Default,
+            // The shipped example's partitions.conf is /etc/opensm's: tests never write there.
+            pkey: if self.shipped {
+                PKeyChoice::None
+            } else {
+                PKeyChoice::Default
+            },
             gateway: None,
         };
         apply::up(
@@ -89,6 +111,7 @@ impl Lab {
                 topology: &self.topology,
                 graph: &self.graph,
                 topology_path: "lab.yaml",
+                partitions_conf: None,
             },
             &req,
         )
@@ -100,6 +123,7 @@ impl Lab {
 }
 
 const NODES: &str = "cn[001-004],cn[030-031],cn041";
+static NO_SIGNAL: Interrupt = Interrupt::new();
 
 #[test]
 fn up_configures_exactly_the_plan_and_down_restores_everything() {
@@ -107,7 +131,7 @@ fn up_configures_exactly_the_plan_and_down_restores_everything() {
     let none = Failpoints::default();
     let baseline = lab.snapshot();
     let r = lab.up(&none, "1234", NODES).unwrap();
-    assert_eq!(r.vlan, VlanId::new(1000).unwrap());
+    assert_eq!(r.vlan, Some(VlanId::new(1000).unwrap()));
     let names: Vec<&str> = r.devices.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["leaf1", "leaf2", "leaf3", "spine2"]);
     let s = lab.snapshot();
@@ -119,17 +143,21 @@ fn up_configures_exactly_the_plan_and_down_restores_everything() {
         );
     }
     assert!(
-        s["spine1"].vlans.is_empty() && s["spine1"].trunks.is_empty(),
+        s["spine1"].vlans.is_empty() && !lab.carries("spine1", "Ethernet2", 1000),
         "spine1 is outside the subgraph"
     );
     assert!(s["leaf4"].vlans.is_empty());
-    assert!(s["leaf3"].trunks["Port-Channel1"].contains(&1000));
-    assert!(s["spine2"].trunks["Port-Channel3"].contains(&1000));
-    assert!(s["leaf1"].trunks["Ethernet51"].contains(&1000));
-    assert!(s["leaf2"].trunks["Ethernet1/51"].contains(&1000));
+    assert!(lab.carries("leaf3", "Port-Channel1", 1000));
+    assert!(lab.carries("spine2", "Port-Channel3", 1000));
+    assert!(lab.carries("leaf1", "Ethernet51", 1000));
+    assert!(lab.carries("leaf2", "Ethernet1/51", 1000));
     for p in ["Ethernet1", "Ethernet2", "Ethernet3", "Ethernet4"] {
-        assert!(s["leaf1"].trunks[p].contains(&1000), "node port {p}");
+        assert!(lab.carries("leaf1", p, 1000), "node port {p}");
     }
+    assert!(
+        !lab.carries("leaf1", "Ethernet5", 1000),
+        "not on other nodes' ports"
+    );
     assert_eq!(lab.store.job("1234").unwrap().unwrap().state, "up");
     // Up again with the same nodes changes nothing.
     let again = lab.up(&none, "1234", NODES).unwrap();
@@ -139,17 +167,17 @@ fn up_configures_exactly_the_plan_and_down_restores_everything() {
         Err(ApplyError::Invalid(_))
     ));
 
-    let d = apply::down(&lab.env(&none), "1234").unwrap();
+    let d = apply::down(&lab.env(&none), "1234", false).unwrap();
     assert_eq!(d.result, "down");
     assert_eq!(lab.snapshot(), baseline);
     assert!(lab.store.allocations().unwrap().is_empty());
     // Twice, and for a job that never existed: success, nothing to do.
     assert_eq!(
-        apply::down(&lab.env(&none), "1234").unwrap().result,
+        apply::down(&lab.env(&none), "1234", false).unwrap().result,
         "already-down"
     );
     assert_eq!(
-        apply::down(&lab.env(&none), "999").unwrap().result,
+        apply::down(&lab.env(&none), "999", false).unwrap().result,
         "not-found"
     );
     assert_eq!(lab.snapshot(), baseline);
@@ -168,7 +196,7 @@ fn a_fault_at_every_position_rolls_everything_back() {
         .iter()
         .map(|d| d.operations)
         .sum();
-    apply::down(&lab.env(&none), "1").unwrap();
+    apply::down(&lab.env(&none), "1", false).unwrap();
     assert!(total >= 12, "a multi-device plan ({total} operations)");
     for k in 1..=total {
         for point in ["intent", "done"] {
@@ -270,7 +298,10 @@ fn failed_undo_keeps_the_journal_until_down_succeeds() {
         .with_faults("leaf1", |f| f.reject_matching = None);
     lab.fabric
         .with_faults("leaf3", |f| f.reject_matching = None);
-    assert_eq!(apply::down(&lab.env(&none), "55").unwrap().result, "down");
+    assert_eq!(
+        apply::down(&lab.env(&none), "55", false).unwrap().result,
+        "down"
+    );
     assert_eq!(lab.snapshot(), baseline);
     assert!(lab.store.allocations().unwrap().is_empty());
 }
@@ -294,16 +325,12 @@ fn access_mode_records_and_restores_the_previous_vlan() {
     lab.fabric
         .get("a1")
         .unwrap()
-        .state
-        .lock()
-        .unwrap()
-        .access
-        .insert("Ethernet1".into(), 7);
+        .set_port("Ethernet1", SimPort::access(7));
     let baseline = lab.snapshot();
     lab.up(&none, "1", "n1,n3").unwrap();
     let s = lab.snapshot();
-    assert_eq!(s["a1"].access["Ethernet1"], 100);
-    assert_eq!(s["a2"].access["GigabitEthernet1/0/1"], 100);
+    assert_eq!(s["a1"].ports["Ethernet1"], SimPort::access(100));
+    assert_eq!(s["a2"].ports["GigabitEthernet1/0/1"], SimPort::access(100));
     let journal = lab.store.journal("1").unwrap();
     assert!(
         journal
@@ -317,7 +344,7 @@ fn access_mode_records_and_restores_the_previous_vlan() {
         e.to_string().contains("node(s) n1 belong to running job 1"),
         "{e}"
     );
-    apply::down(&lab.env(&none), "1").unwrap();
+    apply::down(&lab.env(&none), "1", false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
 }
 
@@ -342,8 +369,8 @@ fn vlans_that_exist_on_a_switch_are_skipped() {
         .vlans
         .insert(101, "legacy".into());
     let r = lab.up(&none, "1", "n1,n3").unwrap();
-    assert_eq!(r.vlan, VlanId::new(102).unwrap());
-    apply::down(&lab.env(&none), "1").unwrap();
+    assert_eq!(r.vlan, Some(VlanId::new(102).unwrap()));
+    apply::down(&lab.env(&none), "1", false).unwrap();
     let s = lab.snapshot();
     assert_eq!(
         s["a2"].vlans.get(&100).map(String::as_str),
@@ -357,6 +384,7 @@ fn vlans_that_exist_on_a_switch_are_skipped() {
 fn concurrent_ups_get_distinct_vlans() {
     let lab = Lab::new("concurrent", None);
     let none = Failpoints::default();
+    let baseline = lab.snapshot();
     let path = lab.dir.join("state.db");
     std::thread::scope(|s| {
         for i in 0..16 {
@@ -381,6 +409,7 @@ fn concurrent_ups_get_distinct_vlans() {
                         topology: &lab.topology,
                         graph: &lab.graph,
                         topology_path: "lab.yaml",
+                        partitions_conf: None,
                     },
                     &req,
                 )
@@ -399,9 +428,13 @@ fn concurrent_ups_get_distinct_vlans() {
     let s = lab.snapshot();
     assert_eq!(s["leaf1"].vlans.len(), 16);
     for i in 0..16 {
-        apply::down(&lab.env(&none), &format!("c{i}")).unwrap();
+        apply::down(&lab.env(&none), &format!("c{i}"), false).unwrap();
     }
-    assert!(lab.snapshot().values().all(|st| *st == SimState::default()));
+    assert_eq!(
+        lab.snapshot(),
+        baseline,
+        "every switch back to the site's baseline"
+    );
 }
 
 /// The IB lab topology: one switch, three nodes with GUIDs, partitions.conf with the admin's
@@ -464,10 +497,10 @@ fn partitions_are_applied_and_removed_with_the_job() {
     assert!(std::fs::read_to_string(&conf)
         .unwrap()
         .contains("jobnet_2=0x0012"));
-    apply::down(&lab.env(&none), "1").unwrap();
+    apply::down(&lab.env(&none), "1", false).unwrap();
     let after = std::fs::read_to_string(&conf).unwrap();
     assert!(!after.contains("jobnet_1") && after.contains("jobnet_2"));
-    apply::down(&lab.env(&none), "2").unwrap();
+    apply::down(&lab.env(&none), "2", false).unwrap();
     assert_eq!(
         std::fs::read_to_string(&conf).unwrap(),
         ADMIN,
@@ -530,8 +563,8 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
         .unwrap()
         .topology;
     lab.graph = SwitchGraph::build(&lab.topology);
-    let gw_profile = lab.drivers.get("mellanox-gateway").unwrap().clone();
-    lab.fabric.switch("gw1", &gw_profile);
+    lab.fabric
+        .build(&lab.topology, &lab.drivers, SitePorts::Prepared);
     let baseline = lab.snapshot();
     let none = Failpoints::default();
     let req = |job: &str| JobRequest {
@@ -545,6 +578,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
         topology: &lab.topology,
         graph: &lab.graph,
         topology_path: "gw.yaml",
+        partitions_conf: None,
     };
     // The shipped profile is a draft (verified: false): refused before anything is touched.
     let e = apply::up(&lab.env(&none), &inputs, &req("1")).unwrap_err();
@@ -573,7 +607,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
         "proxy-arp binds VLAN 100 to PKey 0x0011 (full; 0x0010 is the admin's)"
     );
     assert!(
-        s["a1"].trunks["Ethernet48"].contains(&100),
+        lab.carries("a1", "Ethernet48", 100),
         "the VLAN reaches the gateway's port"
     );
     assert!(
@@ -582,7 +616,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
             .contains("0x000000000020000a=full"),
         "the gateway joins the partition"
     );
-    apply::down(&lab.env(&none), "2").unwrap();
+    apply::down(&lab.env(&none), "2", false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
     // A failing gateway rolls the switches and the partition back.
     lab.fabric
@@ -618,7 +652,7 @@ fn standby_sms_get_every_version_of_the_file() {
         Some(std::fs::read_to_string(&conf).unwrap().as_str()),
         "the standby has the new file"
     );
-    apply::down(&lab.env(&none), "1").unwrap();
+    apply::down(&lab.env(&none), "1", false).unwrap();
     assert_eq!(standby().as_deref(), Some(ADMIN), "and the restored one");
     // A standby that cannot be reached: the job is rolled back (a failover would lose it).
     lab.fabric.unreachable.lock().unwrap().insert("sm2".into());
@@ -641,10 +675,10 @@ fn standby_sms_get_every_version_of_the_file() {
     // Up while reachable, then the standby goes away during down: needs attention until it is back.
     lab.up(&none, "3", "n1").unwrap();
     lab.fabric.unreachable.lock().unwrap().insert("sm2".into());
-    let e = apply::down(&lab.env(&none), "3").unwrap_err();
+    let e = apply::down(&lab.env(&none), "3", false).unwrap_err();
     assert_eq!(e.exit_code(), 5, "{e}");
     lab.fabric.unreachable.lock().unwrap().clear();
-    apply::down(&lab.env(&none), "3").unwrap();
+    apply::down(&lab.env(&none), "3", false).unwrap();
     assert_eq!(standby().as_deref(), Some(ADMIN), "the standby catches up");
     assert!(lab.store.allocations().unwrap().is_empty());
 }

@@ -657,7 +657,7 @@ fn pkey_pool_exhausted_exits_3() {
     let topo = BASE
         .replace(
             "switches:",
-            "infiniband:\n  pkey_pool: \"0x10-0x11\"\nswitches:",
+            "infiniband:\n  pkey_pool: \"0x10-0x11\"\n  reload: {command: \"true\"}\nswitches:",
         )
         .replace(
             "port: \"s1:Ethernet[10-11]\"}",
@@ -903,12 +903,17 @@ fn up_without_credentials_rolls_back_and_says_why() {
 #[test]
 fn up_refuses_what_this_build_cannot_apply_and_bad_failpoints() {
     let st = state_dir("refuse");
+    let shipped = std::fs::read_to_string("topology/two-tier.yaml").unwrap();
+    let no_reload = file(
+        "no-reload.yaml",
+        &shipped.replace("  reload: {pidfile: /run/opensm.pid}", "  # no reload"),
+    );
     jobnet(&[
         "--state",
         &st,
         "up",
         "--topology",
-        "topology/two-tier.yaml",
+        no_reload.to_str().unwrap(),
         "--job",
         "1",
         "--nodes",
@@ -1070,7 +1075,7 @@ fn import_ib_matches_hosts_and_reports_differences() {
 
 #[test]
 fn partition_flags_reach_the_partition_header() {
-    let topo = BASE.replace("switches:", "infiniband:\n  pkey_pool: \"0x10-0x20\"\n  partition_flags: {mtu: 4, rate: 7, sl: 0, defmember: full}\nswitches:").replace(
+    let topo = BASE.replace("switches:", "infiniband:\n  pkey_pool: \"0x10-0x20\"\n  reload: {command: \"true\"}\n  partition_flags: {mtu: 4, rate: 7, sl: 0, defmember: full}\nswitches:").replace(
         "port: \"s1:Ethernet[10-11]\"}",
         "port: \"s1:Ethernet[10-11]\", ib_guids: [\"0x101\", \"0x102\"]}",
     );
@@ -1089,6 +1094,6 @@ fn partition_flags_reach_the_partition_header() {
         .contains("jobnet_1=0x0010, ipoib, mtu=4, rate=7, sl=0, defmember=full :"));
     let (o, f) = validate("flags-bad.yaml", &topo.replace("mtu: 4", "mtu: 9"));
     o.code(2).err_has(&format!(
-        "{f}:6:26: error: partition_flags.mtu `9` is not valid, give an IB MTU code 1..5"
+        "{f}:7:26: error: partition_flags.mtu `9` is not valid, give an IB MTU code 1..5"
     ));
 }

@@ -65,6 +65,7 @@ fn every_profile_renders_its_golden_commands() {
                     port: port.1.into(),
                     vlan: vlan(1000),
                     node: "cn001".into(),
+                    restricts: false,
                 },
                 Op::AccessSet {
                     port: format!("{}2", &port.1[..port.1.len() - 1]),
@@ -96,9 +97,41 @@ fn every_profile_renders_its_golden_commands() {
         for c in plan::render_undo(p, &vname, &ops) {
             text += &format!("{c}\n");
         }
+        if p.has("restrict_port") {
+            let restrict = [Op::TaggedAdd {
+                port: format!("{}4", &port.1[..port.1.len() - 1]),
+                vlan: vlan(1000),
+                node: "cn004".into(),
+                restricts: true,
+            }];
+            text += "## restrict (a node port that allowed every VLAN, open_ports: restrict)\n";
+            for c in plan::render_commands(p, &vname, &restrict) {
+                text += &format!("{c}\n");
+            }
+            text += "## unrestrict (its last job leaves)\n";
+            let vars = jobnet::drivers::Vars {
+                port: Some(&restrict_port_name(port.1)),
+                ..Default::default()
+            };
+            for c in p.render("unrestrict_port", &vars) {
+                text += &format!("{c}\n");
+            }
+        }
         text += "## read\n";
-        for r in [&p.read_vlans, &p.read_access_vlan].into_iter().flatten() {
-            text += &format!("{}  =~ {}\n", r.command_for(Some(port.1)), r.pattern);
+        if let Some(r) = &p.read_vlans {
+            text += &format!("{}  =~ {}\n", r.command, r.pattern);
+        }
+        if let Some(r) = &p.read_port {
+            text += &format!(
+                "{}  mode =~ {} (trunk: {}, access: {}), access VLAN =~ {}, allowed =~ {} (all: {})\n",
+                r.command_for(port.1),
+                r.mode.pattern,
+                r.mode.trunk,
+                r.mode.access,
+                r.access_vlan.pattern,
+                r.allowed.pattern,
+                r.allowed.all
+            );
         }
         text += "## save\n";
         for c in &p.save {
@@ -124,6 +157,10 @@ fn every_profile_renders_its_golden_commands() {
         files, built,
         "switch-drivers/ and drivers::BUILTIN disagree"
     );
+}
+
+fn restrict_port_name(p: &str) -> String {
+    format!("{}4", &p[..p.len() - 1])
 }
 
 fn plan_for(

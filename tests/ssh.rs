@@ -4,7 +4,7 @@
 //! and 50 concurrent `up`s and `down`s against one state file.
 
 use jobnet::drivers::DriverSet;
-use jobnet::sim::{SimFabric, SimState};
+use jobnet::sim::{SimFabric, SimPort, SimState, SitePorts};
 use jobnet::sim_server;
 use jobnet::topology::{self, Topology};
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ use std::time::Duration;
 struct Lab {
     dir: PathBuf,
     fabric: SimFabric,
+    /// The switches as the site configured them, before any job.
+    baseline: BTreeMap<String, SimState>,
     topology: Topology,
     running: sim_server::Running,
     _runtime: tokio::runtime::Runtime,
@@ -61,9 +63,8 @@ fn lab_with(
     };
     let fabric = SimFabric::default();
     let names: Vec<String> = t.switches.iter().map(|s| s.name.clone()).collect();
-    for s in &t.switches {
-        fabric.switch(&s.name, drivers.get(&s.driver).unwrap());
-    }
+    fabric.build(&t, &drivers, SitePorts::Prepared);
+    let baseline = fabric.snapshot();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -77,6 +78,7 @@ fn lab_with(
     Lab {
         dir,
         fabric,
+        baseline,
         topology: t,
         running,
         _runtime: runtime,
@@ -133,8 +135,9 @@ impl Lab {
         self.fabric.snapshot()
     }
 
+    /// Every switch as the site left it: no job's trace anywhere.
     fn empty(&self) -> bool {
-        self.snapshot().values().all(|s| *s == SimState::default())
+        self.snapshot() == self.baseline
     }
 }
 
@@ -547,21 +550,18 @@ fn exec_dialects_over_ssh() {
     lab.fabric
         .get("br1")
         .unwrap()
-        .state
-        .lock()
-        .unwrap()
-        .access
-        .insert("h1p".into(), 4093);
+        .set_port("h1p", SimPort::access(4093));
     let before = lab.snapshot();
     let topo = lab.path("topology.yaml");
     let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "1", "--nodes", "h1,h2"]);
     assert_eq!(code, 0, "{err}");
     let s = lab.snapshot();
-    assert_eq!(s["br1"].access["h1p"], 100);
-    assert!(s["br2"].trunks["up21"].contains(&100));
+    assert_eq!(s["br1"].ports["h1p"], SimPort::access(100));
+    let ovs = lab.fabric.get("br2").unwrap();
+    assert!(s["br2"].carries(ovs.profile(), "up21", 100));
     let log = lab.fabric.get("br1").unwrap().log.lock().unwrap().clone();
     assert!(
-        log.contains(&"ovs-vsctl get port h1p tag".to_string())
+        log.contains(&"ovs-vsctl --columns=tag,trunks list port h1p".to_string())
             && log.contains(&"ovs-vsctl set port h1p tag=100".to_string()),
         "{log:?}"
     );

@@ -10,7 +10,7 @@
 //!   file, never half of one;
 //! - the previous version is kept as `partitions.conf.jobnet-prev`.
 
-use super::{grammar, ConfFile, RegionError, DEFAULT_STATEMENT};
+use super::{grammar, ConfFile, RegionError};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -121,24 +121,20 @@ pub fn update(
             Err(std::fs::TryLockError::Error(e)) => return Err(io(path, "lock it")(e)),
         }
     }
-    let old = match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(path, "read it")(e)),
-    };
-    let conf = match &old {
-        Some(text) => {
-            if let Some(errors) = errors_of(text, &p) {
-                return Err(WriteError::Invalid { path: p, errors });
+    let old =
+        crate::limits::read_text_if_exists(path, crate::limits::PARTITIONS_CONF).map_err(|e| {
+            WriteError::Io {
+                path: p.clone(),
+                op: "read it",
+                source: e.into_io(),
             }
-            ConfFile::parse(text, &p)?
-        }
-        None => ConfFile {
-            before: format!("{DEFAULT_STATEMENT}\n"),
-            jobs: vec![],
-            after: String::new(),
-        },
-    };
+        })?;
+    let conf = super::Current::read(old.as_deref(), &p)
+        .map_err(|errors| WriteError::Invalid {
+            path: p.clone(),
+            errors,
+        })?
+        .conf();
     let new = change(&conf);
     if old.as_deref() == Some(new.as_str()) {
         let generation = crate::opensm::current_generation(path);

@@ -12,6 +12,17 @@
 //! - a `;` as the first non-blank character of a line, or an empty statement (`;;`), makes the
 //!   parser read stale bytes of the previous line.
 //!
+//! - white space is only space, TAB and newline: a CR (Windows line ends), form feed, vertical
+//!   tab or a UTF-8 byte order mark is an ordinary character to OpenSM and becomes part of a
+//!   token (`no partition definition found`, or `full\r` read as an unknown membership); a NUL
+//!   ends the line silently;
+//! - membership words (`full`, `limited`, `both`) and flag names are case-sensitive prefixes: an
+//!   empty value means full, anything unknown (`FULL`, `Full`, `fullx`) makes the port a LIMITED
+//!   member with a warning only at verbose level; an unknown flag (`IPOIB`) is ignored;
+//! - a file without any statement (empty, blank, comments only) is an error too: OpenSM then
+//!   uses its default configuration.
+//!
+//! All of this was checked against the real OpenSM 3.3.23 (tests/opensm-cases, .ci/labs/opensm.sh).
 //! OpenSM answers any parse error by dropping EVERY custom partition and making every port a full
 //! member of Default, so everything it would reject, and everything that silently means something
 //! other than it says, is an error here; oddities it tolerates are warnings.
@@ -58,6 +69,23 @@ pub struct Statement {
 pub struct Checked {
     pub statements: Vec<Statement>,
     pub diagnostics: Diagnostics,
+    /// No statement at all and nothing else wrong (empty, blank or comments only): OpenSM takes
+    /// such a file as an error and uses its default configuration. [`check`] leaves it to the
+    /// caller whether that is an error (`jobnet ib check`) or a file to fill (`jobnet up`).
+    pub empty: bool,
+}
+
+/// OpenSM's white space: only space, TAB and newline.
+fn is_ows(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n')
+}
+
+fn ows_trim(s: &str) -> &str {
+    s.trim_matches(is_ows)
+}
+
+fn ows_trim_start(s: &str) -> &str {
+    s.trim_start_matches(is_ows)
 }
 
 /// C's `strtoul(s, &end, 0)` on the whole string: `0x` hex, leading-0 octal or decimal.
@@ -81,6 +109,55 @@ fn prefix_of(word: &str, keyword: &str) -> bool {
     !word.is_empty() && keyword.starts_with(word)
 }
 
+/// The membership OpenSM reads from a `=value` (an empty value matches `full`, as strncmp with
+/// length 0 does); `None` when it falls through to its "unrecognized, assume limited" branch.
+fn membership_of(value: &str) -> Option<&'static str> {
+    if value.is_empty() || prefix_of(value, "full") {
+        Some("full")
+    } else if prefix_of(value, "both") {
+        Some("both")
+    } else if prefix_of(value, "limited") {
+        Some("limited")
+    } else {
+        None
+    }
+}
+
+/// Bytes OpenSM does not read as they look: a byte order mark, CR, NUL and other control
+/// characters (its tokenizer knows only space, TAB and newline as white space). The first of each
+/// kind is reported, with how many lines have it.
+fn encoding(text: &str, d: &mut Diagnostics) -> bool {
+    let mut failed = false;
+    if text.starts_with('\u{feff}') {
+        d.error(Loc { line: 1, col: 1 }, "the file starts with a UTF-8 byte order mark (EF BB BF): OpenSM reads it as part of the first statement (a partition named `\u{feff}Default`, or `no partition definition found` before a comment)", "save the file without a BOM, e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`");
+        failed = true;
+    }
+    type Kind = (&'static str, fn(char) -> bool, &'static str);
+    let kinds: [Kind; 3] = [
+        ("a CR (Windows line end)", |c| c == '\r', "OpenSM rejects the file (`no partition definition found`) or reads `full\\r` as LIMITED, and falls back to its default configuration, dropping every partition; convert it to Unix line ends: `sed -i 's/\\r$//' FILE` (or dos2unix)"),
+        ("a NUL byte", |c| c == '\0', "OpenSM stops reading the line there and silently drops the rest of it; remove it"),
+        ("a control character", |c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\0'), "OpenSM does not take form feeds, vertical tabs or other control characters as white space; replace it by a space"),
+    ];
+    for (what, is, help) in kinds {
+        let mut hits = text.split_inclusive('\n').enumerate().filter_map(|(i, l)| {
+            l.char_indices()
+                .find(|(_, c)| is(*c))
+                .map(|(b, c)| (i + 1, l[..b].chars().count() + 1, c))
+        });
+        if let Some((line, col, c)) = hits.next() {
+            let more = hits.count();
+            let also = if more > 0 {
+                format!(" (and on {more} more line(s))")
+            } else {
+                String::new()
+            };
+            d.error(Loc { line, col }, format!("{what} {:?}{also}", c), help);
+            failed = true;
+        }
+    }
+    failed
+}
+
 struct Parser<'a> {
     d: &'a mut Diagnostics,
     out: Vec<Statement>,
@@ -96,8 +173,8 @@ impl Parser<'_> {
         let mut parts = text.split(',');
         let first = parts.next().unwrap_or("");
         let (name, id) = match first.split_once('=') {
-            Some((n, i)) => (n.trim(), Some(i.trim())),
-            None => (first.trim(), None),
+            Some((n, i)) => (ows_trim(n), Some(ows_trim(i))),
+            None => (ows_trim(first), None),
         };
         let (name, id) = if id.is_none() && name.starts_with(|c: char| c.is_ascii_digit()) {
             ("", Some(name))
@@ -146,7 +223,7 @@ impl Parser<'_> {
             );
             return None;
         }
-        if name.contains(char::is_whitespace) {
+        if name.contains(is_ows) {
             self.d.error(
                 loc,
                 format!("partition name `{name}` contains white space"),
@@ -156,8 +233,8 @@ impl Parser<'_> {
         let mut flags = Vec::new();
         for f in parts {
             let (flag, val) = match f.split_once('=') {
-                Some((a, b)) => (a.trim(), Some(b.trim().to_string())),
-                None => (f.trim(), None),
+                Some((a, b)) => (ows_trim(a), Some(ows_trim(b).to_string())),
+                None => (ows_trim(f), None),
             };
             if flag.is_empty() {
                 // OpenSM's tokenizer yields "", which prefix-matches `mtu` without a value: skipped
@@ -181,12 +258,20 @@ impl Parser<'_> {
                 "TClass",
                 "FlowLabel",
             ];
+            let lower = flag.to_ascii_lowercase();
             match known.iter().find(|k| prefix_of(flag, k)) {
-                None => self.d.warning(
-                    loc,
-                    format!("unknown partition flag `{flag}`: OpenSM ignores it"),
-                    format!("known flags: {}", known.join(", ")),
-                ),
+                None => match known.iter().find(|k| prefix_of(&lower, &k.to_ascii_lowercase())) {
+                    Some(k) => self.d.error(
+                        loc,
+                        format!("flag `{flag}` is not `{k}`: OpenSM's flags are case-sensitive and it silently ignores `{flag}`"),
+                        format!("write `{k}`"),
+                    ),
+                    None => self.d.warning(
+                        loc,
+                        format!("unknown partition flag `{flag}`: OpenSM ignores it"),
+                        format!("known flags: {}", known.join(", ")),
+                    ),
+                },
                 Some(k) => {
                     if *k != flag {
                         self.d.warning(
@@ -195,19 +280,15 @@ impl Parser<'_> {
                             format!("write `{k}`"),
                         );
                     }
-                    if *k == "defmember"
-                        && !val.as_deref().is_some_and(|v| {
-                            ["full", "limited", "both"].iter().any(|m| prefix_of(v, m))
-                        })
-                    {
-                        self.d.warning(
-                            loc,
-                            format!(
-                                "defmember needs full, limited or both, got `{}`: OpenSM skips it",
-                                val.as_deref().unwrap_or("")
-                            ),
-                            "write defmember=full",
-                        );
+                    if *k == "defmember" {
+                        let v = val.as_deref().unwrap_or("");
+                        if membership_of(v).is_none() {
+                            self.d.error(
+                                loc,
+                                format!("defmember `{v}` is not full, limited or both (case-sensitive): OpenSM skips the flag and members without `=full` stay LIMITED"),
+                                "write defmember=full (lower case)",
+                            );
+                        }
                     }
                     if matches!(*k, "mtu" | "rate" | "sl" | "scope")
                         && !val
@@ -242,11 +323,11 @@ impl Parser<'_> {
     fn members(&mut self, text: &str, line: usize, col0: usize) -> bool {
         let mut offset = 0;
         for item in text.split(',') {
-            let col = col0 + offset + (item.len() - item.trim_start().len());
+            let col = col0 + offset + (item.len() - ows_trim_start(item).len());
             offset += item.len() + 1;
             let (name, flag) = match item.split_once('=') {
-                Some((a, b)) => (a.trim(), Some(b.trim())),
-                None => (item.trim(), None),
+                Some((a, b)) => (ows_trim(a), Some(ows_trim(b))),
+                None => (ows_trim(item), None),
             };
             let loc = Self::at(line, col);
             if name.is_empty() || prefix_of(name, "NONE") {
@@ -278,7 +359,14 @@ impl Parser<'_> {
                 }
                 None => match c_number(name) {
                     Some((0, _)) | None => {
-                        self.d.error(loc, format!("bad PortGUID `{name}`"), "write a port GUID as 0x followed by up to 16 hex digits, or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF");
+                        let help = match self.current.as_ref() {
+                            Some(st) if st.loc.line < line && (item.contains(':') || name.contains(char::is_alphabetic)) => format!(
+                                "the partition `{}` that starts on line {} has no `;` before this line, so OpenSM reads this line as its members: end that statement with `;`",
+                                st.name, st.loc.line
+                            ),
+                            _ => "write a port GUID as 0x followed by up to 16 hex digits, or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF (keywords are case-sensitive)".to_string(),
+                        };
+                        self.d.error(loc, format!("bad PortGUID `{name}`"), help);
                         return false;
                     }
                     Some((g, octal)) => {
@@ -302,13 +390,7 @@ impl Parser<'_> {
                 },
             };
             if let Some(f) = flag {
-                if !["full", "limited", "both"].iter().any(|m| prefix_of(f, m)) {
-                    self.d.warning(
-                        loc,
-                        format!("membership `{f}` of `{name}` is unknown: OpenSM makes it limited"),
-                        "write =full, =limited or =both",
-                    );
-                }
+                self.membership(f, name, loc);
             }
             if let Some(st) = self.current.as_mut() {
                 st.members.push(Member {
@@ -319,6 +401,36 @@ impl Parser<'_> {
             }
         }
         true
+    }
+
+    /// Checks a member's `=value`: OpenSM compares it case-sensitively as a prefix of `full`, then
+    /// `both`, then `limited`; anything else makes the port a LIMITED member (warned about only at
+    /// OpenSM's verbose level).
+    fn membership(&mut self, f: &str, name: &str, loc: Loc) {
+        match membership_of(f) {
+            Some("both") => self.d.warning(
+                loc,
+                format!("membership `{f}` of `{name}` is read as `both`, which OpenSM treats as full unless it runs with allow_both_pkeys"),
+                "write =full or =limited",
+            ),
+            Some(_) => {}
+            None if f.eq_ignore_ascii_case("limited") => self.d.warning(
+                loc,
+                format!("membership `{f}` of `{name}` is not lower case: OpenSM warns and makes it limited, as written"),
+                "write =limited",
+            ),
+            None => {
+                let meant = ["full", "both"]
+                    .iter()
+                    .find(|m| prefix_of(&f.to_ascii_lowercase(), m))
+                    .map_or(String::new(), |m| format!(" (it does not read `{f}` as `{m}`: membership words are case-sensitive)"));
+                self.d.error(
+                    loc,
+                    format!("membership `{f}` of `{name}` is unknown: OpenSM silently makes the port a LIMITED member{meant}"),
+                    "write =full, =limited or =both in lower case",
+                );
+            }
+        }
     }
 
     fn close(&mut self) {
@@ -337,8 +449,11 @@ pub fn check(text: &str, file: &str) -> Checked {
         out: Vec::new(),
         current: None,
     };
-    let mut failed = false;
+    let mut failed = encoding(text, p.d);
     for (i, raw) in text.split_inclusive('\n').enumerate() {
+        if failed {
+            break;
+        }
         let line = i + 1;
         let body = raw.strip_suffix('\n').unwrap_or(raw);
         if body.len() > MAX_LINE {
@@ -347,8 +462,8 @@ pub fn check(text: &str, file: &str) -> Checked {
             continue;
         }
         let code = body.split('#').next().unwrap_or("");
-        if code.trim_start().starts_with(';') {
-            let col = code.len() - code.trim_start().len() + 1;
+        if ows_trim_start(code).starts_with(';') {
+            let col = code.len() - ows_trim_start(code).len() + 1;
             p.d.error(Parser::at(line, col), "`;` is the first character of the line: OpenSM's parser then reads stale bytes of the previous line", "put the `;` right after the last member");
             failed = true;
             continue;
@@ -356,13 +471,13 @@ pub fn check(text: &str, file: &str) -> Checked {
         let mut pos = 0;
         while pos < code.len() {
             let rest = &code[pos..];
-            let start = pos + (rest.len() - rest.trim_start().len());
+            let start = pos + (rest.len() - ows_trim_start(rest).len());
             if start >= code.len() {
                 break;
             }
             let seg_end = code[start..].find(';').map(|k| start + k);
             let segment = &code[start..seg_end.unwrap_or(code.len())];
-            if segment.trim().is_empty() && seg_end.is_some() {
+            if ows_trim(segment).is_empty() && seg_end.is_some() {
                 p.d.error(
                     Parser::at(line, start + 1),
                     "an empty statement (`;;`): OpenSM's parser then reads stale bytes",
@@ -375,7 +490,7 @@ pub fn check(text: &str, file: &str) -> Checked {
                 let Some(colon) = segment.find(':') else {
                     p.d.error(
                         Parser::at(line, start + 1),
-                        format!("no partition definition found in `{}`", segment.trim()),
+                        format!("no partition definition found in `{}`", ows_trim(segment)),
                         "a statement starts with `Name=PKey, flags :` on one line",
                     );
                     failed = true;
@@ -420,10 +535,8 @@ pub fn check(text: &str, file: &str) -> Checked {
         p.out.push(st);
     }
     let statements = std::mem::take(&mut p.out);
+    let empty = !failed && statements.is_empty();
     if !failed {
-        if statements.is_empty() {
-            d.warning(Loc { line: 1, col: 1 }, "no partitions: OpenSM treats an empty or comments-only file like a broken one and falls back to its default configuration", "write at least `Default=0x7fff, ipoib : ALL=full ;`");
-        }
         let mut seen: std::collections::BTreeMap<u16, &Statement> =
             std::collections::BTreeMap::new();
         for st in &statements {
@@ -446,7 +559,17 @@ pub fn check(text: &str, file: &str) -> Checked {
     Checked {
         statements,
         diagnostics: d,
+        empty,
     }
+}
+
+/// [`check`] for a file as OpenSM will read it on its own: one without any statement is an error.
+pub fn check_file(text: &str, file: &str) -> Checked {
+    let mut c = check(text, file);
+    if c.empty {
+        c.diagnostics.error(Loc { line: 1, col: 1 }, "no partition statements (the file is empty, blank or only comments): OpenSM treats such a file as an error and falls back to its default configuration (every port a full member of Default, nothing else)", "write at least `Default=0x7fff, ipoib : ALL=full;` (jobnet up does this itself when it adds a job)");
+    }
+    c
 }
 
 #[cfg(test)]
@@ -495,10 +618,10 @@ mod tests {
     #[test]
     fn oddities_are_warnings() {
         let c = check(
-            "a=0x10, m=4, colour=red,, : A=full, 0x5=fullish ;\nb=0x8010 : 0x6;\nc=0x20 : ;\n",
+            "a=0x10, m=4, colour=red,, : A=full, 0x5=both, 0x7=, 0x8=LIMITED ;\nb=0x8010 : 0x6;\nc=0x20 : ;\n",
             "p.conf",
         );
-        assert!(!c.diagnostics.has_errors());
+        assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics.items);
         let w: Vec<String> = c
             .diagnostics
             .items
@@ -513,14 +636,57 @@ mod tests {
             .iter()
             .any(|m| m.contains("unknown partition flag `colour`")));
         assert!(w.iter().any(|m| m.contains("member `A` is read as `ALL`")));
-        assert!(w.iter().any(|m| m.contains("membership `fullish`")));
+        assert!(w
+            .iter()
+            .any(|m| m.contains("`both`, which OpenSM treats as full")));
+        assert!(w
+            .iter()
+            .any(|m| m.contains("`LIMITED` of `0x8` is not lower case")));
+        assert!(
+            !w.iter().any(|m| m.contains("`0x7`")),
+            "an empty value is full, as OpenSM reads it: {w:?}"
+        );
         assert!(w
             .iter()
             .any(|m| m.contains("PKey 0x0010 of `b` is also used by `a`")));
         assert!(w.iter().any(|m| m.contains("partition `c` has no members")));
         assert!(w.iter().any(|m| m.contains("an empty flag")));
-        assert!(check("# nothing\n", "p").diagnostics.items[0]
+        let e = check("# nothing\n", "p");
+        assert!(e.empty && !e.diagnostics.has_errors());
+        assert!(check_file("# nothing\n", "p").diagnostics.items[0]
             .message
             .contains("falls back to its default"));
+        assert!(check_file("", "p").diagnostics.has_errors());
+    }
+
+    /// What the real OpenSM 3.3.23 rejects or silently misreads (tests/opensm-cases).
+    #[test]
+    fn encodings_and_case_opensm_misreads_are_errors() {
+        let e = errors("Default=0x7fff, ipoib : ALL=full;\r\nstorage=0x10 : 0x1=full;\r\n");
+        assert!(
+            e[0].starts_with(
+                "p.conf:1:34: error: a CR (Windows line end) '\\r' (and on 1 more line(s))"
+            ),
+            "{e:?}"
+        );
+        assert!(errors("\u{feff}Default=0x7fff : ALL=full;\n")[0]
+            .contains("p.conf:1:1: error: the file starts with a UTF-8 byte order mark"));
+        assert!(errors("a=0x10 :\0 0x1=full;\n")[0].contains("p.conf:1:9: error: a NUL byte"));
+        assert!(errors("a=0x10\x0c: 0x1=full;\n")[0]
+            .contains("p.conf:1:7: error: a control character '\\u{c}'"));
+        assert!(errors("a=0x10 : 0x1=FULL;\n")[0].contains("p.conf:1:10: error: membership `FULL` of `0x1` is unknown: OpenSM silently makes the port a LIMITED member (it does not read `FULL` as `full`"));
+        assert!(errors("a=0x10 : 0x1=Both;\n")[0].contains("as `both`"));
+        assert!(errors("a=0x10 : 0x1=fullx;\n")[0].contains("membership `fullx`"));
+        assert!(errors("a=0x10, IPOIB : 0x1=full;\n")[0].contains("flag `IPOIB` is not `ipoib`"));
+        assert!(errors("a=0x10, defmember=FULL : 0x1;\n")[0]
+            .contains("defmember `FULL` is not full, limited or both"));
+        assert!(errors("Default=0x7fff : all=full;\n")[0].contains("bad PortGUID `all`"));
+        // Only space, TAB and newline are white space to OpenSM; TABs anywhere are fine.
+        assert!(!check("a=\t0x10\t:\t0x1=\tfull ,\t0x2 = full\t;\n", "p")
+            .diagnostics
+            .has_errors());
+        // A missing `;` makes the next statement members of the previous one: say so.
+        let e = errors("Default=0x7fff : ALL=full\nstorage=0x10 : 0x1=full;\n");
+        assert!(e[0].contains("p.conf:2:1: error: bad PortGUID `storage`, the partition `Default` that starts on line 1 has no `;`"), "{e:?}");
     }
 }

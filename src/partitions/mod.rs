@@ -214,6 +214,82 @@ pub fn admin_statements(outside: &str) -> Vec<(String, Option<u16>)> {
         .collect()
 }
 
+/// The current partitions.conf, as jobnet may change it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Current {
+    /// No file: a new one starts with OpenSM's default partition written out.
+    Missing,
+    /// A file without any statement (empty, blank, comments only): OpenSM takes it as an error
+    /// and uses its default configuration, so it is treated like a missing file; its bytes (the
+    /// comments) are kept before the default partition.
+    NoPartitions(String),
+    Valid(ConfFile),
+}
+
+impl Current {
+    /// Checks the current text (`None`: no file). `Err` lists why OpenSM would reject or misread
+    /// it, one diagnostic per line: jobnet never touches such a file.
+    pub fn read(text: Option<&str>, path: &str) -> Result<Self, String> {
+        let Some(text) = text else {
+            return Ok(Current::Missing);
+        };
+        let checked = grammar::check(text, path);
+        if checked.diagnostics.has_errors() {
+            return Err(checked
+                .diagnostics
+                .sorted()
+                .into_iter()
+                .filter(|d| d.severity == crate::diag::Severity::Error)
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
+        if checked.empty {
+            return Ok(Current::NoPartitions(text.to_string()));
+        }
+        ConfFile::parse(text, path)
+            .map(Current::Valid)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The file to add a job to.
+    pub fn conf(&self) -> ConfFile {
+        match self {
+            Current::Valid(c) => c.clone(),
+            Current::Missing => ConfFile {
+                before: format!("{DEFAULT_STATEMENT}\n"),
+                jobs: vec![],
+                after: String::new(),
+            },
+            Current::NoPartitions(text) => {
+                let mut before = text.clone();
+                if !before.is_empty() && !before.ends_with('\n') {
+                    before.push('\n');
+                }
+                before.push_str(DEFAULT_STATEMENT);
+                before.push('\n');
+                ConfFile {
+                    before,
+                    jobs: vec![],
+                    after: String::new(),
+                }
+            }
+        }
+    }
+
+    /// What a plan should say about the file.
+    pub fn warnings(&self, path: &str) -> Vec<String> {
+        match self {
+            Current::Missing => vec![format!("{path} does not exist: planned as a new file that writes out OpenSM's default partition first")],
+            Current::NoPartitions(_) => vec![format!("{path} has no partition statements (empty, blank or comments only), which OpenSM treats as an error (default configuration): jobnet writes OpenSM's default partition (`{DEFAULT_STATEMENT}`) first, as for a missing file, and it stays")],
+            Current::Valid(c) if !has_default(&admin_statements(&format!("{}{}", c.before, c.after))) => vec![format!(
+                "{path} has no Default (0x7fff) partition outside jobnet's block: OpenSM then makes every port but the SM's a LIMITED member of Default; add `{DEFAULT_STATEMENT}` if that is not intended"
+            )],
+            Current::Valid(_) => vec![],
+        }
+    }
+}
+
 /// True when the statements include the Default partition (by name or by PKey 0x7fff).
 pub fn has_default(statements: &[(String, Option<u16>)]) -> bool {
     statements

@@ -29,15 +29,19 @@ pub fn plan_text(plan: &Plan, t: &Topology) -> String {
         hostlist::fold(&plan.nodes),
         plan.nodes.len()
     );
-    let how = if plan.vlan_auto {
-        format!(
-            "auto, lowest free in {}",
-            t.ethernet.usable().display(false)
-        )
-    } else {
-        "given".into()
-    };
-    let _ = writeln!(o, "  VLAN:     {} ({how})", plan.vlan);
+    match (plan.vlan, &t.ethernet) {
+        (Some(v), Some(e)) => {
+            let how = if plan.vlan_auto {
+                format!("auto, lowest free in {}", e.usable().display(false))
+            } else {
+                "given".into()
+            };
+            let _ = writeln!(o, "  VLAN:     {v} ({how})");
+        }
+        _ => {
+            let _ = writeln!(o, "  VLAN:     none (no Ethernet for this job)");
+        }
+    }
     match (&plan.pkey, &plan.infiniband) {
         (Some(k), Some(ib)) => {
             let _ = writeln!(
@@ -128,14 +132,22 @@ pub fn topology_text(t: &Topology) -> String {
         t.nodes.len(),
         t.gateways.len()
     );
-    let _ = writeln!(
-        o,
-        "  VLAN pool {} (usable {}, {} VLANs), node ports {:?}",
-        t.ethernet.vlan_pool.display(false),
-        t.ethernet.usable().display(false),
-        t.ethernet.usable().len(),
-        t.ethernet.node_port_mode
-    );
+    match &t.ethernet {
+        Some(e) => {
+            let _ = writeln!(
+                o,
+                "  VLAN pool {} (usable {}, {} VLANs), node ports {:?}, open ports: {:?}",
+                e.vlan_pool.display(false),
+                e.usable().display(false),
+                e.usable().len(),
+                e.node_port_mode,
+                e.open_ports
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  no Ethernet (an InfiniBand-only fabric)");
+        }
+    }
     if let Some(ib) = &t.infiniband {
         let _ = writeln!(
             o,
@@ -196,12 +208,13 @@ pub fn topology_json(t: &Topology) -> String {
             "nodes": t.nodes.len(),
             "gateways": t.gateways.len(),
         },
-        "ethernet": {
-            "vlan_pool": t.ethernet.vlan_pool.display(false),
-            "reserved_vlans": t.ethernet.reserved_vlans.display(false),
-            "usable_vlans": t.ethernet.usable().len(),
-            "node_port_mode": t.ethernet.node_port_mode,
-        },
+        "ethernet": t.ethernet.as_ref().map(|e| json!({
+            "vlan_pool": e.vlan_pool.display(false),
+            "reserved_vlans": e.reserved_vlans.display(false),
+            "usable_vlans": e.usable().len(),
+            "node_port_mode": e.node_port_mode,
+            "open_ports": e.open_ports,
+        })),
         "infiniband": t.infiniband.as_ref().map(|ib| json!({"pkey_pool": ib.pkey_pool.display(true), "partitions_conf": ib.partitions_conf})),
         "switches": t.switches.iter().enumerate().map(|(i, s)| json!({
             "name": s.name,
@@ -259,7 +272,12 @@ pub fn dot(t: &Topology, plan: Option<&Plan>) -> String {
     } = Highlight::of(plan);
     let mut o = String::new();
     let title = match plan {
-        Some(p) => format!("{}: job {} VLAN {}", t.name, p.job, p.vlan),
+        Some(p) => format!(
+            "{}: job {} VLAN {}",
+            t.name,
+            p.job,
+            p.vlan.map_or("none".to_string(), |v| v.to_string())
+        ),
         None => t.name.clone(),
     };
     let _ = writeln!(o, "graph {} {{\n  graph [rankdir=BT, label={}, labelloc=t];\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef2fb\", fontname=\"Helvetica\"];\n  edge [color=\"#999999\"];", dot_id(&t.name), dot_id(&title));

@@ -126,7 +126,7 @@ pub fn svg(t: &Topology, plan: Option<&Plan>) -> String {
             "{}: job {} — VLAN {}{}, {} switches, {} links, cost {}",
             t.name,
             p.job,
-            p.vlan,
+            p.vlan.map_or("none".to_string(), |v| v.to_string()),
             p.pkey.map(|k| format!(", PKey {k}")).unwrap_or_default(),
             p.ethernet.switches.len(),
             p.ethernet.links.len(),

@@ -32,7 +32,34 @@ impl Default for FatTreeSpec {
     }
 }
 
-/// Topology YAML for the spec.
+impl FatTreeSpec {
+    /// Refuses shapes the generator cannot honour, instead of bending them.
+    pub fn check(&self) -> Result<(), String> {
+        for (flag, v, max) in [
+            ("--nodes", self.nodes, 1_000_000),
+            ("--hosts-per-leaf", self.hosts_per_leaf, 4096),
+            ("--leaves-per-pod", self.leaves_per_pod, 4096),
+            ("--aggs-per-pod", self.aggs_per_pod, 1024),
+            ("--cores-per-agg", self.cores_per_agg, 1024),
+        ] {
+            if v == 0 || v > max {
+                return Err(format!("{flag} {v} is out of range 1..{max}"));
+            }
+        }
+        let leaves = self.nodes.div_ceil(self.hosts_per_leaf);
+        let pods = leaves.div_ceil(self.leaves_per_pod);
+        let links = leaves as u128 * self.aggs_per_pod as u128
+            + (pods * self.aggs_per_pod) as u128 * self.cores_per_agg as u128;
+        if links > 10_000_000 {
+            return Err(format!(
+                "this shape needs {links} links (more than 10000000); use fewer aggregation or core switches"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Topology YAML for the spec (call [`FatTreeSpec::check`] first).
 pub fn fat_tree(spec: &FatTreeSpec) -> String {
     let hpl = spec.hosts_per_leaf.max(1);
     let leaves = spec.nodes.div_ceil(hpl).max(1);
@@ -49,7 +76,7 @@ pub fn fat_tree(spec: &FatTreeSpec) -> String {
         spec.nodes
     );
     if spec.infiniband {
-        let _ = writeln!(y, "infiniband:\n  pkey_pool: \"0x1000-0x7ffe\"\n  partitions_conf: /etc/opensm/partitions.conf");
+        let _ = writeln!(y, "infiniband:\n  pkey_pool: \"0x1000-0x7ffe\"\n  partitions_conf: /etc/opensm/partitions.conf\n  reload: {{pidfile: /run/opensm.pid}}");
     }
     y.push_str("switches:\n");
     let sw = |y: &mut String, name: String| {

@@ -23,15 +23,20 @@ pub struct Loaded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read topology file {path}: {source}; check the path (--topology, $JOBNET_TOPOLOGY, /etc/jobnet/topology.yaml)")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}; check the path (--topology, $JOBNET_TOPOLOGY, /etc/jobnet/topology.yaml)", file_message(.0))]
+    File(#[from] crate::limits::FileError),
     /// Every diagnostic of the file, errors and warnings, sorted by position.
     #[error("{}", render(.0))]
     Invalid(Vec<Diagnostic>),
+}
+
+fn file_message(e: &crate::limits::FileError) -> String {
+    match e {
+        crate::limits::FileError::Io { path, source } => {
+            format!("cannot read topology file {path}: {source}")
+        }
+        other => format!("topology file {other}"),
+    }
 }
 
 fn render(d: &[Diagnostic]) -> String {
@@ -43,10 +48,7 @@ fn render(d: &[Diagnostic]) -> String {
 
 /// Reads and validates the topology at `path`.
 pub fn load(path: &Path, drivers: &DriverSet) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = crate::limits::read_text(path, crate::limits::TOPOLOGY)?;
     parse(&text, &path.display().to_string(), drivers)
 }
 
@@ -59,7 +61,12 @@ const TOP_KEYS: &[&str] = &[
     "nodes",
     "gateways",
 ];
-const ETH_KEYS: &[&str] = &["vlan_pool", "reserved_vlans", "node_port_mode"];
+const ETH_KEYS: &[&str] = &[
+    "vlan_pool",
+    "reserved_vlans",
+    "node_port_mode",
+    "open_ports",
+];
 const IB_KEYS: &[&str] = &[
     "pkey_pool",
     "partitions_conf",
@@ -325,17 +332,7 @@ impl Reader<'_> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let ethernet = match top.get("ethernet") {
-            Some(v) => self.ethernet(v),
-            None => {
-                self.d.error(
-                    top.loc,
-                    "the topology lacks an `ethernet` section",
-                    "add `ethernet: {vlan_pool: \"1000-1999\"}`",
-                );
-                None
-            }
-        };
+        let ethernet = top.get("ethernet").and_then(|v| self.ethernet(v));
         let infiniband = top.get("infiniband").and_then(|v| self.infiniband(v));
         let switches = self.list(&top, "switches", |r, y| r.switch(y));
         let links = self.list(&top, "links", |r, y| r.link(y));
@@ -345,14 +342,7 @@ impl Reader<'_> {
             .flatten()
             .collect();
         let gateways = self.list(&top, "gateways", |r, y| r.gateway(y));
-        if top.get("switches").is_none() {
-            self.d.error(
-                top.loc,
-                "the topology lacks `switches`",
-                "list the fabric's switches",
-            );
-        }
-        let ethernet = ethernet?;
+        self.sections(&top, &nodes);
         let mut t = Topology {
             name,
             file: file.to_string(),
@@ -367,6 +357,64 @@ impl Reader<'_> {
         };
         self.cross_checks(&mut t, top.get("infiniband").is_some());
         Some(t)
+    }
+
+    /// Which sections a fabric needs: `ethernet` with switches (and a port for every node), or
+    /// an InfiniBand-only fabric with `infiniband` and nodes without ports.
+    fn sections(&mut self, top: &Fields, nodes: &[Node]) {
+        let eth = top.get("ethernet").is_some();
+        if !eth && top.get("infiniband").is_none() {
+            self.d.error(
+                top.loc,
+                "the topology has neither an `ethernet` nor an `infiniband` section",
+                "add `ethernet: {vlan_pool: \"1000-1999\"}` (and switches), or `infiniband: {pkey_pool: \"0x1000-0x1fff\"}` for an InfiniBand-only fabric",
+            );
+        }
+        if eth && top.get("switches").is_none() {
+            self.d.error(
+                top.loc,
+                "the topology lacks `switches`",
+                "list the fabric's switches",
+            );
+        }
+        if !eth {
+            for key in ["switches", "links", "gateways"] {
+                if let Some(v) = top.get(key) {
+                    self.d.error(
+                        v.loc,
+                        format!("`{key}` needs an `ethernet` section"),
+                        "add `ethernet: {vlan_pool: \"1000-1999\"}`, or remove them for an InfiniBand-only fabric",
+                    );
+                }
+            }
+        }
+        // One message per `nodes` entry, however many nodes it expands to.
+        let mut entries: BTreeMap<(usize, usize), (Loc, bool, Vec<&str>)> = BTreeMap::new();
+        for n in nodes.iter().filter(|n| n.port.is_some() != eth) {
+            entries
+                .entry((n.loc.line, n.loc.col))
+                .or_insert((n.loc, n.port.is_some(), Vec::new()))
+                .2
+                .push(&n.name);
+        }
+        for (loc, has_port, names) in entries.into_values() {
+            let names = hostlist::fold(&names);
+            if has_port {
+                self.d.error(
+                    loc,
+                    format!(
+                        "node(s) {names} have a `port` but the topology has no `ethernet` section"
+                    ),
+                    "add the ethernet section and its switches, or remove the ports",
+                );
+            } else {
+                self.d.error(
+                    loc,
+                    format!("node(s) {names} have no `port`"),
+                    "give the switch ports facing them, e.g. `port: leaf1:Ethernet[1-4]` (only an InfiniBand-only topology, without `ethernet`, has nodes without ports)",
+                );
+            }
+        }
     }
 
     fn list<T>(
@@ -420,10 +468,23 @@ impl Reader<'_> {
                 PortMode::Tagged
             }
         };
+        let open_ports = match f.get("open_ports").map(|m| (m.as_str(), m.loc)) {
+            None | Some((Some("refuse"), _)) => OpenPorts::Refuse,
+            Some((Some("restrict"), _)) => OpenPorts::Restrict,
+            Some((other, mloc)) => {
+                self.d.error(
+                    mloc,
+                    format!("open_ports `{}` is unknown", other.unwrap_or("")),
+                    "write `refuse` (default: a port allowing every VLAN fails the job) or `restrict` (docs/topology.md)",
+                );
+                OpenPorts::Refuse
+            }
+        };
         Some(Ethernet {
             vlan_pool,
             reserved_vlans,
             node_port_mode,
+            open_ports,
             loc,
         })
     }
@@ -790,7 +851,10 @@ impl Reader<'_> {
     fn nodes(&mut self, y: &Y) -> Option<Vec<Node>> {
         let f = self.fields(y, "a nodes entry", NODE_KEYS)?;
         let (name_expr, nloc) = self.req_str(&f, "name", "a nodes entry")?;
-        let (port_expr, ploc) = self.req_str(&f, "port", "a nodes entry")?;
+        let port_field = match f.get("port") {
+            Some(p) => Some(self.scalar(p, "`port`")?),
+            None => None,
+        };
         let names = match hostlist::expand(name_expr) {
             Ok(n) => n,
             Err(e) => {
@@ -799,29 +863,36 @@ impl Reader<'_> {
                 return None;
             }
         };
-        let ports = match hostlist::expand(port_expr) {
-            Ok(p) => p,
-            Err(e) => {
-                self.d.error(
-                    ploc,
-                    e.to_string(),
-                    "write a port range like leaf1:Ethernet[1-24]",
-                );
-                return None;
+        let ports: Vec<Option<String>> = match port_field {
+            None => vec![None; names.len()],
+            Some((port_expr, ploc)) => {
+                let ports = match hostlist::expand(port_expr) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.d.error(
+                            ploc,
+                            e.to_string(),
+                            "write a port range like leaf1:Ethernet[1-24]",
+                        );
+                        return None;
+                    }
+                };
+                if names.len() != ports.len() {
+                    self.d.error(
+                        ploc,
+                        format!(
+                            "`{name_expr}` names {} nodes but `{port_expr}` names {} ports",
+                            names.len(),
+                            ports.len()
+                        ),
+                        "nodes and ports are paired one to one; make both ranges the same length",
+                    );
+                    return None;
+                }
+                ports.into_iter().map(Some).collect()
             }
         };
-        if names.len() != ports.len() {
-            self.d.error(
-                ploc,
-                format!(
-                    "`{name_expr}` names {} nodes but `{port_expr}` names {} ports",
-                    names.len(),
-                    ports.len()
-                ),
-                "nodes and ports are paired one to one; make both ranges the same length",
-            );
-            return None;
-        }
+        let ploc = port_field.map_or(nloc, |(_, l)| l);
         let mut guids: Vec<Option<PortGuid>> = vec![None; names.len()];
         if let Some(g) = f.get("ib_guids") {
             let items = self.seq(g, "`ib_guids`");
@@ -854,7 +925,10 @@ impl Reader<'_> {
         let mut out = Vec::with_capacity(names.len());
         for ((name, port), ib_guid) in names.into_iter().zip(ports).zip(guids) {
             let name = self.word("node name", &name, nloc)?;
-            let port = self.port(&port, ploc)?;
+            let port = match port {
+                Some(p) => Some(self.port(&p, ploc)?),
+                None => None,
+            };
             out.push(Node {
                 name,
                 port,
@@ -947,7 +1021,9 @@ impl Reader<'_> {
             uses.push((&l.b, format!("link to {}", l.a), l.loc));
         }
         for n in &t.nodes {
-            uses.push((&n.port, format!("node {}", n.name), n.loc));
+            if let Some(p) = &n.port {
+                uses.push((p, format!("node {}", n.name), n.loc));
+            }
         }
         for g in &t.gateways {
             uses.push((&g.ethernet_port, format!("gateway {}", g.name), g.loc));
@@ -1017,7 +1093,31 @@ impl Reader<'_> {
     }
 
     fn check_pools(&mut self, t: &Topology, has_ib_section: bool) {
-        let eth = &t.ethernet;
+        if let Some(eth) = &t.ethernet {
+            self.check_vlan_pool(t, eth);
+        }
+        if !t.gateways.is_empty() && !has_ib_section {
+            let g = &t.gateways[0];
+            self.d.error(g.loc, format!("gateway {} bridges a PKey to a VLAN, but the topology has no `infiniband` section", g.name), "add `infiniband: {pkey_pool: \"0x1000-0x1fff\"}`");
+        }
+        if let Some(ib) = &t.infiniband {
+            let missing: Vec<&str> = t
+                .nodes
+                .iter()
+                .filter(|n| n.ib_guid.is_none())
+                .map(|n| n.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                self.d.warning(
+                    ib.loc,
+                    format!("infiniband is configured but {} node(s) have no ib_guids: {}", missing.len(), hostlist::fold(&missing)),
+                    "they will not join job partitions; add ib_guids (see `jobnet topology import-ib`)",
+                );
+            }
+        }
+    }
+
+    fn check_vlan_pool(&mut self, t: &Topology, eth: &Ethernet) {
         // VLANs the platforms keep for themselves must not be handed out.
         let mut platform: Vec<(RangeSet, String)> = vec![(
             RangeSet::from_ranges(vec![(1, 1)]),
@@ -1065,25 +1165,6 @@ impl Reader<'_> {
                 ),
                 "widen the pool",
             );
-        }
-        if !t.gateways.is_empty() && !has_ib_section {
-            let g = &t.gateways[0];
-            self.d.error(g.loc, format!("gateway {} bridges a PKey to a VLAN, but the topology has no `infiniband` section", g.name), "add `infiniband: {pkey_pool: \"0x1000-0x1fff\"}`");
-        }
-        if let Some(ib) = &t.infiniband {
-            let missing: Vec<&str> = t
-                .nodes
-                .iter()
-                .filter(|n| n.ib_guid.is_none())
-                .map(|n| n.name.as_str())
-                .collect();
-            if !missing.is_empty() {
-                self.d.warning(
-                    ib.loc,
-                    format!("infiniband is configured but {} node(s) have no ib_guids: {}", missing.len(), hostlist::fold(&missing)),
-                    "they will not join job partitions; add ib_guids (see `jobnet topology import-ib`)",
-                );
-            }
         }
     }
 

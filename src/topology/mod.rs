@@ -28,11 +28,26 @@ pub enum PortMode {
     Access,
 }
 
+/// What jobnet does with a port in the job's subgraph that is a trunk allowing every VLAN (the
+/// factory default of many platforms), where adding the job's VLAN would change nothing and
+/// removing it would leave every other VLAN explicitly listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenPorts {
+    /// The job fails before any change, naming the port and the vendor's command that fixes it.
+    Refuse,
+    /// A tagged node port's list is made explicit (only the jobs' VLANs) and given back every
+    /// VLAN when its last job ends; an inter-switch trunk is left as it is (it already carries
+    /// the VLAN, nothing to undo).
+    Restrict,
+}
+
 #[derive(Clone, Debug)]
 pub struct Ethernet {
     pub vlan_pool: RangeSet,
     pub reserved_vlans: RangeSet,
     pub node_port_mode: PortMode,
+    pub open_ports: OpenPorts,
     pub loc: Loc,
 }
 
@@ -96,7 +111,8 @@ pub struct Link {
 #[derive(Clone, Debug)]
 pub struct Node {
     pub name: String,
-    pub port: PortRef,
+    /// The switch port facing the node; `None` only in a topology without `ethernet`.
+    pub port: Option<PortRef>,
     pub ib_guid: Option<PortGuid>,
     pub loc: Loc,
 }
@@ -119,7 +135,8 @@ pub struct Topology {
     pub name: String,
     /// The file it was read from, for messages.
     pub file: String,
-    pub ethernet: Ethernet,
+    /// `None` for an InfiniBand-only fabric.
+    pub ethernet: Option<Ethernet>,
     pub infiniband: Option<Infiniband>,
     pub switches: Vec<Switch>,
     pub links: Vec<Link>,
@@ -150,8 +167,17 @@ impl Topology {
     pub fn nodes_by_switch(&self) -> Vec<Vec<&Node>> {
         let mut out = vec![Vec::new(); self.switches.len()];
         for n in &self.nodes {
-            out[self.switch_index[&n.port.switch]].push(n);
+            if let Some(p) = &n.port {
+                out[self.switch_index[&p.switch]].push(n);
+            }
         }
         out
+    }
+
+    /// The node port mode (tagged when the fabric has no Ethernet).
+    pub fn node_port_mode(&self) -> PortMode {
+        self.ethernet
+            .as_ref()
+            .map_or(PortMode::Tagged, |e| e.node_port_mode)
     }
 }

@@ -45,6 +45,34 @@ pub enum DeviceError {
         command: String,
         reason: String,
     },
+    /// The device answered a read in a shape its profile does not describe: nothing is assumed.
+    #[error("{device}: cannot understand the answer to `{command}` ({expected}); it answered: {}; the device's output does not look like what its driver profile expects (docs/drivers.md)", excerpt(.answer))]
+    Unreadable {
+        device: String,
+        command: String,
+        expected: String,
+        answer: String,
+    },
+}
+
+/// The first lines of an answer, for messages.
+fn excerpt(answer: &str) -> String {
+    let lines: Vec<&str> = answer.lines().take(8).collect();
+    let more = answer.lines().count().saturating_sub(lines.len());
+    let text = lines.join(" | ");
+    match (text.is_empty(), more) {
+        (true, _) => "(nothing)".into(),
+        (false, 0) => format!("`{text}`"),
+        (false, n) => format!("`{text}` (and {n} more lines)"),
+    }
+}
+
+impl DeviceError {
+    /// A timeout or a lost connection: the device may have acted on the line or not, and the
+    /// session can no longer be trusted to keep answers and lines in step.
+    pub fn session_broken(&self) -> bool {
+        matches!(self, DeviceError::Timeout { .. } | DeviceError::Lost { .. })
+    }
 }
 
 /// One open session to a device.
@@ -140,6 +168,58 @@ pub fn check_answer(
             answer: answer.trim().to_string(),
         }),
         None => Ok(answer),
+    }
+}
+
+/// Exclusive use of one port of one device across all jobnet processes on this host: held while
+/// a job reads a port it may restrict and changes it, and while an undo decides whether a port
+/// gets every VLAN back (`open_ports: restrict`).
+#[derive(Debug)]
+pub struct PortLock {
+    _file: File,
+}
+
+impl PortLock {
+    pub fn acquire(
+        dir: &Path,
+        device: &str,
+        port: &str,
+        wait: Duration,
+    ) -> Result<Self, std::io::Error> {
+        std::fs::create_dir_all(dir)?;
+        // Port names hold `/` and `:`; encode every byte outside [A-Za-z0-9._-].
+        let encoded: String = port
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{device}.port.{encoded}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(PortLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("port {port} of {device} stayed locked by another jobnet process for {} s ({})", wait.as_secs(), path.display()),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
     }
 }
 

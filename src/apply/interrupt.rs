@@ -1,0 +1,89 @@
+//! Stopping cleanly on a signal. Slurm kills a hook that runs past PrologEpilogTimeout, systemd
+//! and administrators send SIGTERM, a terminal sends SIGINT: `up` then starts no new operation,
+//! undoes what it applied and exits with the rolled-back code (4). `down` and `recover` finish
+//! their undo (stopping halfway would leave more behind). `kill -9` leaves the job to
+//! `jobnet recover`.
+//!
+//! The handler only stores the signal number in an atomic (async-signal-safe); the executor
+//! checks it between operations. Each run gets an [`Interrupt`] through its environment, so tests
+//! raise one without sending real signals.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// A raised signal, or none (0).
+#[derive(Debug, Default)]
+pub struct Interrupt(AtomicI32);
+
+impl Interrupt {
+    pub const fn new() -> Self {
+        Interrupt(AtomicI32::new(0))
+    }
+
+    pub fn raise(&self, signal: i32) {
+        self.0.store(signal, Ordering::SeqCst);
+    }
+
+    pub fn raised(&self) -> Option<i32> {
+        match self.0.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// `Err("interrupted by SIGTERM")` once a signal arrived.
+    pub fn check(&self) -> Result<(), String> {
+        match self.raised() {
+            None => Ok(()),
+            Some(s) => Err(format!("interrupted by {}", name(s))),
+        }
+    }
+}
+
+/// The process-wide flag the signal handlers set.
+pub static SIGNALS: Interrupt = Interrupt::new();
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    SIGNALS.raise(signal);
+}
+
+/// Routes SIGTERM, SIGINT and SIGHUP to [`SIGNALS`] instead of ending the process.
+pub fn install() -> std::io::Result<()> {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic; SA_RESTART
+        // keeps blocking reads and writes of the sessions going.
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `SIGTERM` for 15, and so on.
+pub fn name(signal: i32) -> String {
+    match signal {
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        s => format!("signal {s}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raised_signal_is_seen_and_named() {
+        let i = Interrupt::new();
+        assert!(i.check().is_ok());
+        i.raise(libc::SIGTERM);
+        assert_eq!(i.check().unwrap_err(), "interrupted by SIGTERM");
+    }
+}
