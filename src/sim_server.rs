@@ -203,6 +203,16 @@ impl Connection {
         }
     }
 
+    /// A NETCONF-only device: no shell, no exec.
+    fn refuses_shell(&self) -> bool {
+        self.server
+            .switch
+            .faults
+            .lock()
+            .expect("faults")
+            .refuse_shell
+    }
+
     /// A latency of this switch's current faults.
     fn latency(
         &self,
@@ -282,6 +292,10 @@ impl server::Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.refuses_shell() {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
         session.channel_success(channel)?;
         let banner = format!(
             "{} (jobnet simulated {})\r\n{}",
@@ -366,6 +380,11 @@ impl server::Handler for Connection {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.refuses_shell() {
+            session.channel_failure(channel)?;
+            session.close(channel)?;
+            return Ok(());
+        }
         session.channel_success(channel)?;
         let line = String::from_utf8_lossy(data).to_string();
         match self.line(&line).await {

@@ -702,3 +702,553 @@ fn a_failed_verification_rolls_everything_back() {
     assert_eq!(lab.snapshot(), baseline);
     assert!(lab.store.allocations().unwrap().is_empty());
 }
+
+// ---- Ports as the vendors ship them (issue: factory-default ports carry every VLAN) ----
+
+/// Every port of `sw` named here: a trunk allowing ALL (the factory default of a trunk).
+fn open_trunk() -> SimPort {
+    SimPort {
+        mode: jobnet::sim::SimMode::Trunk,
+        access: 1,
+        allowed: jobnet::drivers::read::Allowed::All,
+    }
+}
+
+/// Configuration lines a switch received (reads and session lines left out).
+fn changes(lab: &Lab, sw: &str) -> Vec<String> {
+    let s = lab.fabric.get(sw).unwrap();
+    let p = s.profile().clone();
+    let log = s.log.lock().unwrap().clone();
+    log.into_iter()
+        .filter(|l| {
+            !l.starts_with("show ")
+                && !p.setup.contains(l)
+                && !p.begin.contains(l)
+                && !p.end.contains(l)
+        })
+        .collect()
+}
+
+#[test]
+fn factory_default_node_ports_are_refused_with_the_vendors_fix() {
+    let lab = Lab::with_ports("factory-refuse", None, SitePorts::FactoryNodePorts);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    // leaf3 (Cisco IOS) ships its ports in `dynamic auto`: not a trunk.
+    let e = lab.up(&none, "1", "cn041").unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("leaf3: node port GigabitEthernet1/0/1 (node cn041) is in mode `dynamic auto`, not a trunk"), "{msg}");
+    assert!(
+        msg.contains("switchport mode trunk / switchport trunk allowed vlan none"),
+        "{msg}"
+    );
+    // leaf1 (Arista): a trunk still allowing ALL.
+    lab.fabric
+        .get("leaf1")
+        .unwrap()
+        .set_port("Ethernet1", open_trunk());
+    let baseline_open = lab.snapshot();
+    let e = lab.up(&none, "2", "cn001").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("leaf1: node port Ethernet1 (node cn001) is a trunk that allows every VLAN (the factory default)"), "{msg}");
+    assert!(
+        msg.contains("the node would see every other job's VLAN"),
+        "{msg}"
+    );
+    assert!(msg.contains("open_ports: restrict"), "{msg}");
+    assert_eq!(lab.snapshot(), baseline_open, "nothing changed");
+    for sw in ["leaf1", "leaf3"] {
+        assert!(
+            changes(&lab, sw).is_empty(),
+            "{sw} got config lines: {:?}",
+            changes(&lab, sw)
+        );
+    }
+    assert!(lab.store.allocations().unwrap().is_empty());
+    let _ = baseline;
+}
+
+const RESTRICT: &str = r#"name: restrict-lab
+ethernet: {vlan_pool: "100-110", open_ports: restrict}
+switches:
+  - {name: a1, driver: arista-eos, address: 192.0.2.1}
+  - {name: a2, driver: cisco-ios, address: 192.0.2.2}
+links:
+  - {a: a1:Ethernet48, b: a2:GigabitEthernet1/0/48}
+nodes:
+  - {name: "n[1-2]", port: "a1:Ethernet[1-2]"}
+  - {name: "n[3-4]", port: "a2:GigabitEthernet1/0/[1-2]"}
+"#;
+
+#[test]
+fn open_ports_restrict_makes_node_ports_explicit_and_the_last_job_gives_them_back() {
+    let lab = Lab::new("restrict", Some(RESTRICT));
+    let none = Failpoints::default();
+    let a1 = lab.fabric.get("a1").unwrap();
+    let a2 = lab.fabric.get("a2").unwrap();
+    for (sw, port) in [
+        (&a1, "Ethernet1"),
+        (&a2, "GigabitEthernet1/0/1"),
+        (&a1, "Ethernet48"),
+        (&a2, "GigabitEthernet1/0/48"),
+    ] {
+        sw.set_port(port, open_trunk());
+    }
+    let baseline = lab.snapshot();
+    let allowed = |sw: &jobnet::sim::SimSwitch, port: &str| {
+        sw.state.lock().unwrap().port(sw.profile(), port).allowed
+    };
+    let list = |v: &[(u64, u64)]| {
+        jobnet::drivers::read::Allowed::List(jobnet::types::RangeSet::from_ranges(v.to_vec()))
+    };
+    let a = lab.up(&none, "A", "n1,n3").unwrap();
+    assert_eq!(a.vlan, Some(VlanId::new(100).unwrap()));
+    assert_eq!(
+        allowed(&a1, "Ethernet1"),
+        list(&[(100, 100)]),
+        "only the job's VLAN"
+    );
+    assert!(
+        !lab.carries("a1", "Ethernet1", 999),
+        "no other VLAN reaches the node"
+    );
+    assert_eq!(allowed(&a2, "GigabitEthernet1/0/1"), list(&[(100, 100)]));
+    // The open inter-switch trunk already carries the VLAN: nothing is sent there, and it says so.
+    assert_eq!(
+        allowed(&a1, "Ethernet48"),
+        jobnet::drivers::read::Allowed::All
+    );
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w
+                .contains("a1: port Ethernet48 (to a2:GigabitEthernet1/0/48) allows every VLAN")),
+        "{:?}",
+        a.warnings
+    );
+    // A second job on the same node port (tagged mode shares ports).
+    lab.up(&none, "B", "n1,n4").unwrap();
+    assert_eq!(allowed(&a1, "Ethernet1"), list(&[(100, 101)]));
+    // The first job leaves: the port keeps B's VLAN and stays restricted.
+    apply::down(&lab.env(&none), "A", false).unwrap();
+    assert_eq!(
+        allowed(&a1, "Ethernet1"),
+        list(&[(101, 101)]),
+        "B keeps its VLAN, nothing else opens"
+    );
+    assert_eq!(
+        allowed(&a2, "GigabitEthernet1/0/1"),
+        jobnet::drivers::read::Allowed::All,
+        "A's other port is given back at once"
+    );
+    // The last job leaves: every VLAN again, byte for byte the site's configuration.
+    apply::down(&lab.env(&none), "B", false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+    assert_eq!(
+        lab.store.restriction("a1", "Ethernet1").unwrap(),
+        None,
+        "no record left"
+    );
+    // A failure after restricting rolls the restriction back too.
+    lab.fabric
+        .with_faults("a2", |f| f.reject_matching = Some("name jobnet".into()));
+    let e = lab.up(&none, "C", "n1,n3").unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+#[test]
+fn an_answer_that_cannot_be_read_fails_the_device_before_any_change() {
+    let lab = Lab::new("garbled", Some(ACCESS));
+    let none = Failpoints::default();
+    lab.fabric
+        .get("a1")
+        .unwrap()
+        .set_port("Ethernet1", SimPort::access(5));
+    let baseline = lab.snapshot();
+    // The port read answers empty, as a confused CLI might.
+    lab.fabric.with_faults("a1", |f| {
+        f.garble_matching = Some(("Ethernet1 switchport".into(), String::new()))
+    });
+    let e = lab.up(&none, "1", "n1,n3").unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("a1: cannot understand the answer to `show interfaces Ethernet1 switchport` (expected a line matching `(?m)^Name: `"), "{msg}");
+    assert!(msg.contains("it answered: (nothing)"), "{msg}");
+    assert_eq!(lab.snapshot(), baseline, "VLAN 5 is untouched");
+    assert!(changes(&lab, "a1").is_empty() && changes(&lab, "a2").is_empty());
+    // An answer of another shape is shown.
+    lab.fabric.with_faults("a1", |f| {
+        f.garble_matching = Some(("show vlan".into(), "Unknown command".into()))
+    });
+    let e = lab.up(&none, "2", "n1,n3").unwrap_err().to_string();
+    assert!(
+        e.contains("cannot understand the answer to `show vlan`")
+            && e.contains("it answered: `Unknown command`"),
+        "{e}"
+    );
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+#[test]
+fn a_refused_end_does_not_turn_a_clean_rollback_into_a_failure() {
+    let lab = Lab::new("refused-end", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    for sw in ["leaf1", "leaf2", "leaf3", "spine2"] {
+        lab.fabric.with_faults(sw, |f| f.refuse_end = true);
+    }
+    // Up works (leaving configuration mode is not a change) ...
+    lab.up(&none, "1", NODES).unwrap();
+    apply::down(&lab.env(&none), "1", false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+    // ... and a failure is rolled back cleanly: exit 4, not 5.
+    let fp = Failpoints::parse("intent:5:error").unwrap();
+    let e = lab.up(&fp, "2", NODES).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+#[test]
+fn an_undo_that_times_out_goes_on_over_a_fresh_session() {
+    let lab = Lab::new("undo-timeout", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    lab.up(&none, "1", NODES).unwrap();
+    // The next session to leaf1 never answers its 5th line; the undo must not keep typing into it.
+    lab.fabric.with_faults("leaf1", |f| {
+        f.hang_at_line = Some(5);
+        f.next_session_only = true;
+    });
+    let d = apply::down(&lab.env(&none), "1", false).unwrap();
+    assert_eq!(d.result, "down");
+    assert_eq!(lab.snapshot(), baseline);
+    let journal = lab.store.journal("1").unwrap();
+    assert!(journal.iter().all(|r| r.status == "undone"), "{journal:?}");
+}
+
+#[test]
+fn down_force_releases_what_cannot_be_undone_and_records_it() {
+    let lab = Lab::new("force", None);
+    let none = Failpoints::default();
+    lab.up(&none, "1", NODES).unwrap();
+    // leaf3 is gone for good (replaced, never coming back).
+    lab.fabric.with_faults("leaf3", |f| f.refuse_login = true);
+    let e = apply::down(&lab.env(&none), "1", false).unwrap_err();
+    assert_eq!(e.exit_code(), 5);
+    assert_eq!(
+        lab.store.job("1").unwrap().unwrap().state,
+        "failed-rollback"
+    );
+    let d = apply::down(&lab.env(&none), "1", true).unwrap();
+    assert_eq!(d.result, "down");
+    assert!(
+        !d.abandoned.is_empty() && d.abandoned.iter().all(|a| a.starts_with("leaf3 (")),
+        "{:?}",
+        d.abandoned
+    );
+    assert!(
+        lab.store.allocations().unwrap().is_empty(),
+        "the VLAN is released"
+    );
+    let abandoned = lab.store.abandoned().unwrap();
+    assert_eq!(abandoned.len(), d.abandoned.len());
+    assert!(abandoned
+        .iter()
+        .all(|a| a.job == "1" && a.device == "leaf3" && a.reason.contains("down --force")));
+    assert!(
+        abandoned
+            .iter()
+            .any(|a| a.undo.contains(&"no vlan 1000".to_string())),
+        "{abandoned:?}"
+    );
+    // The other switches were cleaned up.
+    let s = lab.snapshot();
+    assert!(s["leaf1"].vlans.is_empty() && s["spine2"].vlans.is_empty());
+    // A later job may reuse the id; the audit record stays.
+    lab.fabric.with_faults("leaf3", |f| f.refuse_login = false);
+    lab.up(&none, "1", "cn001").unwrap();
+    assert_eq!(lab.store.abandoned().unwrap().len(), abandoned.len());
+}
+
+#[test]
+fn up_again_with_another_vlan_or_pkey_is_refused_with_the_facts() {
+    let lab = Lab::new("again-other-vlan", None);
+    let none = Failpoints::default();
+    lab.up(&none, "1", "cn001").unwrap();
+    let req = JobRequest {
+        job: JobId::parse("1").unwrap(),
+        nodes: vec!["cn001".into()],
+        vlan: Choice::Fixed(VlanId::new(3000).unwrap()),
+        pkey: PKeyChoice::None,
+        gateway: None,
+    };
+    let inputs = UpInputs {
+        topology: &lab.topology,
+        graph: &lab.graph,
+        topology_path: "lab.yaml",
+        partitions_conf: None,
+    };
+    let e = apply::up(&lab.env(&none), &inputs, &req).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("job 1 is already up with VLAN 1000 on these nodes; --vlan 3000 asks for something else"), "{e}");
+    let same = JobRequest {
+        vlan: Choice::Fixed(VlanId::new(1000).unwrap()),
+        ..req
+    };
+    assert!(
+        apply::up(&lab.env(&none), &inputs, &same)
+            .unwrap()
+            .unchanged
+    );
+}
+
+#[test]
+fn a_signal_stops_up_and_unwinds_what_was_applied() {
+    let lab = Lab::new("signal", None);
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let interrupt = Interrupt::new();
+    // The signal arrives while the 3rd operation is being journaled.
+    lab.fabric
+        .with_faults("spine2", |f| f.command_latency = Duration::from_millis(30));
+    let env = Env {
+        interrupt: &interrupt,
+        ..lab.env(&none)
+    };
+    let req = JobRequest {
+        job: JobId::parse("1").unwrap(),
+        nodes: jobnet::hostlist::expand(NODES).unwrap(),
+        vlan: Choice::Auto,
+        pkey: PKeyChoice::None,
+        gateway: None,
+    };
+    let inputs = UpInputs {
+        topology: &lab.topology,
+        graph: &lab.graph,
+        topology_path: "lab.yaml",
+        partitions_conf: None,
+    };
+    let e = std::thread::scope(|s| {
+        let h = s.spawn(|| apply::up(&env, &inputs, &req));
+        while lab.store.journal("1").map(|j| j.len()).unwrap_or(0) < 3 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        interrupt.raise(libc_sigterm());
+        h.join().unwrap()
+    })
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("interrupted by SIGTERM"), "{e}");
+    assert_eq!(lab.snapshot(), baseline);
+    assert_eq!(lab.store.job("1").unwrap().unwrap().state, "down");
+    assert!(lab.store.allocations().unwrap().is_empty());
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+/// The dry run is the plan `up` carries out: same VLAN and PKey, the same lines on every device
+/// (as journaled), the same new partitions.conf.
+#[test]
+fn the_dry_run_is_what_up_applies() {
+    let (lab, conf) = ib_lab("dry-run", "true");
+    let none = Failpoints::default();
+    lab.up(&none, "first", "n1").unwrap();
+    let req = JobRequest {
+        job: JobId::parse("second").unwrap(),
+        nodes: jobnet::hostlist::expand("n[2-3]").unwrap(),
+        vlan: Choice::Auto,
+        pkey: PKeyChoice::Default,
+        gateway: None,
+    };
+    let inputs = UpInputs {
+        topology: &lab.topology,
+        graph: &lab.graph,
+        topology_path: "lab.yaml",
+        partitions_conf: None,
+    };
+    let plan = apply::dry_run(Some(&lab.store), &lab.drivers, &inputs, &req).unwrap();
+    assert_eq!(
+        plan.vlan,
+        Some(VlanId::new(101).unwrap()),
+        "the running job's VLAN is taken"
+    );
+    let planned_conf = plan.infiniband.as_ref().unwrap().partitions_conf.clone();
+    let r = apply::up(&lab.env(&none), &inputs, &req).unwrap();
+    assert_eq!((r.vlan, r.pkey), (plan.vlan, plan.pkey));
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        planned_conf,
+        "the file up wrote"
+    );
+    let journal = lab.store.journal("second").unwrap();
+    for d in &plan.ethernet.devices {
+        let profile = lab.drivers.get(&d.driver).unwrap();
+        let name = jobnet::plan::vlan_name(&plan.job, profile);
+        let planned: Vec<String> = d
+            .ops
+            .iter()
+            .flat_map(|op| jobnet::plan::render_op(profile, &name, op).0)
+            .collect();
+        let applied: Vec<String> = journal
+            .iter()
+            .filter(|j| j.device == d.name)
+            .flat_map(|j| j.apply.clone())
+            .collect();
+        assert_eq!(applied, planned, "device {}", d.name);
+        // The plan's command list is those lines inside the profile's session lines.
+        assert!(d
+            .commands
+            .windows(planned.len())
+            .any(|w| w == planned.as_slice()));
+    }
+    assert!(journal.iter().any(|j| j.device == "opensm"));
+}
+
+// ---- InfiniBand-only fabrics and jobs ----
+
+#[test]
+fn infiniband_only_jobs_touch_no_switch() {
+    let conf = ib_conf("ib-only");
+    let topo = format!(
+        "name: ib-only\ninfiniband:\n  pkey_pool: \"0x10-0x12\"\n  partitions_conf: {}\n  reload: {{command: \"true\"}}\n  reload_window_ms: 10\nnodes:\n  - {{name: \"n[1-3]\", ib_guids: [\"0x100001\", \"0x100004\", \"0x100007\"]}}\n",
+        conf.display()
+    );
+    let lab = Lab::new("ib-only", Some(&topo));
+    let none = Failpoints::default();
+    let r = lab.up(&none, "1", "n[1-2]").unwrap();
+    assert_eq!(r.vlan, None);
+    assert_eq!(r.pkey.map(|k| k.get()), Some(0x11));
+    assert_eq!(r.devices.len(), 1, "only the partition: {:?}", r.devices);
+    assert!(r.devices[0].name.starts_with("opensm ("));
+    assert!(std::fs::read_to_string(&conf)
+        .unwrap()
+        .contains("jobnet_1=0x0011"));
+    let journal = lab.store.journal("1").unwrap();
+    assert_eq!(journal.len(), 1);
+    apply::down(&lab.env(&none), "1", false).unwrap();
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
+    // A failing reload rolls the partition back, as on a mixed fabric.
+    let (lab2, conf2) = {
+        let conf = ib_conf("ib-only-fails");
+        let t = topo
+            .replace(
+                &ib_conf("ib-only").display().to_string(),
+                &conf.display().to_string(),
+            )
+            .replace("command: \"true\"", "command: \"false\"");
+        (Lab::new("ib-only-fails", Some(&t)), conf)
+    };
+    let e = lab2.up(&none, "2", "n1").unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert_eq!(std::fs::read_to_string(&conf2).unwrap(), ADMIN);
+}
+
+#[test]
+fn a_job_can_ask_for_no_ethernet() {
+    let (lab, conf) = ib_lab("vlan-none", "true");
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let req = JobRequest {
+        job: JobId::parse("1").unwrap(),
+        nodes: jobnet::hostlist::expand("n[1-2]").unwrap(),
+        vlan: Choice::None,
+        pkey: PKeyChoice::Default,
+        gateway: None,
+    };
+    let inputs = UpInputs {
+        topology: &lab.topology,
+        graph: &lab.graph,
+        topology_path: "lab.yaml",
+        partitions_conf: None,
+    };
+    let r = apply::up(&lab.env(&none), &inputs, &req).unwrap();
+    assert_eq!(r.vlan, None);
+    assert_eq!(lab.snapshot(), baseline, "no switch touched");
+    assert!(lab.fabric.get("a1").unwrap().log.lock().unwrap().is_empty());
+    assert!(std::fs::read_to_string(&conf)
+        .unwrap()
+        .contains("jobnet_1="));
+    apply::down(&lab.env(&none), "1", false).unwrap();
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
+    // Nothing at all is refused.
+    let nothing = JobRequest {
+        pkey: PKeyChoice::None,
+        ..req
+    };
+    let e = apply::up(&lab.env(&none), &inputs, &nothing).unwrap_err();
+    assert!(
+        e.to_string().contains("nothing to configure for job 1"),
+        "{e}"
+    );
+}
+
+// ---- partitions.conf files OpenSM reads otherwise than they look ----
+
+#[test]
+fn an_empty_or_comments_only_partitions_conf_keeps_the_default_partition() {
+    for (name, text) in [("empty", ""), ("comments", "# site partitions: none yet\n")] {
+        let (lab, conf) = ib_lab(&format!("conf-{name}"), "true");
+        std::fs::write(&conf, text).unwrap();
+        let r = lab.up(&Failpoints::default(), "1", "n1").unwrap();
+        let after = std::fs::read_to_string(&conf).unwrap();
+        assert!(
+            after.starts_with(&format!(
+                "{text}Default=0x7fff, ipoib : ALL=full;\n# BEGIN jobnet managed"
+            )),
+            "{name}: {after}"
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("has no partition statements")),
+            "{:?}",
+            r.warnings
+        );
+        apply::down(&lab.env(&Failpoints::default()), "1", false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            format!("{text}Default=0x7fff, ipoib : ALL=full;\n")
+        );
+    }
+}
+
+#[test]
+fn a_partitions_conf_opensm_would_misread_is_never_touched_or_reloaded() {
+    for (name, text) in [
+        (
+            "crlf",
+            "Default=0x7fff, ipoib : ALL=full;\r\nstorage=0x0010 : 0x10000a=full;\r\n",
+        ),
+        (
+            "bom",
+            "\u{feff}# admins\nDefault=0x7fff, ipoib : ALL=full;\n",
+        ),
+        ("full-caps", "Default=0x7fff, ipoib : ALL=FULL;\n"),
+    ] {
+        let (lab, conf) = ib_lab(&format!("conf-{name}"), "true");
+        std::fs::write(&conf, text).unwrap();
+        let baseline = lab.snapshot();
+        let e = lab.up(&Failpoints::default(), "1", "n1").unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{name}: {e}");
+        assert!(
+            e.to_string()
+                .contains("is already invalid, so jobnet will not touch it"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            text,
+            "{name}: untouched"
+        );
+        assert_eq!(
+            jobnet::opensm::reload_count(&conf),
+            0,
+            "{name}: never reloaded"
+        );
+        assert_eq!(lab.snapshot(), baseline);
+    }
+}

@@ -47,6 +47,8 @@ fn jobnet(args: &[&str]) -> Out {
         .args(args)
         .env_remove("JOBNET_TOPOLOGY")
         .env_remove("JOBNET_DRIVERS_DIR")
+        // Never a real state file: `plan` reads one when it exists.
+        .env("JOBNET_STATE", "/nonexistent/jobnet-tests/state.db")
         .output()
         .expect("run jobnet");
     Out {
@@ -1096,4 +1098,315 @@ fn partition_flags_reach_the_partition_header() {
     o.code(2).err_has(&format!(
         "{f}:7:26: error: partition_flags.mtu `9` is not valid, give an IB MTU code 1..5"
     ));
+}
+
+// ---- InfiniBand-only fabrics through the command line ----
+
+fn ib_only(name: &str) -> (PathBuf, PathBuf) {
+    let conf = file(
+        &format!("{name}.conf"),
+        "# admins\nDefault=0x7fff, ipoib : ALL=full;\n",
+    );
+    let topo = file(
+        &format!("{name}.yaml"),
+        &format!(
+            "name: ib-only\ninfiniband:\n  pkey_pool: \"0x10-0x12\"\n  partitions_conf: {}\n  reload: {{command: \"true\"}}\n  reload_window_ms: 10\nnodes:\n  - {{name: \"n[1-3]\", ib_guids: [\"0x100001\", \"0x100004\", \"0x100007\"]}}\n",
+            conf.display()
+        ),
+    );
+    (topo, conf)
+}
+
+#[test]
+fn infiniband_only_topologies_plan_and_apply_partitions() {
+    let (topo, conf) = ib_only("ibonly");
+    let t = topo.to_str().unwrap();
+    jobnet(&["topology", "validate", t])
+        .code(0)
+        .out_has("valid (0 switches, 0 links, 3 nodes, 0 gateways");
+    let v: serde_json::Value = serde_json::from_str(
+        &jobnet(&[
+            "plan",
+            "--topology",
+            t,
+            "--job",
+            "7",
+            "--nodes",
+            "n[1-2]",
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["vlan"], serde_json::Value::Null);
+    assert_eq!(v["pkey"], "0x0010");
+    assert_eq!(v["ethernet"]["devices"], serde_json::json!([]));
+    jobnet(&[
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "7",
+        "--nodes",
+        "n1",
+        "--vlan",
+        "100",
+    ])
+    .code(2)
+    .err_has("VLAN 100 (from --vlan) is not usable: the topology")
+    .err_has("has no `ethernet` section");
+    // up/down through the real command line, and `--partitions-conf` is what `up` writes.
+    let st = state_dir("ibonly");
+    let other = file("ibonly-other.conf", "Default=0x7fff, ipoib : ALL=full;\n");
+    let o = jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        t,
+        "--job",
+        "7",
+        "--nodes",
+        "n[1-2]",
+        "--partitions-conf",
+        other.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    o.code(0);
+    let up: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(up["pkey"], "0x0010", "hex text, as in plan");
+    assert_eq!(up["vlan"], serde_json::Value::Null);
+    assert!(std::fs::read_to_string(&other)
+        .unwrap()
+        .contains("jobnet_7=0x0010"));
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "# admins\nDefault=0x7fff, ipoib : ALL=full;\n",
+        "the topology's file is not touched"
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&jobnet(&["--state", &st, "status", "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(s["jobs"][0]["pkey"], "0x0010");
+    jobnet(&["--state", &st, "down", "--job", "7"]).code(0);
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "Default=0x7fff, ipoib : ALL=full;\n"
+    );
+    let o = jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        t,
+        "--job",
+        "8",
+        "--nodes",
+        "n3",
+    ]);
+    o.code(0)
+        .out_has("job 8 up: no VLAN, PKey 0x0010 for n3 on 1 device(s) (opensm (");
+}
+
+#[test]
+fn the_shipped_example_plans_what_up_would_do() {
+    // Without `reload`, `up` applies no partition: neither does its dry run (and it says why).
+    let shipped = std::fs::read_to_string("topology/two-tier.yaml").unwrap();
+    let p = file(
+        "no-reload-plan.yaml",
+        &shipped.replace("  reload: {pidfile: /run/opensm.pid}", ""),
+    );
+    let o = jobnet(&[
+        "plan",
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+    ]);
+    o.code(0)
+        .out_has("PKey:     none")
+        .out_has("has no `reload`: no partition is applied");
+    // `plan` takes the running jobs' allocations into account, like `up --dry-run`.
+    let (topo, _) = ib_only("ibonly-plan");
+    let t = topo.to_str().unwrap();
+    let st = state_dir("plan-allocations");
+    jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "n1",
+    ])
+    .code(0);
+    for cmd in [&["plan"][..], &["up", "--dry-run"][..]] {
+        let mut args = vec!["--state", st.as_str()];
+        args.extend_from_slice(cmd);
+        args.extend_from_slice(&["--topology", t, "--job", "2", "--nodes", "n2"]);
+        jobnet(&args).code(0).out_has("PKey:     0x0011");
+    }
+    jobnet(&["--state", &st, "down", "--job", "1"]).code(0);
+}
+
+// ---- Files OpenSM reads otherwise than they look ----
+
+#[test]
+fn ib_check_rejects_what_opensm_rejects_or_misreads() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("crlf", "Default=0x7fff, ipoib : ALL=full;\r\n", ":1:34: error: a CR (Windows line end)"),
+        ("bom", "\u{feff}Default=0x7fff, ipoib : ALL=full;\n", ":1:1: error: the file starts with a UTF-8 byte order mark"),
+        ("nul", "Default=0x7fff, ipoib : ALL=full;\nx=0x10 :\0 0x1=full;\n", ":2:9: error: a NUL byte"),
+        ("caps", "Default=0x7fff, ipoib : ALL=FULL;\n", ":1:25: error: membership `FULL` of `ALL` is unknown: OpenSM silently makes the port a LIMITED member"),
+        ("empty", "", ":1:1: error: no partition statements"),
+        ("comments", "# nothing yet\n", ":1:1: error: no partition statements"),
+        ("missing-semicolon", "Default=0x7fff : ALL=full\nstorage=0x10 : 0x1=full;\n", ":2:1: error: bad PortGUID `storage`, the partition `Default` that starts on line 1 has no `;`"),
+    ];
+    for (name, text, want) in cases {
+        let f = file(&format!("check-{name}.conf"), text);
+        jobnet(&["ib", "check", f.to_str().unwrap()])
+            .code(2)
+            .err_has(&format!("{}{want}", f.display()));
+    }
+    let latin1 = file("check-latin1.conf", "");
+    std::fs::write(&latin1, b"# K\xf6ln\nDefault=0x7fff : ALL=full;\n").unwrap();
+    jobnet(&["ib", "check", latin1.to_str().unwrap()])
+        .code(2)
+        .err_has(":1:4: error: byte 0xf6 is not UTF-8 text");
+    // Unreadable (a directory) is an environment problem: 1; missing is bad input: 2.
+    jobnet(&["ib", "check", "/"]).code(1);
+    jobnet(&["ib", "check", "/nonexistent/p.conf"]).code(2);
+}
+
+/// The corpus the OpenSM lab proves against the real OpenSM: jobnet's verdicts, here without it.
+#[test]
+fn opensm_corpus_verdicts() {
+    let mut seen = 0;
+    for class in ["accept", "reject", "stricter", "misread"] {
+        let Ok(dir) = std::fs::read_dir(format!("tests/opensm-cases/{class}")) else {
+            continue;
+        };
+        for f in dir {
+            let f = f.unwrap().path();
+            let o = jobnet(&["ib", "check", f.to_str().unwrap()]);
+            let want = if class == "accept" { 0 } else { 2 };
+            assert_eq!(o.code, want, "{}: {}", f.display(), o.stderr);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 25, "{seen} cases");
+}
+
+#[test]
+fn unbounded_and_impossible_inputs_are_refused() {
+    let o = jobnet(&["topology", "validate", "/dev/zero"]);
+    o.code(2).err_has("/dev/zero is larger than 64 MiB");
+    jobnet(&["ib", "check", "/dev/zero"])
+        .code(2)
+        .err_has("larger than 64 MiB");
+    for (flag, value, want) in [
+        (
+            "--hosts-per-leaf",
+            "0",
+            "--hosts-per-leaf 0 is out of range 1..4096",
+        ),
+        ("--nodes", "0", "--nodes 0 is out of range 1..1000000"),
+        ("--aggs-per-pod", "1024", "links (more than 10000000)"),
+    ] {
+        let mut args = vec!["topology", "generate", "fat-tree", flag, value];
+        if flag == "--aggs-per-pod" {
+            args.extend_from_slice(&[
+                "--nodes",
+                "1000000",
+                "--cores-per-agg",
+                "1024",
+                "--hosts-per-leaf",
+                "1",
+            ]);
+        }
+        jobnet(&args).code(2).err_has(want);
+    }
+}
+
+#[test]
+fn read_only_commands_create_no_state() {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("typo-state");
+    let _ = std::fs::remove_dir_all(&d);
+    let st = d.join("dir").join("state.db");
+    let o = jobnet(&["--state", st.to_str().unwrap(), "status"]);
+    o.code(0).out_has("no jobs").err_has("does not exist");
+    jobnet(&["--state", st.to_str().unwrap(), "status", "--job", "1"]).code(2);
+    jobnet(&[
+        "--state",
+        st.to_str().unwrap(),
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1",
+        "--nodes",
+        "cn001",
+    ])
+    .code(0);
+    assert!(!d.exists(), "read-only commands created {}", d.display());
+}
+
+#[test]
+fn messages_name_the_right_things() {
+    let topo = BASE
+        .replace(
+            "switches:",
+            "infiniband:\n  pkey_pool: \"0x10-0x11\"\n  reload: {command: \"true\"}\nswitches:",
+        )
+        .replace(
+            "port: \"s1:Ethernet[10-11]\"}",
+            "port: \"s1:Ethernet[10-11]\", ib_guids: [\"0x101\", \"0x102\"]}",
+        );
+    let p = file("names.yaml", &topo);
+    let conf = file("names-elsewhere.conf", "Default=0x7fff, ipoib : ALL=full;\nstorage=0x0010 : 0x1=full;\nbackup=0x0011 : 0x2=full;\n");
+    let args = |pkey: &str| -> Vec<String> {
+        [
+            "plan",
+            "--topology",
+            p.to_str().unwrap(),
+            "--job",
+            "1",
+            "--nodes",
+            "n1",
+            "--partitions-conf",
+            conf.to_str().unwrap(),
+            "--pkey",
+            pkey,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a: Vec<String> = args("0x10");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    jobnet(&a).code(2).err_has(&format!(
+        "the admin partition `storage` in {} uses it",
+        conf.display()
+    ));
+    let a: Vec<String> = args("auto");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    jobnet(&a).code(3).err_has(&format!("is in use: 0x0010 by the admin partition `storage` in {}, 0x0011 by the admin partition `backup`", conf.display()));
+    // A huge list of unknown nodes is folded, not printed in full.
+    let o = jobnet(&[
+        "plan",
+        "--topology",
+        p.to_str().unwrap(),
+        "--job",
+        "1",
+        "--nodes",
+        "a[1-300]b[1-300]",
+    ]);
+    o.code(2).err_has("more groups (90000 names in all)");
+    assert!(o.stderr.len() < 2000, "{} bytes", o.stderr.len());
 }

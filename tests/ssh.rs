@@ -608,3 +608,132 @@ fn connect_timeout() {
     assert!(lab.empty());
     drop(silent);
 }
+
+/// Waits until the running job has at least `n` journaled operations done.
+fn wait_for_done(lab: &Lab, job: &str, n: usize) {
+    let path = lab.dir.join("state.db");
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(Some(store)) = jobnet::state::Store::open_existing(&path) {
+            let done = store
+                .journal(job)
+                .map(|j| j.iter().filter(|r| r.status == "done").count())
+                .unwrap_or(0);
+            if done >= n {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job never got going"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What Slurm does to a prolog that runs past PrologEpilogTimeout (SIGTERM), and a terminal's
+/// Ctrl-C: `up` stops, undoes what it applied, and exits 4; nothing is left on any switch.
+#[test]
+fn a_signal_during_up_unwinds_and_exits_4() {
+    for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+        let lab = lab(&format!("signal-{name}"), &[]);
+        for sw in ["leaf1", "leaf2", "leaf3", "spine2"] {
+            lab.fabric
+                .with_faults(sw, |f| f.command_latency = Duration::from_millis(60));
+        }
+        let topo = lab.path("topology.yaml");
+        let child = lab
+            .cmd(&[
+                "up",
+                "--topology",
+                &topo,
+                "--job",
+                "1",
+                "--nodes",
+                "cn[001-004],cn[030-031],cn041",
+                "--pkey",
+                "none",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_done(&lab, "1", 2);
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "{name}: {err}");
+        assert!(err.contains(&format!("interrupted by {name}")), "{err}");
+        assert!(lab.empty(), "{name}: {:?}", lab.snapshot());
+        let (_, out, _) = lab.jn(&["status", "--job", "1", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["jobs"][0]["state"], "down", "{out}");
+    }
+}
+
+/// A switch re-addressed (here: its simulator restarted on another port, with a new host key)
+/// after a job came up: `down` at the old address fails and keeps the job; `down --topology`
+/// with the current topology reaches it by name and cleans up.
+#[test]
+fn a_moved_switch_is_undone_where_the_topology_says_now() {
+    let mut lab = lab("moved", &[]);
+    let (code, _, err) = lab.up("1", &[]);
+    assert_eq!(code, 0, "{err}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let names: Vec<String> = lab
+        .topology
+        .switches
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let acc = access(vec![]);
+    let moved = sim_server::start_fabric(runtime.handle(), &lab.fabric, &names, &[], &acc).unwrap();
+    drop(std::mem::replace(&mut lab._runtime, runtime)); // the old addresses go dark
+    let now = lab.dir.join("now");
+    sim_server::write_lab(&now, &lab.topology, &moved, &acc, &[]).unwrap();
+    let kh = lab.path("known_hosts");
+    let mut keys = std::fs::read_to_string(&kh).unwrap();
+    keys.push_str(&moved.known_hosts);
+    std::fs::write(&kh, keys).unwrap();
+    let (code, _, err) = lab.jn(&["--connect-timeout", "2", "down", "--job", "1"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("cannot connect to leaf1"), "{err}");
+    assert!(!lab.empty(), "nothing could be undone");
+    let topo = now.join("topology.yaml");
+    let (code, out, err) = lab.jn(&["down", "--job", "1", "--topology", topo.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("job 1 down"), "{out}");
+    assert!(lab.empty(), "{:?}", lab.snapshot());
+}
+
+/// A device that refuses a shell (NETCONF-only) is reported as such at once, not after a
+/// 30-second wait for a prompt.
+#[test]
+fn a_device_that_refuses_a_shell_is_reported_at_once() {
+    let lab = lab("no-shell", &[]);
+    lab.fabric.with_faults("leaf2", |f| f.refuse_shell = true);
+    let started = std::time::Instant::now();
+    let (code, _, err) = lab.up("1", &["--command-timeout", "30"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("cannot connect to leaf2") && err.contains("refused an interactive shell"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(lab.empty());
+    let ovs = lab_with("no-exec", OVS_OVER_SSH, &[], vec![]);
+    ovs.fabric.with_faults("br2", |f| f.refuse_shell = true);
+    let topo = ovs.path("topology.yaml");
+    let (code, _, err) = ovs.jn(&["up", "--topology", &topo, "--job", "1", "--nodes", "h1,h2"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("refused the exec request"), "{err}");
+}

@@ -146,15 +146,17 @@ impl UndoSession<'_> {
         Ok(self.session.as_mut().expect("opened above"))
     }
 
-    /// Sends `lines`; after a timeout or a lost connection, closes the session and sends the
-    /// rest again (from the line whose answer was lost) over a fresh one, once.
+    /// Sends `lines`; after a timeout or a lost connection, closes the session and sends them
+    /// all again over a fresh one, once: the lost line may or may not have been carried out,
+    /// and a CLI's context lines (`interface X`) belong to the session.
     fn run_lines(&mut self, lines: &[String]) -> Result<(), DeviceError> {
         let mut retried = false;
-        let mut i = 0;
-        while i < lines.len() {
-            let result = self.open().and_then(|s| s.run(&lines[i]));
+        loop {
+            let result = lines
+                .iter()
+                .try_for_each(|l| self.open().and_then(|s| s.run(l)).map(drop));
             match result {
-                Ok(_) => i += 1,
+                Ok(()) => return Ok(()),
                 Err(e) if e.session_broken() && !retried => {
                     self.session = None;
                     retried = true;
@@ -167,7 +169,6 @@ impl UndoSession<'_> {
                 }
             }
         }
-        Ok(())
     }
 }
 

@@ -3,9 +3,13 @@
 //! directory (`topology.yaml` pointing at the simulators, `credentials.yaml`, `known_hosts`,
 //! `ready` with the pid) for `jobnet up/down` to use. Runs until killed. For benchmarks and
 //! trying jobnet out without switches; never a substitute for real devices.
+//!
+//! Ports start as a site prepares them for jobnet (`--ports site`, the default: link ends and node
+//! ports trunks allowing no VLAN, access-mode node ports in access mode), or as the vendors ship
+//! them (`--ports factory`: Cisco IOS `dynamic auto`, Arista `static access`, trunks allowing ALL).
 
 use jobnet::drivers::DriverSet;
-use jobnet::sim::SimFabric;
+use jobnet::sim::{SimFabric, SitePorts};
 use jobnet::{sim_server, topology};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use std::time::Duration;
 fn usage() -> ! {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
-        b"usage: jobnet-switch-sim --topology FILE --out DIR [--login-latency-ms N] [--command-latency-ms N] [--legacy-only SW,SW]\n",
+        b"usage: jobnet-switch-sim --topology FILE --out DIR [--login-latency-ms N] [--command-latency-ms N] [--legacy-only SW,SW] [--ports site|factory]\n",
     );
     std::process::exit(2)
 }
@@ -22,6 +26,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut topo, mut out, mut login, mut command, mut legacy) =
         (None, None, 0u64, 0u64, Vec::new());
+    let mut ports = SitePorts::Prepared;
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -30,6 +35,13 @@ fn main() -> anyhow::Result<()> {
             "--login-latency-ms" => login = val().parse()?,
             "--command-latency-ms" => command = val().parse()?,
             "--legacy-only" => legacy = val().split(',').map(str::to_string).collect(),
+            "--ports" => {
+                ports = match val().as_str() {
+                    "site" => SitePorts::Prepared,
+                    "factory" => SitePorts::Factory,
+                    _ => usage(),
+                }
+            }
             _ => usage(),
         }
     }
@@ -41,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .topology;
     let fabric = SimFabric::default();
+    fabric.build(&t, &drivers, ports);
     let mut names = Vec::new();
     for (name, driver) in t
         .switches

@@ -45,11 +45,11 @@ impl Session for LocalSession {
         // Drain both pipes while waiting: a child blocked on a full pipe would never exit.
         let drain = |pipe: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {
-                let mut text = String::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_string(&mut text);
+                let mut buf = Vec::new();
+                if let Some(p) = pipe {
+                    let _ = p.take(crate::limits::ANSWER as u64).read_to_end(&mut buf);
                 }
-                text
+                String::from_utf8_lossy(&buf).into_owned()
             })
         };
         let out_reader = drain(

@@ -46,7 +46,7 @@ pub enum DeviceError {
         reason: String,
     },
     /// The device answered a read in a shape its profile does not describe: nothing is assumed.
-    #[error("{device}: cannot understand the answer to `{command}` ({expected}); it answered: {}; the device's output does not look like what its driver profile expects (docs/drivers.md)", excerpt(.answer))]
+    #[error("{device}: cannot understand the answer to `{command}` (expected {expected}); it answered: {}; nothing is assumed from it: the device's output does not look like what its driver profile expects (docs/drivers.md)", excerpt(.answer))]
     Unreadable {
         device: String,
         command: String,

@@ -314,12 +314,13 @@ impl Connector for SshConnector {
         let (client, login, name) = self.login(target)?;
         let name = name.as_str();
         let handle = self.runtime.handle().clone();
+        let connect_timeout = self.opts.connect_timeout;
         let channel = handle
             .block_on(async {
                 if profile.ssh.exec {
                     return Ok(None);
                 }
-                let ch = client
+                let mut ch = client
                     .channel_open_session()
                     .await
                     .map_err(|e| e.to_string())?;
@@ -327,23 +328,48 @@ impl Connector for SshConnector {
                     .await
                     .map_err(|e| e.to_string())?;
                 ch.request_shell(true).await.map_err(|e| e.to_string())?;
-                Ok::<_, String>(Some(ch))
+                // A device that only speaks NETCONF or an API refuses the shell: say so at once
+                // instead of waiting for a prompt that never comes.
+                let mut early = String::new();
+                let answered = tokio::time::timeout(connect_timeout, async {
+                    loop {
+                        match ch.wait().await {
+                            Some(ChannelMsg::Success) => return Ok(()),
+                            Some(ChannelMsg::Failure) => return Err("the device refused an interactive shell (a NETCONF- or API-only device? jobnet drives CLIs over SSH)".to_string()),
+                            Some(ChannelMsg::Data { data }) => early.push_str(&String::from_utf8_lossy(&data)),
+                            Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => return Err("the device closed the session instead of starting a shell".to_string()),
+                            Some(_) => {}
+                        }
+                    }
+                })
+                .await
+                .map_err(|_| format!("the device did not answer the shell request within {} s", connect_timeout.as_secs()))?;
+                answered?;
+                Ok::<_, String>(Some((ch, early)))
             })
             .map_err(fail)?;
+        let (channel, early) = match channel {
+            Some((ch, early)) => (Some(ch), early),
+            None => (None, String::new()),
+        };
         let mut session = SshSession {
             handle,
             client,
             channel,
-            buffer: String::new(),
+            buffer: early,
             profile: profile.clone(),
             device: target.name.clone(),
-            timeout: self.opts.command_timeout,
+            // The banner and first prompt belong to the connection: the connect timeout covers them.
+            timeout: self.opts.connect_timeout,
         };
         if session.channel.is_some() {
             // Read the banner up to the first prompt, then enter privileged mode if the dialect has one.
             session
                 .read_to_prompt("<login>")
                 .map_err(|e| fail(e.to_string()))?;
+        }
+        session.timeout = self.opts.command_timeout;
+        if session.channel.is_some() {
             if let Some(cmd) = profile.enable.clone() {
                 session
                     .enable(&cmd, login.enable_password.as_deref(), name)
@@ -419,6 +445,12 @@ impl SshSession {
                         let text = buffer[..m.start()].to_string();
                         buffer.clear();
                         return Ok((text, false));
+                    }
+                    if buffer.len() > crate::limits::ANSWER {
+                        return Err(format!(
+                            "the answer grew beyond {} MiB without a prompt",
+                            crate::limits::ANSWER >> 20
+                        ));
                     }
                     match channel.wait().await {
                         Some(ChannelMsg::Data { data })
@@ -505,7 +537,13 @@ impl SshSession {
                             err.push_str(&String::from_utf8_lossy(&data))
                         }
                         ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                        ChannelMsg::Failure => {
+                            return Err("the device refused the exec request (a NETCONF- or API-only device? jobnet drives CLIs over SSH)".to_string())
+                        }
                         _ => {}
+                    }
+                    if out.len() + err.len() > crate::limits::ANSWER {
+                        return Err(format!("the answer grew beyond {} MiB", crate::limits::ANSWER >> 20));
                     }
                 }
                 Ok::<_, String>((out, err, status))
