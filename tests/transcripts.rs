@@ -183,7 +183,6 @@ fn refusals_are_recognised() {
 /// port names) masked, case ignored.
 fn key(line: &str) -> String {
     let masked: Vec<String> = line
-        .trim()
         .split_whitespace()
         .map(|w| {
             if w.chars().any(|c| c.is_ascii_digit()) {
