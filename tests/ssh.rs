@@ -253,6 +253,21 @@ fn legacy_algorithms_only_for_switches_marked_legacy() {
     assert!(lab.snapshot()["leaf3"].vlans.contains_key(&1000));
     assert_eq!(lab.jn(&["down", "--job", "2"]).0, 0);
     assert!(lab.empty());
+    // ssh-keyscan cannot record an old switch's key: the hint is the ssh command that can.
+    let kh = std::fs::read_to_string(lab.path("known_hosts")).unwrap();
+    let port = lab.running.ports["leaf3"];
+    let without: String = kh
+        .lines()
+        .filter(|l| !l.starts_with(&format!("[127.0.0.1]:{port} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.path("known_hosts"), without).unwrap();
+    let (code, _, err) = lab.up("3", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains(&format!("for this ssh_legacy switch: ssh -o KexAlgorithms=+diffie-hellman-group14-sha1 -o HostKeyAlgorithms=+ssh-rsa -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={} -o HashKnownHosts=no -p {port} USER@127.0.0.1", lab.path("known_hosts"))),
+        "{err}"
+    );
 }
 
 #[test]

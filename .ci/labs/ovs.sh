@@ -4,7 +4,9 @@
 # by `jobnet up/down/status/recover` with the openvswitch profile (ovs-vsctl, `address: local`).
 # Proves: job hosts reach each other, other jobs' hosts do not, switches outside a job's subgraph
 # carry none of its VLAN, down restores the OVS configuration byte for byte, failures roll back,
-# kill -9 at every journal point is repaired by recover/down, and concurrent jobs get distinct VLANs.
+# kill -9 at every journal point is repaired by recover/down, and concurrent jobs get distinct VLANs;
+# a factory-default port (no tag, no trunks: every VLAN) really leaks other jobs' broadcasts and is
+# refused, or with `open_ports: restrict` carries only its jobs' VLANs and is given back after.
 # Needs root; installs what it needs; stops its daemons by pid. Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,7 +14,7 @@ JOBNET=${JOBNET:-$PWD/target/debug/jobnet}
 [ "$(id -u)" = 0 ] || { echo "ovs lab: needs root (network namespaces, OVS)" >&2; exit 1; }
 [ -x "$JOBNET" ] || { echo "ovs lab: $JOBNET not built" >&2; exit 1; }
 need=()
-for bin in ovs-vsctl:openvswitch-switch ping:iputils-ping ip:iproute2; do
+for bin in ovs-vsctl:openvswitch-switch ping:iputils-ping ip:iproute2 tcpdump:tcpdump; do
   command -v "${bin%%:*}" >/dev/null || need+=("${bin##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -28,7 +30,7 @@ HOSTS="1 2 3 4 5 6"
 cleanup() {
   set +e
   for h in $HOSTS; do ip netns del "jnh$h" 2>/dev/null; done
-  for l in jn12a jn23a jn13a; do ip link del "$l" 2>/dev/null; done
+  for l in jn12a jn23a jn13a jnf1 jnf2; do ip link del "$l" 2>/dev/null; done
   for f in vswitchd ovsdb; do [ -f "$D/$f.pid" ] && kill "$(cat "$D/$f.pid")" 2>/dev/null; done
   sleep 0.3
   for b in jnsw1 jnsw2 jnsw3; do ip link del "$b" 2>/dev/null; done
@@ -128,7 +130,7 @@ set +e
 jn up --topology "$TOPO" --job C --nodes h1,h7 > "$D/c.out" 2>&1; rc=$?
 set -e
 check "up on a port OVS does not have exits 4 (rolled back), rc=$rc" test "$rc" = 4
-check "the message names the device and its answer" grep -q "jnsw3 refused .ovs-vsctl get port jnh7p tag.: ovs-vsctl: no row \"jnh7p\"" "$D/c.out"
+check "the message names the device and its answer" grep -q "jnsw3 refused .ovs-vsctl --columns=tag,trunks list port jnh7p.: ovs-vsctl: no row \"jnh7p\"" "$D/c.out"
 check "baseline after the refused job" test "$(snapshot)" = "$baseline"
 for k in 1 2 3 4 5 6; do
   set +e
@@ -170,6 +172,51 @@ pids=(); for j in P1 P2 P3; do jn down --job $j > /dev/null & pids+=($!); done
 rcs=0; for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs+1)); done
 check "three concurrent downs succeed" test "$rcs" = 0
 check "final: OVS configuration equals the baseline" test "$(snapshot)" = "$baseline"
+
+# --- factory-default node ports: OVS's "ALL" is a port with neither tag nor trunks ---
+for f in 1 2; do
+  ip link add "jnf$f" type veth peer name "jnf${f}x"; ip link set "jnf$f" up; ip link set "jnf${f}x" up
+done
+ovs-vsctl add-port jnsw1 jnf1 -- add-port jnsw2 jnf2
+baseline2=$(snapshot)
+sed -e 's/node_port_mode: access}/node_port_mode: tagged}/' -e 's/vlan_pool: "100-199"/vlan_pool: "200-299"/' \
+    -e '/^nodes:/,$d' "$TOPO" > "$D/tagged.yaml"
+printf 'nodes:\n  - {name: f1, port: "jnsw1:jnf1"}\n  - {name: f2, port: "jnsw2:jnf2"}\n' >> "$D/tagged.yaml"
+sed 's/node_port_mode: tagged}/node_port_mode: tagged, open_ports: restrict}/' "$D/tagged.yaml" > "$D/restrict.yaml"
+# leaks VLAN: a broadcast in VLAN (from h4, on jnsw2) arrives at jnf2, tagged
+leaks() {
+  local n
+  rm -f "$D/cap"
+  timeout 4 tcpdump -i jnf2x -nn -e -l "vlan $1" > "$D/cap" 2>/dev/null &
+  local cap=$!
+  sleep 1
+  ip netns exec jnh4 ping -c 3 -i 0.3 -W 1 10.77.0.99 > /dev/null 2>&1 || true
+  wait "$cap" 2>/dev/null || true
+  n=$(grep -c "vlan $1" "$D/cap" || true)
+  [ "$n" -gt 0 ]
+}
+check "job LB up on h4,h5 (access VLANs, jnsw2-jnsw3)" jn up --topology "$TOPO" --job LB --nodes 'h[4-5]'
+vlb=$(vlan_of LB)
+check "a factory-default OVS port carries every VLAN: LB's broadcast (VLAN $vlb) reaches jnf2 tagged" leaks "$vlb"
+before=$(snapshot)
+set +e; jn up --topology "$D/tagged.yaml" --job TF --nodes f1,f2 > "$D/tf.out" 2>&1; rc=$?; set -e
+check "tagged job on factory-default ports is refused (exit 4), rc=$rc" test "$rc" = 4
+check "the message names the port and the fix" grep -q "node port jnf1 (node f1) is a trunk that allows every VLAN (the factory default).*ovs-vsctl set port jnf1 trunks=4094" "$D/tf.out"
+check "nothing changed in OVS" test "$(snapshot)" = "$before"
+check "open_ports restrict: tagged job R1 on f1,f2 comes up" jn up --topology "$D/restrict.yaml" --job R1 --nodes f1,f2
+vr1=$(vlan_of R1)
+check "jnf2 now lists only R1's VLAN $vr1" test "$(ovs-vsctl get port jnf2 trunks)" = "[$vr1]"
+check "LB's broadcast no longer reaches jnf2" eval "! leaks $vlb"
+check "the jnsw1-jnsw2 trunk carries R1's VLAN" eval "ovs-vsctl get port jn12a trunks | grep -qw $vr1"
+check "a second tagged job R2 on f2" jn up --topology "$D/restrict.yaml" --job R2 --nodes f2
+vr2=$(vlan_of R2)
+check "jnf2 lists both jobs' VLANs" test "$(ovs-vsctl get port jnf2 trunks)" = "[$vr1, $vr2]"
+check "down R1" jn down --job R1
+check "jnf2 keeps R2's VLAN and nothing else (not every VLAN)" test "$(ovs-vsctl get port jnf2 trunks)" = "[$vr2]"
+check "jnf1 (R1's alone) is given every VLAN back" test "$(ovs-vsctl get port jnf1 trunks)" = "[]"
+check "down R2" jn down --job R2
+check "down LB" jn down --job LB
+check "factory ports: OVS configuration equals its baseline again" test "$(snapshot)" = "$baseline2"
 
 echo "ovs lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -54,12 +54,27 @@ pub fn split_address(address: &str) -> (String, u16) {
 struct Client {
     host: String,
     port: u16,
+    /// The switch is marked `ssh_legacy`: ssh-keyscan cannot fetch its key.
+    legacy: bool,
     known_hosts: PathBuf,
     tofu: bool,
     problem: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
+    /// How to record the device's key: OpenSSH 9's ssh-keyscan cannot offer the old algorithms
+    /// an `ssh_legacy` switch speaks, but ssh itself can.
+    fn record_hint(&self, kh: &str) -> String {
+        if self.legacy {
+            format!(
+                "for this ssh_legacy switch: ssh -o KexAlgorithms=+diffie-hellman-group14-sha1 -o HostKeyAlgorithms=+ssh-rsa -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={kh} -o HashKnownHosts=no -p {} USER@{}",
+                self.port, self.host
+            )
+        } else {
+            format!("ssh-keyscan -p {} {} >> {kh}", self.port, self.host)
+        }
+    }
+
     fn refuse(&self, why: String) -> Result<bool, russh::Error> {
         *self.problem.lock().expect("problem slot") = Some(why);
         Ok(false)
@@ -93,11 +108,12 @@ impl client::Handler for Client {
                 Err(e) => self.refuse(format!("cannot record the host key of {hostport} in {kh}: {e}")),
             },
             Ok(false) => self.refuse(format!(
-                "host key of {hostport} ({fp}) is not in known_hosts {kh}; check the fingerprint on the device and add it (ssh-keyscan -p {} {} >> {kh}), or run once with --trust-on-first-use",
-                self.port, self.host
+                "host key of {hostport} ({fp}) is not in known_hosts {kh}; check the fingerprint on the device and add it ({}), or run once with --trust-on-first-use",
+                self.record_hint(&kh)
             )),
             Err(russh::keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound => self.refuse(format!(
-                "known_hosts file {kh} does not exist, so the host key of {hostport} ({fp}) cannot be checked; create it (ssh-keyscan) or run once with --trust-on-first-use"
+                "known_hosts file {kh} does not exist, so the host key of {hostport} ({fp}) cannot be checked; create it ({}) or run once with --trust-on-first-use",
+                self.record_hint(&kh)
             )),
             Err(e) => self.refuse(format!("cannot check known_hosts {kh}: {e}")),
         }
@@ -181,6 +197,7 @@ impl SshConnector {
         let handler = Client {
             host: host.clone(),
             port,
+            legacy: target.legacy,
             known_hosts: self.opts.known_hosts.clone(),
             tofu: self.opts.trust_on_first_use,
             problem: problem.clone(),
