@@ -323,6 +323,35 @@ mod tests {
         assert_eq!(cn003.peer, "MF0;ib-leaf1:MSB7700/U1 [3]");
     }
 
+    /// A node ibnetdiscover did not find keeps its GUID in the emitted section, unless that GUID
+    /// is now on another host: then it is left out (and reported), so the section validates.
+    #[test]
+    fn stale_guids_of_undiscovered_nodes_are_left_out() {
+        let text =
+            std::fs::read_to_string("tests/fixtures/ibnetdiscover/hand-written-mlnx.txt").unwrap();
+        let ports = parse(&text, "mlnx.txt").unwrap();
+        let drivers = crate::drivers::DriverSet::builtin();
+        // cn009 (not discovered) has the GUID ibnetdiscover now shows on cn001; cn010 keeps its own.
+        let topo = "name: t\ninfiniband: {pkey_pool: \"0x10-0x20\"}\nnodes:\n  - {name: cn001}\n  - {name: cn009, ib_guids: [\"0x2c90300a1b001\"]}\n  - {name: cn010, ib_guids: [\"0x77\"]}\n";
+        let t = crate::topology::parse(topo, "t.yaml", &drivers)
+            .unwrap()
+            .topology;
+        let report = compare(&t, &ports);
+        assert_eq!(
+            report.dropped,
+            ["cn009 (0x0002c90300a1b001 is on cn001 now)"]
+        );
+        let nodes = nodes_yaml(&t, &report);
+        assert!(
+            nodes.contains("{name: cn010, ib_guids: [\"0x0000000000000077\"]}")
+                || nodes.contains("0x0000000000000077"),
+            "{nodes}"
+        );
+        let pasted = format!("name: t\ninfiniband: {{pkey_pool: \"0x10-0x20\"}}\n{nodes}");
+        crate::topology::parse(&pasted, "pasted.yaml", &drivers)
+            .unwrap_or_else(|e| panic!("the emitted section must validate: {e}\n{pasted}"));
+    }
+
     #[test]
     fn refuses_what_is_not_ibnetdiscover_output() {
         let e = parse("hello\nworld\n", "x.txt").unwrap_err();
