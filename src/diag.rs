@@ -88,6 +88,24 @@ impl Diagnostics {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// The errors only, sorted, one per line.
+    pub fn errors_text(self) -> String {
+        self.sorted()
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// How many errors there are.
+    pub fn error_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
     /// Sorted by position, errors before warnings at the same place.
     pub fn sorted(mut self) -> Vec<Diagnostic> {
         self.items.sort_by_key(|d| (d.loc, d.severity));

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod opensm;
 pub mod partitions;
 pub mod plan;
+pub mod process;
 pub mod render;
 pub mod sim;
 pub mod sim_server;

@@ -650,28 +650,49 @@ fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
     })
 }
 
+/// What `plan` and `up` both start from: the request, the drivers, the loaded topology and its
+/// graph (warnings printed).
+struct JobSetup {
+    req: JobRequest,
+    drivers: DriverSet,
+    loaded: topology::Loaded,
+    graph: SwitchGraph,
+    topology_path: String,
+}
+
+impl JobSetup {
+    fn new(args: &JobArgs, drivers_dir: Option<&Path>) -> Result<Self, Fail> {
+        let req = request(args)?;
+        let set = drivers(drivers_dir)?;
+        let loaded = load(&args.topology, &set)?;
+        warn(loaded.warnings.iter().map(|w| w.to_string()));
+        let graph = SwitchGraph::build(&loaded.topology);
+        Ok(JobSetup {
+            req,
+            drivers: set,
+            loaded,
+            graph,
+            topology_path: args.topology.display().to_string(),
+        })
+    }
+
+    fn inputs<'a>(&'a self, args: &'a JobArgs) -> UpInputs<'a> {
+        UpInputs {
+            topology: &self.loaded.topology,
+            graph: &self.graph,
+            topology_path: &self.topology_path,
+            partitions_conf: args.partitions_conf.as_deref(),
+        }
+    }
+}
+
 /// `plan` and `up --dry-run`: the plan `up` would carry out, against the state file's
 /// allocations when it exists (it is never created here).
 fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, state: &Path) -> Result<(), Fail> {
-    let req = request(args)?;
-    let set = drivers(drivers_dir)?;
-    let loaded = load(&args.topology, &set)?;
-    warn(loaded.warnings.iter().map(|w| w.to_string()));
-    let t = &loaded.topology;
+    let s = JobSetup::new(args, drivers_dir)?;
+    let t = &s.loaded.topology;
     let store = Store::open_existing(state)?;
-    let graph = SwitchGraph::build(t);
-    let topology_path = args.topology.display().to_string();
-    let p = apply::dry_run(
-        store.as_ref(),
-        &set,
-        &UpInputs {
-            topology: t,
-            graph: &graph,
-            topology_path: &topology_path,
-            partitions_conf: args.partitions_conf.as_deref(),
-        },
-        &req,
-    )?;
+    let p = apply::dry_run(store.as_ref(), &s.drivers, &s.inputs(args), &s.req)?;
     let text = match args.format {
         Format::Text => render::plan_text(&p, t),
         Format::Json => render::plan_json(&p),
@@ -685,27 +706,12 @@ fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, state: &Path) -> Result<
 }
 
 fn up_cmd(opts: &RunOpts, args: &JobArgs, drivers_dir: Option<&Path>) -> Result<(), Fail> {
-    let req = request(args)?;
     if matches!(args.format, Format::Dot | Format::Svg) {
         return Err(invalid("--format: `up` prints text or json"));
     }
-    let set = drivers(drivers_dir)?;
-    let loaded = load(&args.topology, &set)?;
-    warn(loaded.warnings.iter().map(|w| w.to_string()));
-    let t = &loaded.topology;
-    let graph = SwitchGraph::build(t);
-    let topology_path = args.topology.display().to_string();
+    let s = JobSetup::new(args, drivers_dir)?;
     with_env(opts, drivers_dir, Default::default(), |env| {
-        let r = apply::up(
-            env,
-            &UpInputs {
-                topology: t,
-                graph: &graph,
-                topology_path: &topology_path,
-                partitions_conf: args.partitions_conf.as_deref(),
-            },
-            &req,
-        )?;
+        let r = apply::up(env, &s.inputs(args), &s.req)?;
         warn(r.warnings.iter().map(|w| format!("warning: {w}")));
         let vlan = r
             .vlan
@@ -851,14 +857,10 @@ fn read_checked(file: &Path, limit: u64) -> Result<String, Fail> {
 fn ib_check(file: &Path, format: Format) -> Result<(), Fail> {
     let text = read_checked(file, jobnet::limits::PARTITIONS_CONF)?;
     let checked = jobnet::partitions::grammar::check_file(&text, &file.display().to_string());
-    let invalid_file = checked.diagnostics.has_errors();
+    let n = checked.diagnostics.error_count();
     let diags = checked.diagnostics.sorted();
     warn(diags.iter().map(|d| d.to_string()));
-    if invalid_file {
-        let n = diags
-            .iter()
-            .filter(|d| d.severity == jobnet::diag::Severity::Error)
-            .count();
+    if n > 0 {
         return Err(invalid(format!(
             "{} would be rejected or misread by OpenSM: {n} error(s)",
             file.display()

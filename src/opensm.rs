@@ -20,7 +20,6 @@
 
 use crate::partitions::file::lock_path;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How to make OpenSM re-read partitions.conf.
@@ -75,64 +74,16 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `argv` (split at white space, no shell) in `/`, killing it after `timeout`.
 fn run(argv: &str, timeout: Duration) -> Result<String, String> {
-    use std::io::Read;
-    let parts: Vec<&str> = argv.split_whitespace().collect();
-    let Some((prog, args)) = parts.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut child = Command::new(prog)
-        .args(args)
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{argv}`: {e}"))?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(p) = pipe {
-                let _ = p.take(crate::limits::ANSWER as u64).read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{argv}` did not finish within {:.1} s and was killed",
-                    timeout.as_secs_f64()
-                ));
-            }
-            Err(e) => return Err(format!("`{argv}`: {e}")),
-        }
-    };
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    if status.success() {
-        Ok(out)
+    let done = crate::process::run(argv, Some(Path::new("/")), timeout)
+        .map_err(|e| format!("`{argv}`: {e}"))?;
+    if done.status.success() {
+        Ok(done.stdout)
     } else {
-        Err(format!("`{argv}` failed ({status}): {}", err.trim()))
+        Err(format!(
+            "`{argv}` failed ({}): {}",
+            done.status,
+            done.stderr.trim()
+        ))
     }
 }
 
@@ -338,6 +289,7 @@ pub fn verify(s: &IbApply, guids: &[String], pkey_full: &str) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     /// A stale pidfile whose pid now belongs to another process: no signal is sent.
     #[test]

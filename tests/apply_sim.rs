@@ -84,6 +84,15 @@ impl Lab {
         }
     }
 
+    fn inputs(&self) -> UpInputs<'_> {
+        UpInputs {
+            topology: &self.topology,
+            graph: &self.graph,
+            topology_path: "lab.yaml",
+            partitions_conf: None,
+        }
+    }
+
     /// Whether switch `sw` passes `vlan` tagged on `port`.
     fn carries(&self, sw: &str, port: &str, vlan: u16) -> bool {
         let s = self.fabric.get(sw).unwrap();
@@ -124,6 +133,16 @@ impl Lab {
 
 const NODES: &str = "cn[001-004],cn[030-031],cn041";
 static NO_SIGNAL: Interrupt = Interrupt::new();
+
+fn request(job: &str, nodes: &str, vlan: Choice<VlanId>, pkey: PKeyChoice) -> JobRequest {
+    JobRequest {
+        job: JobId::parse(job).unwrap(),
+        nodes: jobnet::hostlist::expand(nodes).unwrap(),
+        vlan,
+        pkey,
+        gateway: None,
+    }
+}
 
 #[test]
 fn up_configures_exactly_the_plan_and_down_restores_everything() {
@@ -368,6 +387,23 @@ fn vlans_that_exist_on_a_switch_are_skipped() {
         .unwrap()
         .vlans
         .insert(101, "legacy".into());
+    // Asked for by number, a VLAN configured on a switch is refused naming the switch.
+    let req = request(
+        "0",
+        "n1,n3",
+        Choice::Fixed(VlanId::new(100).unwrap()),
+        PKeyChoice::None,
+    );
+    let inputs = lab.inputs();
+    let e = apply::up(&lab.env(&none), &inputs, &req)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "VLAN 100 (from --vlan) is not usable: switch a2 (it is configured there) holds it"
+        ),
+        "{e}"
+    );
     let r = lab.up(&none, "1", "n1,n3").unwrap();
     assert_eq!(r.vlan, Some(VlanId::new(102).unwrap()));
     apply::down(&lab.env(&none), "1", false).unwrap();
@@ -403,17 +439,7 @@ fn concurrent_ups_get_distinct_vlans() {
                     pkey: PKeyChoice::None,
                     gateway: None,
                 };
-                apply::up(
-                    &env,
-                    &UpInputs {
-                        topology: &lab.topology,
-                        graph: &lab.graph,
-                        topology_path: "lab.yaml",
-                        partitions_conf: None,
-                    },
-                    &req,
-                )
-                .unwrap();
+                apply::up(&env, &lab.inputs(), &req).unwrap();
             });
         }
     });
@@ -769,21 +795,14 @@ fn factory_default_node_ports_are_refused_with_the_vendors_fix() {
     let _ = baseline;
 }
 
-const RESTRICT: &str = r#"name: restrict-lab
-ethernet: {vlan_pool: "100-110", open_ports: restrict}
-switches:
-  - {name: a1, driver: arista-eos, address: 192.0.2.1}
-  - {name: a2, driver: cisco-ios, address: 192.0.2.2}
-links:
-  - {a: a1:Ethernet48, b: a2:GigabitEthernet1/0/48}
-nodes:
-  - {name: "n[1-2]", port: "a1:Ethernet[1-2]"}
-  - {name: "n[3-4]", port: "a2:GigabitEthernet1/0/[1-2]"}
-"#;
+/// The access lab's fabric with tagged node ports and `open_ports: restrict`.
+fn restrict_topology() -> String {
+    ACCESS.replace("node_port_mode: access", "open_ports: restrict")
+}
 
 #[test]
 fn open_ports_restrict_makes_node_ports_explicit_and_the_last_job_gives_them_back() {
-    let lab = Lab::new("restrict", Some(RESTRICT));
+    let lab = Lab::new("restrict", Some(&restrict_topology()));
     let none = Failpoints::default();
     let a1 = lab.fabric.get("a1").unwrap();
     let a2 = lab.fabric.get("a2").unwrap();
@@ -977,19 +996,13 @@ fn up_again_with_another_vlan_or_pkey_is_refused_with_the_facts() {
     let lab = Lab::new("again-other-vlan", None);
     let none = Failpoints::default();
     lab.up(&none, "1", "cn001").unwrap();
-    let req = JobRequest {
-        job: JobId::parse("1").unwrap(),
-        nodes: vec!["cn001".into()],
-        vlan: Choice::Fixed(VlanId::new(3000).unwrap()),
-        pkey: PKeyChoice::None,
-        gateway: None,
-    };
-    let inputs = UpInputs {
-        topology: &lab.topology,
-        graph: &lab.graph,
-        topology_path: "lab.yaml",
-        partitions_conf: None,
-    };
+    let req = request(
+        "1",
+        "cn001",
+        Choice::Fixed(VlanId::new(3000).unwrap()),
+        PKeyChoice::None,
+    );
+    let inputs = lab.inputs();
     let e = apply::up(&lab.env(&none), &inputs, &req).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("job 1 is already up with VLAN 1000 on these nodes; --vlan 3000 asks for something else"), "{e}");
@@ -1017,19 +1030,8 @@ fn a_signal_stops_up_and_unwinds_what_was_applied() {
         interrupt: &interrupt,
         ..lab.env(&none)
     };
-    let req = JobRequest {
-        job: JobId::parse("1").unwrap(),
-        nodes: jobnet::hostlist::expand(NODES).unwrap(),
-        vlan: Choice::Auto,
-        pkey: PKeyChoice::None,
-        gateway: None,
-    };
-    let inputs = UpInputs {
-        topology: &lab.topology,
-        graph: &lab.graph,
-        topology_path: "lab.yaml",
-        partitions_conf: None,
-    };
+    let req = request("1", NODES, Choice::Auto, PKeyChoice::None);
+    let inputs = lab.inputs();
     let e = std::thread::scope(|s| {
         let h = s.spawn(|| apply::up(&env, &inputs, &req));
         while lab.store.journal("1").map(|j| j.len()).unwrap_or(0) < 3 {
@@ -1057,19 +1059,8 @@ fn the_dry_run_is_what_up_applies() {
     let (lab, conf) = ib_lab("dry-run", "true");
     let none = Failpoints::default();
     lab.up(&none, "first", "n1").unwrap();
-    let req = JobRequest {
-        job: JobId::parse("second").unwrap(),
-        nodes: jobnet::hostlist::expand("n[2-3]").unwrap(),
-        vlan: Choice::Auto,
-        pkey: PKeyChoice::Default,
-        gateway: None,
-    };
-    let inputs = UpInputs {
-        topology: &lab.topology,
-        graph: &lab.graph,
-        topology_path: "lab.yaml",
-        partitions_conf: None,
-    };
+    let req = request("second", "n[2-3]", Choice::Auto, PKeyChoice::Default);
+    let inputs = lab.inputs();
     let plan = apply::dry_run(Some(&lab.store), &lab.drivers, &inputs, &req).unwrap();
     assert_eq!(
         plan.vlan,
@@ -1152,19 +1143,8 @@ fn a_job_can_ask_for_no_ethernet() {
     let (lab, conf) = ib_lab("vlan-none", "true");
     let none = Failpoints::default();
     let baseline = lab.snapshot();
-    let req = JobRequest {
-        job: JobId::parse("1").unwrap(),
-        nodes: jobnet::hostlist::expand("n[1-2]").unwrap(),
-        vlan: Choice::None,
-        pkey: PKeyChoice::Default,
-        gateway: None,
-    };
-    let inputs = UpInputs {
-        topology: &lab.topology,
-        graph: &lab.graph,
-        topology_path: "lab.yaml",
-        partitions_conf: None,
-    };
+    let req = request("1", "n[1-2]", Choice::None, PKeyChoice::Default);
+    let inputs = lab.inputs();
     let r = apply::up(&lab.env(&none), &inputs, &req).unwrap();
     assert_eq!(r.vlan, None);
     assert_eq!(lab.snapshot(), baseline, "no switch touched");

@@ -226,33 +226,38 @@ fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
     }
     let mut errors = Vec::new();
     for r in &rows {
-        let certain = matches!(r.status.as_str(), "done" | "undo-failed");
         let first = r.undo.first().map(String::as_str).unwrap_or("");
         let result = env
             .failpoints
             .hit("undo", &target.name, first)
             .map_err(|e| e.to_string())
             .and_then(|()| undo_row(&mut s, r));
-        match result {
-            Ok(()) => {
-                let _ = env.store.journal_set(r.id, "undone", "");
-            }
-            Err(e) if !certain => {
-                // The operation may never have reached the device; its undo being refused says so.
-                let _ = env.store.journal_set(
-                    r.id,
-                    "undone",
-                    &format!("outcome was unknown; undo answered: {e}"),
-                );
-            }
-            Err(e) => {
-                let _ = env.store.journal_set(r.id, "undo-failed", &e);
-                errors.push(e);
-            }
-        }
+        errors.extend(record_undo(env, r, result));
     }
     errors.extend(finish(&mut s, env.save));
     errors
+}
+
+/// Journals how an undo went; returns the error to report, if any. An operation whose outcome was
+/// unknown (a crash between intent and result) may never have reached the device: its undo
+/// being refused says so, and is not an error.
+pub(super) fn record_undo(env: &Env, r: &JournalRow, result: Result<(), String>) -> Option<String> {
+    let certain = matches!(r.status.as_str(), "done" | "undo-failed");
+    match result {
+        Ok(()) => {
+            let _ = env.store.journal_set(r.id, "undone", "");
+            None
+        }
+        Err(e) if !certain => {
+            let note = format!("outcome was unknown; undo answered: {e}");
+            let _ = env.store.journal_set(r.id, "undone", &note);
+            None
+        }
+        Err(e) => {
+            let _ = env.store.journal_set(r.id, "undo-failed", &e);
+            Some(e)
+        }
+    }
 }
 
 /// Commit, leave configuration mode, save. A refused mode-leaving line is fine; a commit that
@@ -329,6 +334,10 @@ fn undo_restricted(
                 .iter()
                 .all(|&(a, b)| a == b && a == u64::from(vlan)) =>
         {
+            if !s.profile.has("unrestrict_port") {
+                s.run_lines(&r.undo).map_err(|e| e.to_string())?;
+                return Err(format!("{device}: port {port} allowed every VLAN before jobnet restricted it, but driver profile {} has no `unrestrict_port` to give them back; its list is now empty: restore it by hand", s.profile.name));
+            }
             let lines = s.profile.render(
                 "unrestrict_port",
                 &Vars {

@@ -441,6 +441,12 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
                     .collect();
                 let mut failures = device::apply_all(env, &job, devices);
                 if failures.is_empty() {
+                    // A signal during the Ethernet part: unwind before touching OpenSM.
+                    if let Err(e) = env.interrupt.check() {
+                        failures.push(e);
+                    }
+                }
+                if failures.is_empty() {
                     if let (Some(ibp), Some(s)) = (&plan.infiniband, &settings) {
                         match partition::apply(env, &job, s, ibp) {
                             Ok(()) => reports.push(DeviceReport {

@@ -148,17 +148,7 @@ pub(super) fn undo(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
                     }
                 }
             }
-            Err(e) if !certain => {
-                let _ = env.store.journal_set(
-                    r.id,
-                    "undone",
-                    &format!("outcome was unknown; undo answered: {e}"),
-                );
-            }
-            Err(e) => {
-                let _ = env.store.journal_set(r.id, "undo-failed", &e);
-                errors.push(e);
-            }
+            Err(e) => errors.extend(super::device::record_undo(env, &r, Err(e))),
         }
     }
     errors

@@ -49,32 +49,26 @@ pub(super) enum Phase1 {
 
 /// How to reach every switch and gateway of a topology, by name.
 pub fn targets(t: &Topology) -> BTreeMap<String, Target> {
-    let mut out = BTreeMap::new();
-    for s in &t.switches {
-        out.insert(
-            s.name.clone(),
-            Target {
-                name: s.name.clone(),
-                driver: s.driver.clone(),
-                address: s.address.clone(),
-                credentials: s.credentials.clone(),
-                legacy: s.ssh_legacy,
-            },
-        );
-    }
-    for g in &t.gateways {
-        out.insert(
-            g.name.clone(),
-            Target {
-                name: g.name.clone(),
-                driver: g.driver.clone(),
-                address: g.address.clone(),
-                credentials: g.credentials.clone(),
-                legacy: g.ssh_legacy,
-            },
-        );
-    }
-    out
+    let target =
+        |name: &str, driver: &str, address: &str, credentials: &Option<String>, legacy| Target {
+            name: name.to_string(),
+            driver: driver.to_string(),
+            address: address.to_string(),
+            credentials: credentials.clone(),
+            legacy,
+        };
+    let switches = t
+        .switches
+        .iter()
+        .map(|s| target(&s.name, &s.driver, &s.address, &s.credentials, s.ssh_legacy));
+    let gateways = t
+        .gateways
+        .iter()
+        .map(|g| target(&g.name, &g.driver, &g.address, &g.credentials, g.ssh_legacy));
+    switches
+        .chain(gateways)
+        .map(|x| (x.name.clone(), x))
+        .collect()
 }
 
 /// Every device of a plan: the subgraph's switches and the gateway, if any.
@@ -88,16 +82,29 @@ pub(super) fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
     let mut names: Vec<&str> = plan_devices(plan).map(|d| d.name.as_str()).collect();
     names.sort_unstable();
     let mut locks = BTreeMap::new();
+    let deadline = std::time::Instant::now() + env.wait;
     for name in &names {
-        if let Err(e) = env.interrupt.check() {
-            return Phase1::Failed(format!("{e} before any change"));
-        }
-        match DeviceLock::acquire(&env.lock_dir, name, env.sessions_per_device, env.wait) {
-            Ok(l) => {
-                locks.insert(name.to_string(), l);
+        // Wait in short steps, so a signal is noticed while other jobs hold the device.
+        let lock = loop {
+            if let Err(e) = env.interrupt.check() {
+                return Phase1::Failed(format!("{e} before any change"));
             }
-            Err(e) => return Phase1::Failed(format!("{name}: {e}")),
-        }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let step = left.min(std::time::Duration::from_millis(200));
+            match DeviceLock::acquire(&env.lock_dir, name, env.sessions_per_device, step) {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !left.is_zero() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Phase1::Failed(format!(
+                        "{name}: all {} session slots stayed busy for {} s",
+                        env.sessions_per_device,
+                        env.wait.as_secs()
+                    ))
+                }
+                Err(e) => return Phase1::Failed(format!("{name}: {e}")),
+            }
+        };
+        locks.insert(name.to_string(), lock);
     }
     let targets = targets(t);
     let results: Vec<Result<Prep, String>> = std::thread::scope(|s| {

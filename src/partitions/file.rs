@@ -59,16 +59,10 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Wr
 
 fn errors_of(text: &str, path: &str) -> Option<String> {
     let checked = grammar::check(text, path);
-    checked.diagnostics.has_errors().then(|| {
-        checked
-            .diagnostics
-            .sorted()
-            .into_iter()
-            .filter(|d| d.severity == crate::diag::Severity::Error)
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+    checked
+        .diagnostics
+        .has_errors()
+        .then(|| checked.diagnostics.errors_text())
 }
 
 /// The lock file beside `path`.

@@ -235,14 +235,7 @@ impl Current {
         };
         let checked = grammar::check(text, path);
         if checked.diagnostics.has_errors() {
-            return Err(checked
-                .diagnostics
-                .sorted()
-                .into_iter()
-                .filter(|d| d.severity == crate::diag::Severity::Error)
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"));
+            return Err(checked.diagnostics.errors_text());
         }
         if checked.empty {
             return Ok(Current::NoPartitions(text.to_string()));

@@ -4,9 +4,7 @@
 
 use super::{check_answer, DeviceError, Session};
 use crate::drivers::Profile;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct LocalSession {
     device: String,
@@ -26,70 +24,33 @@ impl LocalSession {
 
 impl Session for LocalSession {
     fn run(&mut self, line: &str) -> Result<String, DeviceError> {
-        let argv: Vec<&str> = line.split_whitespace().collect();
-        let Some((program, args)) = argv.split_first() else {
+        if line.split_whitespace().next().is_none() {
             return Ok(String::new());
-        };
+        }
         let rejected = |answer: String| DeviceError::Rejected {
             device: self.device.clone(),
             command: line.to_string(),
             answer,
         };
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| rejected(format!("cannot run {program}: {e}")))?;
-        // Drain both pipes while waiting: a child blocked on a full pipe would never exit.
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(p) = pipe {
-                    let _ = p.take(crate::limits::ANSWER as u64).read_to_end(&mut buf);
-                }
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        };
-        let out_reader = drain(
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let err_reader = drain(
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().map_err(|e| rejected(e.to_string()))? {
-                break status;
-            }
-            if start.elapsed() > self.timeout {
-                let _ = child.kill();
-                let _ = child.wait();
+        let done = match crate::process::run(line, None, self.timeout) {
+            Ok(done) => done,
+            Err(crate::process::RunError::Timeout(_)) => {
                 return Err(DeviceError::Timeout {
                     device: self.device.clone(),
                     command: line.to_string(),
                     secs: self.timeout.as_secs(),
-                });
+                })
             }
-            std::thread::sleep(Duration::from_millis(1));
+            Err(e) => return Err(rejected(e.to_string())),
         };
-        let out = out_reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
-        if !status.success() {
-            let answer = if err.trim().is_empty() {
-                format!("exit status {status}")
+        if !done.status.success() {
+            let answer = if done.stderr.trim().is_empty() {
+                format!("exit status {}", done.status)
             } else {
-                err.trim().to_string()
+                done.stderr.trim().to_string()
             };
             return Err(rejected(answer));
         }
-        check_answer(&self.profile, &self.device, line, out)
+        check_answer(&self.profile, &self.device, line, done.stdout)
     }
 }
