@@ -3,11 +3,11 @@
 //! Figures and the command to reproduce them are in docs/benchmarks.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use jobnet::base::hostlist;
+use jobnet::base::types::JobId;
 use jobnet::drivers::DriverSet;
-use jobnet::hostlist;
 use jobnet::plan::{self, Choice, Inputs, JobRequest, PKeyChoice};
 use jobnet::topology::{self, FatTreeSpec, SwitchGraph};
-use jobnet::types::JobId;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {

@@ -5,15 +5,16 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jobnet::apply::{self, ApplyError, Env, UpInputs};
+use jobnet::base::hostlist;
+use jobnet::base::types::{JobId, PKey, VlanId};
+use jobnet::drivers::transport::ssh::{SshConnector, SshOptions};
+use jobnet::drivers::transport::RealConnector;
 use jobnet::drivers::DriverSet;
-use jobnet::failpoint::Failpoints;
+use jobnet::plan::render;
 use jobnet::plan::{Choice, JobRequest, PKeyChoice};
-use jobnet::state::Store;
+use jobnet::state::sqlite::SqliteStore as Store;
+use jobnet::state::StateStore;
 use jobnet::topology::{self, FatTreeSpec, LoadError, SwitchGraph};
-use jobnet::transport::ssh::{SshConnector, SshOptions};
-use jobnet::transport::RealConnector;
-use jobnet::types::{JobId, PKey, VlanId};
-use jobnet::{hostlist, render};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -320,7 +321,7 @@ fn load(path: &Path, drivers: &DriverSet) -> Result<topology::Loaded, Fail> {
         LoadError::Invalid(d) => {
             let errors = d
                 .iter()
-                .filter(|x| x.severity == jobnet::diag::Severity::Error)
+                .filter(|x| x.severity == jobnet::base::diag::Severity::Error)
                 .count();
             warn(d.iter().map(|x| x.to_string()));
             invalid(format!("{} is invalid: {errors} error(s)", path.display()))
@@ -464,15 +465,15 @@ fn down_cmd(
         None => Default::default(),
     };
     with_env(opts, dir, retarget, |env| {
-        let r = apply::down(env, job.as_str(), force)?;
+        let r = apply::down(env, &job, force)?;
         if !r.abandoned.is_empty() {
             warn(r.abandoned.iter().map(|a| {
                 format!("jobnet: warning: abandoned (still configured, undo it by hand): {a}")
             }));
         }
-        out(&match (format, r.result.as_str()) {
+        out(&match (format, r.result) {
             (Format::Json, _) => json(&r),
-            (_, "down") => format!(
+            (_, apply::DownResult::Down) => format!(
                 "job {} down: {} operation(s) undone on {}{}\n",
                 r.job,
                 r.undone,
@@ -490,7 +491,9 @@ fn down_cmd(
                     )
                 }
             ),
-            (_, "already-down") => format!("job {} is already down; nothing to do\n", r.job),
+            (_, apply::DownResult::AlreadyDown) => {
+                format!("job {} is already down; nothing to do\n", r.job)
+            }
             _ => format!("job {} is not known; nothing to do\n", r.job),
         })
     })
@@ -564,28 +567,27 @@ impl RunOpts {
 fn with_env(
     o: &RunOpts,
     dir: Option<&Path>,
-    retarget: std::collections::BTreeMap<String, jobnet::transport::Target>,
+    retarget: std::collections::BTreeMap<String, jobnet::drivers::transport::Target>,
     f: impl FnOnce(&Env) -> Result<(), Fail>,
 ) -> Result<(), Fail> {
-    let failpoints = Failpoints::from_env().map_err(invalid)?;
+    let failpoints = faults()?;
     let set = drivers(dir)?;
     let store = Store::open(&o.state)?;
     // A missing credentials file only matters once an SSH device is contacted (it says so then).
-    let credentials = match jobnet::credentials::Credentials::load(&o.credentials) {
-        Ok(c) => Some(std::sync::Arc::new(c)),
-        Err(jobnet::credentials::CredentialsError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            None
-        }
-        Err(e @ jobnet::credentials::CredentialsError::Io { .. }) => {
-            return Err(Fail {
-                code: 1,
-                message: e.to_string(),
-            })
-        }
-        Err(e) => return Err(invalid(e.to_string())),
-    };
+    let credentials =
+        match jobnet::drivers::transport::credentials::Credentials::load(&o.credentials) {
+            Ok(c) => Some(std::sync::Arc::new(c)),
+            Err(jobnet::drivers::transport::credentials::CredentialsError::Io {
+                source, ..
+            }) if source.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e @ jobnet::drivers::transport::credentials::CredentialsError::Io { .. }) => {
+                return Err(Fail {
+                    code: 1,
+                    message: e.to_string(),
+                })
+            }
+            Err(e) => return Err(invalid(e.to_string())),
+        };
     let command_timeout = Duration::from_secs(o.command_timeout);
     let ssh = SshConnector::new(SshOptions {
         credentials,
@@ -603,13 +605,11 @@ fn with_env(
         command_timeout,
         ssh,
     };
-    let lock_dir = o.state.parent().unwrap_or(Path::new(".")).join("locks");
     let env = Env {
         store: &store,
         connector: &connector,
         drivers: &set,
-        failpoints: &failpoints,
-        lock_dir,
+        faults: &*failpoints,
         sessions_per_device: o.sessions,
         wait: Duration::from_secs(o.wait),
         save: o.save,
@@ -692,7 +692,12 @@ fn plan_cmd(args: &JobArgs, drivers_dir: Option<&Path>, state: &Path) -> Result<
     let s = JobSetup::new(args, drivers_dir)?;
     let t = &s.loaded.topology;
     let store = Store::open_existing(state)?;
-    let p = apply::dry_run(store.as_ref(), &s.drivers, &s.inputs(args), &s.req)?;
+    let p = apply::dry_run(
+        store.as_ref().map(|s| s as &dyn StateStore),
+        &s.drivers,
+        &s.inputs(args),
+        &s.req,
+    )?;
     let text = match args.format {
         Format::Text => render::plan_text(&p, t),
         Format::Json => render::plan_json(&p),
@@ -744,7 +749,7 @@ fn up_cmd(opts: &RunOpts, args: &JobArgs, drivers_dir: Option<&Path>) -> Result<
 fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fail> {
     let mut rows = store.jobs()?;
     if let Some(j) = job {
-        rows.retain(|r| r.job == j);
+        rows.retain(|r| r.job.as_str() == j);
         if rows.is_empty() {
             return Err(invalid(format!(
                 "--job {j}: no such job in {}",
@@ -760,14 +765,14 @@ fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fa
     for r in &rows {
         let journal = store.journal(&r.job)?;
         let devices: std::collections::BTreeSet<&str> =
-            journal.iter().map(|j| j.device.as_str()).collect();
+            journal.iter().map(|j| j.device.name.as_str()).collect();
         let devices: Vec<&str> = devices.into_iter().collect();
         text.push_str(&format!(
             "{:<12} {:<16} vlan {:<5} pkey {:<7} nodes {:<24} devices {}{}\n",
             r.job,
             r.state,
             r.vlan.map_or("-".into(), |v| v.to_string()),
-            r.pkey.map_or("-".into(), |k| format!("{k:#06x}")),
+            r.pkey.map_or("-".into(), |k| k.to_string()),
             hostlist::fold(&r.nodes),
             if devices.is_empty() {
                 "-".to_string()
@@ -785,7 +790,7 @@ fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fa
                 text.push_str(&format!(
                     "    #{:<5} {:<10} {:<12} {}{}\n",
                     j.id,
-                    j.device,
+                    j.device.name,
                     j.status,
                     j.apply.join(" / "),
                     if j.message.is_empty() {
@@ -797,8 +802,6 @@ fn status_cmd(store: &Store, job: Option<&str>, format: Format) -> Result<(), Fa
             }
         }
         let mut v = serde_json::to_value(r).expect("json");
-        // One spelling of a PKey everywhere: hex text, as in `plan` and `up`.
-        v["pkey"] = serde_json::json!(r.pkey.map(|k| format!("{k:#06x}")));
         v["devices"] = serde_json::json!(devices);
         if job.is_some() {
             v["journal"] = serde_json::to_value(&journal).expect("json");
@@ -837,7 +840,7 @@ fn abandoned_cmd(store: &Store, format: Format) -> Result<(), Fail> {
 /// Reads a file for `ib check`: bounded, and as UTF-8 (with the position of the first byte that
 /// is not).
 fn read_checked(file: &Path, limit: u64) -> Result<String, Fail> {
-    let bytes = jobnet::limits::read_bytes(file, limit).map_err(|e| Fail {
+    let bytes = jobnet::base::limits::read_bytes(file, limit).map_err(|e| Fail {
         code: e.exit_code(),
         message: e.to_string(),
     })?;
@@ -855,8 +858,8 @@ fn read_checked(file: &Path, limit: u64) -> Result<String, Fail> {
 }
 
 fn ib_check(file: &Path, format: Format) -> Result<(), Fail> {
-    let text = read_checked(file, jobnet::limits::PARTITIONS_CONF)?;
-    let checked = jobnet::partitions::grammar::check_file(&text, &file.display().to_string());
+    let text = read_checked(file, jobnet::base::limits::PARTITIONS_CONF)?;
+    let checked = jobnet::ib::partitions::grammar::check_file(&text, &file.display().to_string());
     let n = checked.diagnostics.error_count();
     let diags = checked.diagnostics.sorted();
     warn(diags.iter().map(|d| d.to_string()));
@@ -900,8 +903,8 @@ fn import_ib(
     format: ImportFormat,
     dir: Option<&Path>,
 ) -> Result<(), Fail> {
-    let text = read_checked(output, jobnet::limits::IBNETDISCOVER)?;
-    let ports = jobnet::ibimport::parse(&text, &output.display().to_string()).map_err(|d| {
+    let text = read_checked(output, jobnet::base::limits::IBNETDISCOVER)?;
+    let ports = jobnet::ib::import::parse(&text, &output.display().to_string()).map_err(|d| {
         warn(d.sorted().iter().map(|x| x.to_string()));
         invalid(format!(
             "{} is not usable ibnetdiscover output",
@@ -911,10 +914,10 @@ fn import_ib(
     let set = drivers(dir)?;
     let loaded = load(topology, &set)?;
     let t = &loaded.topology;
-    let report = jobnet::ibimport::compare(t, &ports);
+    let report = jobnet::ib::import::compare(t, &ports);
     match format {
         ImportFormat::Json => out(&json(&report)),
-        ImportFormat::Yaml => out(&jobnet::ibimport::nodes_yaml(t, &report)),
+        ImportFormat::Yaml => out(&jobnet::ib::import::nodes_yaml(t, &report)),
         ImportFormat::Text => {
             let found = report.matches.iter().filter(|m| m.guid.is_some()).count();
             let mut o = format!("{} HCA port(s) in {}; {found} of {} topology node(s) matched by node description\n", ports.len(), output.display(), t.nodes.len());
@@ -961,8 +964,22 @@ fn import_ib(
                 "\n# the nodes section of {} with the discovered GUIDs:\n",
                 topology.display()
             );
-            o += &jobnet::ibimport::nodes_yaml(t, &report);
+            o += &jobnet::ib::import::nodes_yaml(t, &report);
             out(&o)
         }
     }
+}
+
+/// The executor's fault injection: failpoints from `JOBNET_FAILPOINT` in a test-kit build, none
+/// in a shipped one.
+#[cfg(feature = "testkit")]
+fn faults() -> Result<Box<dyn apply::faults::Faults>, Fail> {
+    let f =
+        jobnet::testkit::failpoint::Failpoints::from_env().map_err(|e| invalid(e.to_string()))?;
+    Ok(Box::new(f))
+}
+
+#[cfg(not(feature = "testkit"))]
+fn faults() -> Result<Box<dyn apply::faults::Faults>, Fail> {
+    Ok(Box::new(apply::faults::NoFaults))
 }

@@ -3,18 +3,24 @@
 //! every position, undo failures, recorded access VLANs, VLANs that exist on a switch, and many
 //! `up`s at once against one state file.
 
+use jobnet::apply::DownResult;
 use jobnet::apply::Interrupt;
 use jobnet::apply::{self, ApplyError, Env, UpInputs};
+use jobnet::base::types::{JobId, PKey, VlanId};
 use jobnet::drivers::DriverSet;
-use jobnet::failpoint::Failpoints;
 use jobnet::plan::{Choice, JobRequest, PKeyChoice};
-use jobnet::sim::{SimFabric, SimPort, SimState, SitePorts};
-use jobnet::state::Store;
+use jobnet::state::sqlite::SqliteStore as Store;
+use jobnet::state::{JobState, JournalStatus, StateStore};
+use jobnet::testkit::failpoint::Failpoints;
+use jobnet::testkit::sim::{SimFabric, SimPort, SimState, SitePorts};
 use jobnet::topology::{self, SwitchGraph, Topology};
-use jobnet::types::{JobId, VlanId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+fn j(id: &str) -> JobId {
+    JobId::parse(id).unwrap()
+}
 
 fn scratch(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -74,8 +80,7 @@ impl Lab {
             store: &self.store,
             connector: &self.fabric,
             drivers: &self.drivers,
-            failpoints: fp,
-            lock_dir: self.dir.join("locks"),
+            faults: fp,
             sessions_per_device: 4,
             wait: Duration::from_secs(10),
             save: false,
@@ -104,7 +109,7 @@ impl Lab {
     fn up(&self, fp: &Failpoints, job: &str, nodes: &str) -> Result<apply::UpReport, ApplyError> {
         let req = JobRequest {
             job: JobId::parse(job).unwrap(),
-            nodes: jobnet::hostlist::expand(nodes).unwrap(),
+            nodes: jobnet::base::hostlist::expand(nodes).unwrap(),
             vlan: Choice::Auto,
             // The shipped example's partitions.conf is /etc/opensm's: tests never write there.
             pkey: if self.shipped {
@@ -137,7 +142,7 @@ static NO_SIGNAL: Interrupt = Interrupt::new();
 fn request(job: &str, nodes: &str, vlan: Choice<VlanId>, pkey: PKeyChoice) -> JobRequest {
     JobRequest {
         job: JobId::parse(job).unwrap(),
-        nodes: jobnet::hostlist::expand(nodes).unwrap(),
+        nodes: jobnet::base::hostlist::expand(nodes).unwrap(),
         vlan,
         pkey,
         gateway: None,
@@ -177,7 +182,10 @@ fn up_configures_exactly_the_plan_and_down_restores_everything() {
         !lab.carries("leaf1", "Ethernet5", 1000),
         "not on other nodes' ports"
     );
-    assert_eq!(lab.store.job("1234").unwrap().unwrap().state, "up");
+    assert_eq!(
+        lab.store.job(&j("1234")).unwrap().unwrap().state,
+        JobState::Up
+    );
     // Up again with the same nodes changes nothing.
     let again = lab.up(&none, "1234", NODES).unwrap();
     assert!(again.unchanged);
@@ -186,18 +194,22 @@ fn up_configures_exactly_the_plan_and_down_restores_everything() {
         Err(ApplyError::Invalid(_))
     ));
 
-    let d = apply::down(&lab.env(&none), "1234", false).unwrap();
-    assert_eq!(d.result, "down");
+    let d = apply::down(&lab.env(&none), &j("1234"), false).unwrap();
+    assert_eq!(d.result, DownResult::Down);
     assert_eq!(lab.snapshot(), baseline);
     assert!(lab.store.allocations().unwrap().is_empty());
     // Twice, and for a job that never existed: success, nothing to do.
     assert_eq!(
-        apply::down(&lab.env(&none), "1234", false).unwrap().result,
-        "already-down"
+        apply::down(&lab.env(&none), &j("1234"), false)
+            .unwrap()
+            .result,
+        DownResult::AlreadyDown
     );
     assert_eq!(
-        apply::down(&lab.env(&none), "999", false).unwrap().result,
-        "not-found"
+        apply::down(&lab.env(&none), &j("999"), false)
+            .unwrap()
+            .result,
+        DownResult::NotFound
     );
     assert_eq!(lab.snapshot(), baseline);
 }
@@ -215,14 +227,15 @@ fn a_fault_at_every_position_rolls_everything_back() {
         .iter()
         .map(|d| d.operations)
         .sum();
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert!(total >= 12, "a multi-device plan ({total} operations)");
     for k in 1..=total {
         for point in ["intent", "done"] {
             let fp = Failpoints::parse(&format!("{point}:{k}:error")).unwrap();
             let job = format!("f{point}{k}");
             match lab.up(&fp, &job, NODES) {
-                Err(ApplyError::RolledBack { failure, .. }) => {
+                Err(ApplyError::RolledBack { failures, .. }) => {
+                    let failure = format!("{failures:?}");
                     assert!(failure.contains("injected"), "{failure}")
                 }
                 other => panic!("{point}:{k}: expected a rollback, got {other:?}"),
@@ -236,7 +249,10 @@ fn a_fault_at_every_position_rolls_everything_back() {
                 lab.store.allocations().unwrap().is_empty(),
                 "fault {point}:{k} kept the VLAN"
             );
-            assert_eq!(lab.store.job(&job).unwrap().unwrap().state, "down");
+            assert_eq!(
+                lab.store.job(&j(&job)).unwrap().unwrap().state,
+                JobState::Down
+            );
         }
     }
 }
@@ -291,8 +307,8 @@ fn failed_undo_keeps_the_journal_until_down_succeeds() {
     let e = lab.up(&none, "55", NODES).unwrap_err();
     assert!(matches!(e, ApplyError::NeedsAttention { .. }), "{e:?}");
     assert_eq!(e.exit_code(), 5);
-    let row = lab.store.job("55").unwrap().unwrap();
-    assert_eq!(row.state, "failed-rollback");
+    let row = lab.store.job(&j("55")).unwrap().unwrap();
+    assert_eq!(row.state, JobState::FailedRollback);
     assert_eq!(
         lab.store.allocations().unwrap().len(),
         1,
@@ -318,8 +334,10 @@ fn failed_undo_keeps_the_journal_until_down_succeeds() {
     lab.fabric
         .with_faults("leaf3", |f| f.reject_matching = None);
     assert_eq!(
-        apply::down(&lab.env(&none), "55", false).unwrap().result,
-        "down"
+        apply::down(&lab.env(&none), &j("55"), false)
+            .unwrap()
+            .result,
+        DownResult::Down
     );
     assert_eq!(lab.snapshot(), baseline);
     assert!(lab.store.allocations().unwrap().is_empty());
@@ -350,7 +368,7 @@ fn access_mode_records_and_restores_the_previous_vlan() {
     let s = lab.snapshot();
     assert_eq!(s["a1"].ports["Ethernet1"], SimPort::access(100));
     assert_eq!(s["a2"].ports["GigabitEthernet1/0/1"], SimPort::access(100));
-    let journal = lab.store.journal("1").unwrap();
+    let journal = lab.store.journal(&j("1")).unwrap();
     assert!(
         journal
             .iter()
@@ -363,7 +381,7 @@ fn access_mode_records_and_restores_the_previous_vlan() {
         e.to_string().contains("node(s) n1 belong to running job 1"),
         "{e}"
     );
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
 }
 
@@ -406,7 +424,7 @@ fn vlans_that_exist_on_a_switch_are_skipped() {
     );
     let r = lab.up(&none, "1", "n1,n3").unwrap();
     assert_eq!(r.vlan, Some(VlanId::new(102).unwrap()));
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     let s = lab.snapshot();
     assert_eq!(
         s["a2"].vlans.get(&100).map(String::as_str),
@@ -434,7 +452,7 @@ fn concurrent_ups_get_distinct_vlans() {
                 };
                 let req = JobRequest {
                     job: JobId::parse(&format!("c{i}")).unwrap(),
-                    nodes: jobnet::hostlist::expand(NODES).unwrap(),
+                    nodes: jobnet::base::hostlist::expand(NODES).unwrap(),
                     vlan: Choice::Auto,
                     pkey: PKeyChoice::None,
                     gateway: None,
@@ -454,7 +472,7 @@ fn concurrent_ups_get_distinct_vlans() {
     let s = lab.snapshot();
     assert_eq!(s["leaf1"].vlans.len(), 16);
     for i in 0..16 {
-        apply::down(&lab.env(&none), &format!("c{i}"), false).unwrap();
+        apply::down(&lab.env(&none), &j(&format!("c{i}")), false).unwrap();
     }
     assert_eq!(
         lab.snapshot(),
@@ -513,20 +531,26 @@ fn partitions_are_applied_and_removed_with_the_job() {
         ),
         "0x0010 is the admin's: {text}"
     );
-    assert_eq!(lab.store.job("1").unwrap().unwrap().pkey, Some(0x11));
-    assert_eq!(jobnet::opensm::reload_count(&conf), 1);
-    let journal = lab.store.journal("1").unwrap();
+    assert_eq!(
+        lab.store.job(&j("1")).unwrap().unwrap().pkey,
+        Some(PKey::new(0x11).unwrap())
+    );
+    assert_eq!(
+        jobnet::ib::partitions::file::Generations::read(&conf).reloads,
+        1
+    );
+    let journal = lab.store.journal(&j("1")).unwrap();
     assert!(journal
         .iter()
-        .any(|r| r.device == "opensm" && r.status == "done"));
+        .any(|r| r.device.name == "opensm" && r.status == JournalStatus::Done));
     lab.up(&none, "2", "n3").unwrap();
     assert!(std::fs::read_to_string(&conf)
         .unwrap()
         .contains("jobnet_2=0x0012"));
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     let after = std::fs::read_to_string(&conf).unwrap();
     assert!(!after.contains("jobnet_1") && after.contains("jobnet_2"));
-    apply::down(&lab.env(&none), "2", false).unwrap();
+    apply::down(&lab.env(&none), &j("2"), false).unwrap();
     assert_eq!(
         std::fs::read_to_string(&conf).unwrap(),
         ADMIN,
@@ -595,7 +619,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
     let none = Failpoints::default();
     let req = |job: &str| JobRequest {
         job: JobId::parse(job).unwrap(),
-        nodes: jobnet::hostlist::expand("n1").unwrap(),
+        nodes: jobnet::base::hostlist::expand("n1").unwrap(),
         vlan: Choice::Auto,
         pkey: PKeyChoice::Default,
         gateway: Some("gw1".into()),
@@ -642,7 +666,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
             .contains("0x000000000020000a=full"),
         "the gateway joins the partition"
     );
-    apply::down(&lab.env(&none), "2", false).unwrap();
+    apply::down(&lab.env(&none), &j("2"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
     // A failing gateway rolls the switches and the partition back.
     lab.fabric
@@ -678,7 +702,7 @@ fn standby_sms_get_every_version_of_the_file() {
         Some(std::fs::read_to_string(&conf).unwrap().as_str()),
         "the standby has the new file"
     );
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(standby().as_deref(), Some(ADMIN), "and the restored one");
     // A standby that cannot be reached: the job is rolled back (a failover would lose it).
     lab.fabric.unreachable.lock().unwrap().insert("sm2".into());
@@ -701,10 +725,10 @@ fn standby_sms_get_every_version_of_the_file() {
     // Up while reachable, then the standby goes away during down: needs attention until it is back.
     lab.up(&none, "3", "n1").unwrap();
     lab.fabric.unreachable.lock().unwrap().insert("sm2".into());
-    let e = apply::down(&lab.env(&none), "3", false).unwrap_err();
+    let e = apply::down(&lab.env(&none), &j("3"), false).unwrap_err();
     assert_eq!(e.exit_code(), 5, "{e}");
     lab.fabric.unreachable.lock().unwrap().clear();
-    apply::down(&lab.env(&none), "3", false).unwrap();
+    apply::down(&lab.env(&none), &j("3"), false).unwrap();
     assert_eq!(standby().as_deref(), Some(ADMIN), "the standby catches up");
     assert!(lab.store.allocations().unwrap().is_empty());
 }
@@ -734,7 +758,7 @@ fn a_failed_verification_rolls_everything_back() {
 /// Every port of `sw` named here: a trunk allowing ALL (the factory default of a trunk).
 fn open_trunk() -> SimPort {
     SimPort {
-        mode: jobnet::sim::SimMode::Trunk,
+        mode: jobnet::testkit::sim::SimMode::Trunk,
         access: 1,
         allowed: jobnet::drivers::read::Allowed::All,
     }
@@ -815,11 +839,11 @@ fn open_ports_restrict_makes_node_ports_explicit_and_the_last_job_gives_them_bac
         sw.set_port(port, open_trunk());
     }
     let baseline = lab.snapshot();
-    let allowed = |sw: &jobnet::sim::SimSwitch, port: &str| {
+    let allowed = |sw: &jobnet::testkit::sim::SimSwitch, port: &str| {
         sw.state.lock().unwrap().port(sw.profile(), port).allowed
     };
     let list = |v: &[(u64, u64)]| {
-        jobnet::drivers::read::Allowed::List(jobnet::types::RangeSet::from_ranges(v.to_vec()))
+        jobnet::drivers::read::Allowed::List(jobnet::base::types::RangeSet::from_ranges(v.to_vec()))
     };
     let a = lab.up(&none, "A", "n1,n3").unwrap();
     assert_eq!(a.vlan, Some(VlanId::new(100).unwrap()));
@@ -850,7 +874,7 @@ fn open_ports_restrict_makes_node_ports_explicit_and_the_last_job_gives_them_bac
     lab.up(&none, "B", "n1,n4").unwrap();
     assert_eq!(allowed(&a1, "Ethernet1"), list(&[(100, 101)]));
     // The first job leaves: the port keeps B's VLAN and stays restricted.
-    apply::down(&lab.env(&none), "A", false).unwrap();
+    apply::down(&lab.env(&none), &j("A"), false).unwrap();
     assert_eq!(
         allowed(&a1, "Ethernet1"),
         list(&[(101, 101)]),
@@ -862,7 +886,7 @@ fn open_ports_restrict_makes_node_ports_explicit_and_the_last_job_gives_them_bac
         "A's other port is given back at once"
     );
     // The last job leaves: every VLAN again, byte for byte the site's configuration.
-    apply::down(&lab.env(&none), "B", false).unwrap();
+    apply::down(&lab.env(&none), &j("B"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
     assert_eq!(
         lab.store.restriction("a1", "Ethernet1").unwrap(),
@@ -920,7 +944,7 @@ fn a_refused_end_does_not_turn_a_clean_rollback_into_a_failure() {
     }
     // Up works (leaving configuration mode is not a change) ...
     lab.up(&none, "1", NODES).unwrap();
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
     // ... and a failure is rolled back cleanly: exit 4, not 5.
     let fp = Failpoints::parse("intent:5:error").unwrap();
@@ -940,11 +964,14 @@ fn an_undo_that_times_out_goes_on_over_a_fresh_session() {
         f.hang_at_line = Some(5);
         f.next_session_only = true;
     });
-    let d = apply::down(&lab.env(&none), "1", false).unwrap();
-    assert_eq!(d.result, "down");
+    let d = apply::down(&lab.env(&none), &j("1"), false).unwrap();
+    assert_eq!(d.result, DownResult::Down);
     assert_eq!(lab.snapshot(), baseline);
-    let journal = lab.store.journal("1").unwrap();
-    assert!(journal.iter().all(|r| r.status == "undone"), "{journal:?}");
+    let journal = lab.store.journal(&j("1")).unwrap();
+    assert!(
+        journal.iter().all(|r| r.status == JournalStatus::Undone),
+        "{journal:?}"
+    );
 }
 
 #[test]
@@ -954,14 +981,14 @@ fn down_force_releases_what_cannot_be_undone_and_records_it() {
     lab.up(&none, "1", NODES).unwrap();
     // leaf3 is gone for good (replaced, never coming back).
     lab.fabric.with_faults("leaf3", |f| f.refuse_login = true);
-    let e = apply::down(&lab.env(&none), "1", false).unwrap_err();
+    let e = apply::down(&lab.env(&none), &j("1"), false).unwrap_err();
     assert_eq!(e.exit_code(), 5);
     assert_eq!(
-        lab.store.job("1").unwrap().unwrap().state,
-        "failed-rollback"
+        lab.store.job(&j("1")).unwrap().unwrap().state,
+        JobState::FailedRollback
     );
-    let d = apply::down(&lab.env(&none), "1", true).unwrap();
-    assert_eq!(d.result, "down");
+    let d = apply::down(&lab.env(&none), &j("1"), true).unwrap();
+    assert_eq!(d.result, DownResult::Down);
     assert!(
         !d.abandoned.is_empty() && d.abandoned.iter().all(|a| a.starts_with("leaf3 (")),
         "{:?}",
@@ -1034,7 +1061,7 @@ fn a_signal_stops_up_and_unwinds_what_was_applied() {
     let inputs = lab.inputs();
     let e = std::thread::scope(|s| {
         let h = s.spawn(|| apply::up(&env, &inputs, &req));
-        while lab.store.journal("1").map(|j| j.len()).unwrap_or(0) < 3 {
+        while lab.store.journal(&j("1")).map(|j| j.len()).unwrap_or(0) < 3 {
             std::thread::sleep(Duration::from_millis(2));
         }
         interrupt.raise(libc_sigterm());
@@ -1044,7 +1071,10 @@ fn a_signal_stops_up_and_unwinds_what_was_applied() {
     assert_eq!(e.exit_code(), 4, "{e}");
     assert!(e.to_string().contains("interrupted by SIGTERM"), "{e}");
     assert_eq!(lab.snapshot(), baseline);
-    assert_eq!(lab.store.job("1").unwrap().unwrap().state, "down");
+    assert_eq!(
+        lab.store.job(&j("1")).unwrap().unwrap().state,
+        JobState::Down
+    );
     assert!(lab.store.allocations().unwrap().is_empty());
 }
 
@@ -1075,7 +1105,7 @@ fn the_dry_run_is_what_up_applies() {
         planned_conf,
         "the file up wrote"
     );
-    let journal = lab.store.journal("second").unwrap();
+    let journal = lab.store.journal(&j("second")).unwrap();
     for d in &plan.ethernet.devices {
         let profile = lab.drivers.get(&d.driver).unwrap();
         let name = jobnet::plan::vlan_name(&plan.job, profile);
@@ -1086,7 +1116,7 @@ fn the_dry_run_is_what_up_applies() {
             .collect();
         let applied: Vec<String> = journal
             .iter()
-            .filter(|j| j.device == d.name)
+            .filter(|j| j.device.name == d.name)
             .flat_map(|j| j.apply.clone())
             .collect();
         assert_eq!(applied, planned, "device {}", d.name);
@@ -1096,7 +1126,7 @@ fn the_dry_run_is_what_up_applies() {
             .windows(planned.len())
             .any(|w| w == planned.as_slice()));
     }
-    assert!(journal.iter().any(|j| j.device == "opensm"));
+    assert!(journal.iter().any(|j| j.device.name == "opensm"));
 }
 
 // ---- InfiniBand-only fabrics and jobs ----
@@ -1118,9 +1148,9 @@ fn infiniband_only_jobs_touch_no_switch() {
     assert!(std::fs::read_to_string(&conf)
         .unwrap()
         .contains("jobnet_1=0x0011"));
-    let journal = lab.store.journal("1").unwrap();
+    let journal = lab.store.journal(&j("1")).unwrap();
     assert_eq!(journal.len(), 1);
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
     // A failing reload rolls the partition back, as on a mixed fabric.
     let (lab2, conf2) = {
@@ -1152,7 +1182,7 @@ fn a_job_can_ask_for_no_ethernet() {
     assert!(std::fs::read_to_string(&conf)
         .unwrap()
         .contains("jobnet_1="));
-    apply::down(&lab.env(&none), "1", false).unwrap();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), ADMIN);
     // Nothing at all is refused.
     let nothing = JobRequest {
@@ -1188,7 +1218,7 @@ fn an_empty_or_comments_only_partitions_conf_keeps_the_default_partition() {
             "{:?}",
             r.warnings
         );
-        apply::down(&lab.env(&Failpoints::default()), "1", false).unwrap();
+        apply::down(&lab.env(&Failpoints::default()), &j("1"), false).unwrap();
         assert_eq!(
             std::fs::read_to_string(&conf).unwrap(),
             format!("{text}Default=0x7fff, ipoib : ALL=full;\n")
@@ -1225,7 +1255,7 @@ fn a_partitions_conf_opensm_would_misread_is_never_touched_or_reloaded() {
             "{name}: untouched"
         );
         assert_eq!(
-            jobnet::opensm::reload_count(&conf),
+            jobnet::ib::partitions::file::Generations::read(&conf).reloads,
             0,
             "{name}: never reloaded"
         );

@@ -4,11 +4,11 @@
 //! On a difference the test prints both texts. After an intended change, refresh with
 //! `JOBNET_BLESS=1 cargo test --test golden` and review the diff of tests/golden/ like code.
 
-use jobnet::drivers::{DeviceKind, DriverSet, BUILTIN};
+use jobnet::base::types::{JobId, PKey, VlanId};
+use jobnet::drivers::{DeviceKind, DriverSet, OpKind, BUILTIN};
+use jobnet::plan::render;
 use jobnet::plan::{self, Choice, Inputs, JobRequest, Op, PKeyChoice};
-use jobnet::render;
 use jobnet::topology::{self, SwitchGraph};
-use jobnet::types::{JobId, PKey, VlanId};
 use std::path::Path;
 
 fn golden(rel: &str, actual: &str) {
@@ -97,7 +97,7 @@ fn every_profile_renders_its_golden_commands() {
         for c in plan::render_undo(p, &vname, &ops) {
             text += &format!("{c}\n");
         }
-        if p.has("restrict_port") {
+        if p.has(OpKind::RestrictPort) {
             let restrict = [Op::TaggedAdd {
                 port: format!("{}4", &port.1[..port.1.len() - 1]),
                 vlan: vlan(1000),
@@ -113,7 +113,7 @@ fn every_profile_renders_its_golden_commands() {
                 port: Some(&restrict_port_name(port.1)),
                 ..Default::default()
             };
-            for c in p.render("unrestrict_port", &vars) {
+            for c in p.render(OpKind::UnrestrictPort, &vars) {
                 text += &format!("{c}\n");
             }
         }
@@ -175,7 +175,7 @@ fn plan_for(
     let g = SwitchGraph::build(&t);
     let req = JobRequest {
         job: JobId::parse(job).unwrap(),
-        nodes: jobnet::hostlist::expand(nodes).unwrap(),
+        nodes: jobnet::base::hostlist::expand(nodes).unwrap(),
         vlan: Choice::Auto,
         pkey: PKeyChoice::Default,
         gateway: gateway.map(str::to_string),

@@ -4,8 +4,8 @@
 //! and 50 concurrent `up`s and `down`s against one state file.
 
 use jobnet::drivers::DriverSet;
-use jobnet::sim::{SimFabric, SimPort, SimState, SitePorts};
-use jobnet::sim_server;
+use jobnet::testkit::sim::{SimFabric, SimPort, SimState, SitePorts};
+use jobnet::testkit::sim_server;
 use jobnet::topology::{self, Topology};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -629,10 +629,14 @@ fn wait_for_done(lab: &Lab, job: &str, n: usize) {
     let path = lab.dir.join("state.db");
     let started = std::time::Instant::now();
     loop {
-        if let Ok(Some(store)) = jobnet::state::Store::open_existing(&path) {
-            let done = store
-                .journal(job)
-                .map(|j| j.iter().filter(|r| r.status == "done").count())
+        if let Ok(Some(store)) = jobnet::state::sqlite::SqliteStore::open_existing(&path) {
+            let job = jobnet::base::types::JobId::parse(job).unwrap();
+            let done = jobnet::state::StateStore::journal(&store, &job)
+                .map(|j| {
+                    j.iter()
+                        .filter(|r| r.status == jobnet::state::JournalStatus::Done)
+                        .count()
+                })
                 .unwrap_or(0);
             if done >= n {
                 return;

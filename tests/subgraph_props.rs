@@ -5,7 +5,7 @@
 //! than the union of shortest paths from the first terminal, and at most twice the optimum.
 
 use jobnet::drivers::DriverSet;
-use jobnet::subgraph::{steiner, Tree};
+use jobnet::plan::subgraph::{steiner, Tree};
 use jobnet::topology::{parse, SwitchGraph, Topology};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -83,7 +83,10 @@ fn load(text: &str) -> Topology {
         .topology
 }
 
-fn run(t: &Topology, terminals: &BTreeSet<usize>) -> Result<Tree, jobnet::subgraph::Disconnected> {
+fn run(
+    t: &Topology,
+    terminals: &BTreeSet<usize>,
+) -> Result<Tree, jobnet::plan::subgraph::Disconnected> {
     let g = SwitchGraph::build(t);
     let idx: Vec<usize> = terminals
         .iter()

@@ -30,12 +30,23 @@ impl Interrupt {
         }
     }
 
-    /// `Err("interrupted by SIGTERM")` once a signal arrived.
-    pub fn check(&self) -> Result<(), String> {
+    /// An error once a signal arrived (`interrupted by SIGTERM`).
+    pub fn check(&self) -> Result<(), super::failure::Interrupted> {
         match self.raised() {
             None => Ok(()),
-            Some(s) => Err(format!("interrupted by {}", name(s))),
+            Some(signal) => Err(super::failure::Interrupted {
+                signal,
+                before_change: false,
+            }),
         }
+    }
+
+    /// The same, for a moment when nothing has been changed yet.
+    pub fn check_before_change(&self) -> Result<(), super::failure::Interrupted> {
+        self.check().map_err(|i| super::failure::Interrupted {
+            before_change: true,
+            ..i
+        })
     }
 }
 
@@ -84,6 +95,10 @@ mod tests {
         let i = Interrupt::new();
         assert!(i.check().is_ok());
         i.raise(libc::SIGTERM);
-        assert_eq!(i.check().unwrap_err(), "interrupted by SIGTERM");
+        assert_eq!(i.check().unwrap_err().to_string(), "interrupted by SIGTERM");
+        assert_eq!(
+            i.check_before_change().unwrap_err().to_string(),
+            "interrupted by SIGTERM before any change"
+        );
     }
 }

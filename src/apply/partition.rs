@@ -2,99 +2,85 @@
 //! grammar-checked, atomic update of partitions.conf, a coalesced reload, verification on the
 //! member ports; and its undo. Standby subnet managers get the file before each reload.
 
-use super::Env;
+use super::faults::Point;
+use super::{Env, Failure};
+use crate::base::types::JobId;
+use crate::drivers::transport::Target;
+use crate::ib::opensm::{self, OpenSmError};
+use crate::ib::partitions::{self, file};
 use crate::plan;
-use crate::state::JournalRow;
-use crate::transport::Target;
+use crate::state::{DeviceRecord, JournalOp, JournalRow, JournalStatus, PartitionRecord};
+use crate::topology::{IbApply, Standby};
 
 /// The journal's device name and driver for a job's partition in partitions.conf.
 pub(super) const OPENSM: &str = "opensm";
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PartitionOp {
-    op: String,
-    job: String,
-    partition: String,
-    pkey: String,
-    settings: crate::opensm::IbApply,
-}
-
-/// The job's partition: locked, checked, atomic write; coalesced reload; verification.
-pub(super) fn apply(
-    env: &Env,
-    job: &str,
-    settings: &crate::opensm::IbApply,
-    ib: &plan::IbPlan,
-) -> Result<(), String> {
-    let target = Target {
+fn record(settings: &IbApply) -> DeviceRecord {
+    DeviceRecord {
         name: OPENSM.into(),
         driver: OPENSM.into(),
         address: settings.partitions_conf.display().to_string(),
         credentials: None,
         legacy: false,
-    };
-    let op = PartitionOp {
-        op: "partition".into(),
-        job: job.into(),
+    }
+}
+
+/// The job's partition: locked, checked, atomic write; coalesced reload; verification.
+pub(super) fn apply(
+    env: &Env,
+    job: &JobId,
+    settings: &IbApply,
+    ib: &plan::IbPlan,
+) -> Result<(), Failure> {
+    let device = record(settings);
+    let op = JournalOp::Partition(PartitionRecord {
+        job: job.to_string(),
         partition: ib.partition.clone(),
-        pkey: ib.pkey.to_string(),
+        pkey: ib.pkey,
         settings: settings.clone(),
-    };
+    });
     let apply = vec![format!(
         "add partition {} {} with {} member(s) to {}",
         ib.partition,
         ib.pkey,
         ib.members.len(),
-        target.address
+        device.address
     )];
     let undo = vec![format!(
         "remove partition {} from {}",
-        ib.partition, target.address
+        ib.partition, device.address
     )];
     let id = env
         .store
-        .journal_intent(
-            job,
-            &target,
-            0,
-            &serde_json::to_string(&op).expect("json"),
-            &apply,
-            &undo,
-        )
-        .map_err(|e| e.to_string())?;
-    let result = (|| -> Result<(), String> {
-        env.failpoints
-            .hit("intent", OPENSM, &apply[0])
-            .map_err(|e| e.to_string())?;
-        let partition = crate::partitions::Partition {
-            job: job.into(),
+        .journal_intent(job, &device, 0, &op, &apply, &undo)?;
+    let result = (|| -> Result<(), Failure> {
+        env.faults.hit(Point::Intent, OPENSM, &apply[0])?;
+        let partition = partitions::Partition {
+            job: job.to_string(),
             name: ib.partition.clone(),
             pkey: ib.pkey,
             ipoib: ib.ipoib,
             flags: ib.flags.clone(),
             members: ib.members.clone(),
         };
-        let updated = crate::partitions::file::update(&settings.partitions_conf, env.wait, |c| {
+        let updated = file::update(&settings.partitions_conf, env.wait, |c| {
             c.with_partition(&partition)
         })
-        .map_err(|e| e.to_string())?;
-        crate::opensm::reload_coalesced(settings, updated.generation, &|text| {
+        .map_err(OpenSmError::from)?;
+        opensm::reload_coalesced(settings, updated.generation, env.wait, &|text| {
             push_standbys(env, settings, text)
         })?;
         let guids: Vec<String> = ib.members.iter().map(|g| g.to_string()).collect();
-        crate::opensm::verify(settings, &guids, &format!("{:#06x}", ib.pkey.full_member()))
-            .map_err(|e| format!("opensm: {e}"))?;
-        env.failpoints
-            .hit("done", OPENSM, &apply[0])
-            .map_err(|e| e.to_string())
+        opensm::verify(settings, &guids, &format!("{:#06x}", ib.pkey.full_member()))?;
+        env.faults.hit(Point::Done, OPENSM, &apply[0])?;
+        Ok(())
     })();
     match &result {
-        Ok(()) => env
-            .store
-            .journal_set(id, "done", "")
-            .map_err(|e| e.to_string())?,
+        Ok(()) => env.store.journal_set(id, JournalStatus::Done, "")?,
         Err(e) => {
-            let _ = env.store.journal_set(id, "failed", e);
+            let _ = env
+                .store
+                .journal_set(id, JournalStatus::Failed, &e.to_string());
         }
     }
     result
@@ -102,49 +88,51 @@ pub(super) fn apply(
 
 /// Removes a job's partition again (keeps going, like every undo). Restoring the file is what
 /// counts: OpenSM re-reads it on every heavy sweep, so a failed reload (OpenSM not running, say)
-/// only delays when the partition disappears and is noted, not failed.
-pub(super) fn undo(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
+/// only delays when the partition disappears and is noted, not failed — except for a standby SM
+/// that still has the old file: it would bring the partition back on failover.
+pub(super) fn undo(env: &Env, rows: Vec<JournalRow>) -> Vec<Failure> {
     let mut errors = Vec::new();
     for r in rows {
-        let certain = matches!(r.status.as_str(), "done" | "undo-failed");
-        let restored =
-            (|| -> Result<(crate::opensm::IbApply, crate::partitions::file::Updated), String> {
-                env.failpoints
-                    .hit(
-                        "undo",
-                        OPENSM,
-                        r.undo.first().map(String::as_str).unwrap_or(""),
-                    )
-                    .map_err(|e| e.to_string())?;
-                let op: PartitionOp = serde_json::from_str(&r.op).map_err(|e| {
-                    format!("journal row {} is not a partition operation: {e}", r.id)
-                })?;
-                let updated =
-                    crate::partitions::file::update(&op.settings.partitions_conf, env.wait, |c| {
-                        c.without_job(&op.job)
-                    })
-                    .map_err(|e| e.to_string())?;
-                Ok((op.settings, updated))
-            })();
+        let restored = (|| -> Result<(IbApply, file::Updated), Failure> {
+            env.faults.hit(
+                Point::Undo,
+                OPENSM,
+                r.undo.first().map(String::as_str).unwrap_or(""),
+            )?;
+            let JournalOp::Partition(p) = &r.op else {
+                return Err(Failure::Driver {
+                    device: OPENSM.into(),
+                    why: format!("journal row {} is not a partition operation", r.id),
+                });
+            };
+            let updated = file::update(&p.settings.partitions_conf, env.wait, |c| {
+                c.without_job(&p.job)
+            })
+            .map_err(OpenSmError::from)?;
+            Ok((p.settings.clone(), updated))
+        })();
         match restored {
             // Called even when the file was already restored: a standby copy may still lag.
             Ok((settings, updated)) => {
-                match crate::opensm::reload_coalesced(&settings, updated.generation, &|text| {
-                    push_standbys(env, &settings, text)
-                }) {
+                let reloaded =
+                    opensm::reload_coalesced(&settings, updated.generation, env.wait, &|text| {
+                        push_standbys(env, &settings, text)
+                    });
+                match reloaded {
                     Ok(_) => {
-                        let _ = env.store.journal_set(r.id, "undone", "");
+                        let _ = env.store.journal_set(r.id, JournalStatus::Undone, "");
                     }
-                    // A standby that still grants the PKey would bring it back on failover.
-                    Err(e) if e.starts_with("standby SM:") && certain => {
-                        let _ = env.store.journal_set(r.id, "undo-failed", &e);
-                        errors.push(e);
+                    Err(e) if e.is_standby() && r.status.certain() => {
+                        let _ =
+                            env.store
+                                .journal_set(r.id, JournalStatus::UndoFailed, &e.to_string());
+                        errors.push(e.into());
                     }
                     Err(e) => {
                         let note = format!(
                             "file restored; {e}: OpenSM applies it at its next heavy sweep"
                         );
-                        let _ = env.store.journal_set(r.id, "undone", &note);
+                        let _ = env.store.journal_set(r.id, JournalStatus::Undone, &note);
                     }
                 }
             }
@@ -154,21 +142,30 @@ pub(super) fn undo(env: &Env, rows: Vec<JournalRow>) -> Vec<String> {
     errors
 }
 
+fn standby_target(s: &Standby) -> Target {
+    Target {
+        name: s.name.clone(),
+        driver: OPENSM.into(),
+        address: s.address.clone(),
+        credentials: s.credentials.clone(),
+        legacy: s.ssh_legacy,
+    }
+}
+
 /// Installs `text` as partitions.conf on every standby SM, so a failover keeps the partitions.
-fn push_standbys(env: &Env, settings: &crate::opensm::IbApply, text: &str) -> Result<(), String> {
-    let errors: Vec<String> = settings
+fn push_standbys(env: &Env, settings: &IbApply, text: &str) -> Result<(), OpenSmError> {
+    let errors: Vec<_> = settings
         .standbys
         .iter()
         .filter_map(|s| {
             env.connector
-                .install_file(&s.target(), &s.partitions_conf, text)
+                .install_file(&standby_target(s), &s.partitions_conf, text)
                 .err()
         })
-        .map(|e| format!("standby SM: {e}"))
         .collect();
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(OpenSmError::Standby(errors))
     }
 }

@@ -1,7 +1,7 @@
-//! Phase 1 of `up`: per device, in parallel, connect, read and decide — before anything changes.
+//! Phase 1 of `up`: per device, in parallel, open, read and decide — before anything changes.
 //!
-//! Every port the job touches is read first (mode, access VLAN, allowed list, as the profile's
-//! `read.port` describes) and the operation is decided from what the port really is:
+//! Every port the job touches is read first (mode, access VLAN, allowed list) and the operation
+//! is decided from what the port really is:
 //! - an access-mode node port must be an access port; its current VLAN is recorded for undo;
 //! - a tagged node port or a link end must be a trunk; a trunk that already lists the job's VLAN
 //!   means the VLAN is in use there (another VLAN is chosen); a trunk allowing every VLAN (the
@@ -9,42 +9,42 @@
 //!   other VLAN) is refused with the vendor's fix — or, with `open_ports: restrict`, a node port
 //!   is restricted to the job's VLAN and a link end is left as it is.
 //!
-//! An answer that does not have the profile's shape fails the device, naming the command and
-//! showing the answer: nothing is ever assumed from an answer jobnet could not read.
+//! An answer that does not have the profile's shape fails the device (the driver says which
+//! command and shows the answer): nothing is ever assumed from an answer jobnet could not read.
 
-use super::Env;
-use crate::drivers::read::{Allowed, Mode, PortState};
-use crate::drivers::Profile;
+use super::{Env, Failure, PortProblem};
+use crate::drivers::cli::{self, DeviceDriver};
+use crate::drivers::profile::read::{Allowed, Mode, PortState};
+use crate::drivers::transport::Target;
+use crate::drivers::{OpKind, Profile};
 use crate::plan::{self, Op, Plan};
+use crate::state::{DeviceRecord, Held};
 use crate::topology::{OpenPorts, Topology};
-use crate::transport::{DeviceError, DeviceLock, PortLock, Session, Target};
 use std::collections::BTreeMap;
 
-/// A device ready for phase 2: its session open, its operations decided, its locks held.
-pub(super) struct Prepared {
-    pub target: Target,
-    pub profile: Profile,
-    pub vlan_name: String,
+/// A device ready for phase 2: its driver open, its operations decided, its locks held.
+pub(super) struct Prepared<'a> {
+    pub record: DeviceRecord,
     pub ops: Vec<Op>,
-    pub session: Box<dyn Session>,
-    pub _lock: DeviceLock,
+    pub driver: Box<dyn DeviceDriver + 'a>,
+    pub _slot: Held,
     /// Ports this job may restrict, held until its operations on the device are journaled.
-    pub _ports: Vec<PortLock>,
+    pub _ports: Vec<Held>,
 }
 
 /// What one phase-1 worker found.
-enum Prep {
-    Ready(Box<Prepared>, Vec<String>),
+enum Prep<'a> {
+    Ready(Box<Prepared<'a>>, Vec<String>),
     /// The job's VLAN exists on this device; with every VLAN the device has.
     Foreign(String, Vec<u16>),
 }
 
-pub(super) enum Phase1 {
+pub(super) enum Phase1<'a> {
     /// Every device ready, with notes for the user (ports left as they were).
-    Ready(Vec<Prepared>, Vec<String>),
+    Ready(Vec<Prepared<'a>>, Vec<String>),
     /// The VLAN exists on these devices and is not ours; with every VLAN each of them has.
     Foreign(Vec<(String, Vec<u16>)>),
-    Failed(String),
+    Failed(Vec<Failure>),
 }
 
 /// How to reach every switch and gateway of a topology, by name.
@@ -71,56 +71,75 @@ pub fn targets(t: &Topology) -> BTreeMap<String, Target> {
         .collect()
 }
 
+/// The journal's record of a device.
+pub(super) fn record_of(t: &Target) -> DeviceRecord {
+    DeviceRecord {
+        name: t.name.clone(),
+        driver: t.driver.clone(),
+        address: t.address.clone(),
+        credentials: t.credentials.clone(),
+        legacy: t.legacy,
+    }
+}
+
 /// Every device of a plan: the subgraph's switches and the gateway, if any.
 fn plan_devices(plan: &Plan) -> impl Iterator<Item = &plan::DevicePlan> {
     plan.ethernet.devices.iter().chain(plan.gateway.iter())
 }
 
-/// Take every device's session slot in name order (a job never holds one device while waiting
-/// for another out of order, so jobs cannot deadlock), then in parallel connect, read, decide.
-pub(super) fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
+/// Takes every device's session slot in name order (a job never holds one device while waiting
+/// for another out of order, so jobs cannot deadlock), waiting in short steps so a signal is
+/// noticed while other jobs hold a device.
+fn take_slots(env: &Env, plan: &Plan) -> Result<BTreeMap<String, Held>, Failure> {
     let mut names: Vec<&str> = plan_devices(plan).map(|d| d.name.as_str()).collect();
     names.sort_unstable();
-    let mut locks = BTreeMap::new();
     let deadline = std::time::Instant::now() + env.wait;
-    for name in &names {
-        // Wait in short steps, so a signal is noticed while other jobs hold the device.
-        let lock = loop {
-            if let Err(e) = env.interrupt.check() {
-                return Phase1::Failed(format!("{e} before any change"));
-            }
+    let mut slots = BTreeMap::new();
+    for name in names {
+        let slot = loop {
+            env.interrupt
+                .check_before_change()
+                .map_err(Failure::Interrupted)?;
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let step = left.min(std::time::Duration::from_millis(200));
-            match DeviceLock::acquire(&env.lock_dir, name, env.sessions_per_device, step) {
-                Ok(l) => break l,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !left.is_zero() => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Phase1::Failed(format!(
-                        "{name}: all {} session slots stayed busy for {} s",
-                        env.sessions_per_device,
-                        env.wait.as_secs()
-                    ))
+            match env.store.device_slot(name, env.sessions_per_device, step) {
+                Ok(s) => break s,
+                Err(crate::base::fsutil::LockError::Busy { .. }) if !left.is_zero() => {}
+                Err(source) => {
+                    return Err(Failure::Lock {
+                        device: name.into(),
+                        source,
+                    })
                 }
-                Err(e) => return Phase1::Failed(format!("{name}: {e}")),
             }
         };
-        locks.insert(name.to_string(), lock);
+        slots.insert(name.to_string(), slot);
     }
+    Ok(slots)
+}
+
+/// Phase 1 on every device of the plan, in parallel.
+pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a> {
+    let mut slots = match take_slots(env, plan) {
+        Ok(s) => s,
+        Err(f) => return Phase1::Failed(vec![f]),
+    };
     let targets = targets(t);
-    let results: Vec<Result<Prep, String>> = std::thread::scope(|s| {
+    let policy = t
+        .ethernet
+        .as_ref()
+        .map_or(OpenPorts::Refuse, |e| e.open_ports);
+    let results: Vec<Result<Prep, Failure>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan_devices(plan)
             .map(|d| {
-                let lock = locks.remove(&d.name).expect("locked above");
+                let slot = slots.remove(&d.name).expect("taken above");
                 let target = targets[&d.name].clone();
-                s.spawn(move || prepare_device(env, t, plan, d, target, lock))
+                s.spawn(move || prepare_device(env, plan, d, target, slot, policy))
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a device worker panicked".into()))
-            })
+            .map(|h| h.join().unwrap_or(Err(Failure::Panicked)))
             .collect()
     });
     let (mut ready, mut notes, mut foreign, mut failed) =
@@ -136,7 +155,7 @@ pub(super) fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
         }
     }
     if !failed.is_empty() {
-        Phase1::Failed(failed.join("; "))
+        Phase1::Failed(failed)
     } else if !foreign.is_empty() {
         Phase1::Foreign(foreign)
     } else {
@@ -144,129 +163,86 @@ pub(super) fn prepare(env: &Env, t: &Topology, plan: &Plan) -> Phase1 {
     }
 }
 
-fn prepare_device(
-    env: &Env,
-    t: &Topology,
+fn prepare_device<'a>(
+    env: &'a Env,
     plan: &Plan,
     d: &plan::DevicePlan,
     target: Target,
-    lock: DeviceLock,
-) -> Result<Prep, String> {
+    slot: Held,
+    policy: OpenPorts,
+) -> Result<Prep<'a>, Failure> {
     env.interrupt
-        .check()
-        .map_err(|e| format!("{e} before any change"))?;
-    let profile = env
-        .drivers
-        .get(&d.driver)
-        .expect("validated driver")
-        .clone();
-    let mut session = env
-        .connector
-        .connect(&target, &profile)
-        .map_err(|e| e.to_string())?;
-    for l in &profile.setup {
-        session.run(l).map_err(|e| e.to_string())?;
-    }
+        .check_before_change()
+        .map_err(Failure::Interrupted)?;
+    let profile = env.drivers.get(&d.driver).expect("validated driver");
+    let record = record_of(&target);
+    let vlan_name = plan::vlan_name(&plan.job, profile);
+    let mut driver = cli::open(env.connector, target, profile, &vlan_name)?;
     let vlan = plan.vlan.expect("devices are planned only with a VLAN");
-    if let Some(r) = &profile.read_vlans {
-        let answer = session.run(&r.command).map_err(|e| e.to_string())?;
-        let existing = r
-            .values(&answer)
-            .map_err(|e| unreadable(&target.name, &r.command, e.expected, &answer))?;
+    if let Some(existing) = driver.read_vlans()? {
         if existing.contains(&vlan.get()) {
             return Ok(Prep::Foreign(d.name.clone(), existing));
         }
     }
-    let policy = t
-        .ethernet
-        .as_ref()
-        .map_or(OpenPorts::Refuse, |e| e.open_ports);
-    let mut ports = Vec::new();
-    if policy == OpenPorts::Restrict {
-        let mut tagged: Vec<&str> = d
-            .ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::TaggedAdd { port, .. } => Some(port.as_str()),
-                _ => None,
-            })
-            .collect();
-        tagged.sort_unstable();
-        tagged.dedup();
-        for port in tagged {
-            ports.push(
-                PortLock::acquire(&env.lock_dir, &target.name, port, env.wait)
-                    .map_err(|e| format!("{}: {e}", target.name))?,
-            );
-        }
-    }
+    let ports = if policy == OpenPorts::Restrict {
+        lock_tagged_ports(env, &record.name, &d.ops)?
+    } else {
+        Vec::new()
+    };
     let mut ops = Vec::with_capacity(d.ops.len());
     let mut notes = Vec::new();
     for op in &d.ops {
         env.interrupt
-            .check()
-            .map_err(|e| format!("{e} before any change"))?;
-        let Some(port) = port_of(op) else {
+            .check_before_change()
+            .map_err(Failure::Interrupted)?;
+        let Some(port) = op.port() else {
             ops.push(op.clone());
             continue;
         };
-        let state = read_port(session.as_mut(), &profile, &target.name, port)?;
-        match decide(op, &state, policy, &profile, &target.name)? {
+        let state = driver.read_port(port)?;
+        match decide(op, &state, policy, profile).map_err(|problem| Failure::Port {
+            device: record.name.clone(),
+            problem,
+        })? {
             Decision::Keep(op) => ops.push(op),
-            Decision::Skip(note) => notes.push(note),
+            Decision::Skip(note) => notes.push(format!("{}: {note}", record.name)),
             Decision::InUse => return Ok(Prep::Foreign(d.name.clone(), vec![vlan.get()])),
         }
     }
     Ok(Prep::Ready(
         Box::new(Prepared {
-            vlan_name: plan::vlan_name(&plan.job, &profile),
-            target,
-            profile,
+            record,
             ops,
-            session,
-            _lock: lock,
+            driver,
+            _slot: slot,
             _ports: ports,
         }),
         notes,
     ))
 }
 
-fn port_of(op: &Op) -> Option<&str> {
-    match op {
-        Op::TrunkAdd { port, .. } | Op::TaggedAdd { port, .. } | Op::AccessSet { port, .. } => {
-            Some(port)
-        }
-        Op::CreateVlan { .. } | Op::ProxyArpCreate { .. } => None,
-    }
-}
-
-fn unreadable(device: &str, command: &str, expected: String, answer: &str) -> String {
-    DeviceError::Unreadable {
-        device: device.into(),
-        command: command.into(),
-        expected,
-        answer: answer.into(),
-    }
-    .to_string()
-}
-
-/// Reads one port with the profile's `read.port`.
-pub(super) fn read_port(
-    session: &mut dyn Session,
-    profile: &Profile,
-    device: &str,
-    port: &str,
-) -> Result<PortState, String> {
-    let r = profile.read_port.as_ref().ok_or_else(|| {
-        format!(
-            "{device}: driver profile {} cannot read ports (no read.port)",
-            profile.name
-        )
-    })?;
-    let command = r.command_for(port);
-    let answer = session.run(&command).map_err(|e| e.to_string())?;
-    r.parse(&answer)
-        .map_err(|e| unreadable(device, &command, e.expected, &answer))
+/// The port locks of every tagged port of the device, in port order.
+fn lock_tagged_ports(env: &Env, device: &str, ops: &[Op]) -> Result<Vec<Held>, Failure> {
+    let mut tagged: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::TaggedAdd { port, .. } => Some(port.as_str()),
+            _ => None,
+        })
+        .collect();
+    tagged.sort_unstable();
+    tagged.dedup();
+    tagged
+        .into_iter()
+        .map(|port| {
+            env.store
+                .port_lock(device, port, env.wait)
+                .map_err(|source| Failure::Lock {
+                    device: device.into(),
+                    source,
+                })
+        })
+        .collect()
 }
 
 enum Decision {
@@ -277,39 +253,50 @@ enum Decision {
     InUse,
 }
 
+fn fix(profile: &Profile, advice: &str, port: &str) -> String {
+    if advice.is_empty() {
+        format!(
+            "see the {} profile's advice in docs/drivers.md",
+            profile.name
+        )
+    } else {
+        advice.replace("{port}", port)
+    }
+}
+
 /// What to do with `op` on a port that reads as `state`.
 fn decide(
     op: &Op,
     state: &PortState,
     policy: OpenPorts,
     profile: &Profile,
-    device: &str,
-) -> Result<Decision, String> {
-    let fix = |advice: &str, port: &str| {
-        if advice.is_empty() {
-            format!(
-                "see the {} profile's advice in docs/drivers.md",
-                profile.name
-            )
-        } else {
-            advice.replace("{port}", port)
-        }
-    };
+) -> Result<Decision, PortProblem> {
     let a = &profile.advice;
     match op {
-        Op::AccessSet { port, node, vlan, .. } => match &state.mode {
+        Op::AccessSet {
+            port, node, vlan, ..
+        } => match &state.mode {
             Mode::Access => Ok(Decision::Keep(Op::AccessSet {
                 port: port.clone(),
                 vlan: *vlan,
                 node: node.clone(),
                 replaces: state.access_vlan,
             })),
-            m => Err(format!(
-                "{device}: port {port} (node {node}) is in mode `{m}`, not an access port: setting its access VLAN would not isolate the node; nothing was changed; configure it as an access port on {device}: {}",
-                fix(&a.not_access, port)
-            )),
+            m => Err(PortProblem::NotAccess {
+                port: port.clone(),
+                node: node.clone(),
+                mode: m.to_string(),
+                fix: fix(profile, &a.not_access, port),
+            }),
         },
-        Op::TaggedAdd { port, node, vlan, .. } | Op::TrunkAdd { port, peer: node, vlan } => {
+        Op::TaggedAdd {
+            port, node, vlan, ..
+        }
+        | Op::TrunkAdd {
+            port,
+            peer: node,
+            vlan,
+        } => {
             let tagged = matches!(op, Op::TaggedAdd { .. });
             let what = if tagged {
                 format!("node port {port} (node {node})")
@@ -317,40 +304,58 @@ fn decide(
                 format!("port {port} (to {node})")
             };
             if state.mode != Mode::Trunk {
-                return Err(format!(
-                    "{device}: {what} is in mode `{}`, not a trunk: the job's VLAN would not reach it as configured; nothing was changed; make it a trunk that allows no VLAN yet on {device}: {}",
-                    state.mode,
-                    fix(&a.not_trunk, port)
-                ));
+                return Err(PortProblem::NotTrunk {
+                    what,
+                    mode: state.mode.to_string(),
+                    fix: fix(profile, &a.not_trunk, port),
+                });
             }
             match state.allowed.as_ref().expect("read for trunks") {
                 Allowed::List(l) if l.contains(vlan.get().into()) => Ok(Decision::InUse),
                 Allowed::List(_) => Ok(Decision::Keep(op.clone())),
-                Allowed::All => match (tagged, policy) {
-                    (_, OpenPorts::Refuse) => Err(format!(
-                        "{device}: {what} is a trunk that allows every VLAN (the factory default): adding VLAN {vlan} would change nothing{} and removing it later would list every other VLAN explicitly; nothing was changed; give it an explicit list on {device} ({}), or set `open_ports: restrict` in the topology's ethernet section (docs/topology.md)",
-                        if tagged { " — the node would see every other job's VLAN" } else { ", and the VLAN could loop over redundant links" },
-                        fix(&a.open_trunk, port)
-                    )),
-                    (true, OpenPorts::Restrict) if profile.has("restrict_port") => {
-                        Ok(Decision::Keep(Op::TaggedAdd {
-                            port: port.clone(),
-                            vlan: *vlan,
-                            node: node.clone(),
-                            restricts: true,
-                        }))
-                    }
-                    (true, OpenPorts::Restrict) => Err(format!(
-                        "{device}: {what} allows every VLAN and the {} profile has no `restrict_port` operation to make its list explicit; nothing was changed; configure it: {}",
-                        profile.name,
-                        fix(&a.open_trunk, port)
-                    )),
-                    (false, OpenPorts::Restrict) => Ok(Decision::Skip(format!(
-                        "{device}: {what} allows every VLAN, so it already carries VLAN {vlan}: nothing sent there (open_ports: restrict)"
-                    ))),
-                },
+                Allowed::All => open_trunk(op, what, tagged, policy, profile),
             }
         }
         Op::CreateVlan { .. } | Op::ProxyArpCreate { .. } => Ok(Decision::Keep(op.clone())),
+    }
+}
+
+/// A trunk that allows every VLAN.
+fn open_trunk(
+    op: &Op,
+    what: String,
+    tagged: bool,
+    policy: OpenPorts,
+    profile: &Profile,
+) -> Result<Decision, PortProblem> {
+    let port = op.port().unwrap_or_default();
+    let vlan = match op {
+        Op::TaggedAdd { vlan, .. } | Op::TrunkAdd { vlan, .. } => vlan.get(),
+        _ => 0,
+    };
+    match (tagged, policy) {
+        (_, OpenPorts::Refuse) => Err(PortProblem::OpenTrunk {
+            what,
+            vlan,
+            tagged,
+            fix: fix(profile, &profile.advice.open_trunk, port),
+        }),
+        (true, OpenPorts::Restrict) if profile.has(OpKind::RestrictPort) => match op {
+            Op::TaggedAdd { port, vlan, node, .. } => Ok(Decision::Keep(Op::TaggedAdd {
+                port: port.clone(),
+                vlan: *vlan,
+                node: node.clone(),
+                restricts: true,
+            })),
+            _ => unreachable!("tagged is TaggedAdd"),
+        },
+        (true, OpenPorts::Restrict) => Err(PortProblem::CannotRestrict {
+            what,
+            profile: profile.name.clone(),
+            fix: fix(profile, &profile.advice.open_trunk, port),
+        }),
+        (false, OpenPorts::Restrict) => Ok(Decision::Skip(format!(
+            "{what} allows every VLAN, so it already carries VLAN {vlan}: nothing sent there (open_ports: restrict)"
+        ))),
     }
 }

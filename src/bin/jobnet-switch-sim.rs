@@ -9,8 +9,9 @@
 //! them (`--ports factory`: Cisco IOS `dynamic auto`, Arista `static access`, trunks allowing ALL).
 
 use jobnet::drivers::DriverSet;
-use jobnet::sim::{SimFabric, SitePorts};
-use jobnet::{sim_server, topology};
+use jobnet::testkit::sim::{SimFabric, SitePorts};
+use jobnet::testkit::sim_server;
+use jobnet::topology;
 use std::path::PathBuf;
 use std::time::Duration;
 

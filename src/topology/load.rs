@@ -1,16 +1,16 @@
 //! Reading and validating a topology file.
 //!
-//! Works in two passes over the span tree from [`crate::yaml`]: first every entry is read into
+//! Works in two passes over the span tree from [`crate::base::yaml`]: first every entry is read into
 //! typed values (reporting unknown keys, malformed values, hostlist/port-range mismatches), then
 //! cross-entry rules are checked (duplicate names, ports used twice, unknown switches, pools,
 //! reachability). Every problem is collected; the caller gets all errors of a file at once.
 
 use super::*;
-use crate::diag::{suggestion, Diagnostic, Diagnostics, Loc};
+use crate::base::diag::{suggestion, Diagnostic, Diagnostics, Loc};
+use crate::base::hostlist;
+use crate::base::types::{check_word, PKey, PortGuid, PortRef, RangeSet, VlanId, NAME_PUNCT};
+use crate::base::yaml::{self, Kind, Node as Y};
 use crate::drivers::{DeviceKind, DriverSet};
-use crate::hostlist;
-use crate::types::{check_word, PKey, PortGuid, PortRef, RangeSet, VlanId, NAME_PUNCT};
-use crate::yaml::{self, Kind, Node as Y};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -24,15 +24,15 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{}; check the path (--topology, $JOBNET_TOPOLOGY, /etc/jobnet/topology.yaml)", file_message(.0))]
-    File(#[from] crate::limits::FileError),
+    File(#[from] crate::base::limits::FileError),
     /// Every diagnostic of the file, errors and warnings, sorted by position.
     #[error("{}", render(.0))]
     Invalid(Vec<Diagnostic>),
 }
 
-fn file_message(e: &crate::limits::FileError) -> String {
+fn file_message(e: &crate::base::limits::FileError) -> String {
     match e {
-        crate::limits::FileError::Io { path, source } => {
+        crate::base::limits::FileError::Io { path, source } => {
             format!("cannot read topology file {path}: {source}")
         }
         other => format!("topology file {other}"),
@@ -48,7 +48,7 @@ fn render(d: &[Diagnostic]) -> String {
 
 /// Reads and validates the topology at `path`.
 pub fn load(path: &Path, drivers: &DriverSet) -> Result<Loaded, LoadError> {
-    let text = crate::limits::read_text(path, crate::limits::TOPOLOGY)?;
+    let text = crate::base::limits::read_text(path, crate::base::limits::TOPOLOGY)?;
     parse(&text, &path.display().to_string(), drivers)
 }
 
@@ -541,7 +541,7 @@ impl Reader<'_> {
         let reload = f.get("reload").and_then(|r| self.reload(r));
         let reload_window_ms = match f.get("reload_window_ms") {
             None => 200,
-            Some(n) => match n.as_str().map(crate::types::parse_number) {
+            Some(n) => match n.as_str().map(crate::base::types::parse_number) {
                 Some(Ok(v)) if v <= 60_000 => v,
                 _ => {
                     self.d.error(
@@ -571,7 +571,7 @@ impl Reader<'_> {
                     None => {}
                 }
                 if let Some(t) = vf.get("timeout_ms") {
-                    match t.as_str().map(crate::types::parse_number) {
+                    match t.as_str().map(crate::base::types::parse_number) {
                         Some(Ok(v)) if (1..=600_000).contains(&v) => verify_timeout_ms = v,
                         _ => self.d.error(
                             t.loc,
@@ -655,13 +655,13 @@ impl Reader<'_> {
                     .and_then(|n| self.scalar(n, "`partitions_conf`"))
                 {
                     None => partitions_conf.clone(),
-                    Some((p, _)) if crate::transport::safe_path(p) => p.to_string(),
+                    Some((p, _)) if crate::base::types::safe_path(p) => p.to_string(),
                     Some((p, pl)) => {
                         self.d.error(pl, format!("standby partitions_conf `{}` is not an absolute path of letters, digits and /._-", p.escape_debug()), "e.g. /etc/opensm/partitions.conf");
                         continue;
                     }
                 };
-                standbys.push(crate::opensm::Standby {
+                standbys.push(Standby {
                     name,
                     address,
                     credentials,
@@ -683,8 +683,7 @@ impl Reader<'_> {
         })
     }
 
-    fn reload(&mut self, node: &Y) -> Option<crate::opensm::Reload> {
-        use crate::opensm::Reload;
+    fn reload(&mut self, node: &Y) -> Option<Reload> {
         let f = self.fields(
             node,
             "`infiniband.reload`",
@@ -789,7 +788,7 @@ impl Reader<'_> {
             .and_then(|(t, l)| self.port(t, l));
         let cost = match f.get("cost") {
             None => 1,
-            Some(c) => match c.as_str().map(crate::types::parse_number) {
+            Some(c) => match c.as_str().map(crate::base::types::parse_number) {
                 Some(Ok(n)) if (1..=1_000_000).contains(&n) => n,
                 _ => {
                     self.d.error(

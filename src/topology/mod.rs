@@ -13,10 +13,11 @@ pub use generate::{fat_tree, FatTreeSpec};
 pub use graph::{EdgeInfo, SwitchGraph};
 pub use load::{load, parse, LoadError, Loaded};
 
-use crate::diag::Loc;
-use crate::types::{PortGuid, PortRef, RangeSet};
+use crate::base::diag::Loc;
+use crate::base::types::{PortGuid, PortRef, RangeSet};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// How a job's VLAN is put on the ports facing its nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -58,25 +59,60 @@ impl Ethernet {
     }
 }
 
+/// How to make OpenSM re-read partitions.conf.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reload {
+    Pidfile(PathBuf),
+    SystemdUnit(String),
+    Command(String),
+}
+
+/// The InfiniBand apply settings of a topology.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IbApply {
+    pub partitions_conf: PathBuf,
+    pub reload: Reload,
+    pub window_ms: u64,
+    /// A command template with `{guid}` whose output must contain the job's full-member PKey
+    /// (e.g. `smpquery -G pkeys {guid} 1`), checked for every member port.
+    pub verify_command: Option<String>,
+    pub verify_timeout_ms: u64,
+    /// Standby subnet managers that get a copy of the file before each reload.
+    #[serde(default)]
+    pub standbys: Vec<Standby>,
+}
+
+/// A standby SM host: it reads its own partitions.conf when it takes over.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Standby {
+    pub name: String,
+    pub address: String,
+    pub credentials: Option<String>,
+    pub ssh_legacy: bool,
+    /// The file on that host (default: the same path as the primary's).
+    pub partitions_conf: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Infiniband {
     pub pkey_pool: RangeSet,
     pub partitions_conf: String,
     /// How to make OpenSM apply the file; without it, `up` does not apply partitions.
-    pub reload: Option<crate::opensm::Reload>,
+    pub reload: Option<Reload>,
     pub reload_window_ms: u64,
     pub verify_command: Option<String>,
     pub verify_timeout_ms: u64,
     /// Header flags of every job partition (`mtu=4`, `rate=7`, `sl=0`, `defmember=full`).
     pub partition_flags: Vec<String>,
-    pub standbys: Vec<crate::opensm::Standby>,
+    pub standbys: Vec<Standby>,
     pub loc: Loc,
 }
 
 impl Infiniband {
     /// The settings `up` needs to apply partitions, when a reload method is configured.
-    pub fn apply_settings(&self) -> Option<crate::opensm::IbApply> {
-        Some(crate::opensm::IbApply {
+    pub fn apply_settings(&self) -> Option<IbApply> {
+        Some(IbApply {
             partitions_conf: self.partitions_conf.clone().into(),
             reload: self.reload.clone()?,
             window_ms: self.reload_window_ms,

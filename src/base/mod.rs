@@ -1,0 +1,11 @@
+//! What every stage uses and that knows nothing of networks: typed values (VLAN ids, PKeys, port
+//! GUIDs, job ids), diagnostics with positions, the position-keeping YAML reader, Slurm hostlists,
+//! bounds on what is read, running a local program, and replacing files safely.
+
+pub mod diag;
+pub mod fsutil;
+pub mod hostlist;
+pub mod limits;
+pub mod process;
+pub mod types;
+pub mod yaml;

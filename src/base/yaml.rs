@@ -1,0 +1,236 @@
+//! A small YAML document tree that remembers where every value came from.
+//!
+//! Built from saphyr-parser's event stream rather than a serde derive, because every semantic
+//! error jobnet reports (a duplicate port, an unknown switch, a bad GUID) must name the exact
+//! `LINE:COL` of the value, and because scalars must keep their raw text: YAML 1.2 would turn an
+//! unquoted `0x1000` into the integer 4096 and `0002c9...` GUIDs into numbers. Duplicate mapping
+//! keys, which many YAML libraries silently overwrite, are reported. Anchors, aliases and tags
+//! are refused: topology files are data written by people, not programs.
+
+use crate::base::diag::Loc;
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// A YAML node with its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub loc: Loc,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// A scalar with its raw text; `plain` is false when it was quoted or a block scalar.
+    Scalar {
+        text: String,
+        plain: bool,
+    },
+    Seq(Vec<Node>),
+    /// Key/value pairs in document order (keys are scalars).
+    Map(Vec<(Node, Node)>),
+}
+
+/// A syntax error with its position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{loc}: {message}")]
+pub struct SyntaxError {
+    pub loc: Loc,
+    pub message: String,
+}
+
+fn loc_of(span: &Span) -> Loc {
+    Loc {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+    }
+}
+
+impl Node {
+    /// The text of a scalar node (`None` for sequences and mappings).
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A plain (unquoted) `~`, `null` or empty scalar.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, Kind::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// A word describing the node's kind, for error messages.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Scalar { .. } if self.is_null() => "an empty value",
+            Kind::Scalar { .. } => "a scalar",
+            Kind::Seq(_) => "a list",
+            Kind::Map(_) => "a mapping",
+        }
+    }
+}
+
+enum Frame {
+    Seq(Loc, Vec<Node>),
+    Map(Loc, Vec<(Node, Node)>, Option<Node>),
+}
+
+/// Parses one YAML document. An empty input gives `Ok(None)`.
+pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0;
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|e| SyntaxError {
+            loc: Loc {
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+            },
+            message: format!("YAML syntax: {}", e.info()),
+        })?;
+        let loc = loc_of(&span);
+        let finished = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(SyntaxError {
+                        loc,
+                        message: "a second YAML document (`---`) in one file".into(),
+                    });
+                }
+                None
+            }
+            Event::Alias(_) => {
+                return Err(SyntaxError {
+                    loc,
+                    message: "YAML aliases (`*name`) are not supported; write the value out".into(),
+                })
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                refuse_anchor_tag(loc, anchor, tag.is_some())?;
+                Some(Node {
+                    loc,
+                    kind: Kind::Scalar {
+                        text: value.into_owned(),
+                        plain: style == ScalarStyle::Plain,
+                    },
+                })
+            }
+            Event::SequenceStart(anchor, tag) => {
+                refuse_anchor_tag(loc, anchor, tag.is_some())?;
+                stack.push(Frame::Seq(loc, Vec::new()));
+                None
+            }
+            Event::MappingStart(anchor, tag) => {
+                refuse_anchor_tag(loc, anchor, tag.is_some())?;
+                stack.push(Frame::Map(loc, Vec::new(), None));
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(l, items)) => Some(Node {
+                    loc: l,
+                    kind: Kind::Seq(items),
+                }),
+                _ => unreachable!("parser guarantees balanced sequences"),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(l, pairs, _)) => Some(Node {
+                    loc: l,
+                    kind: Kind::Map(pairs),
+                }),
+                _ => unreachable!("parser guarantees balanced mappings"),
+            },
+            _ => None,
+        };
+        if let Some(node) = finished {
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(Frame::Seq(_, items)) => items.push(node),
+                Some(Frame::Map(_, pairs, pending)) => match pending.take() {
+                    None => {
+                        if node.as_str().is_none() {
+                            return Err(SyntaxError {
+                                loc: node.loc,
+                                message: "mapping keys must be plain words".into(),
+                            });
+                        }
+                        if let Some((first, _)) =
+                            pairs.iter().find(|(k, _)| k.as_str() == node.as_str())
+                        {
+                            return Err(SyntaxError {
+                                loc: node.loc,
+                                message: format!(
+                                    "duplicate key `{}` (first at line {}); remove one of them",
+                                    node.as_str().unwrap_or_default(),
+                                    first.loc.line
+                                ),
+                            });
+                        }
+                        *pending = Some(node);
+                    }
+                    Some(key) => pairs.push((key, node)),
+                },
+            }
+        }
+    }
+    Ok(root)
+}
+
+fn refuse_anchor_tag(loc: Loc, anchor: usize, tagged: bool) -> Result<(), SyntaxError> {
+    if anchor != 0 {
+        return Err(SyntaxError {
+            loc,
+            message: "YAML anchors (`&name`) are not supported; write the value out".into(),
+        });
+    }
+    if tagged {
+        return Err(SyntaxError {
+            loc,
+            message: "YAML tags (`!tag`) are not supported; remove the tag".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_raw_text_and_positions() {
+        let doc = parse("a: 0x1000\nb:\n  - \"x\"\n  - {c: 010}\n")
+            .unwrap()
+            .unwrap();
+        let Kind::Map(pairs) = &doc.kind else {
+            panic!()
+        };
+        assert_eq!(pairs[0].1.as_str(), Some("0x1000"));
+        assert_eq!(pairs[0].1.loc, Loc { line: 1, col: 4 });
+        let Kind::Seq(items) = &pairs[1].1.kind else {
+            panic!()
+        };
+        assert_eq!(
+            items[0].kind,
+            Kind::Scalar {
+                text: "x".into(),
+                plain: false
+            }
+        );
+        assert_eq!(items[1].loc, Loc { line: 4, col: 5 });
+        let Kind::Map(inner) = &items[1].kind else {
+            panic!()
+        };
+        assert_eq!(inner[0].1.as_str(), Some("010"));
+    }
+
+    #[test]
+    fn reports_duplicate_keys_and_syntax_errors() {
+        let e = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(e.loc, Loc { line: 3, col: 1 });
+        assert!(e.message.contains("duplicate key `a`"), "{e}");
+        let e = parse("a: [1, 2\n").unwrap_err();
+        assert!(e.message.starts_with("YAML syntax"), "{e}");
+        assert!(parse("a: &x 1\nb: *x\n").is_err());
+        assert!(parse("").unwrap().is_none());
+    }
+}

@@ -1,0 +1,499 @@
+//! Vendor dialects as data. A profile in `switch-drivers/NAME.yaml` says how each planned
+//! operation is written on that platform's CLI (and how it is undone), how to read the device's
+//! VLANs and a port's mode and allowed list, which answers are refusals, which VLANs the platform
+//! reserves for itself, and where the commands come from in the vendor's manual.
+//!
+//! The shipped profiles are compiled into the binary; a site can add or override profiles with a
+//! directory of its own (`--drivers-dir` / `JOBNET_DRIVERS_DIR`). Templates only substitute
+//! values that were validated as typed values or strict words, so rendering cannot inject text.
+//! [`parse`] reads and checks profile files; [`read`] turns device answers into typed state.
+
+mod parse;
+pub mod read;
+
+pub use parse::parse_profile;
+
+use crate::base::types::{RangeSet, VlanId};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What kind of device a profile drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    Ethernet,
+    Gateway,
+}
+
+/// The operations a profile writes: one table, used by the planner (what to render), the
+/// profile parser (what a file must give), the CLI driver and the simulator (which matches on it
+/// exhaustively, so a new operation that it does not simulate is a compile error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OpKind {
+    CreateVlan,
+    DeleteVlan,
+    TrunkAdd,
+    TrunkRemove,
+    TaggedAdd,
+    TaggedRemove,
+    AccessSet,
+    AccessRestore,
+    AccessClear,
+    /// A node port allowing every VLAN gets exactly the job's (`open_ports: restrict`).
+    RestrictPort,
+    /// Its last job gives it every VLAN back.
+    UnrestrictPort,
+    ProxyArpCreate,
+    ProxyArpDelete,
+}
+
+/// What an operation kind needs: its name in profiles, the kind of device, the placeholders its
+/// templates may use, and whether every profile of that kind must give it.
+pub struct Operation {
+    pub op: OpKind,
+    pub name: &'static str,
+    pub kind: DeviceKind,
+    pub placeholders: &'static [&'static str],
+    pub required: bool,
+}
+
+const fn op(
+    op: OpKind,
+    name: &'static str,
+    kind: DeviceKind,
+    placeholders: &'static [&'static str],
+    required: bool,
+) -> Operation {
+    Operation {
+        op,
+        name,
+        kind,
+        placeholders,
+        required,
+    }
+}
+
+use DeviceKind::{Ethernet as E, Gateway as G};
+
+/// The table. `restrict_port`/`unrestrict_port` are optional: a platform whose trunks never
+/// allow every VLAN by default (Junos, OS10) needs neither.
+pub const OPERATIONS: &[Operation] = &[
+    op(
+        OpKind::CreateVlan,
+        "create_vlan",
+        E,
+        &["vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::DeleteVlan,
+        "delete_vlan",
+        E,
+        &["vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::TrunkAdd,
+        "trunk_add",
+        E,
+        &["port", "vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::TrunkRemove,
+        "trunk_remove",
+        E,
+        &["port", "vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::TaggedAdd,
+        "tagged_add",
+        E,
+        &["port", "vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::TaggedRemove,
+        "tagged_remove",
+        E,
+        &["port", "vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::AccessSet,
+        "access_set",
+        E,
+        &["port", "vlan", "name"],
+        true,
+    ),
+    op(
+        OpKind::AccessRestore,
+        "access_restore",
+        E,
+        &["port", "vlan", "previous"],
+        true,
+    ),
+    op(
+        OpKind::AccessClear,
+        "access_clear",
+        E,
+        &["port", "vlan"],
+        true,
+    ),
+    op(
+        OpKind::RestrictPort,
+        "restrict_port",
+        E,
+        &["port", "vlan"],
+        false,
+    ),
+    op(
+        OpKind::UnrestrictPort,
+        "unrestrict_port",
+        E,
+        &["port"],
+        false,
+    ),
+    op(
+        OpKind::ProxyArpCreate,
+        "proxy_arp_create",
+        G,
+        &["vlan", "pkey", "pkey_full", "name"],
+        true,
+    ),
+    op(
+        OpKind::ProxyArpDelete,
+        "proxy_arp_delete",
+        G,
+        &["vlan", "pkey", "pkey_full", "name"],
+        true,
+    ),
+];
+
+impl OpKind {
+    /// The table entry.
+    pub fn info(self) -> &'static Operation {
+        OPERATIONS
+            .iter()
+            .find(|o| o.op == self)
+            .expect("every kind is in the table")
+    }
+
+    /// The name profiles use (`create_vlan`).
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+}
+
+impl std::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the SSH transport talks to the device.
+#[derive(Clone, Debug)]
+pub struct SshDialect {
+    /// `shell`: one interactive session with a PTY, lines typed at the prompt; `exec`: one SSH
+    /// exec request per line (Open vSwitch, Cumulus NVUE run from a Unix shell).
+    pub exec: bool,
+    /// The CLI prompt, matched against the end of the output.
+    pub prompt: regex::Regex,
+    /// A pager prompt (`--More--`) answered with a space.
+    pub pager: regex::Regex,
+}
+
+impl Default for SshDialect {
+    fn default() -> Self {
+        SshDialect {
+            exec: false,
+            prompt: regex::Regex::new(r"[>#$%]\s*$").expect("static regex"),
+            pager: regex::Regex::new(r"(--More--|<--- More --->|-- More --)\s*$")
+                .expect("static regex"),
+        }
+    }
+}
+
+/// What to tell an administrator when a port is not usable as it is configured: the vendor's
+/// commands that make it usable.
+#[derive(Clone, Debug, Default)]
+pub struct Advice {
+    /// For a node or link port that must be a trunk but is not.
+    pub not_trunk: String,
+    /// For a trunk that allows every VLAN.
+    pub open_trunk: String,
+    /// For an access-mode node port that is not in access mode.
+    pub not_access: String,
+}
+
+/// How the test kit's simulated switch answers in this dialect (optional; only the simulator
+/// reads it). Templates use `{vlan}`, `{name}`, `{port}`, `{mode}`, `{access}`, `{allowed}`; a
+/// line that renders empty is left out.
+#[derive(Clone, Debug, Default)]
+pub struct SimAnswers {
+    /// Lines before the VLAN table.
+    pub vlans_header: String,
+    /// One line per VLAN.
+    pub vlan_line: String,
+    /// The whole answer of the port read.
+    pub port: String,
+    /// `{mode}` for access, trunk and a factory-default port.
+    pub mode_access: String,
+    pub mode_trunk: String,
+    pub mode_factory: String,
+    /// `{allowed}` for every VLAN, for none, and for a list (`{list}`: `10,20-30`; `{item}`: one
+    /// line per VLAN or range).
+    pub allowed_all: String,
+    pub allowed_none: String,
+    pub allowed_list: String,
+    /// A factory-default port: a trunk (true) or in `mode_factory` (false).
+    pub factory_trunk: bool,
+    /// A factory-default port's allowed list is empty (OS10, Junos) rather than every VLAN.
+    pub factory_allows_none: bool,
+    /// The refusal of a line the simulated CLI does not know.
+    pub invalid: String,
+}
+
+/// Which driver speaks a profile (`driver:` in the file). Only CLI dialects exist today; an SNMP
+/// or API driver becomes another variant with its own implementation of
+/// [`crate::drivers::cli::DeviceDriver`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DriverKind {
+    #[default]
+    Cli,
+}
+
+/// One parsed dialect profile: the dialect (session lines, operations, reads, refusals, advice),
+/// how it looks over SSH, and — optional, for the test kit only — how the simulator answers.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub kind: DeviceKind,
+    pub driver: DriverKind,
+    /// Vendor manual section the commands were taken from.
+    pub source: String,
+    /// False when the templates have not yet been checked against the manual; plans say so.
+    pub verified: bool,
+    /// VLANs the platform keeps for itself (e.g. 1002-1005 on Cisco IOS).
+    pub reserved_vlans: RangeSet,
+    /// Longest VLAN name the platform accepts.
+    pub vlan_name_max: usize,
+    /// The command that enters privileged mode (`enable`), sent first after login over SSH; a
+    /// password prompt is answered with the credentials entry's `enable_password`.
+    pub enable: Option<String>,
+    /// Lines sent right after login (disable the pager); reads follow them.
+    pub setup: Vec<String>,
+    /// Lines that enter configuration mode, sent before the operations.
+    pub begin: Vec<String>,
+    /// Lines that make the operations take effect (`commit`, `nv config apply`): must succeed.
+    pub commit: Vec<String>,
+    /// Lines that only leave configuration mode (`end`): a refusal is noted, never a failure.
+    pub end: Vec<String>,
+    /// Optional lines that persist the configuration; sites choose whether to send them.
+    pub save: Vec<String>,
+    pub ops: BTreeMap<OpKind, Vec<String>>,
+    /// Existing VLANs on the device (Ethernet profiles).
+    pub read_vlans: Option<read::VlanRead>,
+    /// A port's mode, access VLAN and allowed list (Ethernet profiles).
+    pub read_port: Option<read::PortRead>,
+    pub advice: Advice,
+    /// Output that means the device refused a command (e.g. `% Invalid input`), as regexes
+    /// matched against every line of an answer.
+    pub errors: Vec<regex::Regex>,
+    pub ssh: SshDialect,
+    /// How the test kit's simulator answers; `None` when the profile does not say.
+    pub sim: Option<SimAnswers>,
+}
+
+/// Values a template may refer to.
+#[derive(Clone, Debug, Default)]
+pub struct Vars<'a> {
+    pub vlan: Option<VlanId>,
+    pub name: Option<&'a str>,
+    pub port: Option<&'a str>,
+    pub previous: Option<VlanId>,
+    pub pkey: Option<String>,
+    pub pkey_full: Option<String>,
+}
+
+impl Profile {
+    /// Renders operation `op` with `vars`. Panics if the profile lacks the operation or uses a
+    /// placeholder that `vars` lacks: both are excluded when the profile is loaded and by the
+    /// planner, so reaching them is a bug.
+    pub fn render(&self, op: OpKind, vars: &Vars) -> Vec<String> {
+        let templates = self
+            .ops
+            .get(&op)
+            .unwrap_or_else(|| panic!("profile {} has no operation {op}", self.name));
+        templates.iter().map(|t| fill(t, vars)).collect()
+    }
+
+    /// Whether the profile gives operation `op` (optional operations may be missing).
+    pub fn has(&self, op: OpKind) -> bool {
+        self.ops.get(&op).is_some_and(|t| !t.is_empty())
+    }
+}
+
+fn fill(template: &str, vars: &Vars) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').expect("checked at load") + open;
+        let key = &rest[open + 1..close];
+        let value = match key {
+            "vlan" => vars.vlan.map(|v| v.to_string()),
+            "previous" => vars.previous.map(|v| v.to_string()),
+            "name" => vars.name.map(str::to_string),
+            "port" => vars.port.map(str::to_string),
+            "pkey" => vars.pkey.clone(),
+            "pkey_full" => vars.pkey_full.clone(),
+            _ => None,
+        };
+        out.push_str(&value.unwrap_or_else(|| panic!("template `{template}` needs {{{key}}}")));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The profiles available to a run.
+#[derive(Clone, Debug, Default)]
+pub struct DriverSet {
+    profiles: BTreeMap<String, Profile>,
+}
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../switch-drivers/", $name, ".yaml")))),*]
+    };
+}
+
+/// Profiles shipped in switch-drivers/, compiled in.
+pub const BUILTIN: &[(&str, &str)] = builtin!(
+    "arista-eos",
+    "cisco-ios",
+    "cisco-nxos",
+    "cumulus-nvue",
+    "dell-os10",
+    "junos",
+    "mellanox-gateway",
+    "mellanox-onyx",
+    "openvswitch",
+);
+
+/// A profile file that could not be used, with every problem found in it.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(
+        "cannot read driver directory {path}: {source}; check --drivers-dir / JOBNET_DRIVERS_DIR"
+    )]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid driver profile(s):\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<crate::base::diag::Diagnostic>),
+}
+
+impl DriverSet {
+    /// The shipped profiles.
+    pub fn builtin() -> Self {
+        let mut set = DriverSet::default();
+        for (name, text) in BUILTIN {
+            let file = format!("switch-drivers/{name}.yaml");
+            let p = parse_profile(text, &file)
+                .unwrap_or_else(|e| panic!("shipped profile broken: {e}"));
+            set.profiles.insert(p.name.clone(), p);
+        }
+        set
+    }
+
+    /// The shipped profiles plus every `*.yaml` in `dir` (a file with a shipped name replaces it).
+    pub fn with_dir(dir: &Path) -> Result<Self, DriverError> {
+        let mut set = Self::builtin();
+        let io = |source| DriverError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        paths.sort();
+        let mut errors = Vec::new();
+        for path in paths {
+            let text = crate::base::limits::read_text(&path, crate::base::limits::PROFILE)
+                .map_err(|e| DriverError::Io {
+                    path: path.display().to_string(),
+                    source: e.into_io(),
+                })?;
+            match parse_profile(&text, &path.display().to_string()) {
+                Ok(p) => {
+                    set.profiles.insert(p.name.clone(), p);
+                }
+                Err(DriverError::Invalid(mut d)) => errors.append(&mut d),
+                Err(e) => return Err(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(DriverError::Invalid(errors))
+        }
+    }
+
+    /// Adds a profile, replacing one of the same name.
+    pub fn insert(&mut self, p: Profile) {
+        self.profiles.insert(p.name.clone(), p);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_profiles_load() {
+        let set = DriverSet::builtin();
+        assert_eq!(set.names().count(), BUILTIN.len());
+        assert!(set.get("cisco-ios").unwrap().reserved_vlans.contains(1003));
+        assert_eq!(
+            set.get("mellanox-gateway").unwrap().kind,
+            DeviceKind::Gateway
+        );
+        for p in set
+            .profiles
+            .values()
+            .filter(|p| p.kind == DeviceKind::Ethernet)
+        {
+            assert!(p.read_port.is_some(), "{} reads ports", p.name);
+            assert!(
+                !p.errors.is_empty() || p.ssh.exec,
+                "{} knows refusals",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_positions() {
+        let text = "name: x\nkind: ethernet\nsource: s\nops:\n  create_vlan: [\"vlan {vlna}\"]\n";
+        let err = parse_profile(text, "x.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("x.yaml:5:17: error: ops.create_vlan: unknown placeholder `{vlna}`"),
+            "{err}"
+        );
+        assert!(err.contains("ops lacks `delete_vlan`"), "{err}");
+    }
+}

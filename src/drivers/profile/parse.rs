@@ -1,0 +1,643 @@
+//! Reading and checking a dialect profile file. Every problem is reported with its position, all
+//! at once: an operation missing for the profile's kind, an unknown placeholder, unbalanced
+//! braces, a regex that does not compile, an unknown key (with a suggestion).
+
+use super::read::{Allowed, AllowedField, ModeField, PortRead, VlanField, VlanRead};
+use super::{
+    Advice, DeviceKind, DriverError, DriverKind, OpKind, Profile, SimAnswers, SshDialect,
+    OPERATIONS,
+};
+use crate::base::diag::{Diagnostics, Loc};
+use crate::base::types::{RangeSet, VlanId};
+use crate::base::yaml::{self, Kind, Node};
+use regex::Regex;
+use std::collections::BTreeMap;
+
+const PROFILE_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "source",
+    "verified",
+    "reserved_vlans",
+    "vlan_name_max",
+    "session",
+    "ops",
+    "read",
+    "advice",
+    "errors",
+    "ssh",
+    "sim",
+    "driver",
+];
+
+/// Parses and checks one profile: every required operation of its kind present, only known
+/// placeholders, balanced braces, regexes that compile.
+pub fn parse_profile(text: &str, file: &str) -> Result<Profile, DriverError> {
+    let mut d = Diagnostics::new(file);
+    let root = match yaml::parse(text) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            d.error(
+                Loc { line: 1, col: 1 },
+                "empty profile",
+                "see docs/drivers.md",
+            );
+            return Err(DriverError::Invalid(d.sorted()));
+        }
+        Err(e) => {
+            d.error(e.loc, e.message, "fix the YAML");
+            return Err(DriverError::Invalid(d.sorted()));
+        }
+    };
+    let profile = read_profile(&mut d, &root);
+    match profile {
+        Some(p) if !d.has_errors() => Ok(p),
+        _ => Err(DriverError::Invalid(d.sorted())),
+    }
+}
+
+fn map_pairs<'a>(
+    d: &mut Diagnostics,
+    node: &'a Node,
+    what: &str,
+    allowed: &[&str],
+) -> Option<&'a [(Node, Node)]> {
+    let Kind::Map(pairs) = &node.kind else {
+        d.error(
+            node.loc,
+            format!("{what} must be a mapping, found {}", node.kind_name()),
+            "see docs/drivers.md",
+        );
+        return None;
+    };
+    for (k, _) in pairs {
+        let key = k.as_str().unwrap_or_default();
+        if !allowed.is_empty() && !allowed.contains(&key) {
+            let hint = crate::base::diag::suggestion(key, allowed.iter().copied());
+            d.error(
+                k.loc,
+                format!("unknown key `{key}` in {what}"),
+                if hint.is_empty() {
+                    format!("allowed: {}", allowed.join(", "))
+                } else {
+                    hint
+                },
+            );
+        }
+    }
+    Some(pairs)
+}
+
+fn get<'a>(pairs: &'a [(Node, Node)], key: &str) -> Option<&'a Node> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// A list of single-line strings, with no check of their content.
+fn plain_lines(d: &mut Diagnostics, node: &Node, what: &str) -> Vec<(String, Loc)> {
+    let items: Vec<&Node> = match &node.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        Kind::Scalar { .. } if node.is_null() => Vec::new(),
+        Kind::Scalar { .. } => vec![node],
+        _ => {
+            d.error(
+                node.loc,
+                format!("{what} must be a list of lines"),
+                "write `- line` items",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(t) = item.as_str() else {
+            d.error(item.loc, format!("{what}: a line must be text"), "quote it");
+            continue;
+        };
+        if t.contains('\n') || t.contains('\r') {
+            d.error(
+                item.loc,
+                format!("{what}: a line contains a line break"),
+                "write one item per line",
+            );
+            continue;
+        }
+        out.push((t.to_string(), item.loc));
+    }
+    out
+}
+
+/// Checks that every `{placeholder}` of `t` is among `placeholders` and braces balance.
+fn check_placeholders(d: &mut Diagnostics, t: &str, loc: Loc, what: &str, placeholders: &[&str]) {
+    let mut rest = t;
+    while let Some(open) = rest.find(['{', '}']) {
+        if &rest[open..open + 1] == "}" {
+            d.error(
+                loc,
+                format!("{what}: `}}` without `{{` in `{t}`"),
+                "balance the braces",
+            );
+            return;
+        }
+        let Some(close) = rest[open..].find('}') else {
+            d.error(
+                loc,
+                format!("{what}: `{{` without `}}` in `{t}`"),
+                "balance the braces",
+            );
+            return;
+        };
+        let key = &rest[open + 1..open + close];
+        if !placeholders.contains(&key) {
+            d.error(
+                loc,
+                format!("{what}: unknown placeholder `{{{key}}}`"),
+                format!(
+                    "this may use {}",
+                    placeholders
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        rest = &rest[open + close + 1..];
+    }
+}
+
+/// Command lines whose `{placeholders}` must be among `placeholders`.
+fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, loc) in plain_lines(d, node, what) {
+        check_placeholders(d, &t, loc, what, placeholders);
+        out.push(t);
+    }
+    out
+}
+
+/// One line of text (a scalar).
+fn one_line(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Option<String> {
+    lines(d, node, what, placeholders).pop()
+}
+
+/// A regex; `what` names it in messages.
+fn regex_of(d: &mut Diagnostics, node: &Node, what: &str) -> Option<Regex> {
+    let text = plain_lines(d, node, what).pop()?.0;
+    match Regex::new(&text) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            d.error(
+                node.loc,
+                format!("{what}: `{text}` is not a regex: {e}"),
+                "fix the pattern",
+            );
+            None
+        }
+    }
+}
+
+fn required<'a>(
+    d: &mut Diagnostics,
+    pairs: &'a [(Node, Node)],
+    owner: &Node,
+    what: &str,
+    key: &str,
+) -> Option<&'a Node> {
+    let n = get(pairs, key);
+    if n.is_none() {
+        d.error(
+            owner.loc,
+            format!("{what} lacks `{key}`"),
+            "see docs/drivers.md",
+        );
+    }
+    n
+}
+
+fn number(d: &mut Diagnostics, node: &Node, what: &str) -> Option<u64> {
+    match node.as_str().map(crate::base::types::parse_number) {
+        Some(Ok(v)) => Some(v),
+        _ => {
+            d.error(
+                node.loc,
+                format!("{what} is not a number"),
+                "write e.g. `1`",
+            );
+            None
+        }
+    }
+}
+
+fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
+    let pairs = map_pairs(d, root, "profile", PROFILE_KEYS)?;
+    let text = |d: &mut Diagnostics, key: &str| -> Option<String> {
+        match get(pairs, key).and_then(Node::as_str) {
+            Some(s) if !s.is_empty() => Some(s.to_string()),
+            _ => {
+                d.error(
+                    root.loc,
+                    format!("profile needs `{key}`"),
+                    "see docs/drivers.md",
+                );
+                None
+            }
+        }
+    };
+    let name = text(d, "name")?;
+    let source = text(d, "source").unwrap_or_default();
+    let kind = match text(d, "kind").as_deref() {
+        Some("ethernet") => DeviceKind::Ethernet,
+        Some("gateway") => DeviceKind::Gateway,
+        other => {
+            d.error(
+                root.loc,
+                format!("profile kind `{}` is unknown", other.unwrap_or("")),
+                "write `kind: ethernet` or `kind: gateway`",
+            );
+            return None;
+        }
+    };
+    let verified = match get(pairs, "verified").and_then(Node::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(o) => {
+            d.error(
+                root.loc,
+                format!("`verified: {o}` is not true or false"),
+                "write true or false",
+            );
+            true
+        }
+    };
+    let reserved_vlans = reserved(d, get(pairs, "reserved_vlans"));
+    let vlan_name_max = get(pairs, "vlan_name_max")
+        .and_then(Node::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let session = session(d, get(pairs, "session"));
+    let ops = operations(d, root, get(pairs, "ops"), kind);
+    let (read_vlans, read_port) = reads(d, root, get(pairs, "read"), kind);
+    let errors = get(pairs, "errors").map_or(Vec::new(), |e| error_patterns(d, e));
+    let ssh = get(pairs, "ssh").map_or(SshDialect::default(), |n| ssh_dialect(d, n));
+    let advice = get(pairs, "advice").map_or(Advice::default(), |n| advice(d, n));
+    let sim = get(pairs, "sim").map(|n| sim_answers(d, n));
+    let driver = match get(pairs, "driver").and_then(Node::as_str) {
+        None | Some("cli") => DriverKind::Cli,
+        Some(other) => {
+            d.error(
+                root.loc,
+                format!("driver `{other}` is unknown"),
+                "write `driver: cli` (the only driver today) or leave it out",
+            );
+            DriverKind::Cli
+        }
+    };
+    Some(Profile {
+        name,
+        kind,
+        driver,
+        source,
+        verified,
+        reserved_vlans,
+        vlan_name_max,
+        enable: session.enable,
+        setup: session.setup,
+        begin: session.begin,
+        commit: session.commit,
+        end: session.end,
+        save: session.save,
+        ops,
+        read_vlans,
+        read_port,
+        advice,
+        errors,
+        ssh,
+        sim,
+    })
+}
+
+fn reserved(d: &mut Diagnostics, node: Option<&Node>) -> RangeSet {
+    let Some(n) = node else {
+        return RangeSet::default();
+    };
+    match n
+        .as_str()
+        .map(|s| RangeSet::parse(s, VlanId::MIN, VlanId::MAX, "VLAN"))
+    {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            d.error(n.loc, e.0, "write ranges like \"1002-1005\"");
+            RangeSet::default()
+        }
+        None => RangeSet::default(),
+    }
+}
+
+#[derive(Default)]
+struct Session {
+    enable: Option<String>,
+    setup: Vec<String>,
+    begin: Vec<String>,
+    commit: Vec<String>,
+    end: Vec<String>,
+    save: Vec<String>,
+}
+
+fn session(d: &mut Diagnostics, node: Option<&Node>) -> Session {
+    let mut s = Session::default();
+    let Some(n) = node else {
+        return s;
+    };
+    let Some(sp) = map_pairs(
+        d,
+        n,
+        "session",
+        &["enable", "setup", "begin", "commit", "end", "save"],
+    ) else {
+        return s;
+    };
+    for (key, target) in [
+        ("setup", &mut s.setup),
+        ("begin", &mut s.begin),
+        ("commit", &mut s.commit),
+        ("end", &mut s.end),
+        ("save", &mut s.save),
+    ] {
+        if let Some(n) = get(sp, key) {
+            *target = lines(d, n, &format!("session.{key}"), &[]);
+        }
+    }
+    s.enable = get(sp, "enable").and_then(|n| one_line(d, n, "session.enable", &[]));
+    s
+}
+
+fn operations(
+    d: &mut Diagnostics,
+    root: &Node,
+    node: Option<&Node>,
+    kind: DeviceKind,
+) -> BTreeMap<OpKind, Vec<String>> {
+    let mut ops = BTreeMap::new();
+    let Some(n) = node else {
+        d.error(root.loc, "profile needs `ops`", "see docs/drivers.md");
+        return ops;
+    };
+    let allowed: Vec<&str> = OPERATIONS
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| o.name)
+        .collect();
+    let Some(op_pairs) = map_pairs(d, n, "ops", &allowed) else {
+        return ops;
+    };
+    for o in OPERATIONS.iter().filter(|o| o.kind == kind) {
+        match get(op_pairs, o.name) {
+            Some(v) => {
+                ops.insert(o.op, lines(d, v, &format!("ops.{}", o.name), o.placeholders));
+            }
+            None if o.required => d.error(
+                n.loc,
+                format!("ops lacks `{}`", o.name),
+                "every operation of the profile's kind must be given (an empty list `[]` is allowed)",
+            ),
+            None => {}
+        }
+    }
+    if ops.contains_key(&OpKind::RestrictPort) != ops.contains_key(&OpKind::UnrestrictPort) {
+        d.error(
+            n.loc,
+            "ops has only one of `restrict_port` and `unrestrict_port`",
+            "give both (restricting a port must be undoable) or neither",
+        );
+    }
+    ops
+}
+
+fn reads(
+    d: &mut Diagnostics,
+    root: &Node,
+    node: Option<&Node>,
+    kind: DeviceKind,
+) -> (Option<VlanRead>, Option<PortRead>) {
+    let (mut vlans, mut port) = (None, None);
+    if let Some(r) = node {
+        if let Some(rp) = map_pairs(d, r, "read", &["vlans", "port"]) {
+            vlans = get(rp, "vlans").and_then(|n| vlan_read(d, n));
+            port = get(rp, "port").and_then(|n| port_read(d, n));
+        }
+    }
+    if kind == DeviceKind::Ethernet && (vlans.is_none() || port.is_none()) {
+        d.error(
+            root.loc,
+            "an Ethernet profile needs `read.vlans` and `read.port`",
+            "see docs/drivers.md",
+        );
+    }
+    (vlans, port)
+}
+
+fn vlan_read(d: &mut Diagnostics, node: &Node) -> Option<VlanRead> {
+    let what = "read.vlans";
+    let pairs = map_pairs(d, node, what, &["command", "pattern", "expect"])?;
+    let command = required(d, pairs, node, what, "command")
+        .and_then(|n| one_line(d, n, "read.vlans.command", &[]));
+    let pattern = required(d, pairs, node, what, "pattern")
+        .and_then(|n| regex_of(d, n, "read.vlans.pattern"));
+    let expect = get(pairs, "expect").and_then(|n| regex_of(d, n, "read.vlans.expect"));
+    Some(VlanRead {
+        command: command?,
+        pattern: pattern?,
+        expect,
+    })
+}
+
+fn port_read(d: &mut Diagnostics, node: &Node) -> Option<PortRead> {
+    let what = "read.port";
+    let pairs = map_pairs(
+        d,
+        node,
+        what,
+        &["command", "expect", "mode", "access_vlan", "allowed"],
+    )?;
+    let command = required(d, pairs, node, what, "command")
+        .and_then(|n| one_line(d, n, "read.port.command", &["port"]));
+    let expect = get(pairs, "expect").and_then(|n| regex_of(d, n, "read.port.expect"));
+    let mode = required(d, pairs, node, what, "mode").and_then(|n| mode_field(d, n));
+    let access_vlan = required(d, pairs, node, what, "access_vlan").and_then(|n| vlan_field(d, n));
+    let allowed = required(d, pairs, node, what, "allowed").and_then(|n| allowed_field(d, n));
+    Some(PortRead {
+        command: command?,
+        expect,
+        mode: mode?,
+        access_vlan: access_vlan?,
+        allowed: allowed?,
+    })
+}
+
+fn mode_field(d: &mut Diagnostics, node: &Node) -> Option<ModeField> {
+    let what = "read.port.mode";
+    let pairs = map_pairs(d, node, what, &["pattern", "trunk", "access", "absent"])?;
+    let mut re = |key: &str| {
+        required(d, pairs, node, what, key).and_then(|n| regex_of(d, n, &format!("{what}.{key}")))
+    };
+    let (pattern, trunk, access) = (re("pattern"), re("trunk"), re("access"));
+    let absent = get(pairs, "absent")
+        .and_then(Node::as_str)
+        .map(str::to_string);
+    Some(ModeField {
+        pattern: pattern?,
+        trunk: trunk?,
+        access: access?,
+        absent,
+    })
+}
+
+fn vlan_field(d: &mut Diagnostics, node: &Node) -> Option<VlanField> {
+    let what = "read.port.access_vlan";
+    let pairs = map_pairs(d, node, what, &["pattern", "default", "absent"])?;
+    let pattern = required(d, pairs, node, what, "pattern")
+        .and_then(|n| regex_of(d, n, &format!("{what}.pattern")));
+    let default = get(pairs, "default").and_then(|n| number(d, n, &format!("{what}.default")));
+    let absent = get(pairs, "absent").and_then(|n| number(d, n, &format!("{what}.absent")));
+    Some(VlanField {
+        pattern: pattern?,
+        default,
+        absent,
+    })
+}
+
+fn allowed_field(d: &mut Diagnostics, node: &Node) -> Option<AllowedField> {
+    let what = "read.port.allowed";
+    let pairs = map_pairs(d, node, what, &["pattern", "all", "none", "absent"])?;
+    let pattern = required(d, pairs, node, what, "pattern")
+        .and_then(|n| regex_of(d, n, &format!("{what}.pattern")));
+    let all =
+        required(d, pairs, node, what, "all").and_then(|n| regex_of(d, n, &format!("{what}.all")));
+    let none = get(pairs, "none").and_then(|n| regex_of(d, n, &format!("{what}.none")));
+    let absent = match get(pairs, "absent") {
+        None => None,
+        Some(n) => match n.as_str() {
+            Some("all") => Some(Allowed::All),
+            Some("none") => Some(Allowed::List(RangeSet::default())),
+            _ => {
+                d.error(
+                    n.loc,
+                    format!("{what}.absent must be `all` or `none`"),
+                    "write `absent: none`",
+                );
+                None
+            }
+        },
+    };
+    Some(AllowedField {
+        pattern: pattern?,
+        all: all?,
+        none,
+        absent,
+    })
+}
+
+fn error_patterns(d: &mut Diagnostics, node: &Node) -> Vec<Regex> {
+    let mut errors = Vec::new();
+    for (text, loc) in plain_lines(d, node, "errors") {
+        match Regex::new(&text) {
+            Ok(r) => errors.push(r),
+            Err(err) => d.error(
+                loc,
+                format!("errors: `{text}` is not a regex: {err}"),
+                "fix the pattern",
+            ),
+        }
+    }
+    errors
+}
+
+fn ssh_dialect(d: &mut Diagnostics, n: &Node) -> SshDialect {
+    let mut ssh = SshDialect::default();
+    let Some(sp) = map_pairs(d, n, "ssh", &["mode", "prompt", "pager"]) else {
+        return ssh;
+    };
+    match get(sp, "mode").and_then(Node::as_str) {
+        None | Some("shell") => {}
+        Some("exec") => ssh.exec = true,
+        Some(other) => d.error(
+            n.loc,
+            format!("ssh.mode `{other}` is unknown"),
+            "write `shell` or `exec`",
+        ),
+    }
+    for (key, target) in [("prompt", &mut ssh.prompt), ("pager", &mut ssh.pager)] {
+        if let Some(v) = get(sp, key) {
+            if let Some(r) = regex_of(d, v, &format!("ssh.{key}")) {
+                *target = r;
+            }
+        }
+    }
+    ssh
+}
+
+fn advice(d: &mut Diagnostics, n: &Node) -> Advice {
+    let mut a = Advice::default();
+    let Some(ap) = map_pairs(d, n, "advice", &["not_trunk", "open_trunk", "not_access"]) else {
+        return a;
+    };
+    for (key, target) in [
+        ("not_trunk", &mut a.not_trunk),
+        ("open_trunk", &mut a.open_trunk),
+        ("not_access", &mut a.not_access),
+    ] {
+        if let Some(v) = get(ap, key).and_then(Node::as_str) {
+            *target = v.to_string();
+        }
+    }
+    a
+}
+
+/// Simulator answers: free text, multi-line allowed.
+fn sim_answers(d: &mut Diagnostics, n: &Node) -> SimAnswers {
+    const KEYS: &[&str] = &[
+        "vlans_header",
+        "vlan_line",
+        "port",
+        "mode_access",
+        "mode_trunk",
+        "mode_factory",
+        "allowed_all",
+        "allowed_none",
+        "allowed_list",
+        "factory_trunk",
+        "factory_allows",
+        "invalid",
+    ];
+    let mut s = SimAnswers {
+        invalid: "% Invalid input detected at '^' marker.".into(),
+        allowed_list: "{list}".into(),
+        ..SimAnswers::default()
+    };
+    let Some(sp) = map_pairs(d, n, "sim", KEYS) else {
+        return s;
+    };
+    let text = |key: &str| get(sp, key).and_then(Node::as_str).map(str::to_string);
+    for (key, target) in [
+        ("vlans_header", &mut s.vlans_header),
+        ("vlan_line", &mut s.vlan_line),
+        ("port", &mut s.port),
+        ("mode_access", &mut s.mode_access),
+        ("mode_trunk", &mut s.mode_trunk),
+        ("mode_factory", &mut s.mode_factory),
+        ("allowed_all", &mut s.allowed_all),
+        ("allowed_none", &mut s.allowed_none),
+        ("allowed_list", &mut s.allowed_list),
+        ("invalid", &mut s.invalid),
+    ] {
+        if let Some(v) = text(key) {
+            *target = v;
+        }
+    }
+    s.factory_trunk = text("factory_trunk").as_deref() == Some("true");
+    s.factory_allows_none = text("factory_allows").as_deref() == Some("none");
+    s
+}

@@ -1,0 +1,840 @@
+//! Planning: job request + topology + allocations already held → a [`Plan`] of typed per-device
+//! operations with their exact command lines, and the exact new partitions.conf text.
+//!
+//! This module is pure: no network, no files, no clock. Everything it needs from the outside
+//! (the current partitions.conf text, the VLANs and PKeys other jobs hold) is passed in, which
+//! is what lets `jobnet plan` be a faithful dry run of `jobnet up`.
+
+pub mod ops;
+pub mod render;
+pub mod subgraph;
+
+pub use ops::{render_commands, render_op, render_undo, Op};
+
+use crate::base::diag::suggestion;
+use crate::base::hostlist;
+use crate::base::types::{JobId, PKey, PortGuid, PortRef, RangeSet, VlanId};
+use crate::drivers::{DriverSet, Profile};
+use crate::ib::partitions::{self, Partition, RegionError};
+use crate::topology::{PortMode, SwitchGraph, Topology};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use subgraph::Disconnected;
+
+/// `auto`, a given value, or `none` (not wanted: `--vlan none` asks for no Ethernet at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice<T> {
+    Auto,
+    Fixed(T),
+    None,
+}
+
+/// What the caller asked for the InfiniBand side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PKeyChoice {
+    /// Nothing said: a partition when the topology has an infiniband section.
+    Default,
+    Auto,
+    Fixed(PKey),
+    None,
+}
+
+/// What a job asks for.
+#[derive(Clone, Debug)]
+pub struct JobRequest {
+    pub job: JobId,
+    /// Expanded node names.
+    pub nodes: Vec<String>,
+    pub vlan: Choice<VlanId>,
+    pub pkey: PKeyChoice,
+    pub gateway: Option<String>,
+}
+
+/// An allocation another job (or this one, from an earlier run) already holds, or a VLAN found
+/// configured on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The job holding it; `None` for a VLAN that exists on a device.
+    pub job: Option<JobId>,
+    /// Who holds it, for messages: `job 7`, `switch leaf1 (it is configured there)`.
+    pub holder: String,
+    pub vlan: Option<VlanId>,
+    pub pkey: Option<PKey>,
+}
+
+impl Held {
+    /// A job's allocation.
+    pub fn job(job: JobId, vlan: Option<VlanId>, pkey: Option<PKey>) -> Self {
+        Held {
+            holder: format!("job {job}"),
+            job: Some(job),
+            vlan,
+            pkey,
+        }
+    }
+
+    /// A VLAN that exists on `device` without being any job's.
+    pub fn on_device(device: &str, vlan: VlanId) -> Self {
+        Held {
+            job: None,
+            holder: format!("switch {device} (it is configured there)"),
+            vlan: Some(vlan),
+            pkey: None,
+        }
+    }
+
+    fn is_other(&self, job: &JobId) -> bool {
+        self.job.as_ref() != Some(job)
+    }
+}
+
+/// Everything the planner reads besides the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub topology: &'a Topology,
+    pub graph: &'a SwitchGraph,
+    pub drivers: &'a DriverSet,
+    pub held: &'a [Held],
+    /// The current partitions.conf text, `None` when the file does not exist.
+    pub partitions_conf: Option<&'a str>,
+    /// Where that text was read from, when not the topology's `infiniband.partitions_conf`.
+    pub partitions_conf_path: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DevicePlan {
+    pub name: String,
+    pub driver: String,
+    pub address: String,
+    pub ops: Vec<Op>,
+    pub commands: Vec<String>,
+    pub undo: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkEnds {
+    pub a: PortRef,
+    pub b: PortRef,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EthernetPlan {
+    /// Switches in the subgraph, sorted by name.
+    pub switches: Vec<String>,
+    /// Links that carry the VLAN.
+    pub links: Vec<LinkEnds>,
+    /// Sum of the link costs of the subgraph.
+    pub cost: u64,
+    pub devices: Vec<DevicePlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IbPlan {
+    pub partition: String,
+    pub pkey: PKey,
+    pub members: Vec<PortGuid>,
+    pub ipoib: bool,
+    /// Further header flags from the topology (`mtu=4`, ...).
+    pub flags: Vec<String>,
+    pub partitions_conf_path: String,
+    /// The current file text (`None` when the file does not exist yet).
+    pub partitions_conf_old: Option<String>,
+    /// The exact new file text.
+    pub partitions_conf: String,
+}
+
+/// A complete plan for one job.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub job: JobId,
+    /// `None` when the job has no Ethernet part (`--vlan none`, or an InfiniBand-only fabric).
+    pub vlan: Option<VlanId>,
+    pub vlan_auto: bool,
+    pub pkey: Option<PKey>,
+    pub nodes: Vec<String>,
+    pub ethernet: EthernetPlan,
+    pub infiniband: Option<IbPlan>,
+    pub gateway: Option<DevicePlan>,
+    pub warnings: Vec<String>,
+}
+
+/// Why a plan could not be made. [`PlanError::exit_code`] maps each to the documented code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no nodes given; pass a hostlist with --nodes, e.g. cn[001-004]")]
+    NoNodes,
+    #[error("unknown node(s) {names} (from --nodes): not in topology {file}; {hint}")]
+    UnknownNodes {
+        names: String,
+        file: String,
+        hint: String,
+    },
+    #[error("cannot join the job's nodes: {parts} are in separate parts of the fabric with no usable link between them; check links marked `state: down` in {file} or choose other nodes")]
+    Disconnected { parts: String, file: String },
+    #[error("{what} pool exhausted: every {what} in {pool} (from {file}) is in use: {holders}; wait for jobs to end, run `jobnet status` to look for leftovers, or widen the pool")]
+    PoolExhausted {
+        what: &'static str,
+        pool: String,
+        /// Who holds the pool's values, folded: `0x1000 by job 7, 0x1001 by the admin partition ...`.
+        holders: String,
+        file: String,
+    },
+    #[error("{what} {value} (from {flag}) is not usable: {why}; {fix}")]
+    NotUsable {
+        what: &'static str,
+        value: String,
+        flag: &'static str,
+        why: String,
+        fix: String,
+    },
+    #[error("unknown gateway `{name}` (from --gateway): not in topology {file}; {hint}")]
+    UnknownGateway {
+        name: String,
+        file: String,
+        hint: String,
+    },
+    #[error("{0}")]
+    Request(String),
+    #[error("partitions.conf: {0}")]
+    Region(#[from] RegionError),
+    #[error("{path} is already invalid, so jobnet will not touch it (OpenSM falls back to its default configuration on such a file); fix these first (`jobnet ib check {path}`):\n{errors}")]
+    InvalidPartitions { path: String, errors: String },
+}
+
+impl PlanError {
+    /// 3 for an exhausted pool, 2 for every other kind of bad input.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PlanError::PoolExhausted { .. } => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// Makes the plan.
+pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
+    let t = inp.topology;
+    let nodes = job_nodes(t, req)?;
+    let gateway = job_gateway(t, req)?;
+    let mut warnings = Vec::new();
+    let vlan = if wants_ethernet(t, req)? {
+        Some(choose_vlan(inp, req)?)
+    } else {
+        None
+    };
+    if gateway.is_some() && vlan.is_none() {
+        return Err(PlanError::Request(
+            "--gateway bridges the job's PKey to its VLAN, but the job has no VLAN (--vlan none, or a topology without `ethernet`); drop one of them".into(),
+        ));
+    }
+    let conf_path = inp
+        .partitions_conf_path
+        .or(t.infiniband.as_ref().map(|ib| ib.partitions_conf.as_str()))
+        .unwrap_or("partitions.conf");
+    let current = match (inp.partitions_conf, req.pkey) {
+        (_, PKeyChoice::None) => partitions::Current::Missing,
+        (text, _) => partitions::Current::read(text, conf_path).map_err(|errors| {
+            PlanError::InvalidPartitions {
+                path: conf_path.to_string(),
+                errors,
+            }
+        })?,
+    };
+    let pkey = choose_pkey(inp, req, &current, conf_path, gateway.is_some())?;
+    let ethernet = match vlan {
+        Some(v) => ethernet_plan(inp, req, &nodes, gateway, v, &mut warnings)?,
+        None => EthernetPlan::default(),
+    };
+    let infiniband = match pkey {
+        Some(k) => ib_plan(
+            inp,
+            req,
+            &nodes,
+            gateway,
+            k,
+            &current,
+            conf_path,
+            &mut warnings,
+        )?,
+        None => None,
+    };
+    let pkey = infiniband.as_ref().map(|ib| ib.pkey);
+    if vlan.is_none() && pkey.is_none() {
+        return Err(PlanError::Request(format!(
+            "nothing to configure for job {}: no VLAN ({}) and no partition; ask for one of them",
+            req.job,
+            if t.ethernet.is_none() {
+                format!("{} has no `ethernet` section", t.file)
+            } else {
+                "--vlan none".to_string()
+            }
+        )));
+    }
+    let gateway = match (gateway, vlan, pkey) {
+        (Some(g), Some(v), Some(k)) => {
+            let profile = inp.drivers.get(&g.driver).expect("validated driver");
+            let ops = vec![Op::ProxyArpCreate { vlan: v, pkey: k }];
+            let name = vlan_name(&req.job, profile);
+            Some(device(
+                &g.name,
+                &g.driver,
+                &g.address,
+                profile,
+                &name,
+                ops,
+                &mut warnings,
+            ))
+        }
+        _ => None,
+    };
+    Ok(Plan {
+        job: req.job.clone(),
+        vlan,
+        vlan_auto: req.vlan == Choice::Auto,
+        pkey,
+        nodes: nodes.iter().map(|n| n.name.clone()).collect(),
+        ethernet,
+        infiniband,
+        gateway,
+        warnings,
+    })
+}
+
+/// The job's nodes: known, deduplicated, in name order.
+fn job_nodes<'t>(
+    t: &'t Topology,
+    req: &JobRequest,
+) -> Result<Vec<&'t crate::topology::Node>, PlanError> {
+    if req.nodes.is_empty() {
+        return Err(PlanError::NoNodes);
+    }
+    let mut idx: Vec<usize> = Vec::with_capacity(req.nodes.len());
+    let mut unknown: Vec<&str> = Vec::new();
+    for n in &req.nodes {
+        match t.node_idx(n) {
+            Some(i) => idx.push(i),
+            None => unknown.push(n),
+        }
+    }
+    if !unknown.is_empty() {
+        let hint = suggestion(unknown[0], t.nodes.iter().map(|n| n.name.as_str()));
+        let hint = if hint.is_empty() {
+            "check the hostlist or add the nodes to the topology".to_string()
+        } else {
+            format!("{hint} Check the hostlist or add the nodes to the topology")
+        };
+        return Err(PlanError::UnknownNodes {
+            names: hostlist::fold_short(&unknown, 12),
+            file: t.file.clone(),
+            hint,
+        });
+    }
+    idx.sort_unstable_by(|&a, &b| hostlist::natural_cmp(&t.nodes[a].name, &t.nodes[b].name));
+    idx.dedup();
+    Ok(idx.iter().map(|&i| &t.nodes[i]).collect())
+}
+
+fn job_gateway<'t>(
+    t: &'t Topology,
+    req: &JobRequest,
+) -> Result<Option<&'t crate::topology::Gateway>, PlanError> {
+    let Some(name) = &req.gateway else {
+        return Ok(None);
+    };
+    t.gateway(name).map(Some).ok_or_else(|| {
+        let h = suggestion(name, t.gateways.iter().map(|g| g.name.as_str()));
+        let hint = if !h.is_empty() {
+            h
+        } else if t.gateways.is_empty() {
+            "known gateways: none".to_string()
+        } else {
+            format!(
+                "known gateways: {}",
+                t.gateways
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        PlanError::UnknownGateway {
+            name: name.clone(),
+            file: t.file.clone(),
+            hint,
+        }
+    })
+}
+
+/// Whether the job gets a VLAN: asked for (or `auto`) on a fabric with Ethernet.
+fn wants_ethernet(t: &Topology, req: &JobRequest) -> Result<bool, PlanError> {
+    match (req.vlan, &t.ethernet) {
+        (Choice::None, _) => Ok(false),
+        (Choice::Auto, None) => Ok(false),
+        (Choice::Fixed(v), None) => Err(PlanError::NotUsable {
+            what: "VLAN",
+            value: v.to_string(),
+            flag: "--vlan",
+            why: format!(
+                "the topology {} has no `ethernet` section (an InfiniBand-only fabric)",
+                t.file
+            ),
+            fix: "drop --vlan, or add the ethernet section".into(),
+        }),
+        (_, Some(_)) => Ok(true),
+    }
+}
+
+/// The subgraph joining the job's switches and every device's operations.
+fn ethernet_plan(
+    inp: Inputs,
+    req: &JobRequest,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    vlan: VlanId,
+    warnings: &mut Vec<String>,
+) -> Result<EthernetPlan, PlanError> {
+    let t = inp.topology;
+    let port_of = |n: &crate::topology::Node| -> PortRef {
+        n.port
+            .clone()
+            .expect("validated: with `ethernet`, every node has a port")
+    };
+    let mut terminals: Vec<usize> = nodes
+        .iter()
+        .map(|n| t.switch_idx(&port_of(n).switch).expect("validated"))
+        .collect();
+    if let Some(g) = gateway {
+        terminals.push(t.switch_idx(&g.ethernet_port.switch).expect("validated"));
+    }
+    let tree =
+        subgraph::steiner(inp.graph, &terminals).map_err(|d| disconnected(t, nodes, gateway, d))?;
+    let mut per_switch: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    for &s in &tree.switches {
+        per_switch.insert(&t.switches[s].name, Vec::new());
+    }
+    let mut links = Vec::new();
+    for &l in &tree.links {
+        let link = &t.links[l];
+        for (end, other) in [(&link.a, &link.b), (&link.b, &link.a)] {
+            per_switch
+                .get_mut(end.switch.as_str())
+                .expect("in tree")
+                .push(Op::TrunkAdd {
+                    port: end.port.clone(),
+                    vlan,
+                    peer: other.to_string(),
+                });
+        }
+        links.push(LinkEnds {
+            a: link.a.clone(),
+            b: link.b.clone(),
+        });
+    }
+    for n in nodes {
+        let port = port_of(n);
+        let op = match t.node_port_mode() {
+            PortMode::Tagged => Op::TaggedAdd {
+                port: port.port.clone(),
+                vlan,
+                node: n.name.clone(),
+                restricts: false,
+            },
+            PortMode::Access => Op::AccessSet {
+                port: port.port.clone(),
+                vlan,
+                node: n.name.clone(),
+                replaces: None,
+            },
+        };
+        per_switch
+            .get_mut(port.switch.as_str())
+            .expect("in tree")
+            .push(op);
+    }
+    if let Some(g) = gateway {
+        per_switch
+            .get_mut(g.ethernet_port.switch.as_str())
+            .expect("in tree")
+            .push(Op::TrunkAdd {
+                port: g.ethernet_port.port.clone(),
+                vlan,
+                peer: format!("gateway {}", g.name),
+            });
+    }
+    let mut devices = Vec::with_capacity(per_switch.len());
+    for (name, ops) in per_switch {
+        let sw = &t.switches[t.switch_idx(name).expect("known")];
+        let profile = inp.drivers.get(&sw.driver).expect("validated driver");
+        let vlan_name = vlan_name(&req.job, profile);
+        let mut all = vec![Op::CreateVlan {
+            vlan,
+            name: vlan_name.clone(),
+        }];
+        all.extend(ops);
+        devices.push(device(
+            name,
+            &sw.driver,
+            &sw.address,
+            profile,
+            &vlan_name,
+            all,
+            warnings,
+        ));
+    }
+    Ok(EthernetPlan {
+        switches: tree
+            .switches
+            .iter()
+            .map(|&s| t.switches[s].name.clone())
+            .collect(),
+        links,
+        cost: tree.cost,
+        devices,
+    })
+}
+
+/// The job's partition and the new partitions.conf text, or `None` when no node has a GUID and
+/// nobody asked for a partition explicitly.
+#[allow(clippy::too_many_arguments)]
+fn ib_plan(
+    inp: Inputs,
+    req: &JobRequest,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    pkey: PKey,
+    current: &partitions::Current,
+    conf_path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<IbPlan>, PlanError> {
+    let t = inp.topology;
+    let ib_settings = t
+        .infiniband
+        .as_ref()
+        .expect("a PKey needs an infiniband section");
+    let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
+    let lacking: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.ib_guid.is_none())
+        .map(|n| n.name.as_str())
+        .collect();
+    if !lacking.is_empty() {
+        warnings.push(format!(
+            "node(s) {} have no ib_guids in {} and will not join the partition",
+            hostlist::fold_short(&lacking, 12),
+            t.file
+        ));
+    }
+    if let Some(g) = gateway {
+        members.push(g.ib_guid);
+    }
+    if members.is_empty() {
+        if matches!(req.pkey, PKeyChoice::Default) {
+            warnings
+                .push("no node of the job has an IB port GUID: no partition planned".to_string());
+            return Ok(None);
+        }
+        return Err(PlanError::Request(format!(
+            "a partition was asked for (--pkey) but none of the job's nodes has ib_guids in {}; add them (jobnet topology import-ib) or pass --pkey none",
+            t.file
+        )));
+    }
+    let partition = Partition {
+        job: req.job.to_string(),
+        name: format!("jobnet_{}", req.job.sanitized()),
+        pkey,
+        ipoib: true,
+        flags: ib_settings.partition_flags.clone(),
+        members: members.clone(),
+    };
+    warnings.extend(current.warnings(conf_path));
+    let new_text = current.conf().with_partition(&partition);
+    let recheck = partitions::grammar::check(&new_text, conf_path);
+    if recheck.diagnostics.has_errors() {
+        return Err(PlanError::Request(format!(
+            "internal error: the planned partitions.conf fails the OpenSM grammar check; nothing was written: {}",
+            recheck.diagnostics.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    Ok(Some(IbPlan {
+        partition: partition.name,
+        pkey,
+        members,
+        ipoib: true,
+        flags: partition.flags.clone(),
+        partitions_conf_path: conf_path.to_string(),
+        partitions_conf_old: inp.partitions_conf.map(str::to_string),
+        partitions_conf: new_text,
+    }))
+}
+
+fn device(
+    name: &str,
+    driver: &str,
+    address: &str,
+    profile: &Profile,
+    vlan_name: &str,
+    ops: Vec<Op>,
+    warnings: &mut Vec<String>,
+) -> DevicePlan {
+    if !profile.verified {
+        let w = format!("driver profile {} is not yet verified against its vendor manual ({}); review its commands before applying", profile.name, profile.source);
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    DevicePlan {
+        name: name.to_string(),
+        driver: driver.to_string(),
+        address: address.to_string(),
+        commands: render_commands(profile, vlan_name, &ops),
+        undo: render_undo(profile, vlan_name, &ops),
+        ops,
+    }
+}
+
+/// `jobnet-<job>`, sanitised and cut to what the platform accepts.
+pub fn vlan_name(job: &JobId, profile: &Profile) -> String {
+    let mut name = format!("jobnet-{}", job.sanitized());
+    name.truncate(profile.vlan_name_max.max(1));
+    name
+}
+
+/// `value by holder` items, folded after `max` of them.
+fn holders_text(items: &BTreeMap<u16, String>, hex: bool, max: usize) -> String {
+    let mut parts: Vec<String> = items
+        .iter()
+        .take(max)
+        .map(|(v, who)| {
+            if hex {
+                format!("{v:#06x} by {who}")
+            } else {
+                format!("{v} by {who}")
+            }
+        })
+        .collect();
+    if items.len() > max {
+        parts.push(format!("and {} more", items.len() - max));
+    }
+    parts.join(", ")
+}
+
+fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
+    let t = inp.topology;
+    let eth = t.ethernet.as_ref().expect("checked by wants_ethernet");
+    let usable = eth.usable();
+    let others: BTreeMap<u16, String> = inp
+        .held
+        .iter()
+        .filter(|h| h.is_other(&req.job))
+        .filter_map(|h| h.vlan.map(|v| (v.get(), h.holder.clone())))
+        .collect();
+    let own = inp
+        .held
+        .iter()
+        .find(|h| !h.is_other(&req.job))
+        .and_then(|h| h.vlan);
+    match req.vlan {
+        Choice::Fixed(v) => {
+            let bad = |why: String, fix: &str| PlanError::NotUsable {
+                what: "VLAN",
+                value: v.to_string(),
+                flag: "--vlan",
+                why,
+                fix: fix.to_string(),
+            };
+            if eth.reserved_vlans.contains(v.get().into()) {
+                return Err(bad(
+                    format!(
+                        "it is in reserved_vlans {} of {}",
+                        eth.reserved_vlans.display(false),
+                        t.file
+                    ),
+                    "choose another VLAN or use --vlan auto",
+                ));
+            }
+            if !eth.vlan_pool.contains(v.get().into()) {
+                return Err(bad(
+                    format!(
+                        "it is outside vlan_pool {} of {}",
+                        eth.vlan_pool.display(false),
+                        t.file
+                    ),
+                    "choose one inside the pool, widen the pool, or use --vlan auto",
+                ));
+            }
+            if let Some(who) = others.get(&v.get()) {
+                return Err(bad(
+                    format!("{who} holds it"),
+                    "choose another VLAN or use --vlan auto",
+                ));
+            }
+            Ok(v)
+        }
+        _ => {
+            if let Some(v) = own {
+                return Ok(v);
+            }
+            let v = usable
+                .first_free(|v| others.contains_key(&(v as u16)))
+                .ok_or_else(|| {
+                    let in_pool: BTreeMap<u16, String> = others
+                        .iter()
+                        .filter(|(v, _)| usable.contains(u64::from(**v)))
+                        .map(|(v, w)| (*v, w.clone()))
+                        .collect();
+                    PlanError::PoolExhausted {
+                        what: "VLAN",
+                        pool: usable.display(false),
+                        holders: holders_text(&in_pool, false, 8),
+                        file: t.file.clone(),
+                    }
+                })?;
+            Ok(VlanId::new(v).expect("pool values are valid VLANs"))
+        }
+    }
+}
+
+fn choose_pkey(
+    inp: Inputs,
+    req: &JobRequest,
+    current: &partitions::Current,
+    conf_path: &str,
+    gateway: bool,
+) -> Result<Option<PKey>, PlanError> {
+    let t = inp.topology;
+    let Some(ib) = &t.infiniband else {
+        return match req.pkey {
+            PKeyChoice::Default | PKeyChoice::None if !gateway => Ok(None),
+            _ => Err(PlanError::Request(format!(
+                "{} the topology {} has no infiniband section; add one with a pkey_pool{}",
+                if gateway {
+                    "--gateway bridges a PKey to the VLAN but"
+                } else {
+                    "--pkey asks for a partition but"
+                },
+                t.file,
+                if gateway { "" } else { ", or pass --pkey none" }
+            ))),
+        };
+    };
+    if req.pkey == PKeyChoice::None {
+        if gateway {
+            return Err(PlanError::Request(
+                "--gateway needs the job's PKey, but --pkey none was given; drop --pkey none"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    // PKeys in use: other jobs' allocations, other jobs' blocks, admins' own partitions.
+    let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+    for h in inp.held.iter().filter(|h| h.is_other(&req.job)) {
+        if let Some(k) = h.pkey {
+            taken.insert(k.get(), h.holder.clone());
+        }
+    }
+    let conf = current.conf();
+    for (job, k) in conf.job_pkeys(req.job.as_str()) {
+        taken
+            .entry(k.get())
+            .or_insert(format!("job {job} (in {conf_path})"));
+    }
+    for (name, k) in partitions::admin_statements(&format!("{}{}", conf.before, conf.after)) {
+        if let Some(k) = k {
+            taken
+                .entry(k)
+                .or_insert(format!("the admin partition `{name}` in {conf_path}"));
+        }
+    }
+    let own = inp
+        .held
+        .iter()
+        .find(|h| !h.is_other(&req.job))
+        .and_then(|h| h.pkey);
+    match req.pkey {
+        PKeyChoice::Fixed(k) => {
+            let bad = |why: String, fix: &str| PlanError::NotUsable {
+                what: "PKey",
+                value: k.to_string(),
+                flag: "--pkey",
+                why,
+                fix: fix.to_string(),
+            };
+            if !ib.pkey_pool.contains(k.get().into()) {
+                return Err(bad(
+                    format!(
+                        "it is outside pkey_pool {} of {}",
+                        ib.pkey_pool.display(true),
+                        t.file
+                    ),
+                    "choose one inside the pool or use --pkey auto",
+                ));
+            }
+            if let Some(who) = taken.get(&k.get()) {
+                return Err(bad(
+                    format!("{who} uses it"),
+                    "choose another PKey or use --pkey auto",
+                ));
+            }
+            Ok(Some(k))
+        }
+        _ => {
+            if let Some(k) = own {
+                return Ok(Some(k));
+            }
+            let pool: &RangeSet = &ib.pkey_pool;
+            let k = pool
+                .first_free(|v| taken.contains_key(&(v as u16)))
+                .ok_or_else(|| {
+                    let in_pool: BTreeMap<u16, String> = taken
+                        .iter()
+                        .filter(|(v, _)| pool.contains(u64::from(**v)))
+                        .map(|(v, w)| (*v, w.clone()))
+                        .collect();
+                    PlanError::PoolExhausted {
+                        what: "PKey",
+                        pool: pool.display(true),
+                        holders: holders_text(&in_pool, true, 8),
+                        file: t.file.clone(),
+                    }
+                })?;
+            Ok(Some(PKey::new(k).expect("pool values are valid PKeys")))
+        }
+    }
+}
+
+fn disconnected(
+    t: &Topology,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    d: Disconnected,
+) -> PlanError {
+    let parts: Vec<String> = d
+        .groups
+        .iter()
+        .map(|grp| {
+            let set: BTreeSet<&str> = grp.iter().map(|&s| t.switches[s].name.as_str()).collect();
+            let mut members: Vec<&str> = nodes
+                .iter()
+                .filter(|n| {
+                    n.port
+                        .as_ref()
+                        .is_some_and(|p| set.contains(p.switch.as_str()))
+                })
+                .map(|n| n.name.as_str())
+                .collect();
+            if let Some(g) = gateway.filter(|g| set.contains(g.ethernet_port.switch.as_str())) {
+                members.push(&g.name);
+            }
+            format!(
+                "{} (on {})",
+                hostlist::fold(&members),
+                set.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    PlanError::Disconnected {
+        parts: parts.join(" and "),
+        file: t.file.clone(),
+    }
+}

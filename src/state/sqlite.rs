@@ -1,0 +1,825 @@
+//! The state in one SQLite file shared by every jobnet process on the controller host.
+//!
+//! Many prolog processes start at once, so [`StateStore::begin`] runs in a `BEGIN IMMEDIATE`
+//! transaction (one writer at a time, others wait up to the busy timeout) and `allocations` has a
+//! primary key on (kind, value): two jobs can never hold the same VLAN or PKey. WAL mode lets
+//! readers (`jobnet status`) run beside writers; `synchronous=NORMAL` keeps every committed row
+//! across a killed process (only a power loss may drop the last transactions). The file is
+//! created with mode 0600 in a 0700 directory; the schema carries a version number.
+//!
+//! Enumerations are stored as their text (`ToSql`/`FromSql`); every row is read back into typed
+//! values, and one that does not parse is [`StateError::Corrupt`], naming the table and row.
+//! Session slots and port locks are lock files in `locks/` beside the database.
+
+use super::*;
+use crate::base::fsutil::FileLock;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub const SCHEMA_VERSION: i64 = 2;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+macro_rules! sql_text {
+    ($($t:ty),*) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = v.as_str()?;
+                <$t>::parse(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("`{text}` is not a known {}", stringify!($t)).into())
+                })
+            }
+        }
+    )*};
+}
+sql_text!(JobState, JournalStatus, AllocationKind);
+
+/// Start time of a process in clock ticks since boot, from /proc (field 22 of stat).
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The SQLite state store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    lock_dir: PathBuf,
+}
+
+const JOB_COLS: &str =
+    "job, state, vlan, pkey, nodes, gateway, topology, pid, pid_start, message, created, updated";
+const JOURNAL_COLS: &str =
+    "id, job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, message";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the state file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let p = path.display().to_string();
+        let io = |source| StateError::Io {
+            path: p.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io)?;
+            }
+        }
+        // Create the file ourselves so it never exists with a wider mode.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        let db = |source| StateError::Db {
+            path: p.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            lock_dir: path.parent().unwrap_or(Path::new(".")).join("locks"),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing state file; `None` when there is none. Creates nothing (read-only
+    /// commands such as `status` and `plan` must not leave a state file behind).
+    pub fn open_existing(path: &Path) -> Result<Option<Self>, StateError> {
+        match std::fs::metadata(path) {
+            Ok(_) => Self::open(path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory of the lock files.
+    pub fn lock_dir(&self) -> &Path {
+        &self.lock_dir
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Db {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: String, why: impl fmt::Display) -> StateError {
+        StateError::Corrupt {
+            path: self.path.display().to_string(),
+            what,
+            why: why.to_string(),
+        }
+    }
+
+    fn migrate(&self) -> Result<(), StateError> {
+        let mut conn = self.conn.lock().expect("state lock");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS jobs(
+               job TEXT PRIMARY KEY, state TEXT NOT NULL, vlan INTEGER, pkey INTEGER,
+               nodes TEXT NOT NULL, gateway TEXT, topology TEXT NOT NULL,
+               pid INTEGER, pid_start INTEGER, message TEXT NOT NULL DEFAULT '',
+               created REAL NOT NULL, updated REAL NOT NULL);
+             CREATE TABLE IF NOT EXISTS allocations(
+               kind TEXT NOT NULL, value INTEGER NOT NULL, job TEXT NOT NULL,
+               PRIMARY KEY(kind, value));
+             CREATE TABLE IF NOT EXISTS journal(
+               id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, device TEXT NOT NULL,
+               driver TEXT NOT NULL, address TEXT NOT NULL, credentials TEXT,
+               legacy INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL,
+               op TEXT NOT NULL, apply TEXT NOT NULL, undo TEXT NOT NULL, status TEXT NOT NULL,
+               message TEXT NOT NULL DEFAULT '', ts REAL NOT NULL);
+             CREATE INDEX IF NOT EXISTS journal_job ON journal(job);
+             CREATE TABLE IF NOT EXISTS port_restrictions(
+               device TEXT NOT NULL, port TEXT NOT NULL, previous TEXT NOT NULL, since REAL NOT NULL,
+               PRIMARY KEY(device, port));
+             CREATE TABLE IF NOT EXISTS abandoned(
+               id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, device TEXT NOT NULL,
+               address TEXT NOT NULL, apply TEXT NOT NULL, undo TEXT NOT NULL,
+               reason TEXT NOT NULL, ts REAL NOT NULL);",
+        )
+        .map_err(|e| self.err(e))?;
+        let found: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let version = match found {
+            None => None,
+            Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                self.corrupt(
+                    "meta schema_version".into(),
+                    format!("`{v}` is not a number"),
+                )
+            })?),
+        };
+        match version {
+            None => {
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StateError::NewerSchema {
+                    path: self.path.display().to_string(),
+                    found: v,
+                })
+            }
+            // Version 1 lacked the two tables created above; nothing else changed.
+            Some(v) if v < SCHEMA_VERSION => {
+                tx.execute(
+                    "UPDATE meta SET value=?1 WHERE key='schema_version'",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            Some(_) => {}
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Reads a job row into typed values, naming it when it does not parse.
+    fn job_row(&self, r: &rusqlite::Row) -> Result<JobRow, StateError> {
+        let id: String = r.get(0).map_err(|e| self.err(e))?;
+        let what = || format!("job {id:?}");
+        let col = |e: rusqlite::Error| self.corrupt(what(), e);
+        let job = JobId::parse(&id).map_err(|e| self.corrupt(what(), e.0))?;
+        let state: JobState = r.get(1).map_err(col)?;
+        let vlan = r
+            .get::<_, Option<i64>>(2)
+            .map_err(col)?
+            .map(|v| VlanId::new(v as u64).map_err(|e| self.corrupt(what(), e.0)))
+            .transpose()?;
+        let pkey = r
+            .get::<_, Option<i64>>(3)
+            .map_err(col)?
+            .map(|k| PKey::new(k as u64).map_err(|e| self.corrupt(what(), e.0)))
+            .transpose()?;
+        let nodes: String = r.get(4).map_err(col)?;
+        let nodes: Vec<String> = serde_json::from_str(&nodes)
+            .map_err(|e| self.corrupt(what(), format!("its node list: {e}")))?;
+        let pid: Option<i64> = r.get(7).map_err(col)?;
+        let start: Option<i64> = r.get(8).map_err(col)?;
+        Ok(JobRow {
+            job,
+            state,
+            vlan,
+            pkey,
+            nodes,
+            gateway: r.get(5).map_err(col)?,
+            topology: r.get(6).map_err(col)?,
+            owner: pid.map(|p| Owner {
+                pid: p as u32,
+                start: start.unwrap_or(0) as u64,
+            }),
+            message: r.get(9).map_err(col)?,
+            created: r.get(10).map_err(col)?,
+            updated: r.get(11).map_err(col)?,
+        })
+    }
+
+    fn journal_row(&self, r: &rusqlite::Row) -> Result<JournalRow, StateError> {
+        let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+        let job_text: String = r.get(1).map_err(|e| self.err(e))?;
+        let what = || format!("journal row {id} of job {job_text}");
+        let col = |e: rusqlite::Error| self.corrupt(what(), e);
+        let list = |i: usize, name: &str| -> Result<Vec<String>, StateError> {
+            let text: String = r.get(i).map_err(col)?;
+            serde_json::from_str(&text)
+                .map_err(|e| self.corrupt(what(), format!("its {name} lines `{text}`: {e}")))
+        };
+        let op_text: String = r.get(8).map_err(col)?;
+        let op = JournalOp::from_json(&op_text)
+            .map_err(|e| self.corrupt(what(), format!("its operation `{op_text}`: {e}")))?;
+        Ok(JournalRow {
+            id,
+            job: JobId::parse(&job_text).map_err(|e| self.corrupt(what(), e.0))?,
+            device: DeviceRecord {
+                name: r.get(2).map_err(col)?,
+                driver: r.get(3).map_err(col)?,
+                address: r.get(4).map_err(col)?,
+                credentials: r.get(5).map_err(col)?,
+                legacy: r.get(6).map_err(col)?,
+            },
+            seq: r.get(7).map_err(col)?,
+            op,
+            apply: list(9, "apply")?,
+            undo: list(10, "undo")?,
+            status: r.get(11).map_err(col)?,
+            message: r.get(12).map_err(col)?,
+        })
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: the only writer while it runs.
+    fn immediate<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, BeginError>,
+    ) -> Result<T, BeginError> {
+        let mut conn = self.conn.lock().expect("state lock");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    fn query_jobs(
+        &self,
+        conn: &Connection,
+        filter: &str,
+        arg: Option<&str>,
+    ) -> Result<Vec<JobRow>, StateError> {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {JOB_COLS} FROM jobs {filter} ORDER BY created, job"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = match arg {
+            Some(a) => stmt.query([a]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            out.push(self.job_row(r)?);
+        }
+        Ok(out)
+    }
+
+    fn lock_file(&self, name: &str) -> PathBuf {
+        self.lock_dir.join(name)
+    }
+
+    fn make_lock_dir(&self) -> Result<(), LockError> {
+        std::fs::create_dir_all(&self.lock_dir).map_err(|source| LockError::Io {
+            path: self.lock_dir.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// Port names hold `/` and `:`: every byte outside [A-Za-z0-9._-] is encoded.
+fn encode(port: &str) -> String {
+    port.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl StateStore for SqliteStore {
+    fn location(&self) -> String {
+        format!("state file {}", self.path.display())
+    }
+
+    fn owner(&self) -> Owner {
+        let pid = std::process::id();
+        Owner {
+            pid,
+            start: process_start(pid).unwrap_or(0),
+        }
+    }
+
+    fn alive(&self, owner: &Owner) -> bool {
+        process_start(owner.pid) == Some(owner.start)
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRow>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        self.query_jobs(&conn, "", None)
+    }
+
+    fn job(&self, job: &JobId) -> Result<Option<JobRow>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        Ok(self
+            .query_jobs(&conn, "WHERE job=?1", Some(job.as_str()))?
+            .pop())
+    }
+
+    fn allocations(&self) -> Result<Vec<(AllocationKind, u16, String)>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        let mut stmt = conn
+            .prepare("SELECT kind, value, job FROM allocations ORDER BY kind, value")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| self.corrupt("the allocations table".into(), e))
+    }
+
+    fn begin(
+        &self,
+        job: &JobId,
+        decide: &mut dyn FnMut(&Snapshot) -> Result<Decision, Refusal>,
+    ) -> Result<Decision, BeginError> {
+        let owner = self.owner();
+        self.immediate(|tx| {
+            let snapshot = Snapshot {
+                job: self.query_jobs(tx, "WHERE job=?1", Some(job.as_str()))?.pop(),
+                active: self.query_jobs(tx, "WHERE state != 'down'", None)?,
+            };
+            let decision = decide(&snapshot).map_err(BeginError::Refused)?;
+            let Decision::Start(new) = &decision else {
+                return Ok(decision);
+            };
+            let t = now();
+            tx.execute(
+                "INSERT INTO jobs(job, state, vlan, pkey, nodes, gateway, topology, pid, pid_start, message, created, updated)
+                 VALUES(?1,'applying',?2,?3,?4,?5,?6,?7,?8,'',?9,?9)
+                 ON CONFLICT(job) DO UPDATE SET state='applying', vlan=?2, pkey=?3, nodes=?4, gateway=?5, topology=?6, pid=?7, pid_start=?8, message='', updated=?9",
+                params![job.as_str(), new.vlan.map(VlanId::get), new.pkey.map(PKey::get), serde_json::to_string(&new.nodes).expect("json"), new.gateway, new.topology, owner.pid, owner.start as i64, t],
+            )
+            .map_err(|e| self.err(e))?;
+            tx.execute("DELETE FROM journal WHERE job=?1", [job.as_str()])
+                .map_err(|e| self.err(e))?;
+            let wanted = [
+                (AllocationKind::Vlan, new.vlan.map(VlanId::get)),
+                (AllocationKind::PKey, new.pkey.map(PKey::get)),
+            ];
+            for (kind, value) in wanted {
+                let Some(value) = value else { continue };
+                let n = tx
+                    .execute(
+                        "INSERT INTO allocations(kind, value, job) VALUES(?1,?2,?3) ON CONFLICT(kind, value) DO NOTHING",
+                        params![kind, value, job.as_str()],
+                    )
+                    .map_err(|e| self.err(e))?;
+                if n == 0 {
+                    let holder: String = tx
+                        .query_row(
+                            "SELECT job FROM allocations WHERE kind=?1 AND value=?2",
+                            params![kind, value],
+                            |r| r.get(0),
+                        )
+                        .map_err(|e| self.err(e))?;
+                    if holder != job.as_str() {
+                        return Err(StateError::Taken {
+                            path: self.path.display().to_string(),
+                            kind,
+                            value,
+                            holder,
+                        }
+                        .into());
+                    }
+                }
+            }
+            Ok(decision)
+        })
+    }
+
+    fn claim(&self, job: &JobId, purpose: ClaimFor) -> Result<Claim, StateError> {
+        let owner = self.owner();
+        let r = self.immediate(|tx| {
+            let Some(row) = self.query_jobs(tx, "WHERE job=?1", Some(job.as_str()))?.pop() else {
+                return Ok(Claim::NotFound);
+            };
+            if row.state == JobState::Down {
+                return Ok(Claim::AlreadyDown);
+            }
+            let running = row.state.in_progress() && row.owner.is_some_and(|o| self.alive(&o));
+            let allowed = match purpose {
+                ClaimFor::Down => !running,
+                ClaimFor::Recover => row.state.in_progress() && !running,
+            };
+            if !allowed {
+                return Ok(Claim::Busy(row));
+            }
+            tx.execute(
+                "UPDATE jobs SET state='tearing-down', pid=?2, pid_start=?3, updated=?4 WHERE job=?1",
+                params![job.as_str(), owner.pid, owner.start as i64, now()],
+            )
+            .map_err(|e| self.err(e))?;
+            Ok(Claim::Claimed(JobRow {
+                state: JobState::TearingDown,
+                owner: Some(owner),
+                ..row
+            }))
+        });
+        r.map_err(|e| match e {
+            BeginError::State(s) => s,
+            BeginError::Refused(r) => self.corrupt(format!("job {job}"), r),
+        })
+    }
+
+    fn set_state(&self, job: &JobId, state: JobState, message: &str) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "UPDATE jobs SET state=?2, message=?3, updated=?4 WHERE job=?1",
+            params![job.as_str(), state, message, now()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn release(&self, job: &JobId, message: &str) -> Result<(), StateError> {
+        let r = self.immediate(|tx| {
+            tx.execute("DELETE FROM allocations WHERE job=?1", [job.as_str()])
+                .map_err(|e| self.err(e))?;
+            tx.execute(
+                "UPDATE jobs SET state='down', message=?2, pid=NULL, pid_start=NULL, updated=?3 WHERE job=?1",
+                params![job.as_str(), message, now()],
+            )
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        });
+        r.map_err(|e| match e {
+            BeginError::State(s) => s,
+            BeginError::Refused(r) => self.corrupt(format!("job {job}"), r),
+        })
+    }
+
+    fn prune(&self, before: f64) -> Result<usize, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "DELETE FROM journal WHERE job IN (SELECT job FROM jobs WHERE state='down' AND updated < ?1)",
+            [before],
+        )
+        .map_err(|e| self.err(e))?;
+        conn.execute(
+            "DELETE FROM jobs WHERE state='down' AND updated < ?1",
+            [before],
+        )
+        .map_err(|e| self.err(e))
+    }
+
+    fn journal(&self, job: &JobId) -> Result<Vec<JournalRow>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {JOURNAL_COLS} FROM journal WHERE job=?1 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([job.as_str()]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            out.push(self.journal_row(r)?);
+        }
+        Ok(out)
+    }
+
+    fn journal_intent(
+        &self,
+        job: &JobId,
+        d: &DeviceRecord,
+        seq: usize,
+        op: &JournalOp,
+        apply: &[String],
+        undo: &[String],
+    ) -> Result<i64, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'intent',?11)",
+            params![job.as_str(), d.name, d.driver, d.address, d.credentials, d.legacy, seq as i64, op.to_json(), serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn journal_set(&self, id: i64, status: JournalStatus, message: &str) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "UPDATE journal SET status=?2, message=?3, ts=?4 WHERE id=?1",
+            params![id, status, message, now()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn restriction(&self, device: &str, port: &str) -> Result<Option<String>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.query_row(
+            "SELECT previous FROM port_restrictions WHERE device=?1 AND port=?2",
+            [device, port],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    fn restrict(&self, device: &str, port: &str, previous: &str) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "INSERT INTO port_restrictions(device, port, previous, since) VALUES(?1,?2,?3,?4) ON CONFLICT(device, port) DO NOTHING",
+            params![device, port, previous, now()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn unrestrict(&self, device: &str, port: &str) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "DELETE FROM port_restrictions WHERE device=?1 AND port=?2",
+            [device, port],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn abandon(&self, rows: &[JournalRow], reason: &str) -> Result<(), StateError> {
+        let r = self.immediate(|tx| {
+            for r in rows {
+                tx.execute(
+                    "INSERT INTO abandoned(job, device, address, apply, undo, reason, ts) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+                    params![r.job.as_str(), r.device.name, r.device.address, serde_json::to_string(&r.apply).expect("json"), serde_json::to_string(&r.undo).expect("json"), reason, now()],
+                )
+                .map_err(|e| self.err(e))?;
+                tx.execute(
+                    "UPDATE journal SET status='abandoned', message=?2, ts=?3 WHERE id=?1",
+                    params![r.id, reason, now()],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        });
+        r.map_err(|e| match e {
+            BeginError::State(s) => s,
+            BeginError::Refused(r) => self.corrupt("the abandoned table".into(), r),
+        })
+    }
+
+    fn abandoned(&self) -> Result<Vec<Abandoned>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        let mut stmt = conn
+            .prepare("SELECT id, job, device, address, undo, reason, ts FROM abandoned ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let undo: String = r.get(4).map_err(|e| self.err(e))?;
+            let undo = serde_json::from_str(&undo)
+                .map_err(|e| self.corrupt(format!("abandoned row {id}"), e))?;
+            out.push(Abandoned {
+                job: r.get(1).map_err(|e| self.err(e))?,
+                device: r.get(2).map_err(|e| self.err(e))?,
+                address: r.get(3).map_err(|e| self.err(e))?,
+                undo,
+                reason: r.get(5).map_err(|e| self.err(e))?,
+                time: r.get(6).map_err(|e| self.err(e))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn device_slot(&self, device: &str, slots: usize, wait: Duration) -> Result<Held, LockError> {
+        self.make_lock_dir()?;
+        let start = Instant::now();
+        loop {
+            for slot in 0..slots.max(1) {
+                if let Some(l) =
+                    FileLock::try_acquire(&self.lock_file(&format!("{device}.{slot}.lock")))?
+                {
+                    return Ok(Held::new(l));
+                }
+            }
+            if start.elapsed() >= wait {
+                return Err(LockError::Busy {
+                    path: format!(
+                        "all {slots} session slots of {device} ({})",
+                        self.lock_dir.display()
+                    ),
+                    secs: wait.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn port_lock(&self, device: &str, port: &str, wait: Duration) -> Result<Held, LockError> {
+        self.make_lock_dir()?;
+        let path = self.lock_file(&format!("{device}.port.{}.lock", encode(port)));
+        FileLock::acquire(&path, wait).map(Held::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("jobnet-state-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p.join("state.db")
+    }
+
+    fn start(s: &SqliteStore, job: &str, vlan: u64) -> Result<Decision, BeginError> {
+        let id = JobId::parse(job).unwrap();
+        s.begin(&id, &mut |_| {
+            Ok(Decision::Start(NewJob {
+                job: JobId::parse(job).unwrap(),
+                vlan: Some(VlanId::new(vlan).unwrap()),
+                pkey: None,
+                nodes: vec!["n1".into()],
+                gateway: None,
+                topology: "t".into(),
+            }))
+        })
+    }
+
+    #[test]
+    fn creates_private_versioned_file() {
+        let path = scratch("mode");
+        let s = SqliteStore::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        drop(s);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'", [])
+            .unwrap();
+        drop(conn);
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StateError::NewerSchema { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn an_allocation_has_one_holder() {
+        let s = SqliteStore::open(&scratch("alloc")).unwrap();
+        start(&s, "a", 10).unwrap();
+        start(&s, "a", 10).expect("re-allocating one's own value is fine");
+        let e = start(&s, "b", 10).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("vlan 10 is already allocated to job a"),
+            "{e}"
+        );
+        s.release(&JobId::parse("a").unwrap(), "done").unwrap();
+        assert!(s.allocations().unwrap().iter().all(|a| a.2 != "a"));
+        assert_eq!(
+            s.job(&JobId::parse("a").unwrap()).unwrap().unwrap().state,
+            JobState::Down
+        );
+    }
+
+    #[test]
+    fn knows_whether_an_owner_runs() {
+        let s = SqliteStore::open(&scratch("owner")).unwrap();
+        let me = s.owner();
+        assert!(s.alive(&me));
+        assert!(
+            !s.alive(&Owner {
+                start: me.start + 1,
+                ..me
+            }),
+            "a reused pid is not the owner"
+        );
+    }
+
+    /// A damaged row is an error that names it, never a quiet default.
+    #[test]
+    fn corrupt_rows_are_errors_naming_the_row() {
+        let path = scratch("corrupt");
+        let s = SqliteStore::open(&path).unwrap();
+        start(&s, "7", 10).unwrap();
+        let id = JobId::parse("7").unwrap();
+        let dev = DeviceRecord {
+            name: "sw1".into(),
+            driver: "arista-eos".into(),
+            address: "192.0.2.1".into(),
+            credentials: None,
+            legacy: false,
+        };
+        let op = JournalOp::Device(Op::CreateVlan {
+            vlan: VlanId::new(10).unwrap(),
+            name: "x".into(),
+        });
+        let row = s
+            .journal_intent(
+                &id,
+                &dev,
+                0,
+                &op,
+                &["vlan 10".into()],
+                &["no vlan 10".into()],
+            )
+            .unwrap();
+        assert_eq!(s.journal(&id).unwrap()[0].undo, ["no vlan 10"]);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE journal SET undo='[\"no vlan 10\"' WHERE id=?1",
+            [row],
+        )
+        .unwrap();
+        let e = s.journal(&id).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "journal row {row} of job 7 is corrupt: its undo lines"
+            )),
+            "{e}"
+        );
+        conn.execute("UPDATE jobs SET state='upp' WHERE job='7'", [])
+            .unwrap();
+        let e = s.jobs().unwrap_err().to_string();
+        assert!(
+            e.contains("job \"7\" is corrupt") && e.contains("`upp` is not a known JobState"),
+            "{e}"
+        );
+        conn.execute(
+            "UPDATE jobs SET state='up', vlan=NULL, nodes='oops' WHERE job='7'",
+            [],
+        )
+        .unwrap();
+        let e = s.jobs().unwrap_err().to_string();
+        assert!(e.contains("its node list"), "{e}");
+    }
+}
