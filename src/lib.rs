@@ -7,9 +7,14 @@
 //! wind/unwind rollback) → [`drivers`] (vendor dialects as data, transports as code) and [`ib`]
 //! (partitions.conf, OpenSM). [`base`] holds what every stage uses; [`testkit`] (feature
 //! `testkit`) the simulators and failpoints of the tests.
+//!
+//! Callers (the command line, scheduler hooks, a daemon) use the facade, [`Context`]: built once
+//! from [`Options`], it offers plan / up / down / status / recover with typed reports and one
+//! [`Error`] type that knows its exit code. docs/architecture.md draws the whole map.
 
 pub mod apply;
 pub mod base;
+pub mod context;
 pub mod drivers;
 pub mod ib;
 pub mod plan;
@@ -17,3 +22,5 @@ pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod topology;
+
+pub use context::{Context, Error, Options};

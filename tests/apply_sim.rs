@@ -86,6 +86,7 @@ impl Lab {
             save: false,
             interrupt: &NO_SIGNAL,
             retarget: BTreeMap::new(),
+            progress: &apply::Silent,
         }
     }
 

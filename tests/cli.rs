@@ -782,7 +782,7 @@ fn text_dot_and_svg_views() {
         .out_has("+jobnet_1234=0x1000, ipoib :");
     let mut dot = args.to_vec();
     dot.extend(["--format", "dot"]);
-    jobnet(&dot).code(0).out_has("graph \"demo-fabric\" {").out_has("\"spine2\" -- \"leaf3\" [taillabel=\"Port-Channel3\", headlabel=\"Port-Channel1\", color=\"#d62728\", penwidth=3, label=\"lag\"];");
+    jobnet(&dot).code(0).out_has("graph \"demo-fabric\" {").out_has("rankdir=TB").out_has("tooltip=\"spine2:Port-Channel3 -- leaf3:Port-Channel1 (cost 1, lag)\", penwidth=4.5, color=\"#d62728\"");
     let mut svg = args.to_vec();
     svg.extend(["--format", "svg"]);
     let o = jobnet(&svg);
@@ -1387,4 +1387,229 @@ fn huge_lists_in_messages_are_folded() {
     ]);
     o.code(2).err_has("more groups (90000 names in all)");
     assert!(o.stderr.len() < 2000, "{} bytes", o.stderr.len());
+}
+
+// ---- The command line as a new user meets it ----
+
+#[test]
+fn with_format_json_errors_are_json_too() {
+    let (_, p) = validate("json-error.yaml", "name: x\nswitches: [\n");
+    let o = jobnet(&["topology", "validate", &p, "--format", "json"]);
+    o.code(2);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["error"]["code"], 2);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("is invalid: 1 error(s)"));
+    assert_eq!(v["error"]["diagnostics"][0]["severity"], "error");
+    assert_eq!(v["error"]["diagnostics"][0]["file"], p.as_str());
+    // A bad value of a flag, before any file is read.
+    let o = jobnet(&[
+        "plan",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1",
+        "--nodes",
+        "cn[001-",
+        "--format",
+        "json",
+    ]);
+    o.code(2).err_has("--nodes:");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("--nodes:"));
+    // An argument clap itself refuses.
+    let o = jobnet(&["status", "--format", "json", "--no-such-flag"]);
+    o.code(2);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{v}"
+    );
+    // Text mode keeps stdout clean.
+    let o = jobnet(&["topology", "validate", &p]);
+    o.code(2);
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
+}
+
+#[test]
+fn formats_are_only_what_a_command_prints() {
+    for args in [
+        &["status", "--format", "svg"][..],
+        &["down", "--job", "1", "--format", "dot"],
+        &["recover", "--format", "dot"],
+        &["ib", "check", "x.conf", "--format", "svg"],
+        &["up", "--job", "1", "--nodes", "cn001", "--format", "svg"],
+    ] {
+        jobnet(args).code(2).err_has("invalid value");
+    }
+}
+
+#[test]
+fn help_shows_own_flags_first_and_global_ones_apart() {
+    let o = jobnet(&["down", "--help"]);
+    o.code(0);
+    let own = o.stdout.find("--force").unwrap();
+    let heading = o.stdout.find("Global options:").unwrap();
+    let global = o.stdout.find("--known-hosts").unwrap();
+    assert!(own < heading && heading < global, "{}", o.stdout);
+    // Every flag of every command has a description.
+    for cmd in [
+        &["plan"][..],
+        &["up"],
+        &["down"],
+        &["status"],
+        &["prune"],
+        &["recover"],
+        &["ib", "check"],
+        &["topology", "validate"],
+        &["topology", "show"],
+        &["topology", "import-ib"],
+        &["topology", "generate", "fat-tree"],
+        &["completions"],
+    ] {
+        let mut a = cmd.to_vec();
+        a.push("--help");
+        let o = jobnet(&a);
+        o.code(0);
+        let lines: Vec<&str> = o.stdout.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let flag = l.trim();
+            if flag.starts_with("--") || flag.starts_with("-h,") {
+                // The description follows on the same line (short help) or the next (long help).
+                let inline = flag
+                    .split_once("  ")
+                    .is_some_and(|(_, d)| !d.trim().is_empty());
+                let next = lines.get(i + 1).map_or("", |n| n.trim());
+                assert!(
+                    inline || !next.is_empty(),
+                    "{cmd:?}: `{flag}` has no description"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let o = jobnet(&["completions", "bash"]);
+    o.code(0).out_has("import-ib").out_has("--partitions-conf");
+    let f = file("jobnet.bash", &o.stdout);
+    let check = Command::new("bash").arg("-n").arg(&f).status().unwrap();
+    assert!(check.success(), "bash cannot parse the completions");
+    let loaded = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p jobnet", f.display()))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&loaded.stdout).contains("jobnet"),
+        "the completion is registered"
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        jobnet(&["completions", shell]).code(0).out_has("jobnet");
+    }
+    let o = jobnet(&["man"]);
+    o.code(0)
+        .out_has(".TH jobnet 1")
+        .out_has("JOBNET TOPOLOGY IMPORT\\-IB")
+        .out_has("\\-\\-older\\-than\\-days");
+}
+
+#[test]
+fn status_shows_live_jobs_and_prune_forgets_old_ones() {
+    let (topo, _) = ib_only("status-live");
+    let t = topo.to_str().unwrap();
+    let st = state_dir("status-live");
+    let up = |job: &str, node: &str| {
+        jobnet(&[
+            "--state",
+            &st,
+            "up",
+            "--topology",
+            t,
+            "--job",
+            job,
+            "--nodes",
+            node,
+        ])
+        .code(0);
+    };
+    let long = "slurm-array-4242424242_17.batch-with-a-long-name";
+    up("1", "n1");
+    up(long, "n2");
+    up("3", "n3");
+    jobnet(&["--state", &st, "down", "--job", "3"]).code(0);
+    let o = jobnet(&["--state", &st, "status"]);
+    o.code(0).out_has(long);
+    assert!(
+        !o.stdout.lines().any(|l| l.starts_with("3 ")),
+        "{}",
+        o.stdout
+    );
+    // Columns line up under the header however long an id is.
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let col = lines[0].find("STATE").unwrap();
+    assert!(
+        lines[1..3].iter().all(|l| &l[col..col + 2] == "up"),
+        "{}",
+        o.stdout
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &jobnet(&["--state", &st, "status", "--all", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3);
+    let created = v["jobs"][0]["created"].as_str().unwrap();
+    assert!(
+        created.len() == 20 && created.ends_with('Z') && &created[10..11] == "T",
+        "RFC 3339: {created}"
+    );
+    assert_eq!(v["jobs"][0]["pkey"], "0x0010");
+    let o = jobnet(&["--state", &st, "prune", "--older-than-days", "0"]);
+    o.code(0)
+        .out_has("1 job(s) down for more than 0 day(s) forgotten");
+    let v: serde_json::Value = serde_json::from_str(
+        &jobnet(&["--state", &st, "status", "--all", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 2, "live jobs are kept");
+    jobnet(&["--state", &st, "down", "--job", "1"]).code(0);
+    jobnet(&["--state", &st, "down", "--job", long]).code(0);
+}
+
+#[test]
+fn an_unknown_job_state_in_the_database_is_an_error() {
+    let (topo, _) = ib_only("bad-state");
+    let st = state_dir("bad-state");
+    jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        topo.to_str().unwrap(),
+        "--job",
+        "9",
+        "--nodes",
+        "n1",
+    ])
+    .code(0);
+    let conn = rusqlite::Connection::open(&st).unwrap();
+    conn.execute("UPDATE jobs SET state='upp' WHERE job='9'", [])
+        .unwrap();
+    drop(conn);
+    jobnet(&["--state", &st, "status"])
+        .code(1)
+        .err_has("job \"9\" is corrupt")
+        .err_has("`upp` is not a known JobState");
+    jobnet(&["--state", &st, "down", "--job", "9"])
+        .code(1)
+        .err_has("`upp`");
 }

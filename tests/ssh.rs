@@ -756,3 +756,51 @@ fn a_device_that_refuses_a_shell_is_reported_at_once() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("refused the exec request"), "{err}");
 }
+
+/// A damaged journal row (its undo list cut short) is a loud error: `down` exits 5 naming the job
+/// and the row, sends nothing to any switch, and keeps the job for an administrator.
+#[test]
+fn a_corrupt_journal_row_stops_down_before_anything_is_sent() {
+    let lab = lab("corrupt-journal", &[]);
+    let (code, _, err) = lab.up("66", &[]);
+    assert_eq!(code, 0, "{err}");
+    let after_up = lab.snapshot();
+    let sent = |lab: &Lab| -> usize {
+        lab.topology
+            .switches
+            .iter()
+            .map(|s| lab.fabric.get(&s.name).unwrap().log.lock().unwrap().len())
+            .sum()
+    };
+    let sent_by_up = sent(&lab);
+    let conn = rusqlite::Connection::open(lab.path("state.db")).unwrap();
+    let row: i64 = conn
+        .query_row(
+            "SELECT id FROM journal WHERE job='66' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE journal SET undo='[\"no vlan 1000\"' WHERE id=?1",
+        [row],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, out, err) = lab.jn(&["down", "--job", "66"]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(err.contains("job 66 needs attention"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "journal row {row} of job 66 is corrupt: its undo lines"
+        )),
+        "{err}"
+    );
+    assert_eq!(sent(&lab), sent_by_up, "no line was sent by down");
+    assert_eq!(lab.snapshot(), after_up, "every switch keeps the job");
+    let conn = rusqlite::Connection::open(lab.path("state.db")).unwrap();
+    let state: String = conn
+        .query_row("SELECT state FROM jobs WHERE job='66'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "failed-rollback", "kept, not released");
+}

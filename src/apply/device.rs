@@ -13,6 +13,7 @@
 
 use super::faults::Point;
 use super::prepare::{record_of, Prepared};
+use super::progress::Stage;
 use super::{partition, Env, Failure, PortProblem};
 use crate::base::types::JobId;
 use crate::drivers::cli::{self, DeviceDriver, UndoRecord};
@@ -24,10 +25,18 @@ use std::collections::BTreeMap;
 
 /// Phase 2, in parallel: every device's operations, journaled. Returns the failures.
 pub(super) fn apply_all(env: &Env, job: &JobId, devices: Vec<Prepared>) -> Vec<Failure> {
+    env.progress.start(Stage::Apply, devices.len());
     std::thread::scope(|s| {
         let handles: Vec<_> = devices
             .into_iter()
-            .map(|d| s.spawn(move || apply_device(env, job, d)))
+            .map(|d| {
+                s.spawn(move || {
+                    let name = d.record.name.clone();
+                    let r = apply_device(env, job, d);
+                    env.progress.device(Stage::Apply, &name, r.is_ok());
+                    r
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -87,12 +96,17 @@ pub(super) fn unwind(env: &Env, job: &JobId) -> Vec<Failure> {
     for r in rows.into_iter().filter(|r| r.status.pending()) {
         by_device.entry(r.device.name.clone()).or_default().push(r);
     }
+    env.progress.start(Stage::Undo, by_device.len());
     std::thread::scope(|s| {
         let handles: Vec<_> = by_device
-            .into_values()
-            .map(|mut rows| {
+            .into_iter()
+            .map(|(name, mut rows)| {
                 rows.sort_by_key(|r| std::cmp::Reverse(r.id));
-                s.spawn(move || undo_device(env, rows))
+                s.spawn(move || {
+                    let failures = undo_device(env, rows);
+                    env.progress.device(Stage::Undo, &name, failures.is_empty());
+                    failures
+                })
             })
             .collect();
         handles

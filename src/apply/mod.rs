@@ -30,11 +30,13 @@ pub mod interrupt;
 mod lifecycle;
 mod partition;
 mod prepare;
+pub mod progress;
 
 pub use failure::{Failure, Interrupted, PortProblem};
 pub use faults::{Faults, NoFaults};
 pub use interrupt::Interrupt;
 pub use prepare::targets;
+pub use progress::{Progress, Silent, Stage};
 
 use crate::base::types::{PKey, VlanId};
 use crate::drivers::transport::{Connector, Target};
@@ -67,6 +69,8 @@ pub struct Env<'a> {
     /// Devices to reach where the current topology says, not at the journal's address
     /// (`down --topology`): a re-addressed or replaced switch of the same name.
     pub retarget: BTreeMap<String, Target>,
+    /// Told about every device as it is read, changed or undone ([`Silent`] to show nothing).
+    pub progress: &'a dyn Progress,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -444,7 +448,22 @@ fn finish_teardown(
     job: &crate::base::types::JobId,
     force: bool,
 ) -> Result<DownReport, ApplyError> {
-    let rows = env.store.journal(job)?;
+    let rows = match env.store.journal(job) {
+        Ok(rows) => rows,
+        // A damaged journal is never read as "nothing to undo": nothing is sent, the job is
+        // kept for an administrator, and the error names the row.
+        Err(e @ StateError::Corrupt { .. }) => {
+            let err = ApplyError::NeedsAttention {
+                job: job.to_string(),
+                initial: vec![],
+                unwind: vec![Failure::State(e)],
+            };
+            env.store
+                .set_state(job, JobState::FailedRollback, &err.to_string())?;
+            return Err(err);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let devices: BTreeSet<String> = rows.iter().map(|r| r.device.name.clone()).collect();
     let pending = rows.iter().filter(|r| r.status.pending()).count();
     let errors = device::unwind(env, job);

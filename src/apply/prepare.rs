@@ -12,6 +12,7 @@
 //! An answer that does not have the profile's shape fails the device (the driver says which
 //! command and shows the answer): nothing is ever assumed from an answer jobnet could not read.
 
+use super::progress::Stage;
 use super::{Env, Failure, PortProblem};
 use crate::drivers::cli::{self, DeviceDriver};
 use crate::drivers::profile::read::{Allowed, Mode, PortState};
@@ -129,12 +130,17 @@ pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a>
         .ethernet
         .as_ref()
         .map_or(OpenPorts::Refuse, |e| e.open_ports);
+    env.progress.start(Stage::Read, plan_devices(plan).count());
     let results: Vec<Result<Prep, Failure>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan_devices(plan)
             .map(|d| {
                 let slot = slots.remove(&d.name).expect("taken above");
                 let target = targets[&d.name].clone();
-                s.spawn(move || prepare_device(env, plan, d, target, slot, policy))
+                s.spawn(move || {
+                    let r = prepare_device(env, plan, d, target, slot, policy);
+                    env.progress.device(Stage::Read, &d.name, r.is_ok());
+                    r
+                })
             })
             .collect();
         handles

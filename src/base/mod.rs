@@ -7,5 +7,6 @@ pub mod fsutil;
 pub mod hostlist;
 pub mod limits;
 pub mod process;
+pub mod time;
 pub mod types;
 pub mod yaml;

@@ -178,8 +178,10 @@ pub struct JobRow {
     #[serde(rename = "pid", serialize_with = "owner_pid")]
     pub owner: Option<Owner>,
     pub message: String,
-    /// Seconds since the epoch.
+    /// Seconds since the epoch (RFC 3339 text in JSON).
+    #[serde(serialize_with = "crate::base::time::serialize_rfc3339")]
     pub created: f64,
+    #[serde(serialize_with = "crate::base::time::serialize_rfc3339")]
     pub updated: f64,
 }
 

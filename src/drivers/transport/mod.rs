@@ -3,7 +3,7 @@
 //!
 //! - [`local`]: runs each line as a command on this host (`address: local`), used for Open
 //!   vSwitch driven with ovs-vsctl.
-//! - [`crate::testkit::sim`]: an in-memory switch that interprets a profile's own templates, with state and
+//! - the test kit's `sim` (feature `testkit`): an in-memory switch that interprets a profile's own templates, with state and
 //!   injectable faults, for tests and benchmarks.
 //!
 //! A [`Connector`] opens one [`Session`] per device per apply; every line of that device goes

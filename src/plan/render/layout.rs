@@ -188,13 +188,12 @@ fn parts(scene: &Scene) -> Parts {
 /// Orders one block: the bottom by name, every layer above by the mean position of the lower
 /// neighbours that pull it.
 fn block(scene: &Scene, pull: &[Vec<usize>], members: &[usize], layers: usize) -> Block {
-    let names = |s: usize| scene.t.switches[s].name.as_str();
     let mut by_layer: Vec<Vec<usize>> = vec![Vec::new(); layers];
     for &s in members {
         by_layer[scene.layer[s]].push(s);
     }
     let mut pos = std::collections::HashMap::new();
-    for r in 0..layers {
+    for layer in by_layer.iter_mut() {
         let key = |s: usize| {
             let lower: Vec<f64> = pull[s].iter().filter_map(|o| pos.get(o).copied()).collect();
             if lower.is_empty() {
@@ -203,14 +202,9 @@ fn block(scene: &Scene, pull: &[Vec<usize>], members: &[usize], layers: usize) -
                 lower.iter().sum::<f64>() / lower.len() as f64
             }
         };
-        let mut keyed: Vec<(f64, usize)> = by_layer[r].iter().map(|&s| (key(s), s)).collect();
-        keyed.sort_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then_with(|| natural_cmp(names(a.1), names(b.1)))
-        });
-        by_layer[r] = keyed.into_iter().map(|k| k.1).collect();
-        let len = by_layer[r].len() as f64;
-        for (i, &s) in by_layer[r].iter().enumerate() {
+        *layer = arrange(scene, layer.iter().map(|&s| (key(s), s)).collect());
+        let len = layer.len() as f64;
+        for (i, &s) in layer.iter().enumerate() {
             pos.insert(s, (i as f64 + 0.5) / len);
         }
     }
@@ -374,10 +368,31 @@ fn order_top(scene: &Scene, parts: &Parts, lay: &Layout) -> Vec<usize> {
             xs.iter().sum::<f64>() / xs.len() as f64
         }
     };
-    let mut keyed: Vec<(f64, usize)> = parts.top.iter().map(|&s| (key(s), s)).collect();
+    arrange(scene, parts.top.iter().map(|&s| (key(s), s)).collect())
+}
+
+/// Switches in the order of their keys (then names). Among three or more switches pulled to the
+/// same place the job's go in the middle, nearest to where they are pulled; switches without a
+/// key (`f64::MAX`: nothing below, e.g. the bottom layer) keep name order.
+fn arrange(scene: &Scene, mut keyed: Vec<(f64, usize)>) -> Vec<usize> {
+    let names = |s: usize| scene.t.switches[s].name.as_str();
     keyed.sort_by(|a, b| {
         a.0.total_cmp(&b.0)
-            .then_with(|| natural_cmp(&scene.t.switches[a.1].name, &scene.t.switches[b.1].name))
+            .then_with(|| natural_cmp(names(a.1), names(b.1)))
     });
-    keyed.into_iter().map(|k| k.1).collect()
+    let mut out = Vec::with_capacity(keyed.len());
+    for run in keyed.chunk_by(|a, b| a.0 == b.0 && a.0 != f64::MAX) {
+        let (hot, cold): (Vec<usize>, Vec<usize>) =
+            run.iter().map(|k| k.1).partition(|&s| scene.hot[s]);
+        // Two have no middle: name order.
+        let half = if run.len() < 3 { 0 } else { cold.len() / 2 };
+        if half == 0 {
+            out.extend(run.iter().map(|k| k.1));
+            continue;
+        }
+        out.extend(&cold[..half]);
+        out.extend(hot);
+        out.extend(&cold[half..]);
+    }
+    out
 }

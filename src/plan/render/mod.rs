@@ -13,7 +13,7 @@ mod svg;
 pub use scene::JOB_VIEW_ABOVE;
 
 use crate::base::hostlist;
-use crate::plan::{DevicePlan, Plan};
+use crate::plan::{DevicePlan, IbPlan, Plan};
 use crate::topology::Topology;
 use serde_json::json;
 use std::fmt::Write;
@@ -133,25 +133,7 @@ pub fn plan_text(plan: &Plan, t: &Topology) -> String {
         device_text(&mut o, "gateway", g);
     }
     if let Some(ib) = &plan.infiniband {
-        let _ = writeln!(
-            o,
-            "\n== partitions.conf {} (partition {} PKey {})",
-            ib.partitions_conf_path, ib.partition, ib.pkey
-        );
-        let old = ib.partitions_conf_old.as_deref().unwrap_or("");
-        let diff = similar::TextDiff::from_lines(old, &ib.partitions_conf);
-        let old_name = if ib.partitions_conf_old.is_some() {
-            ib.partitions_conf_path.clone()
-        } else {
-            "/dev/null".into()
-        };
-        let _ = write!(
-            o,
-            "{}",
-            diff.unified_diff()
-                .context_radius(2)
-                .header(&old_name, &format!("{} (planned)", ib.partitions_conf_path))
-        );
+        partitions_text(&mut o, ib);
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(o, "\nwarnings:");
@@ -160,6 +142,29 @@ pub fn plan_text(plan: &Plan, t: &Topology) -> String {
         }
     }
     o
+}
+
+/// The partitions.conf change as a unified diff.
+fn partitions_text(o: &mut String, ib: &IbPlan) {
+    let _ = writeln!(
+        o,
+        "\n== partitions.conf {} (partition {} PKey {})",
+        ib.partitions_conf_path, ib.partition, ib.pkey
+    );
+    let old = ib.partitions_conf_old.as_deref().unwrap_or("");
+    let diff = similar::TextDiff::from_lines(old, &ib.partitions_conf);
+    let old_name = if ib.partitions_conf_old.is_some() {
+        ib.partitions_conf_path.clone()
+    } else {
+        "/dev/null".into()
+    };
+    let _ = write!(
+        o,
+        "{}",
+        diff.unified_diff()
+            .context_radius(2)
+            .header(&old_name, &format!("{} (planned)", ib.partitions_conf_path))
+    );
 }
 
 fn device_text(o: &mut String, kind: &str, d: &DevicePlan) {

@@ -154,13 +154,13 @@ impl<'a> Scene<'a> {
         let t = self.t;
         match self.plan {
             Some(p) => format!(
-                "{}: job {} — VLAN {}{}, {} switches, {} links, cost {}{}",
+                "{}: job {} — VLAN {}{}, {}, {}, cost {}{}",
                 t.name,
                 p.job,
                 p.vlan.map_or("none".to_string(), |v| v.to_string()),
                 p.pkey.map(|k| format!(", PKey {k}")).unwrap_or_default(),
-                p.ethernet.switches.len(),
-                p.ethernet.links.len(),
+                plural(p.ethernet.switches.len(), "switch", "switches"),
+                plural(p.ethernet.links.len(), "link", "links"),
                 p.ethernet.cost,
                 p.gateway
                     .as_ref()
@@ -168,11 +168,11 @@ impl<'a> Scene<'a> {
                     .unwrap_or_default()
             ),
             None => format!(
-                "{}: {} switches, {} links, {} nodes{}",
+                "{}: {}, {}, {}{}",
                 t.name,
-                t.switches.len(),
-                t.links.len(),
-                t.nodes.len(),
+                plural(t.switches.len(), "switch", "switches"),
+                plural(t.links.len(), "link", "links"),
+                plural(t.nodes.len(), "node", "nodes"),
                 if t.gateways.is_empty() {
                     String::new()
                 } else {

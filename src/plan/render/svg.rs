@@ -90,6 +90,8 @@ struct Canvas<'s, 'a> {
     /// Words of boxes, written after the job's links.
     late: String,
     taken: Vec<Rect>,
+    /// Per link of the topology: how far it is drawn beside its parallel links.
+    offset: Vec<f64>,
 }
 
 /// The SVG of a scene.
@@ -106,7 +108,14 @@ pub fn render(scene: &Scene) -> String {
     ]
     .into_iter()
     .fold(480.0, f64::max);
-    let header = MARGIN + 30.0 + if caption.is_some() { 18.0 } else { 0.0 } + 56.0;
+    // Room for the title lines, and for arcs over the top row if it has links within itself.
+    let top = scene.layers - 1;
+    let arcs = scene.links.iter().any(|&i| {
+        let (a, b) = scene.ends(&scene.t.links[i]);
+        scene.layer[a] == top && scene.layer[b] == top
+    });
+    let header =
+        MARGIN + 30.0 + if caption.is_some() { 18.0 } else { 0.0 } + if arcs { 56.0 } else { 30.0 };
     let lay = layout(scene, header, text_w + 2.0 * MARGIN);
     let mut c = Canvas {
         scene,
@@ -114,6 +123,7 @@ pub fn render(scene: &Scene) -> String {
         out: String::new(),
         late: String::new(),
         taken: Vec::new(),
+        offset: offsets(scene),
     };
     c.header(&title, &legend, caption.as_deref());
     c.obstacles();
@@ -201,15 +211,27 @@ impl Canvas<'_, '_> {
         }
     }
 
-    fn path(&self, a: usize, b: usize) -> Path {
+    /// The path of link `i`; parallel links between the same two switches are drawn side by
+    /// side (`offset` pixels apart), not on top of each other.
+    fn path(&self, i: usize) -> Path {
+        let (a, b) = self.scene.ends(&self.scene.t.links[i]);
         let ((x1, y1), (x2, y2)) = (self.lay.xy[a], self.lay.xy[b]);
+        // The sideways direction is taken from the lower switch index, so parallel links written
+        // in opposite directions still separate.
+        let off = if a <= b {
+            self.offset[i]
+        } else {
+            -self.offset[i]
+        };
         if self.lay.row[a] == self.lay.row[b] {
             // Same row: an arc above the boxes, so it does not run behind the boxes between.
             let ya = y1 - BOX_H / 2.0;
-            let lift = (28.0 + (x2 - x1).abs() * 0.08).min(44.0);
+            let lift = (28.0 + (x2 - x1).abs() * 0.08).min(44.0) + off;
             Path::Arc((x1, ya), ((x1 + x2) / 2.0, ya - lift), (x2, ya))
         } else {
-            Path::Line((x1, y1), (x2, y2))
+            let len = (x2 - x1).hypot(y2 - y1).max(1.0);
+            let (nx, ny) = (-(y2 - y1) / len * off, (x2 - x1) / len * off);
+            Path::Line((x1 + nx, y1 + ny), (x2 + nx, y2 + ny))
         }
     }
 
@@ -219,7 +241,7 @@ impl Canvas<'_, '_> {
         let (a, b) = sc.ends(l);
         let hot = sc.hot_link[i];
         let (color, w) = if hot {
-            (RED, 3.5)
+            (RED, if l.lag { 5.0 } else { 3.5 })
         } else if sc.context[a] || sc.context[b] {
             ("#c2c7cd", if l.lag { 3.0 } else { 1.2 })
         } else {
@@ -232,7 +254,7 @@ impl Canvas<'_, '_> {
         if faint && !hot {
             extra.push_str(r#" stroke-opacity="0.45""#);
         }
-        let d = match self.path(a, b) {
+        let d = match self.path(i) {
             Path::Line(p, q) if hot => {
                 let (path, back) = (Path::Line(p, q), Path::Line(q, p));
                 let (p, q) = (path.at(path.edge()), back.at(back.edge()));
@@ -256,22 +278,23 @@ impl Canvas<'_, '_> {
         let sc = self.scene;
         for &i in sc.links.iter().filter(|&&i| sc.hot_link[i]) {
             let l = &sc.t.links[i];
-            let (a, b) = sc.ends(l);
-            let path = self.path(a, b);
+            let path = self.path(i);
             let back = match path {
                 Path::Line(p, q) => Path::Line(q, p),
                 Path::Arc(p, c, q) => Path::Arc(q, c, p),
             };
             let title = esc(&link_title(sc, i));
-            let step = |p: &Path| p.leaves_box();
-            let near = |t0: f64| -> Vec<f64> { (0..8).map(|k| t0 + k as f64 * 0.05).collect() };
-            let ends = [(path, &l.a.port), (back, &l.b.port)];
-            for (p, port) in ends {
-                let cands: Vec<(f64, f64)> = near(step(&p))
-                    .into_iter()
+            for (p, port) in [(path, &l.a.port), (back, &l.b.port)] {
+                // Just outside the box, then further along, up to the middle.
+                let t0 = p.leaves_box();
+                let mut cands: Vec<(f64, f64)> = (0..8)
+                    .map(|k| t0 + k as f64 * 0.05)
                     .filter(|t| *t < 0.48)
                     .map(|t| p.at(t))
                     .collect();
+                if cands.is_empty() {
+                    cands.push(p.at(0.35));
+                }
                 self.label(&cands, port, 10.0, RED, &title);
             }
             let mid: Vec<(f64, f64)> = [0.5, 0.42, 0.58, 0.34, 0.66]
@@ -468,6 +491,23 @@ impl Canvas<'_, '_> {
             esc(&gw.ethernet_port.port)
         );
     }
+}
+
+/// Sideways offsets of parallel links: 0 for a link alone, ±3, ±6 ... px for several.
+fn offsets(scene: &Scene) -> Vec<f64> {
+    let mut pairs: std::collections::HashMap<(usize, usize), Vec<usize>> = Default::default();
+    for &i in &scene.links {
+        let (a, b) = scene.ends(&scene.t.links[i]);
+        pairs.entry((a.min(b), a.max(b))).or_default().push(i);
+    }
+    let mut offset = vec![0.0; scene.t.links.len()];
+    for links in pairs.values() {
+        let mid = (links.len() - 1) as f64 / 2.0;
+        for (k, &i) in links.iter().enumerate() {
+            offset[i] = (k as f64 - mid) * 6.0;
+        }
+    }
+    offset
 }
 
 /// The hover text of a link: both ends, cost, state.

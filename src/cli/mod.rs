@@ -1,0 +1,187 @@
+//! The `jobnet` command line: one module per command noun, each a thin caller of the library's
+//! facade ([`jobnet::Context`]). Arguments become typed values before any I/O; every failure
+//! becomes one exit code of docs/cli.md (0 ok, 1 environment/I/O, 2 invalid input, 3 pool
+//! exhausted, 4 failed and rolled back, 5 needs attention), printed as text or, with
+//! `--format json`, as a JSON object on stdout.
+
+mod down;
+mod ib;
+mod job;
+mod output;
+mod progress;
+mod reference;
+mod status;
+mod topology;
+
+use clap::{Args, Parser, Subcommand};
+use jobnet::{Context, Options};
+use output::Fail;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const GLOBAL: &str = "Global options";
+
+#[derive(Parser)]
+#[command(
+    name = "jobnet",
+    version,
+    about = "Per-job isolated networks (VLANs, InfiniBand partitions) for HPC batch jobs",
+    long_about = "Per-job isolated networks (VLANs, InfiniBand partitions) for HPC batch jobs.\n\nFrom a topology file, jobnet computes the smallest loop-free part of the fabric that joins a job's nodes, puts a job VLAN on exactly those switch ports and links and an InfiniBand partition on the job's HCA ports, and takes both away when the job ends. Exit codes: 0 ok, 1 environment or I/O, 2 invalid input, 3 pool exhausted, 4 failed and rolled back, 5 needs attention.",
+    after_help = "Start with a dry run: jobnet plan --topology topology/two-tier.yaml --job 1234 --nodes 'cn[001-004]'"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Options every command takes: where the state and device logins are, and how long to wait.
+#[derive(Args)]
+struct Global {
+    /// Directory of site driver profiles (*.yaml) added to the shipped ones.
+    #[arg(long, global = true, env = "JOBNET_DRIVERS_DIR", help_heading = GLOBAL)]
+    drivers_dir: Option<PathBuf>,
+    /// State file (jobs, allocations, journal), shared by every jobnet process on the host.
+    #[arg(long, global = true, env = "JOBNET_STATE", default_value = "/var/lib/jobnet/state.db", help_heading = GLOBAL)]
+    state: PathBuf,
+    /// Sessions all jobnet processes together may open to one device.
+    #[arg(long, global = true, default_value_t = 4, help_heading = GLOBAL)]
+    sessions_per_device: usize,
+    /// Seconds to wait for a busy device or another process working on the same job.
+    #[arg(long, global = true, default_value_t = 60, help_heading = GLOBAL)]
+    wait: u64,
+    /// Device logins (YAML, mode 0600): entries named by the topology's `credentials:`.
+    #[arg(long, global = true, env = "JOBNET_CREDENTIALS", default_value = "/etc/jobnet/credentials.yaml", help_heading = GLOBAL)]
+    credentials: PathBuf,
+    /// Known SSH host keys of the devices; an unknown or changed key refuses the connection.
+    #[arg(long, global = true, env = "JOBNET_KNOWN_HOSTS", default_value = "/etc/jobnet/known_hosts", help_heading = GLOBAL)]
+    known_hosts: PathBuf,
+    /// Record unknown host keys in --known-hosts instead of refusing (first contact only).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    trust_on_first_use: bool,
+    /// Seconds to wait for an SSH connection and login.
+    #[arg(long, global = true, default_value_t = 10, help_heading = GLOBAL)]
+    connect_timeout: u64,
+    /// Seconds to wait for a device to answer one command.
+    #[arg(long, global = true, default_value_t = 30, help_heading = GLOBAL)]
+    command_timeout: u64,
+    /// Also send each profile's save lines (e.g. `write memory`) after changing a device.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    save_config: bool,
+}
+
+impl Global {
+    fn options(&self) -> Options {
+        Options {
+            drivers_dir: self.drivers_dir.clone(),
+            state: self.state.clone(),
+            credentials: self.credentials.clone(),
+            known_hosts: self.known_hosts.clone(),
+            trust_on_first_use: self.trust_on_first_use,
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            command_timeout: Duration::from_secs(self.command_timeout),
+            sessions_per_device: self.sessions_per_device,
+            wait: Duration::from_secs(self.wait),
+            save_config: self.save_config,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate, show or generate topology files; import InfiniBand GUIDs.
+    #[command(subcommand)]
+    Topology(topology::Cmd),
+    /// Dry run: what exactly would be configured for a job (touches no device).
+    Plan(job::PlanArgs),
+    /// Configure a job's network on every device, all or nothing.
+    Up(job::UpArgs),
+    /// Remove a job's network: undo exactly what the journal says was applied.
+    Down(down::DownArgs),
+    /// Live jobs with their VLAN, PKey, nodes, devices and state (all jobs with --all).
+    Status(status::StatusArgs),
+    /// Forget jobs that went down long ago, with their journals.
+    Prune(status::PruneArgs),
+    /// Finish or undo every job whose jobnet process died mid-change.
+    Recover(down::RecoverArgs),
+    /// InfiniBand tools.
+    #[command(subcommand)]
+    Ib(ib::Cmd),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(reference::CompletionsArgs),
+    /// Print the manual page (roff) to stdout.
+    Man,
+}
+
+impl Cmd {
+    /// Whether the command prints JSON (so its errors are JSON too).
+    fn json(&self) -> bool {
+        match self {
+            Cmd::Topology(c) => c.json(),
+            Cmd::Plan(a) => a.format == job::PlanFormat::Json,
+            Cmd::Up(a) => a.format == output::Format::Json,
+            Cmd::Down(a) => a.format == output::Format::Json,
+            Cmd::Status(a) => a.format == output::Format::Json,
+            Cmd::Prune(a) => a.format == output::Format::Json,
+            Cmd::Recover(a) => a.format == output::Format::Json,
+            Cmd::Ib(c) => c.json(),
+            Cmd::Completions(_) | Cmd::Man => false,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return output::usage_error(e),
+    };
+    let json = cli.cmd.json();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(json),
+    }
+}
+
+fn context(g: &Global) -> Result<Context, Fail> {
+    let ctx = Context::new(g.options())?;
+    faults(ctx)
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    let g = &cli.global;
+    match cli.cmd {
+        Cmd::Topology(c) => topology::run(c, g),
+        Cmd::Plan(a) => job::plan(&context(g)?, &a),
+        Cmd::Up(a) => job::up(&context(g)?, &a),
+        Cmd::Down(a) => down::down(&context(g)?, &a),
+        Cmd::Recover(a) => down::recover(&context(g)?, &a),
+        Cmd::Status(a) => status::status(&context(g)?, &a),
+        Cmd::Prune(a) => status::prune(&context(g)?, &a),
+        Cmd::Ib(c) => ib::run(c),
+        Cmd::Completions(a) => reference::completions(&a),
+        Cmd::Man => reference::man(),
+    }
+}
+
+/// The executor's fault injection: failpoints from `JOBNET_FAILPOINT` in a test-kit build; a
+/// shipped build has no failpoint code at all.
+#[cfg(feature = "testkit")]
+fn faults(ctx: Context) -> Result<Context, Fail> {
+    let f = jobnet::testkit::failpoint::Failpoints::from_env()
+        .map_err(|e| output::invalid(e.to_string()))?;
+    Ok(ctx.with_faults(Box::new(f)))
+}
+
+#[cfg(not(feature = "testkit"))]
+fn faults(ctx: Context) -> Result<Context, Fail> {
+    Ok(ctx)
+}
+
+/// Routes SIGTERM/SIGINT/SIGHUP to the executor's interrupt flag (see `apply::interrupt`); for
+/// the commands that change devices.
+fn interrupts() -> Result<(), Fail> {
+    jobnet::apply::interrupt::install()
+        .map_err(|e| Fail::new(1, format!("cannot install signal handlers: {e}")))
+}

@@ -1,0 +1,415 @@
+//! The library's front door: a [`Context`] built once from [`Options`] (drivers, state file,
+//! credentials, known hosts, timeouts), with `plan`, `up`, `down`, `status`, `recover` and
+//! `prune` as methods returning typed reports or one typed [`Error`] with its exit code.
+//!
+//! The command line is a thin caller of it, and so are the scheduler hooks and any daemon: they
+//! never wire SSH, credentials, the state store or the executor themselves. `plan` (and
+//! `up --dry-run`) runs the same request handling, allocation view and planner as `up`
+//! ([`apply::dry_run`]). Devices are reached through the real connector (SSH, local commands)
+//! unless a caller hands in another one ([`Context::with_connector`], e.g. the test kit's
+//! simulated switches).
+
+use crate::apply::{
+    self, ApplyError, DownReport, Env, Faults, Interrupt, Progress, UpInputs, UpReport,
+};
+use crate::base::diag::{Diagnostic, Severity};
+use crate::base::limits::FileError;
+use crate::base::types::JobId;
+use crate::drivers::transport::credentials::{Credentials, CredentialsError};
+use crate::drivers::transport::ssh::{SshConnector, SshOptions};
+use crate::drivers::transport::{Connector, RealConnector};
+use crate::drivers::{DriverError, DriverSet};
+use crate::plan::{JobRequest, Plan};
+use crate::state::{Abandoned, JobRow, JournalRow, SqliteStore, StateError, StateStore};
+use crate::topology::{self, LoadError, SwitchGraph, Topology};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a [`Context`] reaches devices and keeps state; the command line's global options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Site driver profiles added to the shipped ones.
+    pub drivers_dir: Option<PathBuf>,
+    /// The state file shared by every jobnet process on the host.
+    pub state: PathBuf,
+    /// Device logins (YAML, mode 0600).
+    pub credentials: PathBuf,
+    /// Known SSH host keys of the devices.
+    pub known_hosts: PathBuf,
+    /// Record unknown host keys instead of refusing (first contact only).
+    pub trust_on_first_use: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// Sessions all jobnet processes together may open to one device.
+    pub sessions_per_device: usize,
+    /// How long to wait for a busy device or another process working on the same job.
+    pub wait: Duration,
+    /// Send each profile's save lines after changing a device.
+    pub save_config: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            drivers_dir: None,
+            state: PathBuf::from("/var/lib/jobnet/state.db"),
+            credentials: PathBuf::from("/etc/jobnet/credentials.yaml"),
+            known_hosts: PathBuf::from("/etc/jobnet/known_hosts"),
+            trust_on_first_use: false,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            sessions_per_device: 4,
+            wait: Duration::from_secs(60),
+            save_config: false,
+        }
+    }
+}
+
+/// Everything that can go wrong behind the facade, each with its exit code (docs/cli.md).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value given by the caller is not usable; the message names it and what to give.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Drivers(#[from] DriverError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The topology file cannot be read.
+    #[error(transparent)]
+    TopologyFile(LoadError),
+    /// The topology file has errors; every diagnostic (warnings too) is kept.
+    #[error("{path} is invalid: {} error(s)", errors(.diagnostics))]
+    Topology {
+        path: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("cannot start the SSH runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+fn errors(d: &[Diagnostic]) -> usize {
+    d.iter().filter(|x| x.severity == Severity::Error).count()
+}
+
+impl Error {
+    /// 0 ok, 1 environment/I/O, 2 invalid input, 3 pool exhausted, 4 failed and rolled back,
+    /// 5 needs attention.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Input(_) | Error::Topology { .. } => 2,
+            Error::Drivers(DriverError::Io { .. }) => 1,
+            Error::Drivers(_) => 2,
+            Error::File(f) | Error::TopologyFile(LoadError::File(f)) => f.exit_code(),
+            Error::TopologyFile(LoadError::Invalid(_)) => 2,
+            Error::Credentials(CredentialsError::Io { .. }) => 1,
+            Error::Credentials(_) => 2,
+            Error::Runtime(_) | Error::State(_) => 1,
+            Error::Apply(e) => e.exit_code(),
+        }
+    }
+
+    /// The file diagnostics behind the error (a topology or driver profile that is invalid).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            Error::Topology { diagnostics, .. } => diagnostics,
+            Error::Drivers(DriverError::Invalid(d)) => d,
+            _ => &[],
+        }
+    }
+}
+
+/// A topology file, loaded and checked, with its switch graph: what `plan` and `up` start from.
+pub struct Fabric {
+    pub path: PathBuf,
+    pub topology: Topology,
+    pub graph: SwitchGraph,
+    /// Findings that do not stop the file from being used.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Fabric {
+    fn inputs<'a>(&'a self, partitions_conf: Option<&'a Path>, path: &'a str) -> UpInputs<'a> {
+        UpInputs {
+            topology: &self.topology,
+            graph: &self.graph,
+            topology_path: path,
+            partitions_conf,
+        }
+    }
+}
+
+/// One job of `status`, with the devices its journal names.
+#[derive(Clone, Debug)]
+pub struct JobStatus {
+    pub row: JobRow,
+    pub devices: Vec<String>,
+    pub journal: Vec<JournalRow>,
+}
+
+/// What `status` found.
+#[derive(Clone, Debug, Default)]
+pub struct StatusReport {
+    /// Whether the state file exists (no job has ever run with it when not).
+    pub exists: bool,
+    pub jobs: Vec<JobStatus>,
+}
+
+/// Which jobs `status` shows.
+#[derive(Clone, Debug, Default)]
+pub struct StatusQuery {
+    /// Only this job (with its journal).
+    pub job: Option<JobId>,
+    /// Jobs that are down too (history), not only live ones.
+    pub all: bool,
+}
+
+/// The library facade; see the module documentation.
+pub struct Context {
+    options: Options,
+    /// Read on first use: `status` and `prune` work even with a broken site profile.
+    drivers: std::sync::OnceLock<DriverSet>,
+    faults: Box<dyn Faults>,
+    interrupt: &'static Interrupt,
+    connector: Option<Box<dyn Connector>>,
+}
+
+impl Context {
+    /// Touches neither the state nor any device (driver profiles are read on first use).
+    pub fn new(options: Options) -> Result<Self, Error> {
+        Ok(Context {
+            options,
+            drivers: std::sync::OnceLock::new(),
+            faults: Box::new(apply::NoFaults),
+            interrupt: &apply::interrupt::SIGNALS,
+            connector: None,
+        })
+    }
+
+    /// Fault injection for tests (the test kit's failpoints).
+    pub fn with_faults(mut self, faults: Box<dyn Faults>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Reach devices through `connector` instead of SSH and local commands.
+    pub fn with_connector(mut self, connector: Box<dyn Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The shipped driver profiles plus the site's (`drivers_dir`).
+    pub fn drivers(&self) -> Result<&DriverSet, Error> {
+        if let Some(d) = self.drivers.get() {
+            return Ok(d);
+        }
+        let set = match &self.options.drivers_dir {
+            None => DriverSet::builtin(),
+            Some(d) => DriverSet::with_dir(d)?,
+        };
+        Ok(self.drivers.get_or_init(|| set))
+    }
+
+    /// Loads and checks a topology file.
+    pub fn fabric(&self, path: &Path) -> Result<Fabric, Error> {
+        let loaded = topology::load(path, self.drivers()?).map_err(|e| match e {
+            e @ LoadError::File(_) => Error::TopologyFile(e),
+            LoadError::Invalid(diagnostics) => Error::Topology {
+                path: path.display().to_string(),
+                diagnostics,
+            },
+        })?;
+        let graph = SwitchGraph::build(&loaded.topology);
+        Ok(Fabric {
+            path: path.to_path_buf(),
+            topology: loaded.topology,
+            graph,
+            warnings: loaded.warnings,
+        })
+    }
+
+    /// The plan `up` would carry out now, against the state's allocations (the state file is
+    /// read when it exists, never created) and the current partitions.conf. Touches no device.
+    pub fn plan(
+        &self,
+        fabric: &Fabric,
+        req: &JobRequest,
+        partitions_conf: Option<&Path>,
+    ) -> Result<Plan, Error> {
+        let store = SqliteStore::open_existing(&self.options.state)?;
+        let path = fabric.path.display().to_string();
+        Ok(apply::dry_run(
+            store.as_ref().map(|s| s as &dyn StateStore),
+            self.drivers()?,
+            &fabric.inputs(partitions_conf, &path),
+            req,
+        )?)
+    }
+
+    /// Brings a job's network up on every device, all or nothing.
+    pub fn up(
+        &self,
+        fabric: &Fabric,
+        req: &JobRequest,
+        partitions_conf: Option<&Path>,
+        progress: &dyn Progress,
+    ) -> Result<UpReport, Error> {
+        let path = fabric.path.display().to_string();
+        let inputs = fabric.inputs(partitions_conf, &path);
+        self.with_env(None, progress, |env| apply::up(env, &inputs, req))
+    }
+
+    /// Takes a job's network down. `fabric`: reach its devices where this topology says (a
+    /// re-addressed or replaced switch of the same name). `force`: release the job even if some
+    /// undo fails, recording what is left as abandoned.
+    pub fn down(
+        &self,
+        job: &JobId,
+        fabric: Option<&Fabric>,
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<DownReport, Error> {
+        self.with_env(fabric, progress, |env| apply::down(env, job, force))
+    }
+
+    /// Finishes or undoes every job whose jobnet process died mid-change: one result per job.
+    pub fn recover(
+        &self,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Result<DownReport, ApplyError>>, Error> {
+        self.with_env(None, progress, apply::recover)
+    }
+
+    /// Jobs and their devices; creates no state file.
+    pub fn status(&self, query: &StatusQuery) -> Result<StatusReport, Error> {
+        let Some(store) = SqliteStore::open_existing(&self.options.state)? else {
+            return match &query.job {
+                Some(j) => Err(Error::Input(format!(
+                    "--job {j}: no such job: state file {} does not exist (check --state / $JOBNET_STATE)",
+                    self.options.state.display()
+                ))),
+                None => Ok(StatusReport::default()),
+            };
+        };
+        let rows = match &query.job {
+            Some(j) => match store.job(j)? {
+                Some(r) => vec![r],
+                None => {
+                    return Err(Error::Input(format!(
+                        "--job {j}: no such job in {}",
+                        self.options.state.display()
+                    )))
+                }
+            },
+            None => store
+                .jobs()?
+                .into_iter()
+                .filter(|r| query.all || r.state != crate::state::JobState::Down)
+                .collect(),
+        };
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let journal = store.journal(&row.job)?;
+            let devices: std::collections::BTreeSet<String> =
+                journal.iter().map(|j| j.device.name.clone()).collect();
+            jobs.push(JobStatus {
+                row,
+                devices: devices.into_iter().collect(),
+                journal,
+            });
+        }
+        Ok(StatusReport { exists: true, jobs })
+    }
+
+    /// What `down --force` abandoned, for an administrator to undo by hand.
+    pub fn abandoned(&self) -> Result<Vec<Abandoned>, Error> {
+        Ok(match SqliteStore::open_existing(&self.options.state)? {
+            Some(store) => store.abandoned()?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Forgets jobs that went down more than `age` ago, with their journals. Returns how many.
+    pub fn prune(&self, age: Duration) -> Result<usize, Error> {
+        let Some(store) = SqliteStore::open_existing(&self.options.state)? else {
+            return Ok(0);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(store.prune(now.saturating_sub(age).as_secs_f64())?)
+    }
+
+    /// Wires the executor: the state store, the connector (SSH with the credentials and known
+    /// hosts, or the caller's), the drivers and the faults.
+    fn with_env<R>(
+        &self,
+        retarget: Option<&Fabric>,
+        progress: &dyn Progress,
+        f: impl FnOnce(&Env) -> Result<R, ApplyError>,
+    ) -> Result<R, Error> {
+        let store = SqliteStore::open(&self.options.state)?;
+        let real;
+        let connector: &dyn Connector = match &self.connector {
+            Some(c) => c.as_ref(),
+            None => {
+                real = self.real_connector()?;
+                &real
+            }
+        };
+        let env = Env {
+            store: &store,
+            connector,
+            drivers: self.drivers()?,
+            faults: self.faults.as_ref(),
+            sessions_per_device: self.options.sessions_per_device,
+            wait: self.options.wait,
+            save: self.options.save_config,
+            interrupt: self.interrupt,
+            retarget: retarget
+                .map(|f| apply::targets(&f.topology))
+                .unwrap_or_default(),
+            progress,
+        };
+        Ok(f(&env)?)
+    }
+
+    fn real_connector(&self) -> Result<RealConnector, Error> {
+        let o = &self.options;
+        // A missing credentials file only matters once an SSH device is contacted (it says so
+        // then).
+        let credentials = match Credentials::load(&o.credentials) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(CredentialsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ssh = SshConnector::new(SshOptions {
+            credentials,
+            credentials_path: o.credentials.clone(),
+            known_hosts: o.known_hosts.clone(),
+            trust_on_first_use: o.trust_on_first_use,
+            connect_timeout: o.connect_timeout,
+            command_timeout: o.command_timeout,
+        })
+        .map_err(Error::Runtime)?;
+        Ok(RealConnector {
+            command_timeout: o.command_timeout,
+            ssh,
+        })
+    }
+}
