@@ -148,12 +148,15 @@ fn target_of(env: &Env, r: &JournalRow) -> Target {
     env.retarget
         .get(&r.device.name)
         .cloned()
-        .unwrap_or_else(|| Target {
-            name: r.device.name.clone(),
-            driver: r.device.driver.clone(),
-            address: r.device.address.clone(),
-            credentials: r.device.credentials.clone(),
-            legacy: r.device.legacy,
+        .unwrap_or_else(|| {
+            let d = &r.device;
+            Target::new(
+                &d.name,
+                &d.driver,
+                &d.address,
+                d.credentials.as_deref(),
+                d.legacy,
+            )
         })
 }
 

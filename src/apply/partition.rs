@@ -143,13 +143,13 @@ pub(super) fn undo(env: &Env, rows: Vec<JournalRow>) -> Vec<Failure> {
 }
 
 fn standby_target(s: &Standby) -> Target {
-    Target {
-        name: s.name.clone(),
-        driver: OPENSM.into(),
-        address: s.address.clone(),
-        credentials: s.credentials.clone(),
-        legacy: s.ssh_legacy,
-    }
+    Target::new(
+        &s.name,
+        OPENSM,
+        &s.address,
+        s.credentials.as_deref(),
+        s.ssh_legacy,
+    )
 }
 
 /// Installs `text` as partitions.conf on every standby SM, so a failover keeps the partitions.

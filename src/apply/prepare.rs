@@ -14,6 +14,7 @@
 
 use super::progress::Stage;
 use super::{Env, Failure, PortProblem};
+use crate::base::fsutil::LockError;
 use crate::drivers::cli::{self, DeviceDriver};
 use crate::drivers::profile::read::{Allowed, Mode, PortState};
 use crate::drivers::transport::Target;
@@ -50,22 +51,24 @@ pub(super) enum Phase1<'a> {
 
 /// How to reach every switch and gateway of a topology, by name.
 pub fn targets(t: &Topology) -> BTreeMap<String, Target> {
-    let target =
-        |name: &str, driver: &str, address: &str, credentials: &Option<String>, legacy| Target {
-            name: name.to_string(),
-            driver: driver.to_string(),
-            address: address.to_string(),
-            credentials: credentials.clone(),
-            legacy,
-        };
-    let switches = t
-        .switches
-        .iter()
-        .map(|s| target(&s.name, &s.driver, &s.address, &s.credentials, s.ssh_legacy));
-    let gateways = t
-        .gateways
-        .iter()
-        .map(|g| target(&g.name, &g.driver, &g.address, &g.credentials, g.ssh_legacy));
+    let switches = t.switches.iter().map(|s| {
+        Target::new(
+            &s.name,
+            &s.driver,
+            &s.address,
+            s.credentials.as_deref(),
+            s.ssh_legacy,
+        )
+    });
+    let gateways = t.gateways.iter().map(|g| {
+        Target::new(
+            &g.name,
+            &g.driver,
+            &g.address,
+            g.credentials.as_deref(),
+            g.ssh_legacy,
+        )
+    });
     switches
         .chain(gateways)
         .map(|x| (x.name.clone(), x))
@@ -105,7 +108,21 @@ fn take_slots(env: &Env, plan: &Plan) -> Result<BTreeMap<String, Held>, Failure>
             let step = left.min(std::time::Duration::from_millis(200));
             match env.store.device_slot(name, env.sessions_per_device, step) {
                 Ok(s) => break s,
-                Err(crate::base::fsutil::LockError::Busy { .. }) if !left.is_zero() => {}
+                Err(LockError::Busy { .. } | LockError::SlotsBusy { .. }) if !left.is_zero() => {}
+                // Waited in steps: the message gives the whole wait.
+                Err(LockError::SlotsBusy {
+                    device, slots, dir, ..
+                }) => {
+                    return Err(Failure::Lock {
+                        device: name.into(),
+                        source: LockError::SlotsBusy {
+                            device,
+                            slots,
+                            secs: env.wait.as_secs(),
+                            dir,
+                        },
+                    })
+                }
                 Err(source) => {
                     return Err(Failure::Lock {
                         device: name.into(),

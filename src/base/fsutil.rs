@@ -25,6 +25,13 @@ pub struct FileLock {
 pub enum LockError {
     #[error("{path}: held by another jobnet process for {secs} s")]
     Busy { path: String, secs: u64 },
+    #[error("all {slots} session slots of {device} stayed busy for {secs} s (other jobnet processes hold them; lock files in {dir}); raise --sessions-per-device or --wait")]
+    SlotsBusy {
+        device: String,
+        slots: usize,
+        secs: u64,
+        dir: String,
+    },
     #[error("{path}: cannot lock: {source}")]
     Io {
         path: String,

@@ -121,8 +121,6 @@ fn expand_one(expr: &str, item: &str, out: &mut Vec<String>) -> Result<(), Hostl
     Ok(())
 }
 
-/// Folds names into a compact hostlist: `cn001,cn002,cn003,login1` → `cn[001-003],login1`.
-/// Names are grouped by their text before the last run of digits and sorted numerically.
 /// [`fold`], cut after `max` top-level items: `cn[1-4],gpu[1-2],... and 998 more groups (5000
 /// names)`, so a message about a huge list stays readable.
 pub fn fold_short<S: AsRef<str>>(names: &[S], max: usize) -> String {
@@ -152,8 +150,23 @@ pub fn fold_short<S: AsRef<str>>(names: &[S], max: usize) -> String {
     )
 }
 
+/// Folds names into a compact hostlist: `cn001,cn002,cn003,login1` → `cn[001-003],login1`.
+/// Names are grouped by their text before the last run of digits and sorted numerically.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
-    // Split each name around its last run of digits; names without digits stay as they are.
+    let (split, mut plain) = split_numbers(names);
+    let mut parts: Vec<String> = number_groups(&split)
+        .into_iter()
+        .map(|((prefix, suffix, width), nums)| group_text(&prefix, &suffix, width, nums))
+        .collect();
+    plain.sort();
+    plain.dedup();
+    parts.extend(plain);
+    parts.join(",")
+}
+
+/// Splits each name around its last run of digits into (prefix, suffix, digits); names without
+/// digits, or with a run too long for a number, are returned apart as they are.
+fn split_numbers<S: AsRef<str>>(names: &[S]) -> (Vec<(String, String, &str)>, Vec<String>) {
     let mut split: Vec<(String, String, &str)> = Vec::new();
     let mut plain: Vec<String> = Vec::new();
     for name in names {
@@ -181,16 +194,21 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
             &name[start..end],
         ));
     }
+    (split, plain)
+}
+
+/// The numbers of split names grouped by (prefix, suffix, zero-padded width; 0 for unpadded).
+fn number_groups(split: &[(String, String, &str)]) -> BTreeMap<(String, String, usize), Vec<u64>> {
     // Zero-padded widths per (prefix, suffix): an unpadded number of the same length belongs to
     // the padded group (vs01..vs09 and vs10..vs16 fold to vs[01-16]).
     let mut padded: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-    for (p, s, d) in &split {
+    for (p, s, d) in split {
         if d.len() > 1 && d.starts_with('0') {
             padded.entry((p, s)).or_default().push(d.len());
         }
     }
     let mut groups: BTreeMap<(String, String, usize), Vec<u64>> = BTreeMap::new();
-    for (p, s, d) in &split {
+    for (p, s, d) in split {
         let widths = padded.get(&(p.as_str(), s.as_str()));
         let width = if widths.is_some_and(|w| w.contains(&d.len())) {
             d.len()
@@ -202,38 +220,35 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
             .or_default()
             .push(d.parse().expect("digits"));
     }
-    let mut parts: Vec<String> = Vec::new();
-    for ((prefix, suffix, width), mut nums) in groups {
-        nums.sort_unstable();
-        nums.dedup();
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for n in nums {
-            match ranges.last_mut() {
-                Some(r) if r.1 + 1 == n => r.1 = n,
-                _ => ranges.push((n, n)),
-            }
+    groups
+}
+
+/// One group as hostlist text: `cn[001-003,007]`, or `cn001` for a single name.
+fn group_text(prefix: &str, suffix: &str, width: usize, mut nums: Vec<u64>) -> String {
+    nums.sort_unstable();
+    nums.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for n in nums {
+        match ranges.last_mut() {
+            Some(r) if r.1 + 1 == n => r.1 = n,
+            _ => ranges.push((n, n)),
         }
-        let f = |v: u64| format!("{v:0width$}");
-        if ranges.len() == 1 && ranges[0].0 == ranges[0].1 {
-            parts.push(format!("{prefix}{}{suffix}", f(ranges[0].0)));
-            continue;
-        }
-        let body: Vec<String> = ranges
-            .iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    f(a)
-                } else {
-                    format!("{}-{}", f(a), f(b))
-                }
-            })
-            .collect();
-        parts.push(format!("{prefix}[{}]{suffix}", body.join(",")));
     }
-    plain.sort();
-    plain.dedup();
-    parts.extend(plain);
-    parts.join(",")
+    let f = |v: u64| format!("{v:0width$}");
+    if ranges.len() == 1 && ranges[0].0 == ranges[0].1 {
+        return format!("{prefix}{}{suffix}", f(ranges[0].0));
+    }
+    let body: Vec<String> = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                f(a)
+            } else {
+                format!("{}-{}", f(a), f(b))
+            }
+        })
+        .collect();
+    format!("{prefix}[{}]{suffix}", body.join(","))
 }
 
 /// Compares names the way people sort hosts: digit runs by value (`n2` < `n10`).

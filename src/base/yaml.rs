@@ -143,37 +143,42 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
             _ => None,
         };
         if let Some(node) = finished {
-            match stack.last_mut() {
-                None => root = Some(node),
-                Some(Frame::Seq(_, items)) => items.push(node),
-                Some(Frame::Map(_, pairs, pending)) => match pending.take() {
-                    None => {
-                        if node.as_str().is_none() {
-                            return Err(SyntaxError {
-                                loc: node.loc,
-                                message: "mapping keys must be plain words".into(),
-                            });
-                        }
-                        if let Some((first, _)) =
-                            pairs.iter().find(|(k, _)| k.as_str() == node.as_str())
-                        {
-                            return Err(SyntaxError {
-                                loc: node.loc,
-                                message: format!(
-                                    "duplicate key `{}` (first at line {}); remove one of them",
-                                    node.as_str().unwrap_or_default(),
-                                    first.loc.line
-                                ),
-                            });
-                        }
-                        *pending = Some(node);
-                    }
-                    Some(key) => pairs.push((key, node)),
-                },
-            }
+            place(node, &mut stack, &mut root)?;
         }
     }
     Ok(root)
+}
+
+/// Puts a finished node where it belongs: the root, the next item of the open sequence, or the
+/// next key or value of the open mapping (keys must be scalars and unique).
+fn place(node: Node, stack: &mut [Frame], root: &mut Option<Node>) -> Result<(), SyntaxError> {
+    match stack.last_mut() {
+        None => *root = Some(node),
+        Some(Frame::Seq(_, items)) => items.push(node),
+        Some(Frame::Map(_, pairs, pending)) => match pending.take() {
+            None => {
+                if node.as_str().is_none() {
+                    return Err(SyntaxError {
+                        loc: node.loc,
+                        message: "mapping keys must be plain words".into(),
+                    });
+                }
+                if let Some((first, _)) = pairs.iter().find(|(k, _)| k.as_str() == node.as_str()) {
+                    return Err(SyntaxError {
+                        loc: node.loc,
+                        message: format!(
+                            "duplicate key `{}` (first at line {}); remove one of them",
+                            node.as_str().unwrap_or_default(),
+                            first.loc.line
+                        ),
+                    });
+                }
+                *pending = Some(node);
+            }
+            Some(key) => pairs.push((key, node)),
+        },
+    }
+    Ok(())
 }
 
 fn refuse_anchor_tag(loc: Loc, anchor: usize, tagged: bool) -> Result<(), SyntaxError> {

@@ -131,7 +131,7 @@ pub fn run(cmd: Cmd, g: &Global) -> Result<(), Fail> {
                 cores_per_agg,
                 infiniband: !no_ib,
             };
-            spec.check().map_err(invalid)?;
+            spec.check().map_err(|e| invalid(e.to_string()))?;
             out(&topology::fat_tree(&spec))
         }
         Cmd::Validate { file, format } => validate(&super::context(g)?, &file, format),

@@ -58,60 +58,9 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<CaPort>, Diagnostics> {
         if !t.starts_with('[') {
             continue;
         }
-        let Some(c) = ca_port.captures(t) else {
-            d.warning(
-                Loc {
-                    line: line_no,
-                    col: 1,
-                },
-                format!("CA port line not understood: `{t}`"),
-                "is this ibnetdiscover output?",
-            );
-            continue;
-        };
-        let port: u32 = c[1].parse().unwrap_or(0);
-        let Some(guid_text) = c.get(2) else {
-            d.warning(
-                Loc {
-                    line: line_no,
-                    col: 1,
-                },
-                format!("port {port} of `{desc}` has no port GUID in the output"),
-                "run a newer ibnetdiscover (it prints port GUIDs in parentheses)",
-            );
-            continue;
-        };
-        let guid = match u64::from_str_radix(guid_text.as_str(), 16) {
-            Ok(g) if g != 0 => PortGuid::new(g),
-            _ => {
-                d.error(
-                    Loc {
-                        line: line_no,
-                        col: 1,
-                    },
-                    format!(
-                        "port GUID `{}` of `{desc}` is not a GUID",
-                        guid_text.as_str()
-                    ),
-                    "check the ibnetdiscover output",
-                );
-                continue;
-            }
-        };
-        let host = desc
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let peer = format!("{} [{}]", c.get(5).map_or(&c[3], |m| m.as_str()), &c[4]);
-        out.push(CaPort {
-            host,
-            description: desc.clone(),
-            port,
-            guid,
-            peer,
-            line: line_no,
-        });
+        if let Some(port) = port_line(&ca_port, t, desc, line_no, &mut d) {
+            out.push(port);
+        }
     }
     if headers == 0 {
         d.error(
@@ -125,6 +74,66 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<CaPort>, Diagnostics> {
     } else {
         Ok(out)
     }
+}
+
+/// One port line of a CA record (`desc` is the CA's description); `None`, with a warning or
+/// error recorded, when it gives no usable port GUID.
+fn port_line(
+    ca_port: &Regex,
+    t: &str,
+    desc: &str,
+    line_no: usize,
+    d: &mut Diagnostics,
+) -> Option<CaPort> {
+    let loc = Loc {
+        line: line_no,
+        col: 1,
+    };
+    let Some(c) = ca_port.captures(t) else {
+        d.warning(
+            loc,
+            format!("CA port line not understood: `{t}`"),
+            "is this ibnetdiscover output?",
+        );
+        return None;
+    };
+    let port: u32 = c[1].parse().unwrap_or(0);
+    let Some(guid_text) = c.get(2) else {
+        d.warning(
+            loc,
+            format!("port {port} of `{desc}` has no port GUID in the output"),
+            "run a newer ibnetdiscover (it prints port GUIDs in parentheses)",
+        );
+        return None;
+    };
+    let guid = match u64::from_str_radix(guid_text.as_str(), 16) {
+        Ok(g) if g != 0 => PortGuid::new(g),
+        _ => {
+            d.error(
+                loc,
+                format!(
+                    "port GUID `{}` of `{desc}` is not a GUID",
+                    guid_text.as_str()
+                ),
+                "check the ibnetdiscover output",
+            );
+            return None;
+        }
+    };
+    let host = desc
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let peer = format!("{} [{}]", c.get(5).map_or(&c[3], |m| m.as_str()), &c[4]);
+    Some(CaPort {
+        host,
+        description: desc.to_string(),
+        port,
+        guid,
+        peer,
+        line: line_no,
+    })
 }
 
 /// A node of the topology and what ibnetdiscover says about it.

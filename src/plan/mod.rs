@@ -227,19 +227,8 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
             "--gateway bridges the job's PKey to its VLAN, but the job has no VLAN (--vlan none, or a topology without `ethernet`); drop one of them".into(),
         ));
     }
-    let conf_path = inp
-        .partitions_conf_path
-        .or(t.infiniband.as_ref().map(|ib| ib.partitions_conf.as_str()))
-        .unwrap_or("partitions.conf");
-    let current = match (inp.partitions_conf, req.pkey) {
-        (_, PKeyChoice::None) => partitions::Current::Missing,
-        (text, _) => partitions::Current::read(text, conf_path).map_err(|errors| {
-            PlanError::InvalidPartitions {
-                path: conf_path.to_string(),
-                errors,
-            }
-        })?,
-    };
+    let conf_path = partitions_path(inp);
+    let current = current_partitions(inp, req, conf_path)?;
     let pkey = choose_pkey(inp, req, &current, conf_path, gateway.is_some())?;
     let ethernet = match vlan {
         Some(v) => ethernet_plan(inp, req, &nodes, gateway, v, &mut warnings)?,
@@ -270,23 +259,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
             }
         )));
     }
-    let gateway = match (gateway, vlan, pkey) {
-        (Some(g), Some(v), Some(k)) => {
-            let profile = inp.drivers.get(&g.driver).expect("validated driver");
-            let ops = vec![Op::ProxyArpCreate { vlan: v, pkey: k }];
-            let name = vlan_name(&req.job, profile);
-            Some(device(
-                &g.name,
-                &g.driver,
-                &g.address,
-                profile,
-                &name,
-                ops,
-                &mut warnings,
-            ))
-        }
-        _ => None,
-    };
+    let gateway = gateway_plan(inp, req, gateway, vlan, pkey, &mut warnings);
     Ok(Plan {
         job: req.job.clone(),
         vlan,
@@ -298,6 +271,55 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
         gateway,
         warnings,
     })
+}
+
+/// Where the partitions.conf text came from: as given, else the topology's, for messages.
+fn partitions_path<'a>(inp: Inputs<'a>) -> &'a str {
+    inp.partitions_conf_path
+        .or(inp
+            .topology
+            .infiniband
+            .as_ref()
+            .map(|ib| ib.partitions_conf.as_str()))
+        .unwrap_or("partitions.conf")
+}
+
+/// The current partitions.conf, checked (`Missing` when the job wants no partition); an
+/// already invalid file is refused.
+fn current_partitions(
+    inp: Inputs,
+    req: &JobRequest,
+    conf_path: &str,
+) -> Result<partitions::Current, PlanError> {
+    match (inp.partitions_conf, req.pkey) {
+        (_, PKeyChoice::None) => Ok(partitions::Current::Missing),
+        (text, _) => {
+            partitions::Current::read(text, conf_path).map_err(|e| PlanError::InvalidPartitions {
+                path: conf_path.to_string(),
+                errors: e.to_string(),
+            })
+        }
+    }
+}
+
+/// The gateway's operation bridging the job's PKey to its VLAN, when the job has all three.
+fn gateway_plan(
+    inp: Inputs,
+    req: &JobRequest,
+    gateway: Option<&crate::topology::Gateway>,
+    vlan: Option<VlanId>,
+    pkey: Option<PKey>,
+    warnings: &mut Vec<String>,
+) -> Option<DevicePlan> {
+    let (Some(g), Some(v), Some(k)) = (gateway, vlan, pkey) else {
+        return None;
+    };
+    let profile = inp.drivers.get(&g.driver).expect("validated driver");
+    let ops = vec![Op::ProxyArpCreate { vlan: v, pkey: k }];
+    let name = vlan_name(&req.job, profile);
+    Some(device(
+        &g.name, &g.driver, &g.address, profile, &name, ops, warnings,
+    ))
 }
 
 /// The job's nodes: known, deduplicated, in name order.
@@ -394,11 +416,6 @@ fn ethernet_plan(
     warnings: &mut Vec<String>,
 ) -> Result<EthernetPlan, PlanError> {
     let t = inp.topology;
-    let port_of = |n: &crate::topology::Node| -> PortRef {
-        n.port
-            .clone()
-            .expect("validated: with `ethernet`, every node has a port")
-    };
     let mut terminals: Vec<usize> = nodes
         .iter()
         .map(|n| t.switch_idx(&port_of(n).switch).expect("validated"))
@@ -412,8 +429,37 @@ fn ethernet_plan(
     for &s in &tree.switches {
         per_switch.insert(&t.switches[s].name, Vec::new());
     }
+    let links = trunk_ops(t, &tree.links, vlan, &mut per_switch);
+    edge_ops(t, nodes, gateway, vlan, &mut per_switch);
+    let devices = switch_devices(inp, req, per_switch, vlan, warnings);
+    Ok(EthernetPlan {
+        switches: tree
+            .switches
+            .iter()
+            .map(|&s| t.switches[s].name.clone())
+            .collect(),
+        links,
+        cost: tree.cost,
+        devices,
+    })
+}
+
+/// The switch port of a node on a fabric with Ethernet.
+fn port_of(n: &crate::topology::Node) -> PortRef {
+    n.port
+        .clone()
+        .expect("validated: with `ethernet`, every node has a port")
+}
+
+/// Trunk operations on both ends of every link of the subgraph; the links, for the plan.
+fn trunk_ops(
+    t: &Topology,
+    tree_links: &[usize],
+    vlan: VlanId,
+    per_switch: &mut BTreeMap<&str, Vec<Op>>,
+) -> Vec<LinkEnds> {
     let mut links = Vec::new();
-    for &l in &tree.links {
+    for &l in tree_links {
         let link = &t.links[l];
         for (end, other) in [(&link.a, &link.b), (&link.b, &link.a)] {
             per_switch
@@ -430,6 +476,17 @@ fn ethernet_plan(
             b: link.b.clone(),
         });
     }
+    links
+}
+
+/// Operations on the edge ports: each node's port (tagged or access) and the gateway's trunk.
+fn edge_ops(
+    t: &Topology,
+    nodes: &[&crate::topology::Node],
+    gateway: Option<&crate::topology::Gateway>,
+    vlan: VlanId,
+    per_switch: &mut BTreeMap<&str, Vec<Op>>,
+) {
     for n in nodes {
         let port = port_of(n);
         let op = match t.node_port_mode() {
@@ -461,6 +518,17 @@ fn ethernet_plan(
                 peer: format!("gateway {}", g.name),
             });
     }
+}
+
+/// One device plan per switch, in name order, each starting by creating the VLAN.
+fn switch_devices(
+    inp: Inputs,
+    req: &JobRequest,
+    per_switch: BTreeMap<&str, Vec<Op>>,
+    vlan: VlanId,
+    warnings: &mut Vec<String>,
+) -> Vec<DevicePlan> {
+    let t = inp.topology;
     let mut devices = Vec::with_capacity(per_switch.len());
     for (name, ops) in per_switch {
         let sw = &t.switches[t.switch_idx(name).expect("known")];
@@ -481,16 +549,7 @@ fn ethernet_plan(
             warnings,
         ));
     }
-    Ok(EthernetPlan {
-        switches: tree
-            .switches
-            .iter()
-            .map(|&s| t.switches[s].name.clone())
-            .collect(),
-        links,
-        cost: tree.cost,
-        devices,
-    })
+    devices
 }
 
 /// The job's partition and the new partitions.conf text, or `None` when no node has a GUID and
@@ -618,6 +677,7 @@ fn holders_text(items: &BTreeMap<u16, String>, hex: bool, max: usize) -> String 
     parts.join(", ")
 }
 
+/// The job's VLAN: the given one if usable, else the one it holds, else the first free one.
 fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
     let t = inp.topology;
     let eth = t.ethernet.as_ref().expect("checked by wants_ethernet");
@@ -694,6 +754,7 @@ fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
     }
 }
 
+/// The job's PKey: `None` when it wants no partition, else the given, held or first free one.
 fn choose_pkey(
     inp: Inputs,
     req: &JobRequest,
@@ -726,7 +787,29 @@ fn choose_pkey(
         }
         return Ok(None);
     }
-    // PKeys in use: other jobs' allocations, other jobs' blocks, admins' own partitions.
+    let taken = taken_pkeys(inp, req, current, conf_path);
+    let own = inp
+        .held
+        .iter()
+        .find(|h| !h.is_other(&req.job))
+        .and_then(|h| h.pkey);
+    match req.pkey {
+        PKeyChoice::Fixed(k) => fixed_pkey(t, ib, k, &taken).map(Some),
+        _ => match own {
+            Some(k) => Ok(Some(k)),
+            None => free_pkey(t, ib, &taken).map(Some),
+        },
+    }
+}
+
+/// PKeys in use, with who uses them: other jobs' allocations, other jobs' blocks, admins' own
+/// partitions.
+fn taken_pkeys(
+    inp: Inputs,
+    req: &JobRequest,
+    current: &partitions::Current,
+    conf_path: &str,
+) -> BTreeMap<u16, String> {
     let mut taken: BTreeMap<u16, String> = BTreeMap::new();
     for h in inp.held.iter().filter(|h| h.is_other(&req.job)) {
         if let Some(k) = h.pkey {
@@ -746,61 +829,65 @@ fn choose_pkey(
                 .or_insert(format!("the admin partition `{name}` in {conf_path}"));
         }
     }
-    let own = inp
-        .held
-        .iter()
-        .find(|h| !h.is_other(&req.job))
-        .and_then(|h| h.pkey);
-    match req.pkey {
-        PKeyChoice::Fixed(k) => {
-            let bad = |why: String, fix: &str| PlanError::NotUsable {
-                what: "PKey",
-                value: k.to_string(),
-                flag: "--pkey",
-                why,
-                fix: fix.to_string(),
-            };
-            if !ib.pkey_pool.contains(k.get().into()) {
-                return Err(bad(
-                    format!(
-                        "it is outside pkey_pool {} of {}",
-                        ib.pkey_pool.display(true),
-                        t.file
-                    ),
-                    "choose one inside the pool or use --pkey auto",
-                ));
-            }
-            if let Some(who) = taken.get(&k.get()) {
-                return Err(bad(
-                    format!("{who} uses it"),
-                    "choose another PKey or use --pkey auto",
-                ));
-            }
-            Ok(Some(k))
-        }
-        _ => {
-            if let Some(k) = own {
-                return Ok(Some(k));
-            }
-            let pool: &RangeSet = &ib.pkey_pool;
-            let k = pool
-                .first_free(|v| taken.contains_key(&(v as u16)))
-                .ok_or_else(|| {
-                    let in_pool: BTreeMap<u16, String> = taken
-                        .iter()
-                        .filter(|(v, _)| pool.contains(u64::from(**v)))
-                        .map(|(v, w)| (*v, w.clone()))
-                        .collect();
-                    PlanError::PoolExhausted {
-                        what: "PKey",
-                        pool: pool.display(true),
-                        holders: holders_text(&in_pool, true, 8),
-                        file: t.file.clone(),
-                    }
-                })?;
-            Ok(Some(PKey::new(k).expect("pool values are valid PKeys")))
-        }
+    taken
+}
+
+/// A PKey given with `--pkey`: inside the pool and used by nobody else.
+fn fixed_pkey(
+    t: &Topology,
+    ib: &crate::topology::Infiniband,
+    k: PKey,
+    taken: &BTreeMap<u16, String>,
+) -> Result<PKey, PlanError> {
+    let bad = |why: String, fix: &str| PlanError::NotUsable {
+        what: "PKey",
+        value: k.to_string(),
+        flag: "--pkey",
+        why,
+        fix: fix.to_string(),
+    };
+    if !ib.pkey_pool.contains(k.get().into()) {
+        return Err(bad(
+            format!(
+                "it is outside pkey_pool {} of {}",
+                ib.pkey_pool.display(true),
+                t.file
+            ),
+            "choose one inside the pool or use --pkey auto",
+        ));
     }
+    if let Some(who) = taken.get(&k.get()) {
+        return Err(bad(
+            format!("{who} uses it"),
+            "choose another PKey or use --pkey auto",
+        ));
+    }
+    Ok(k)
+}
+
+/// The first PKey of the pool nobody uses.
+fn free_pkey(
+    t: &Topology,
+    ib: &crate::topology::Infiniband,
+    taken: &BTreeMap<u16, String>,
+) -> Result<PKey, PlanError> {
+    let pool: &RangeSet = &ib.pkey_pool;
+    let k = pool
+        .first_free(|v| taken.contains_key(&(v as u16)))
+        .ok_or_else(|| {
+            let in_pool: BTreeMap<u16, String> = taken
+                .iter()
+                .filter(|(v, _)| pool.contains(u64::from(**v)))
+                .map(|(v, w)| (*v, w.clone()))
+                .collect();
+            PlanError::PoolExhausted {
+                what: "PKey",
+                pool: pool.display(true),
+                holders: holders_text(&in_pool, true, 8),
+                file: t.file.clone(),
+            }
+        })?;
+    Ok(PKey::new(k).expect("pool values are valid PKeys"))
 }
 
 fn disconnected(

@@ -44,7 +44,7 @@ pub enum StateError {
         sqlite::SCHEMA_VERSION
     )]
     NewerSchema { path: String, found: i64 },
-    #[error("state file {path}: {what} is corrupt: {why}; jobnet will not guess (inspect it with sqlite3, or `jobnet down --force` after cleaning up by hand)")]
+    #[error("state file {path}: {what} is corrupt: {why}; jobnet will not guess: inspect and repair the row with sqlite3 (the devices still carry what it undoes), then run the command again")]
     Corrupt {
         path: String,
         what: String,
@@ -206,6 +206,8 @@ pub struct NewJob {
 /// A device as the journal records it: enough to reach it again for undo.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DeviceRecord {
+    /// `device` in JSON (the journal rows of `status --job`).
+    #[serde(rename = "device")]
     pub name: String,
     pub driver: String,
     pub address: String,
@@ -243,16 +245,12 @@ impl JournalOp {
         }
     }
 
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let v: serde_json::Value = serde_json::from_str(text)?;
         if v.get("op").and_then(|o| o.as_str()) == Some("partition") {
-            serde_json::from_value(v)
-                .map(JournalOp::Partition)
-                .map_err(|e| e.to_string())
+            serde_json::from_value(v).map(JournalOp::Partition)
         } else {
-            serde_json::from_value(v)
-                .map(JournalOp::Device)
-                .map_err(|e| e.to_string())
+            serde_json::from_value(v).map(JournalOp::Device)
         }
     }
 }
@@ -337,12 +335,19 @@ pub struct Abandoned {
     /// The lines that would undo it, to run by hand.
     pub undo: Vec<String>,
     pub reason: String,
-    /// Seconds since the epoch.
+    /// Seconds since the epoch (RFC 3339 text in JSON).
+    #[serde(serialize_with = "crate::base::time::serialize_rfc3339")]
     pub time: f64,
 }
 
 /// A held lock (a device's session slot, a port); released when dropped.
 pub struct Held(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Held")
+    }
+}
 
 impl Held {
     pub fn new(inner: impl std::any::Any + Send) -> Self {

@@ -664,12 +664,11 @@ impl StateStore for SqliteStore {
                 }
             }
             if start.elapsed() >= wait {
-                return Err(LockError::Busy {
-                    path: format!(
-                        "all {slots} session slots of {device} ({})",
-                        self.lock_dir.display()
-                    ),
+                return Err(LockError::SlotsBusy {
+                    device: device.to_string(),
+                    slots,
                     secs: wait.as_secs(),
+                    dir: self.lock_dir.display().to_string(),
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -705,6 +704,31 @@ mod tests {
                 topology: "t".into(),
             }))
         })
+    }
+
+    #[test]
+    fn device_slots_are_bounded() {
+        let path = scratch("slots");
+        let s = SqliteStore::open(&path).unwrap();
+        let wait = Duration::from_millis(50);
+        let a = s.device_slot("sw1", 2, wait).unwrap();
+        let _b = s.device_slot("sw1", 2, wait).unwrap();
+        let e = s.device_slot("sw1", 2, wait).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("all 2 session slots of sw1 stayed busy"),
+            "{e}"
+        );
+        assert!(
+            s.device_slot("sw2", 2, wait).is_ok(),
+            "other devices are independent"
+        );
+        drop(a);
+        assert!(
+            s.device_slot("sw1", 2, wait).is_ok(),
+            "a freed slot is reused"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]

@@ -32,9 +32,22 @@ impl Default for FatTreeSpec {
     }
 }
 
+/// A fat-tree shape the generator refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ShapeError {
+    #[error("{flag} {value} is out of range 1..{max}")]
+    OutOfRange {
+        flag: &'static str,
+        value: usize,
+        max: usize,
+    },
+    #[error("this shape needs {links} links (more than 10000000); use fewer aggregation or core switches")]
+    TooManyLinks { links: u128 },
+}
+
 impl FatTreeSpec {
     /// Refuses shapes the generator cannot honour, instead of bending them.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ShapeError> {
         for (flag, v, max) in [
             ("--nodes", self.nodes, 1_000_000),
             ("--hosts-per-leaf", self.hosts_per_leaf, 4096),
@@ -43,7 +56,11 @@ impl FatTreeSpec {
             ("--cores-per-agg", self.cores_per_agg, 1024),
         ] {
             if v == 0 || v > max {
-                return Err(format!("{flag} {v} is out of range 1..{max}"));
+                return Err(ShapeError::OutOfRange {
+                    flag,
+                    value: v,
+                    max,
+                });
             }
         }
         let leaves = self.nodes.div_ceil(self.hosts_per_leaf);
@@ -51,9 +68,7 @@ impl FatTreeSpec {
         let links = leaves as u128 * self.aggs_per_pod as u128
             + (pods * self.aggs_per_pod) as u128 * self.cores_per_agg as u128;
         if links > 10_000_000 {
-            return Err(format!(
-                "this shape needs {links} links (more than 10000000); use fewer aggregation or core switches"
-            ));
+            return Err(ShapeError::TooManyLinks { links });
         }
         Ok(())
     }
@@ -124,6 +139,12 @@ pub fn fat_tree(spec: &FatTreeSpec) -> String {
             }
         }
     }
+    write_nodes(&mut y, spec, leaves, hpl, w);
+    y
+}
+
+/// The `nodes:` section: one hostlist entry per leaf, numbers zero-padded to width `w`.
+fn write_nodes(y: &mut String, spec: &FatTreeSpec, leaves: usize, hpl: usize, w: usize) {
     y.push_str("nodes:\n");
     for l in 0..leaves {
         let first = l * hpl + 1;
@@ -144,5 +165,4 @@ pub fn fat_tree(spec: &FatTreeSpec) -> String {
         }
         y.push_str("}\n");
     }
-    y
 }

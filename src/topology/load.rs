@@ -516,160 +516,17 @@ impl Reader<'_> {
         }
     }
 
+    /// The `infiniband` section.
     fn infiniband(&mut self, v: &Y) -> Option<Infiniband> {
         let f = self.fields(v, "`infiniband`", IB_KEYS)?;
         let (pool_text, loc) = self.req_str(&f, "pkey_pool", "`infiniband`")?;
         let pkey_pool = self.ranges(pool_text, loc, PKey::MIN, PKey::MAX, "PKey", "pkey_pool")?;
-        let partitions_conf = match f.get("partitions_conf") {
-            None => "/etc/opensm/partitions.conf".to_string(),
-            Some(p) => {
-                let (text, ploc) = self.scalar(p, "`partitions_conf`")?;
-                if !text.starts_with('/') || text.chars().any(|c| c.is_control()) {
-                    self.d.error(
-                        ploc,
-                        format!(
-                            "partitions_conf `{}` is not an absolute path",
-                            text.escape_debug()
-                        ),
-                        "write e.g. /etc/opensm/partitions.conf",
-                    );
-                    return None;
-                }
-                text.to_string()
-            }
-        };
+        let partitions_conf = self.partitions_conf(&f)?;
         let reload = f.get("reload").and_then(|r| self.reload(r));
-        let reload_window_ms = match f.get("reload_window_ms") {
-            None => 200,
-            Some(n) => match n.as_str().map(crate::base::types::parse_number) {
-                Some(Ok(v)) if v <= 60_000 => v,
-                _ => {
-                    self.d.error(
-                        n.loc,
-                        "reload_window_ms must be a whole number 0..60000",
-                        "e.g. `reload_window_ms: 200`",
-                    );
-                    200
-                }
-            },
-        };
-        let (mut verify_command, mut verify_timeout_ms) = (None, 5000);
-        if let Some(v) = f.get("verify") {
-            if let Some(vf) = self.fields(v, "`infiniband.verify`", &["command", "timeout_ms"]) {
-                match vf
-                    .get("command")
-                    .and_then(|c| self.scalar(c, "`verify.command`"))
-                {
-                    Some((c, _)) if c.contains("{guid}") && !c.chars().any(char::is_control) => {
-                        verify_command = Some(c.to_string())
-                    }
-                    Some((_, l)) => self.d.error(
-                        l,
-                        "verify.command must name the port with `{guid}`",
-                        "e.g. `smpquery -G pkeys {guid} 1`",
-                    ),
-                    None => {}
-                }
-                if let Some(t) = vf.get("timeout_ms") {
-                    match t.as_str().map(crate::base::types::parse_number) {
-                        Some(Ok(v)) if (1..=600_000).contains(&v) => verify_timeout_ms = v,
-                        _ => self.d.error(
-                            t.loc,
-                            "verify.timeout_ms must be 1..600000",
-                            "e.g. `timeout_ms: 5000`",
-                        ),
-                    }
-                }
-            }
-        }
-        let mut partition_flags = Vec::new();
-        if let Some(pf) = f.get("partition_flags") {
-            if let Some(ff) = self.fields(
-                pf,
-                "`infiniband.partition_flags`",
-                &["mtu", "rate", "sl", "defmember"],
-            ) {
-                for (k, v) in ff.pairs {
-                    let key = k.as_str().unwrap_or_default();
-                    let Some((val, vl)) = self.scalar(v, &format!("`partition_flags.{key}`"))
-                    else {
-                        continue;
-                    };
-                    let ok = match key {
-                        // IB MTU codes 1..5 (256..4096 bytes), rate codes 2..21, service levels 0..15.
-                        "mtu" => val.parse::<u8>().is_ok_and(|n| (1..=5).contains(&n)),
-                        "rate" => val.parse::<u8>().is_ok_and(|n| (2..=21).contains(&n)),
-                        "sl" => val.parse::<u8>().is_ok_and(|n| n <= 15),
-                        _ => ["full", "limited", "both"].contains(&val),
-                    };
-                    if ok {
-                        partition_flags.push(format!("{key}={val}"));
-                    } else {
-                        let want = match key {
-                            "mtu" => "an IB MTU code 1..5 (4 = 2048 bytes)",
-                            "rate" => "an IB rate code 2..21",
-                            "sl" => "a service level 0..15",
-                            _ => "full, limited or both",
-                        };
-                        self.d.error(
-                            vl,
-                            format!("partition_flags.{key} `{val}` is not valid"),
-                            format!("give {want}"),
-                        );
-                    }
-                }
-            }
-        }
-        let mut standbys = Vec::new();
-        if let Some(list) = f.get("standby_sms") {
-            for item in self.seq(list, "`infiniband.standby_sms`") {
-                let Some(sf) = self.fields(
-                    item,
-                    "a standby SM",
-                    &[
-                        "name",
-                        "address",
-                        "credentials",
-                        "ssh_legacy",
-                        "partitions_conf",
-                    ],
-                ) else {
-                    continue;
-                };
-                let Some((name, nl)) = self.req_str(&sf, "name", "a standby SM") else {
-                    continue;
-                };
-                let Some(name) = self.word("standby SM name", name, nl) else {
-                    continue;
-                };
-                let Some(address) = self
-                    .req_str(&sf, "address", "a standby SM")
-                    .and_then(|(t, l)| self.address(t, l))
-                else {
-                    continue;
-                };
-                let credentials = self.credentials(&sf);
-                let ssh_legacy = self.legacy(&sf);
-                let path = match sf
-                    .get("partitions_conf")
-                    .and_then(|n| self.scalar(n, "`partitions_conf`"))
-                {
-                    None => partitions_conf.clone(),
-                    Some((p, _)) if crate::base::types::safe_path(p) => p.to_string(),
-                    Some((p, pl)) => {
-                        self.d.error(pl, format!("standby partitions_conf `{}` is not an absolute path of letters, digits and /._-", p.escape_debug()), "e.g. /etc/opensm/partitions.conf");
-                        continue;
-                    }
-                };
-                standbys.push(Standby {
-                    name,
-                    address,
-                    credentials,
-                    ssh_legacy,
-                    partitions_conf: path,
-                });
-            }
-        }
+        let reload_window_ms = self.reload_window(&f);
+        let (verify_command, verify_timeout_ms) = self.verify(&f);
+        let partition_flags = self.partition_flags(&f);
+        let standbys = self.standby_sms(&f, &partitions_conf);
         Some(Infiniband {
             pkey_pool,
             partitions_conf,
@@ -680,6 +537,175 @@ impl Reader<'_> {
             verify_command,
             verify_timeout_ms,
             loc,
+        })
+    }
+
+    /// `infiniband.partitions_conf`: an absolute path, /etc/opensm/partitions.conf when not given.
+    fn partitions_conf(&mut self, f: &Fields) -> Option<String> {
+        let Some(p) = f.get("partitions_conf") else {
+            return Some("/etc/opensm/partitions.conf".to_string());
+        };
+        let (text, ploc) = self.scalar(p, "`partitions_conf`")?;
+        if !text.starts_with('/') || text.chars().any(|c| c.is_control()) {
+            self.d.error(
+                ploc,
+                format!(
+                    "partitions_conf `{}` is not an absolute path",
+                    text.escape_debug()
+                ),
+                "write e.g. /etc/opensm/partitions.conf",
+            );
+            return None;
+        }
+        Some(text.to_string())
+    }
+
+    /// `infiniband.reload_window_ms`: 0..60000, 200 when not given or invalid.
+    fn reload_window(&mut self, f: &Fields) -> u64 {
+        let Some(n) = f.get("reload_window_ms") else {
+            return 200;
+        };
+        match n.as_str().map(crate::base::types::parse_number) {
+            Some(Ok(v)) if v <= 60_000 => v,
+            _ => {
+                self.d.error(
+                    n.loc,
+                    "reload_window_ms must be a whole number 0..60000",
+                    "e.g. `reload_window_ms: 200`",
+                );
+                200
+            }
+        }
+    }
+
+    /// `infiniband.verify`: the command (naming the port with `{guid}`) and its timeout in ms.
+    fn verify(&mut self, f: &Fields) -> (Option<String>, u64) {
+        let (mut verify_command, mut verify_timeout_ms) = (None, 5000);
+        let Some(v) = f.get("verify") else {
+            return (verify_command, verify_timeout_ms);
+        };
+        let Some(vf) = self.fields(v, "`infiniband.verify`", &["command", "timeout_ms"]) else {
+            return (verify_command, verify_timeout_ms);
+        };
+        match vf
+            .get("command")
+            .and_then(|c| self.scalar(c, "`verify.command`"))
+        {
+            Some((c, _)) if c.contains("{guid}") && !c.chars().any(char::is_control) => {
+                verify_command = Some(c.to_string())
+            }
+            Some((_, l)) => self.d.error(
+                l,
+                "verify.command must name the port with `{guid}`",
+                "e.g. `smpquery -G pkeys {guid} 1`",
+            ),
+            None => {}
+        }
+        if let Some(t) = vf.get("timeout_ms") {
+            match t.as_str().map(crate::base::types::parse_number) {
+                Some(Ok(v)) if (1..=600_000).contains(&v) => verify_timeout_ms = v,
+                _ => self.d.error(
+                    t.loc,
+                    "verify.timeout_ms must be 1..600000",
+                    "e.g. `timeout_ms: 5000`",
+                ),
+            }
+        }
+        (verify_command, verify_timeout_ms)
+    }
+
+    /// `infiniband.partition_flags` as `key=value` header flags, each value checked.
+    fn partition_flags(&mut self, f: &Fields) -> Vec<String> {
+        let mut partition_flags = Vec::new();
+        let Some(pf) = f.get("partition_flags") else {
+            return partition_flags;
+        };
+        let Some(ff) = self.fields(
+            pf,
+            "`infiniband.partition_flags`",
+            &["mtu", "rate", "sl", "defmember"],
+        ) else {
+            return partition_flags;
+        };
+        for (k, v) in ff.pairs {
+            let key = k.as_str().unwrap_or_default();
+            let Some((val, vl)) = self.scalar(v, &format!("`partition_flags.{key}`")) else {
+                continue;
+            };
+            let ok = match key {
+                // IB MTU codes 1..5 (256..4096 bytes), rate codes 2..21, service levels 0..15.
+                "mtu" => val.parse::<u8>().is_ok_and(|n| (1..=5).contains(&n)),
+                "rate" => val.parse::<u8>().is_ok_and(|n| (2..=21).contains(&n)),
+                "sl" => val.parse::<u8>().is_ok_and(|n| n <= 15),
+                _ => ["full", "limited", "both"].contains(&val),
+            };
+            if ok {
+                partition_flags.push(format!("{key}={val}"));
+            } else {
+                let want = match key {
+                    "mtu" => "an IB MTU code 1..5 (4 = 2048 bytes)",
+                    "rate" => "an IB rate code 2..21",
+                    "sl" => "a service level 0..15",
+                    _ => "full, limited or both",
+                };
+                self.d.error(
+                    vl,
+                    format!("partition_flags.{key} `{val}` is not valid"),
+                    format!("give {want}"),
+                );
+            }
+        }
+        partition_flags
+    }
+
+    /// `infiniband.standby_sms`: the valid entries; `partitions_conf` is their default path.
+    fn standby_sms(&mut self, f: &Fields, partitions_conf: &str) -> Vec<Standby> {
+        let Some(list) = f.get("standby_sms") else {
+            return Vec::new();
+        };
+        self.seq(list, "`infiniband.standby_sms`")
+            .iter()
+            .filter_map(|item| self.standby(item, partitions_conf))
+            .collect()
+    }
+
+    /// One standby SM entry; `None` (with the error recorded) when it is unusable.
+    fn standby(&mut self, item: &Y, partitions_conf: &str) -> Option<Standby> {
+        let sf = self.fields(
+            item,
+            "a standby SM",
+            &[
+                "name",
+                "address",
+                "credentials",
+                "ssh_legacy",
+                "partitions_conf",
+            ],
+        )?;
+        let (name, nl) = self.req_str(&sf, "name", "a standby SM")?;
+        let name = self.word("standby SM name", name, nl)?;
+        let address = self
+            .req_str(&sf, "address", "a standby SM")
+            .and_then(|(t, l)| self.address(t, l))?;
+        let credentials = self.credentials(&sf);
+        let ssh_legacy = self.legacy(&sf);
+        let path = match sf
+            .get("partitions_conf")
+            .and_then(|n| self.scalar(n, "`partitions_conf`"))
+        {
+            None => partitions_conf.to_string(),
+            Some((p, _)) if crate::base::types::safe_path(p) => p.to_string(),
+            Some((p, pl)) => {
+                self.d.error(pl, format!("standby partitions_conf `{}` is not an absolute path of letters, digits and /._-", p.escape_debug()), "e.g. /etc/opensm/partitions.conf");
+                return None;
+            }
+        };
+        Some(Standby {
+            name,
+            address,
+            credentials,
+            ssh_legacy,
+            partitions_conf: path,
         })
     }
 
@@ -862,65 +888,9 @@ impl Reader<'_> {
                 return None;
             }
         };
-        let ports: Vec<Option<String>> = match port_field {
-            None => vec![None; names.len()],
-            Some((port_expr, ploc)) => {
-                let ports = match hostlist::expand(port_expr) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.d.error(
-                            ploc,
-                            e.to_string(),
-                            "write a port range like leaf1:Ethernet[1-24]",
-                        );
-                        return None;
-                    }
-                };
-                if names.len() != ports.len() {
-                    self.d.error(
-                        ploc,
-                        format!(
-                            "`{name_expr}` names {} nodes but `{port_expr}` names {} ports",
-                            names.len(),
-                            ports.len()
-                        ),
-                        "nodes and ports are paired one to one; make both ranges the same length",
-                    );
-                    return None;
-                }
-                ports.into_iter().map(Some).collect()
-            }
-        };
+        let ports = self.node_ports(name_expr, names.len(), port_field)?;
         let ploc = port_field.map_or(nloc, |(_, l)| l);
-        let mut guids: Vec<Option<PortGuid>> = vec![None; names.len()];
-        if let Some(g) = f.get("ib_guids") {
-            let items = self.seq(g, "`ib_guids`");
-            if items.len() != names.len() {
-                self.d.error(
-                    g.loc,
-                    format!(
-                        "`{name_expr}` names {} nodes but ib_guids has {} entries",
-                        names.len(),
-                        items.len()
-                    ),
-                    "give one port GUID per node, in the same order",
-                );
-                return None;
-            }
-            for (slot, item) in guids.iter_mut().zip(items) {
-                let Some((text, gloc)) = self.scalar(item, "a GUID") else {
-                    continue;
-                };
-                match PortGuid::parse(text) {
-                    Ok(guid) => *slot = Some(guid),
-                    Err(e) => self.d.error(
-                        gloc,
-                        format!("malformed GUID: {}", e.0),
-                        "take port GUIDs from `ibstat -p` or `jobnet topology import-ib`",
-                    ),
-                }
-            }
-        }
+        let guids = self.node_guids(&f, name_expr, names.len())?;
         let mut out = Vec::with_capacity(names.len());
         for ((name, port), ib_guid) in names.into_iter().zip(ports).zip(guids) {
             let name = self.word("node name", &name, nloc)?;
@@ -936,6 +906,82 @@ impl Reader<'_> {
             });
         }
         Some(out)
+    }
+
+    /// The expanded `port` range of a nodes entry, one per node (all `None` without `port`).
+    fn node_ports(
+        &mut self,
+        name_expr: &str,
+        count: usize,
+        port_field: Option<(&str, Loc)>,
+    ) -> Option<Vec<Option<String>>> {
+        let Some((port_expr, ploc)) = port_field else {
+            return Some(vec![None; count]);
+        };
+        let ports = match hostlist::expand(port_expr) {
+            Ok(p) => p,
+            Err(e) => {
+                self.d.error(
+                    ploc,
+                    e.to_string(),
+                    "write a port range like leaf1:Ethernet[1-24]",
+                );
+                return None;
+            }
+        };
+        if count != ports.len() {
+            self.d.error(
+                ploc,
+                format!(
+                    "`{name_expr}` names {} nodes but `{port_expr}` names {} ports",
+                    count,
+                    ports.len()
+                ),
+                "nodes and ports are paired one to one; make both ranges the same length",
+            );
+            return None;
+        }
+        Some(ports.into_iter().map(Some).collect())
+    }
+
+    /// The `ib_guids` of a nodes entry, one per node (`None` where absent or malformed).
+    fn node_guids(
+        &mut self,
+        f: &Fields,
+        name_expr: &str,
+        count: usize,
+    ) -> Option<Vec<Option<PortGuid>>> {
+        let mut guids: Vec<Option<PortGuid>> = vec![None; count];
+        let Some(g) = f.get("ib_guids") else {
+            return Some(guids);
+        };
+        let items = self.seq(g, "`ib_guids`");
+        if items.len() != count {
+            self.d.error(
+                g.loc,
+                format!(
+                    "`{name_expr}` names {} nodes but ib_guids has {} entries",
+                    count,
+                    items.len()
+                ),
+                "give one port GUID per node, in the same order",
+            );
+            return None;
+        }
+        for (slot, item) in guids.iter_mut().zip(items) {
+            let Some((text, gloc)) = self.scalar(item, "a GUID") else {
+                continue;
+            };
+            match PortGuid::parse(text) {
+                Ok(guid) => *slot = Some(guid),
+                Err(e) => self.d.error(
+                    gloc,
+                    format!("malformed GUID: {}", e.0),
+                    "take port GUIDs from `ibstat -p` or `jobnet topology import-ib`",
+                ),
+            }
+        }
+        Some(guids)
     }
 
     fn gateway(&mut self, y: &Y) -> Option<Gateway> {
@@ -978,8 +1024,20 @@ impl Reader<'_> {
         })
     }
 
+    /// Rules across entries (the second pass); reachability only once everything else holds.
     fn cross_checks(&mut self, t: &mut Topology, has_ib_section: bool) {
-        // Names: one namespace for switches, nodes and gateways.
+        self.check_names(t);
+        self.check_ports(t);
+        self.check_guids(t);
+        self.check_pools(t, has_ib_section);
+        self.check_parallel_links(t);
+        if !self.d.has_errors() {
+            self.check_reachability(t);
+        }
+    }
+
+    /// Names: one namespace for switches, nodes and gateways; fills the topology's indexes.
+    fn check_names(&mut self, t: &mut Topology) {
         let mut names: HashMap<String, (&'static str, Loc)> = HashMap::new();
         let mut claim = |d: &mut Diagnostics, name: &str, what: &'static str, loc: Loc| {
             if let Some((first_what, first)) = names.get(name) {
@@ -1010,8 +1068,10 @@ impl Reader<'_> {
         for g in &t.gateways {
             claim(self.d, &g.name, "gateway", g.loc);
         }
+    }
 
-        // Ports: each used once, each on a known switch.
+    /// Ports: each used once, each on a known switch.
+    fn check_ports(&mut self, t: &Topology) {
         let mut ports: HashMap<&PortRef, (String, Loc)> = HashMap::new();
         let switch_names: Vec<&str> = t.switches.iter().map(|s| s.name.as_str()).collect();
         let mut uses: Vec<(&PortRef, String, Loc)> = Vec::new();
@@ -1058,8 +1118,10 @@ impl Reader<'_> {
                 ports.insert(port, (user, loc));
             }
         }
+    }
 
-        // GUIDs: unique across nodes and gateways.
+    /// GUIDs: unique across nodes and gateways.
+    fn check_guids(&mut self, t: &Topology) {
         let mut guids: HashMap<PortGuid, (String, Loc)> = HashMap::new();
         let node_guids = t
             .nodes
@@ -1082,12 +1144,6 @@ impl Reader<'_> {
             } else {
                 guids.insert(g, (owner, loc));
             }
-        }
-
-        self.check_pools(t, has_ib_section);
-        self.check_parallel_links(t);
-        if !self.d.has_errors() {
-            self.check_reachability(t);
         }
     }
 

@@ -231,47 +231,13 @@ fn number(d: &mut Diagnostics, node: &Node, what: &str) -> Option<u64> {
     }
 }
 
+/// The profile in `root`, read in full so that every problem is reported.
 fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let pairs = map_pairs(d, root, "profile", PROFILE_KEYS)?;
-    let text = |d: &mut Diagnostics, key: &str| -> Option<String> {
-        match get(pairs, key).and_then(Node::as_str) {
-            Some(s) if !s.is_empty() => Some(s.to_string()),
-            _ => {
-                d.error(
-                    root.loc,
-                    format!("profile needs `{key}`"),
-                    "see docs/drivers.md",
-                );
-                None
-            }
-        }
-    };
-    let name = text(d, "name")?;
-    let source = text(d, "source").unwrap_or_default();
-    let kind = match text(d, "kind").as_deref() {
-        Some("ethernet") => DeviceKind::Ethernet,
-        Some("gateway") => DeviceKind::Gateway,
-        other => {
-            d.error(
-                root.loc,
-                format!("profile kind `{}` is unknown", other.unwrap_or("")),
-                "write `kind: ethernet` or `kind: gateway`",
-            );
-            return None;
-        }
-    };
-    let verified = match get(pairs, "verified").and_then(Node::as_str) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(o) => {
-            d.error(
-                root.loc,
-                format!("`verified: {o}` is not true or false"),
-                "write true or false",
-            );
-            true
-        }
-    };
+    let name = required_text(d, pairs, root, "name")?;
+    let source = required_text(d, pairs, root, "source").unwrap_or_default();
+    let kind = device_kind(d, pairs, root)?;
+    let verified = verified(d, pairs, root);
     let reserved_vlans = reserved(d, get(pairs, "reserved_vlans"));
     let vlan_name_max = get(pairs, "vlan_name_max")
         .and_then(Node::as_str)
@@ -284,17 +250,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let ssh = get(pairs, "ssh").map_or(SshDialect::default(), |n| ssh_dialect(d, n));
     let advice = get(pairs, "advice").map_or(Advice::default(), |n| advice(d, n));
     let sim = get(pairs, "sim").map(|n| sim_answers(d, n));
-    let driver = match get(pairs, "driver").and_then(Node::as_str) {
-        None | Some("cli") => DriverKind::Cli,
-        Some(other) => {
-            d.error(
-                root.loc,
-                format!("driver `{other}` is unknown"),
-                "write `driver: cli` (the only driver today) or leave it out",
-            );
-            DriverKind::Cli
-        }
-    };
+    let driver = driver_kind(d, pairs, root);
     Some(Profile {
         name,
         kind,
@@ -317,6 +273,73 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         ssh,
         sim,
     })
+}
+
+/// A top-level key of the profile that must be non-empty text.
+fn required_text(
+    d: &mut Diagnostics,
+    pairs: &[(Node, Node)],
+    root: &Node,
+    key: &str,
+) -> Option<String> {
+    match get(pairs, key).and_then(Node::as_str) {
+        Some(s) if !s.is_empty() => Some(s.to_string()),
+        _ => {
+            d.error(
+                root.loc,
+                format!("profile needs `{key}`"),
+                "see docs/drivers.md",
+            );
+            None
+        }
+    }
+}
+
+/// `kind`: the profile drives an Ethernet switch or a gateway.
+fn device_kind(d: &mut Diagnostics, pairs: &[(Node, Node)], root: &Node) -> Option<DeviceKind> {
+    match required_text(d, pairs, root, "kind").as_deref() {
+        Some("ethernet") => Some(DeviceKind::Ethernet),
+        Some("gateway") => Some(DeviceKind::Gateway),
+        other => {
+            d.error(
+                root.loc,
+                format!("profile kind `{}` is unknown", other.unwrap_or("")),
+                "write `kind: ethernet` or `kind: gateway`",
+            );
+            None
+        }
+    }
+}
+
+/// `verified`: true unless it says false.
+fn verified(d: &mut Diagnostics, pairs: &[(Node, Node)], root: &Node) -> bool {
+    match get(pairs, "verified").and_then(Node::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(o) => {
+            d.error(
+                root.loc,
+                format!("`verified: {o}` is not true or false"),
+                "write true or false",
+            );
+            true
+        }
+    }
+}
+
+/// `driver`: how the profile's lines are sent (only `cli` today).
+fn driver_kind(d: &mut Diagnostics, pairs: &[(Node, Node)], root: &Node) -> DriverKind {
+    match get(pairs, "driver").and_then(Node::as_str) {
+        None | Some("cli") => DriverKind::Cli,
+        Some(other) => {
+            d.error(
+                root.loc,
+                format!("driver `{other}` is unknown"),
+                "write `driver: cli` (the only driver today) or leave it out",
+            );
+            DriverKind::Cli
+        }
+    }
 }
 
 fn reserved(d: &mut Diagnostics, node: Option<&Node>) -> RangeSet {

@@ -111,68 +111,9 @@ impl Credentials {
                 Kind::Map(pairs) => {
                     for (k, v) in pairs {
                         let name = k.as_str().unwrap_or_default().to_string();
-                        let Kind::Map(fields) = &v.kind else {
-                            d.error(
-                                v.loc,
-                                format!("entry `{name}` must be a mapping"),
-                                "give username and password or key_file",
-                            );
-                            continue;
-                        };
-                        let get = |key: &str| {
-                            fields
-                                .iter()
-                                .find(|(k, _)| k.as_str() == Some(key))
-                                .map(|(_, v)| v)
-                        };
-                        for (fk, _) in fields {
-                            let key = fk.as_str().unwrap_or_default();
-                            if !["username", "password", "key_file", "enable_password"]
-                                .contains(&key)
-                            {
-                                // Name the key, never its value: it may be a secret.
-                                d.error(
-                                    fk.loc,
-                                    format!("unknown key `{key}` in entry `{name}`"),
-                                    "allowed: username, password, key_file, enable_password",
-                                );
-                            }
+                        if let Some(login) = entry(&name, v, &mut d) {
+                            entries.insert(name, login);
                         }
-                        let username = get("username")
-                            .and_then(|n| n.as_str())
-                            .unwrap_or_default()
-                            .to_string();
-                        if username.is_empty() {
-                            d.error(
-                                v.loc,
-                                format!("entry `{name}` lacks `username`"),
-                                "add `username: ...`",
-                            );
-                        }
-                        let auth = match (
-                            get("password").and_then(|n| n.as_str()),
-                            get("key_file").and_then(|n| n.as_str()),
-                        ) {
-                            (Some(p), None) if !p.is_empty() => Auth::Password(p.to_string()),
-                            (None, Some(k)) if k.starts_with('/') => {
-                                Auth::KeyFile(PathBuf::from(k))
-                            }
-                            _ => {
-                                d.error(v.loc, format!("entry `{name}` needs exactly one of `password` or `key_file` (an absolute path)"), "see docs/operations.md");
-                                continue;
-                            }
-                        };
-                        let enable_password = get("enable_password")
-                            .and_then(|n| n.as_str())
-                            .map(str::to_string);
-                        entries.insert(
-                            name,
-                            Login {
-                                username,
-                                auth,
-                                enable_password,
-                            },
-                        );
                     }
                 }
                 _ if root.is_null() => {}
@@ -208,6 +149,65 @@ impl Credentials {
                 device: device.into(),
             })
     }
+}
+
+/// One entry `name`; `None` (with the error recorded) when it has no usable way to log in.
+fn entry(name: &str, v: &yaml::Node, d: &mut Diagnostics) -> Option<Login> {
+    let Kind::Map(fields) = &v.kind else {
+        d.error(
+            v.loc,
+            format!("entry `{name}` must be a mapping"),
+            "give username and password or key_file",
+        );
+        return None;
+    };
+    let get = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    };
+    for (fk, _) in fields {
+        let key = fk.as_str().unwrap_or_default();
+        if !["username", "password", "key_file", "enable_password"].contains(&key) {
+            // Name the key, never its value: it may be a secret.
+            d.error(
+                fk.loc,
+                format!("unknown key `{key}` in entry `{name}`"),
+                "allowed: username, password, key_file, enable_password",
+            );
+        }
+    }
+    let username = get("username")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if username.is_empty() {
+        d.error(
+            v.loc,
+            format!("entry `{name}` lacks `username`"),
+            "add `username: ...`",
+        );
+    }
+    let auth = match (
+        get("password").and_then(|n| n.as_str()),
+        get("key_file").and_then(|n| n.as_str()),
+    ) {
+        (Some(p), None) if !p.is_empty() => Auth::Password(p.to_string()),
+        (None, Some(k)) if k.starts_with('/') => Auth::KeyFile(PathBuf::from(k)),
+        _ => {
+            d.error(v.loc, format!("entry `{name}` needs exactly one of `password` or `key_file` (an absolute path)"), "see docs/operations.md");
+            return None;
+        }
+    };
+    let enable_password = get("enable_password")
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
+    Some(Login {
+        username,
+        auth,
+        enable_password,
+    })
 }
 
 #[cfg(test)]

@@ -7,17 +7,15 @@
 //!   injectable faults, for tests and benchmarks.
 //!
 //! A [`Connector`] opens one [`Session`] per device per apply; every line of that device goes
-//! through it. [`DeviceLock`] bounds how many sessions all jobnet processes together hold to one
-//! device.
+//! through it. How many sessions all jobnet processes together hold to one device is bounded by
+//! the state store (`StateStore::device_slot`).
 
 pub mod credentials;
 pub mod local;
 pub mod ssh;
 
 use crate::drivers::Profile;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A device failure, naming the device, what was sent and what the device answered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +91,30 @@ pub struct Target {
     pub legacy: bool,
 }
 
+impl Target {
+    pub fn new(
+        name: &str,
+        driver: &str,
+        address: &str,
+        credentials: Option<&str>,
+        legacy: bool,
+    ) -> Self {
+        Target {
+            name: name.to_string(),
+            driver: driver.to_string(),
+            address: address.to_string(),
+            credentials: credentials.map(str::to_string),
+            legacy,
+        }
+    }
+
+    /// `address: local`: the device is this host (commands run here, e.g. Open vSwitch's
+    /// ovs-vsctl), not reached over SSH. Which driver speaks to it is the profile's `driver:`.
+    pub fn is_local(&self) -> bool {
+        self.address == "local"
+    }
+}
+
 /// Opens sessions.
 pub trait Connector: Sync {
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError>;
@@ -117,7 +139,7 @@ pub struct RealConnector {
 
 impl Connector for RealConnector {
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
-        if target.address == "local" {
+        if target.is_local() {
             return Ok(Box::new(local::LocalSession::new(
                 &target.name,
                 profile,
@@ -128,15 +150,18 @@ impl Connector for RealConnector {
     }
 
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
-        if target.address == "local" {
+        if target.is_local() {
             let fail = |e: std::io::Error| DeviceError::Rejected {
                 device: target.name.clone(),
                 command: format!("write {path}"),
                 answer: e.to_string(),
             };
-            let tmp = format!("{path}.jobnet-tmp");
-            std::fs::write(&tmp, text).map_err(fail)?;
-            return std::fs::rename(&tmp, path).map_err(fail);
+            return crate::base::fsutil::replace_file(
+                std::path::Path::new(path),
+                text.as_bytes(),
+                0o644,
+            )
+            .map_err(fail);
         }
         self.ssh.install_file(target, path, text)
     }
@@ -160,132 +185,5 @@ pub fn check_answer(
             answer: answer.trim().to_string(),
         }),
         None => Ok(answer),
-    }
-}
-
-/// Exclusive use of one port of one device across all jobnet processes on this host: held while
-/// a job reads a port it may restrict and changes it, and while an undo decides whether a port
-/// gets every VLAN back (`open_ports: restrict`).
-#[derive(Debug)]
-pub struct PortLock {
-    _file: File,
-}
-
-impl PortLock {
-    pub fn acquire(
-        dir: &Path,
-        device: &str,
-        port: &str,
-        wait: Duration,
-    ) -> Result<Self, std::io::Error> {
-        std::fs::create_dir_all(dir)?;
-        // Port names hold `/` and `:`; encode every byte outside [A-Za-z0-9._-].
-        let encoded: String = port
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{device}.port.{encoded}.lock"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(PortLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("port {port} of {device} stayed locked by another jobnet process for {} s ({})", wait.as_secs(), path.display()),
-                    ))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            }
-        }
-    }
-}
-
-/// One of a device's session slots, held through an exclusive file lock: all jobnet processes on
-/// this host together hold at most `limit` sessions to one device. Released on drop (and by the
-/// kernel when a process dies).
-#[derive(Debug)]
-pub struct DeviceLock {
-    _file: File,
-    pub path: PathBuf,
-}
-
-impl DeviceLock {
-    pub fn acquire(
-        dir: &Path,
-        device: &str,
-        limit: usize,
-        wait: Duration,
-    ) -> Result<Self, std::io::Error> {
-        std::fs::create_dir_all(dir)?;
-        let start = Instant::now();
-        loop {
-            for slot in 0..limit.max(1) {
-                let path = dir.join(format!("{device}.{slot}.lock"));
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)?;
-                match file.try_lock() {
-                    Ok(()) => return Ok(DeviceLock { _file: file, path }),
-                    Err(std::fs::TryLockError::WouldBlock) => {}
-                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
-                }
-            }
-            if start.elapsed() >= wait {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "all {limit} session slots of {device} stayed busy for {} s",
-                        wait.as_secs()
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_slots_are_bounded() {
-        let dir = std::env::temp_dir().join(format!("jobnet-locks-{}", std::process::id()));
-        let a = DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).unwrap();
-        let b = DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).unwrap();
-        assert_ne!(a.path, b.path);
-        let e = DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("all 2 session slots of sw1 stayed busy"),
-            "{e}"
-        );
-        assert!(
-            DeviceLock::acquire(&dir, "sw2", 2, Duration::from_millis(50)).is_ok(),
-            "other devices are independent"
-        );
-        drop(a);
-        assert!(
-            DeviceLock::acquire(&dir, "sw1", 2, Duration::from_millis(50)).is_ok(),
-            "a freed slot is reused"
-        );
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -228,39 +228,49 @@ impl SshConnector {
                         .take()
                         .unwrap_or_else(|| ssh_error(&e, target.legacy))
                 })?;
-                let ok = match &login.auth {
-                    Auth::Password(p) => client
-                        .authenticate_password(login.username.clone(), p.clone())
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    Auth::KeyFile(path) => {
-                        let key = russh::keys::load_secret_key(path, None)
-                            .map_err(|e| format!("cannot load key file {}: {e}", path.display()))?;
-                        let hash = client
-                            .best_supported_rsa_hash()
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .flatten();
-                        client
-                            .authenticate_publickey(
-                                login.username.clone(),
-                                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
-                            )
-                            .await
-                            .map_err(|e| e.to_string())?
-                    }
-                };
-                if !ok.success() {
-                    return Err(format!(
-                        "authentication refused for user {} (credentials entry `{name}`)",
-                        login.username
-                    ));
-                }
+                authenticate(&mut client, &login, name).await?;
                 Ok::<_, String>(client)
             })
             .map_err(fail)?;
         Ok((client, login, name.to_string()))
     }
+}
+
+/// Logs in with the password or key file of credentials entry `name`.
+async fn authenticate(
+    client: &mut client::Handle<Client>,
+    login: &crate::drivers::transport::credentials::Login,
+    name: &str,
+) -> Result<(), String> {
+    let ok = match &login.auth {
+        Auth::Password(p) => client
+            .authenticate_password(login.username.clone(), p.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+        Auth::KeyFile(path) => {
+            let key = russh::keys::load_secret_key(path, None)
+                .map_err(|e| format!("cannot load key file {}: {e}", path.display()))?;
+            let hash = client
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| e.to_string())?
+                .flatten();
+            client
+                .authenticate_publickey(
+                    login.username.clone(),
+                    PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    if !ok.success() {
+        return Err(format!(
+            "authentication refused for user {} (credentials entry `{name}`)",
+            login.username
+        ));
+    }
+    Ok(())
 }
 
 impl Connector for SshConnector {
@@ -395,9 +405,7 @@ impl Connector for SshConnector {
         session.timeout = self.opts.command_timeout;
         if session.channel.is_some() {
             if let Some(cmd) = profile.enable.clone() {
-                session
-                    .enable(&cmd, login.enable_password.as_deref(), name)
-                    .map_err(fail)?;
+                session.enable(&cmd, login.enable_password.as_deref(), name, &fail)?;
             }
         }
         Ok(Box::new(session))
@@ -517,29 +525,35 @@ impl SshSession {
         sent.map_err(|e| self.lost(command, &e.to_string()))
     }
 
-    /// Enters privileged mode, answering a password prompt with `password`.
-    fn enable(&mut self, command: &str, password: Option<&str>, entry: &str) -> Result<(), String> {
+    /// Enters privileged mode, answering a password prompt with `password`; failures are
+    /// connection failures (`fail` names the device and address).
+    fn enable(
+        &mut self,
+        command: &str,
+        password: Option<&str>,
+        entry: &str,
+        fail: &dyn Fn(String) -> DeviceError,
+    ) -> Result<(), DeviceError> {
         let password_prompt = regex::Regex::new(r"(?i)password:\s*$").expect("static regex");
-        self.send(&format!("{command}\n"), command)
-            .map_err(|e| e.to_string())?;
+        let wrap = |e: DeviceError| fail(e.to_string());
+        self.send(&format!("{command}\n"), command).map_err(wrap)?;
         let (text, asked) = self
             .read_until(command, Some(&password_prompt))
-            .map_err(|e| e.to_string())?;
+            .map_err(wrap)?;
         let answer = if asked {
             let Some(pw) = password else {
-                return Err(format!("`{command}` asks for a password; add `enable_password` to credentials entry `{entry}`"));
+                return Err(fail(format!("`{command}` asks for a password; add `enable_password` to credentials entry `{entry}`")));
             };
-            self.send(&format!("{pw}\n"), command)
-                .map_err(|e| e.to_string())?;
-            self.read_to_prompt(command).map_err(|e| e.to_string())?
+            self.send(&format!("{pw}\n"), command).map_err(wrap)?;
+            self.read_to_prompt(command).map_err(wrap)?
         } else {
             text
         };
         match check_answer(&self.profile, &self.device, command, answer) {
             Ok(_) => Ok(()),
-            Err(_) => Err(format!(
+            Err(_) => Err(fail(format!(
                 "`{command}` was refused (wrong enable_password in credentials entry `{entry}`?)"
-            )),
+            ))),
         }
     }
 

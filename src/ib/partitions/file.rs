@@ -158,9 +158,9 @@ pub fn update(
             source: e.into_io(),
         })?;
     let conf = super::Current::read(old.as_deref(), &p)
-        .map_err(|errors| WriteError::Invalid {
+        .map_err(|e| WriteError::Invalid {
             path: p.clone(),
-            errors,
+            errors: e.to_string(),
         })?
         .conf();
     let new = change(&conf);

@@ -169,6 +169,8 @@ impl Parser<'_> {
         Loc { line, col }
     }
 
+    /// A statement's header (`Name[=PKey][,flag[=value]]*`, up to its `:`); `None` when OpenSM
+    /// rejects it.
     fn header(&mut self, text: &str, line: usize, col: usize) -> Option<Statement> {
         let mut parts = text.split(',');
         let first = parts.next().unwrap_or("");
@@ -182,39 +184,10 @@ impl Parser<'_> {
             (name, id)
         };
         let loc = Self::at(line, col);
-        let mut pkey = None;
-        if let Some(id) = id {
-            match c_number(id) {
-                None => {
-                    self.d.error(
-                        loc,
-                        format!("bad partition definition: PKey `{id}` is not a number"),
-                        "write the PKey as 0x followed by hex digits, e.g. 0x0010",
-                    );
-                    return None;
-                }
-                Some((v, octal)) => {
-                    if v > 0xffff {
-                        self.d.error(loc, format!("PKey `{id}` is larger than 16 bits: OpenSM silently truncates it to {:#06x}", v & 0xffff), "write the PKey in 0x0001..0x7ffe");
-                    }
-                    if octal {
-                        self.d.error(
-                            loc,
-                            format!(
-                                "PKey `{id}` starts with 0 and is read as OCTAL ({:#06x})",
-                                v & 0xffff
-                            ),
-                            "write it as 0x hex",
-                        );
-                    }
-                    let key = (v as u16) & 0x7fff;
-                    if key == 0 {
-                        self.d.error(loc, format!("PKey `{id}` is 0 once its membership bit is dropped, which is invalid"), "use 0x0001..0x7ffe");
-                    }
-                    pkey = Some(key);
-                }
-            }
-        }
+        let pkey = match id {
+            Some(id) => Some(self.pkey(id, loc)?),
+            None => None,
+        };
         if name.is_empty() && pkey.is_none() {
             self.d.error(
                 loc,
@@ -246,67 +219,7 @@ impl Parser<'_> {
                 );
                 continue;
             }
-
-            let known = [
-                "ipoib",
-                "defmember",
-                "mtu",
-                "rate",
-                "sl",
-                "scope",
-                "Q_Key",
-                "TClass",
-                "FlowLabel",
-            ];
-            let lower = flag.to_ascii_lowercase();
-            match known.iter().find(|k| prefix_of(flag, k)) {
-                None => match known.iter().find(|k| prefix_of(&lower, &k.to_ascii_lowercase())) {
-                    Some(k) => self.d.error(
-                        loc,
-                        format!("flag `{flag}` is not `{k}`: OpenSM's flags are case-sensitive and it silently ignores `{flag}`"),
-                        format!("write `{k}`"),
-                    ),
-                    None => self.d.warning(
-                        loc,
-                        format!("unknown partition flag `{flag}`: OpenSM ignores it"),
-                        format!("known flags: {}", known.join(", ")),
-                    ),
-                },
-                Some(k) => {
-                    if *k != flag {
-                        self.d.warning(
-                            loc,
-                            format!("flag `{flag}` is read as `{k}` (OpenSM matches prefixes)"),
-                            format!("write `{k}`"),
-                        );
-                    }
-                    if *k == "defmember" {
-                        let v = val.as_deref().unwrap_or("");
-                        if membership_of(v).is_none() {
-                            self.d.error(
-                                loc,
-                                format!("defmember `{v}` is not full, limited or both (case-sensitive): OpenSM skips the flag and members without `=full` stay LIMITED"),
-                                "write defmember=full (lower case)",
-                            );
-                        }
-                    }
-                    if matches!(*k, "mtu" | "rate" | "sl" | "scope")
-                        && !val
-                            .as_deref()
-                            .and_then(c_number)
-                            .is_some_and(|(v, _)| v > 0 || *k == "sl")
-                    {
-                        self.d.warning(
-                            loc,
-                            format!(
-                                "flag `{k}` needs a number, got `{}`: OpenSM skips it",
-                                val.as_deref().unwrap_or("")
-                            ),
-                            "give a value, e.g. mtu=4",
-                        );
-                    }
-                }
-            }
+            self.flag(flag, val.as_deref(), loc);
             flags.push((flag.to_string(), val));
         }
         Some(Statement {
@@ -317,6 +230,109 @@ impl Parser<'_> {
             members: Vec::new(),
             terminated: false,
         })
+    }
+
+    /// The PKey of a header as OpenSM stores it (16 bits, membership bit cleared); `None` when it
+    /// is not a number at all.
+    fn pkey(&mut self, id: &str, loc: Loc) -> Option<u16> {
+        let Some((v, octal)) = c_number(id) else {
+            self.d.error(
+                loc,
+                format!("bad partition definition: PKey `{id}` is not a number"),
+                "write the PKey as 0x followed by hex digits, e.g. 0x0010",
+            );
+            return None;
+        };
+        if v > 0xffff {
+            self.d.error(
+                loc,
+                format!(
+                    "PKey `{id}` is larger than 16 bits: OpenSM silently truncates it to {:#06x}",
+                    v & 0xffff
+                ),
+                "write the PKey in 0x0001..0x7ffe",
+            );
+        }
+        if octal {
+            self.d.error(
+                loc,
+                format!(
+                    "PKey `{id}` starts with 0 and is read as OCTAL ({:#06x})",
+                    v & 0xffff
+                ),
+                "write it as 0x hex",
+            );
+        }
+        let key = (v as u16) & 0x7fff;
+        if key == 0 {
+            self.d.error(
+                loc,
+                format!("PKey `{id}` is 0 once its membership bit is dropped, which is invalid"),
+                "use 0x0001..0x7ffe",
+            );
+        }
+        Some(key)
+    }
+
+    /// Checks one header flag the way OpenSM matches it: a case-sensitive prefix of a known flag.
+    fn flag(&mut self, flag: &str, val: Option<&str>, loc: Loc) {
+        let known = [
+            "ipoib",
+            "defmember",
+            "mtu",
+            "rate",
+            "sl",
+            "scope",
+            "Q_Key",
+            "TClass",
+            "FlowLabel",
+        ];
+        let lower = flag.to_ascii_lowercase();
+        match known.iter().find(|k| prefix_of(flag, k)) {
+            None => match known.iter().find(|k| prefix_of(&lower, &k.to_ascii_lowercase())) {
+                Some(k) => self.d.error(
+                    loc,
+                    format!("flag `{flag}` is not `{k}`: OpenSM's flags are case-sensitive and it silently ignores `{flag}`"),
+                    format!("write `{k}`"),
+                ),
+                None => self.d.warning(
+                    loc,
+                    format!("unknown partition flag `{flag}`: OpenSM ignores it"),
+                    format!("known flags: {}", known.join(", ")),
+                ),
+            },
+            Some(k) => {
+                if *k != flag {
+                    self.d.warning(
+                        loc,
+                        format!("flag `{flag}` is read as `{k}` (OpenSM matches prefixes)"),
+                        format!("write `{k}`"),
+                    );
+                }
+                if *k == "defmember" {
+                    let v = val.unwrap_or("");
+                    if membership_of(v).is_none() {
+                        self.d.error(
+                            loc,
+                            format!("defmember `{v}` is not full, limited or both (case-sensitive): OpenSM skips the flag and members without `=full` stay LIMITED"),
+                            "write defmember=full (lower case)",
+                        );
+                    }
+                }
+                if matches!(*k, "mtu" | "rate" | "sl" | "scope")
+                    && !val.and_then(c_number).is_some_and(|(v, _)| v > 0 || *k == "sl")
+                {
+                    self.d.warning(
+                        loc,
+                        format!(
+                            "flag `{k}` needs a number, got `{}`: OpenSM skips it",
+                            val.unwrap_or("")
+                        ),
+                        "give a value, e.g. mtu=4",
+                    );
+                }
+            }
+        }
     }
 
     /// Members in `text` (between the header's `:` or the line start and a `;` or the line end).
@@ -337,57 +353,8 @@ impl Parser<'_> {
                 // An mgid entry consumes the rest of the statement.
                 break;
             }
-            let keyword = [
-                ("ALL", MemberName::All),
-                ("ALL_CAS", MemberName::AllCas),
-                ("ALL_SWITCHES", MemberName::AllSwitches),
-                ("ALL_ROUTERS", MemberName::AllRouters),
-                ("SELF", MemberName::SelfPort),
-            ]
-            .into_iter()
-            .find(|(k, _)| prefix_of(name, k));
-            let member = match keyword {
-                Some((k, m)) => {
-                    if k != name {
-                        self.d.warning(
-                            loc,
-                            format!("member `{name}` is read as `{k}` (OpenSM matches prefixes)"),
-                            format!("write `{k}`"),
-                        );
-                    }
-                    m
-                }
-                None => match c_number(name) {
-                    Some((0, _)) | None => {
-                        let help = match self.current.as_ref() {
-                            Some(st) if st.loc.line < line && (item.contains(':') || name.contains(char::is_alphabetic)) => format!(
-                                "the partition `{}` that starts on line {} has no `;` before this line, so OpenSM reads this line as its members: end that statement with `;`",
-                                st.name, st.loc.line
-                            ),
-                            _ => "write a port GUID as 0x followed by up to 16 hex digits, or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF (keywords are case-sensitive)".to_string(),
-                        };
-                        self.d.error(loc, format!("bad PortGUID `{name}`"), help);
-                        return false;
-                    }
-                    Some((g, octal)) => {
-                        if octal {
-                            self.d.error(
-                                loc,
-                                format!(
-                                    "GUID `{name}` starts with 0 and is read as OCTAL ({g:#x})"
-                                ),
-                                "write GUIDs with 0x",
-                            );
-                        } else if !name.starts_with("0x") && !name.starts_with("0X") {
-                            self.d.warning(
-                                loc,
-                                format!("GUID `{name}` is decimal ({g:#x})"),
-                                "write GUIDs with 0x",
-                            );
-                        }
-                        MemberName::Guid(g)
-                    }
-                },
+            let Some(member) = self.member_name(name, item, line, loc) else {
+                return false;
             };
             if let Some(f) = flag {
                 self.membership(f, name, loc);
@@ -401,6 +368,59 @@ impl Parser<'_> {
             }
         }
         true
+    }
+
+    /// What a member's name selects: a keyword (as a prefix) or a port GUID; `None` when OpenSM
+    /// rejects it (`item` is the whole member text, for the hint).
+    fn member_name(&mut self, name: &str, item: &str, line: usize, loc: Loc) -> Option<MemberName> {
+        let keyword = [
+            ("ALL", MemberName::All),
+            ("ALL_CAS", MemberName::AllCas),
+            ("ALL_SWITCHES", MemberName::AllSwitches),
+            ("ALL_ROUTERS", MemberName::AllRouters),
+            ("SELF", MemberName::SelfPort),
+        ]
+        .into_iter()
+        .find(|(k, _)| prefix_of(name, k));
+        if let Some((k, m)) = keyword {
+            if k != name {
+                self.d.warning(
+                    loc,
+                    format!("member `{name}` is read as `{k}` (OpenSM matches prefixes)"),
+                    format!("write `{k}`"),
+                );
+            }
+            return Some(m);
+        }
+        match c_number(name) {
+            Some((0, _)) | None => {
+                let help = match self.current.as_ref() {
+                    Some(st) if st.loc.line < line && (item.contains(':') || name.contains(char::is_alphabetic)) => format!(
+                        "the partition `{}` that starts on line {} has no `;` before this line, so OpenSM reads this line as its members: end that statement with `;`",
+                        st.name, st.loc.line
+                    ),
+                    _ => "write a port GUID as 0x followed by up to 16 hex digits, or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF (keywords are case-sensitive)".to_string(),
+                };
+                self.d.error(loc, format!("bad PortGUID `{name}`"), help);
+                None
+            }
+            Some((g, octal)) => {
+                if octal {
+                    self.d.error(
+                        loc,
+                        format!("GUID `{name}` starts with 0 and is read as OCTAL ({g:#x})"),
+                        "write GUIDs with 0x",
+                    );
+                } else if !name.starts_with("0x") && !name.starts_with("0X") {
+                    self.d.warning(
+                        loc,
+                        format!("GUID `{name}` is decimal ({g:#x})"),
+                        "write GUIDs with 0x",
+                    );
+                }
+                Some(MemberName::Guid(g))
+            }
+        }
     }
 
     /// Checks a member's `=value`: OpenSM compares it case-sensitively as a prefix of `full`, then
@@ -439,34 +459,18 @@ impl Parser<'_> {
             self.out.push(st);
         }
     }
-}
 
-/// Checks a whole partitions.conf text; `file` is used in messages.
-pub fn check(text: &str, file: &str) -> Checked {
-    let mut d = Diagnostics::new(file);
-    let mut p = Parser {
-        d: &mut d,
-        out: Vec::new(),
-        current: None,
-    };
-    let mut failed = encoding(text, p.d);
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        if failed {
-            break;
-        }
-        let line = i + 1;
-        let body = raw.strip_suffix('\n').unwrap_or(raw);
+    /// Reads one line (without its newline); false when OpenSM stops reading the file there.
+    fn line(&mut self, line: usize, body: &str) -> bool {
         if body.len() > MAX_LINE {
-            p.d.error(Parser::at(line, MAX_LINE + 1), format!("line {line} is {} bytes long; OpenSM reads at most {MAX_LINE} and would split it mid-token", body.len()), "put one member per line");
-            failed = true;
-            continue;
+            self.d.error(Parser::at(line, MAX_LINE + 1), format!("line {line} is {} bytes long; OpenSM reads at most {MAX_LINE} and would split it mid-token", body.len()), "put one member per line");
+            return false;
         }
         let code = body.split('#').next().unwrap_or("");
         if ows_trim_start(code).starts_with(';') {
             let col = code.len() - ows_trim_start(code).len() + 1;
-            p.d.error(Parser::at(line, col), "`;` is the first character of the line: OpenSM's parser then reads stale bytes of the previous line", "put the `;` right after the last member");
-            failed = true;
-            continue;
+            self.d.error(Parser::at(line, col), "`;` is the first character of the line: OpenSM's parser then reads stale bytes of the previous line", "put the `;` right after the last member");
+            return false;
         }
         let mut pos = 0;
         while pos < code.len() {
@@ -478,88 +482,116 @@ pub fn check(text: &str, file: &str) -> Checked {
             let seg_end = code[start..].find(';').map(|k| start + k);
             let segment = &code[start..seg_end.unwrap_or(code.len())];
             if ows_trim(segment).is_empty() && seg_end.is_some() {
-                p.d.error(
+                self.d.error(
                     Parser::at(line, start + 1),
                     "an empty statement (`;;`): OpenSM's parser then reads stale bytes",
                     "remove the extra `;`",
                 );
-                failed = true;
-                break;
+                return false;
             }
-            let members_from = if p.current.is_none() {
-                let Some(colon) = segment.find(':') else {
-                    p.d.error(
-                        Parser::at(line, start + 1),
-                        format!("no partition definition found in `{}`", ows_trim(segment)),
-                        "a statement starts with `Name=PKey, flags :` on one line",
-                    );
-                    failed = true;
-                    break;
-                };
-                match p.header(&segment[..colon], line, start + 1) {
-                    Some(st) => p.current = Some(st),
-                    None => {
-                        failed = true;
-                        break;
-                    }
-                }
-                colon + 1
-            } else {
-                0
-            };
-            if !p.members(&segment[members_from..], line, start + members_from + 1) {
-                failed = true;
-                break;
+            if !self.segment(segment, line, start) {
+                return false;
             }
             match seg_end {
                 Some(e) => {
-                    p.close();
+                    self.close();
                     pos = e + 1;
                 }
                 None => break,
             }
         }
-        if failed {
-            // OpenSM stops at the first error; so do we (later positions would be noise).
-            break;
-        }
+        true
     }
-    if let Some(st) = p.current.take() {
-        if !failed {
-            p.d.warning(
-                st.loc,
-                format!("partition `{}` is not ended by `;`", st.name),
-                "end every statement with `;`",
-            );
-        }
-        p.out.push(st);
+
+    /// Reads the text of a line up to a `;` (or the line end), starting at byte `start`: a header
+    /// when no statement is open, then members; false on an error.
+    fn segment(&mut self, segment: &str, line: usize, start: usize) -> bool {
+        let members_from = if self.current.is_none() {
+            let Some(colon) = segment.find(':') else {
+                self.d.error(
+                    Parser::at(line, start + 1),
+                    format!("no partition definition found in `{}`", ows_trim(segment)),
+                    "a statement starts with `Name=PKey, flags :` on one line",
+                );
+                return false;
+            };
+            match self.header(&segment[..colon], line, start + 1) {
+                Some(st) => self.current = Some(st),
+                None => return false,
+            }
+            colon + 1
+        } else {
+            0
+        };
+        self.members(&segment[members_from..], line, start + members_from + 1)
     }
-    let statements = std::mem::take(&mut p.out);
-    let empty = !failed && statements.is_empty();
-    if !failed {
-        let mut seen: std::collections::BTreeMap<u16, &Statement> =
-            std::collections::BTreeMap::new();
-        for st in &statements {
-            if st.members.is_empty() {
-                d.warning(
+
+    /// The statements read; an open statement at the end counts (with a warning unless reading
+    /// `failed`).
+    fn finish(&mut self, failed: bool) -> Vec<Statement> {
+        if let Some(st) = self.current.take() {
+            if !failed {
+                self.d.warning(
                     st.loc,
-                    format!("partition `{}` has no members: OpenSM drops it", st.name),
-                    "add members or remove it",
+                    format!("partition `{}` is not ended by `;`", st.name),
+                    "end every statement with `;`",
                 );
             }
-            if let Some(k) = st.pkey {
-                if let Some(first) = seen.get(&k) {
-                    d.warning(st.loc, format!("PKey {k:#06x} of `{}` is also used by `{}` (line {}): OpenSM merges them into one partition", st.name, first.name, first.loc.line), "give each partition its own PKey");
-                } else {
-                    seen.insert(k, st);
-                }
+            self.out.push(st);
+        }
+        std::mem::take(&mut self.out)
+    }
+}
+
+/// Checks a whole partitions.conf text; `file` is used in messages.
+pub fn check(text: &str, file: &str) -> Checked {
+    let mut d = Diagnostics::new(file);
+    let mut p = Parser {
+        d: &mut d,
+        out: Vec::new(),
+        current: None,
+    };
+    let mut failed = encoding(text, p.d);
+    if !failed {
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
+            let body = raw.strip_suffix('\n').unwrap_or(raw);
+            if !p.line(i + 1, body) {
+                // OpenSM stops at the first error; so do we (later positions would be noise).
+                failed = true;
+                break;
             }
         }
+    }
+    let statements = p.finish(failed);
+    let empty = !failed && statements.is_empty();
+    if !failed {
+        statement_warnings(&statements, &mut d);
     }
     Checked {
         statements,
         diagnostics: d,
         empty,
+    }
+}
+
+/// What OpenSM accepts but drops or merges: statements without members, PKeys used twice.
+fn statement_warnings(statements: &[Statement], d: &mut Diagnostics) {
+    let mut seen: std::collections::BTreeMap<u16, &Statement> = std::collections::BTreeMap::new();
+    for st in statements {
+        if st.members.is_empty() {
+            d.warning(
+                st.loc,
+                format!("partition `{}` has no members: OpenSM drops it", st.name),
+                "add members or remove it",
+            );
+        }
+        if let Some(k) = st.pkey {
+            if let Some(first) = seen.get(&k) {
+                d.warning(st.loc, format!("PKey {k:#06x} of `{}` is also used by `{}` (line {}): OpenSM merges them into one partition", st.name, first.name, first.loc.line), "give each partition its own PKey");
+            } else {
+                seen.insert(k, st);
+            }
+        }
     }
 }
 

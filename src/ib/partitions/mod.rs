@@ -226,23 +226,30 @@ pub enum Current {
     Valid(ConfFile),
 }
 
+/// Why jobnet will not touch a partitions.conf.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// OpenSM would reject or misread it: one diagnostic per line.
+    #[error("{0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Region(#[from] RegionError),
+}
+
 impl Current {
-    /// Checks the current text (`None`: no file). `Err` lists why OpenSM would reject or misread
-    /// it, one diagnostic per line: jobnet never touches such a file.
-    pub fn read(text: Option<&str>, path: &str) -> Result<Self, String> {
+    /// Checks the current text (`None`: no file); jobnet never touches an unusable file.
+    pub fn read(text: Option<&str>, path: &str) -> Result<Self, Unusable> {
         let Some(text) = text else {
             return Ok(Current::Missing);
         };
         let checked = grammar::check(text, path);
         if checked.diagnostics.has_errors() {
-            return Err(checked.diagnostics.errors_text());
+            return Err(Unusable::Rejected(checked.diagnostics.errors_text()));
         }
         if checked.empty {
             return Ok(Current::NoPartitions(text.to_string()));
         }
-        ConfFile::parse(text, path)
-            .map(Current::Valid)
-            .map_err(|e| e.to_string())
+        Ok(Current::Valid(ConfFile::parse(text, path)?))
     }
 
     /// The file to add a job to.
