@@ -6,7 +6,9 @@
 #     work per switch (VLAN + 3 port operations)               (target: wall(32) <= 1.25 x wall(1))
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q --bin jobnet --bin jobnet-switch-sim
+# jobnet as shipped (no test kit); the simulator is part of the test kit.
+cargo build --release --locked -q --bin jobnet
+cargo build --release --locked -q --features testkit --bin jobnet-switch-sim
 B=target/bench/apply
 rm -rf "$B"; mkdir -p "$B"
 RUNS=${RUNS:-5}

@@ -1613,3 +1613,30 @@ fn an_unknown_job_state_in_the_database_is_an_error() {
         .code(1)
         .err_has("`upp`");
 }
+
+#[test]
+fn one_type_error_is_reported_once() {
+    let shipped = std::fs::read_to_string("topology/two-tier.yaml").unwrap();
+    // `switches` is not a list: every link and node names a switch that is now unknown.
+    let (o, p) = validate(
+        "switches-scalar.yaml",
+        &shipped.replace("switches:\n", "switches: oops\nold_switches:\n"),
+    );
+    o.code(2)
+        .err_has(&format!(
+            "{p}:14:11: error: `switches` must be a list, found a scalar"
+        ))
+        .err_has("is invalid: 2 error(s)");
+    assert!(!o.stderr.contains("unknown switch"), "{}", o.stderr);
+    // One switch entry that is not a mapping.
+    let (o, _) = validate(
+        "switch-scalar.yaml",
+        &shipped.replace(
+            "  - {name: spine1, driver: arista-eos, address: 192.0.2.1, credentials: fabric-admin}",
+            "  - spine1",
+        ),
+    );
+    o.code(2)
+        .err_has("error: a switch must be a mapping, found a scalar")
+        .err_has("is invalid: 1 error(s)");
+}

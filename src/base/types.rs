@@ -76,7 +76,10 @@ impl<'de> serde::Deserialize<'de> for VlanId {
 
 impl fmt::Display for VlanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0.to_string())
+        if f.width().is_some() {
+            return f.pad(&self.0.to_string());
+        }
+        write!(f, "{}", self.0)
     }
 }
 
@@ -115,7 +118,10 @@ impl PKey {
 
 impl fmt::Display for PKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{:#06x}", self.0))
+        if f.width().is_some() {
+            return f.pad(&format!("{:#06x}", self.0));
+        }
+        write!(f, "{:#06x}", self.0)
     }
 }
 
@@ -166,7 +172,10 @@ impl PortGuid {
 
 impl fmt::Display for PortGuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{:#018x}", self.0))
+        if f.width().is_some() {
+            return f.pad(&format!("{:#018x}", self.0));
+        }
+        write!(f, "{:#018x}", self.0)
     }
 }
 
@@ -261,7 +270,7 @@ impl PortRef {
     pub fn parse(text: &str) -> Result<Self, ValueError> {
         let Some((sw, port)) = text.split_once(':') else {
             return err(format!(
-                "`{text}` is not a port; write SWITCH:PORT, e.g. leaf1:Ethernet1"
+                "`{text}` is not a port (SWITCH:PORT, e.g. leaf1:Ethernet1)"
             ));
         };
         check_word("switch name", sw, NAME_PUNCT, 64)?;
@@ -275,7 +284,10 @@ impl PortRef {
 
 impl fmt::Display for PortRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{}:{}", self.switch, self.port))
+        if f.width().is_some() {
+            return f.pad(&format!("{}:{}", self.switch, self.port));
+        }
+        write!(f, "{}:{}", self.switch, self.port)
     }
 }
 

@@ -118,7 +118,12 @@ pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, Load
             return Err(LoadError::Invalid(d.sorted()));
         }
     };
-    let topo = Reader { d: &mut d, drivers }.read(&root, file);
+    let topo = Reader {
+        d: &mut d,
+        drivers,
+        switches_incomplete: false,
+    }
+    .read(&root, file);
     match topo {
         Some(t) if !d.has_errors() => {
             let warnings = d.sorted();
@@ -134,6 +139,10 @@ pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, Load
 struct Reader<'a> {
     d: &'a mut Diagnostics,
     drivers: &'a DriverSet,
+    /// The `switches` section or one of its entries could not be read (the error is recorded):
+    /// then a reference to a switch that is not known is not reported again — one mistake, one
+    /// error, not one per link and node.
+    switches_incomplete: bool,
 }
 
 /// The key/value pairs of a mapping, after unknown keys were reported.
@@ -334,7 +343,13 @@ impl Reader<'_> {
         };
         let ethernet = top.get("ethernet").and_then(|v| self.ethernet(v));
         let infiniband = top.get("infiniband").and_then(|v| self.infiniband(v));
+        let written = top.get("switches").map(|v| match &v.kind {
+            Kind::Seq(items) => items.len(),
+            _ if v.is_null() => 0,
+            _ => usize::MAX,
+        });
         let switches = self.list(&top, "switches", |r, y| r.switch(y));
+        self.switches_incomplete = written.is_some_and(|n| n != switches.len());
         let links = self.list(&top, "links", |r, y| r.link(y));
         let nodes: Vec<Node> = self
             .list(&top, "nodes", |r, y| r.nodes(y))
@@ -1038,7 +1053,11 @@ impl Reader<'_> {
 
     /// Names: one namespace for switches, nodes and gateways; fills the topology's indexes.
     fn check_names(&mut self, t: &mut Topology) {
-        let mut names: HashMap<String, (&'static str, Loc)> = HashMap::new();
+        // Sized up front: a 10,000-node fabric would otherwise rehash (and page-fault) its way up.
+        let mut names: HashMap<String, (&'static str, Loc)> =
+            HashMap::with_capacity(t.switches.len() + t.nodes.len() + t.gateways.len());
+        t.switch_index.reserve(t.switches.len());
+        t.node_index.reserve(t.nodes.len());
         let mut claim = |d: &mut Diagnostics, name: &str, what: &'static str, loc: Loc| {
             if let Some((first_what, first)) = names.get(name) {
                 d.error(
@@ -1072,9 +1091,10 @@ impl Reader<'_> {
 
     /// Ports: each used once, each on a known switch.
     fn check_ports(&mut self, t: &Topology) {
-        let mut ports: HashMap<&PortRef, (String, Loc)> = HashMap::new();
+        let n = 2 * t.links.len() + t.nodes.len() + t.gateways.len();
+        let mut ports: HashMap<&PortRef, (String, Loc)> = HashMap::with_capacity(n);
         let switch_names: Vec<&str> = t.switches.iter().map(|s| s.name.as_str()).collect();
-        let mut uses: Vec<(&PortRef, String, Loc)> = Vec::new();
+        let mut uses: Vec<(&PortRef, String, Loc)> = Vec::with_capacity(n);
         for l in &t.links {
             uses.push((&l.a, format!("link to {}", l.b), l.loc));
             uses.push((&l.b, format!("link to {}", l.a), l.loc));
@@ -1088,6 +1108,9 @@ impl Reader<'_> {
             uses.push((&g.ethernet_port, format!("gateway {}", g.name), g.loc));
         }
         for (port, user, loc) in uses {
+            if !t.switch_index.contains_key(&port.switch) && self.switches_incomplete {
+                continue;
+            }
             if !t.switch_index.contains_key(&port.switch) {
                 let hint = suggestion(&port.switch, switch_names.iter().copied());
                 let help = if hint.is_empty() {
@@ -1122,7 +1145,8 @@ impl Reader<'_> {
 
     /// GUIDs: unique across nodes and gateways.
     fn check_guids(&mut self, t: &Topology) {
-        let mut guids: HashMap<PortGuid, (String, Loc)> = HashMap::new();
+        let mut guids: HashMap<PortGuid, (String, Loc)> =
+            HashMap::with_capacity(t.nodes.len() + t.gateways.len());
         let node_guids = t
             .nodes
             .iter()
