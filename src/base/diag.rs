@@ -51,6 +51,14 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Diagnostics one per line, as every error message that carries them prints them.
+pub fn lines(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Collects the diagnostics of one file.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
@@ -90,12 +98,12 @@ impl Diagnostics {
 
     /// The errors only, sorted, one per line.
     pub fn errors_text(self) -> String {
-        self.sorted()
+        let errors: Vec<Diagnostic> = self
+            .sorted()
             .into_iter()
             .filter(|d| d.severity == Severity::Error)
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        lines(&errors)
     }
 
     /// How many errors there are.

@@ -7,7 +7,7 @@
 //! keys, which many YAML libraries silently overwrite, are reported. Anchors, aliases and tags
 //! are refused: topology files are data written by people, not programs.
 
-use crate::base::diag::Loc;
+use crate::base::diag::{Diagnostics, Loc};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 /// A YAML node with its position.
@@ -58,6 +58,14 @@ impl Node {
         matches!(&self.kind, Kind::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
+    /// The key/value pairs of a mapping (`None` for anything else).
+    pub fn pairs(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            Kind::Map(pairs) => Some(pairs),
+            _ => None,
+        }
+    }
+
     /// A word describing the node's kind, for error messages.
     pub fn kind_name(&self) -> &'static str {
         match &self.kind {
@@ -67,6 +75,46 @@ impl Node {
             Kind::Map(_) => "a mapping",
         }
     }
+}
+
+/// The reading of mappings every YAML input of jobnet shares (topology, driver profiles,
+/// credentials): `node`'s pairs, or the error `{what} must be a mapping, found {kind}` with
+/// `help`.
+pub fn mapping<'n>(
+    d: &mut Diagnostics,
+    node: &'n Node,
+    what: &str,
+    help: &str,
+) -> Option<&'n [(Node, Node)]> {
+    let pairs = node.pairs();
+    if pairs.is_none() {
+        d.error(
+            node.loc,
+            format!("{what} must be a mapping, found {}", node.kind_name()),
+            help,
+        );
+    }
+    pairs
+}
+
+/// The value of `key` in a mapping's pairs.
+pub fn get<'n>(pairs: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// The keys of a mapping that are not in `allowed`, with their positions (to report them: the
+/// caller words the message; a key's value is never shown, it may be a secret).
+pub fn unknown_keys<'n>(
+    pairs: &'n [(Node, Node)],
+    allowed: &'n [&str],
+) -> impl Iterator<Item = (&'n str, Loc)> + 'n {
+    pairs.iter().filter_map(move |(k, _)| {
+        let key = k.as_str().unwrap_or_default();
+        (!allowed.contains(&key)).then_some((key, k.loc))
+    })
 }
 
 enum Frame {

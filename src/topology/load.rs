@@ -40,10 +40,7 @@ fn file_message(e: &crate::base::limits::FileError) -> String {
 }
 
 fn render(d: &[Diagnostic]) -> String {
-    d.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::base::diag::lines(d)
 }
 
 /// Reads and validates the topology at `path`.
@@ -153,31 +150,17 @@ struct Fields<'n> {
 
 impl<'n> Fields<'n> {
     fn get(&self, key: &str) -> Option<&'n Y> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
+        yaml::get(self.pairs, key)
     }
 }
 
 impl Reader<'_> {
     fn fields<'n>(&mut self, node: &'n Y, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
-        let Kind::Map(pairs) = &node.kind else {
-            self.d.error(
-                node.loc,
-                format!("{what} must be a mapping, found {}", node.kind_name()),
-                "write `key: value` lines",
-            );
-            return None;
-        };
-        for (k, _) in pairs {
-            let key = k.as_str().unwrap_or_default();
-            if allowed.contains(&key) {
-                continue;
-            }
+        let pairs = yaml::mapping(self.d, node, what, "write `key: value` lines")?;
+        for (key, kloc) in yaml::unknown_keys(pairs, allowed) {
             if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
                 self.d.error(
-                    k.loc,
+                    kloc,
                     format!("`{key}` in {what}: secrets never go into topology files"),
                     "put it in the credentials file and refer to it with `credentials: NAME` (docs/topology.md)",
                 );
@@ -190,7 +173,7 @@ impl Reader<'_> {
                 hint
             };
             self.d
-                .error(k.loc, format!("unknown key `{key}` in {what}"), help);
+                .error(kloc, format!("unknown key `{key}` in {what}"), help);
         }
         Some(Fields {
             pairs,

@@ -393,7 +393,7 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid driver profile(s):\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    #[error("invalid driver profile(s):\n{}", crate::base::diag::lines(.0))]
     Invalid(Vec<crate::base::diag::Diagnostic>),
 }
 

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::base::diag::{Diagnostics, Loc};
 use crate::base::types::{RangeSet, VlanId};
-use crate::base::yaml::{self, Kind, Node};
+use crate::base::yaml::{self, get, Kind, Node};
 use regex::Regex;
 use std::collections::BTreeMap;
 
@@ -62,20 +62,12 @@ fn map_pairs<'a>(
     what: &str,
     allowed: &[&str],
 ) -> Option<&'a [(Node, Node)]> {
-    let Kind::Map(pairs) = &node.kind else {
-        d.error(
-            node.loc,
-            format!("{what} must be a mapping, found {}", node.kind_name()),
-            "see docs/drivers.md",
-        );
-        return None;
-    };
-    for (k, _) in pairs {
-        let key = k.as_str().unwrap_or_default();
-        if !allowed.is_empty() && !allowed.contains(&key) {
+    let pairs = yaml::mapping(d, node, what, "see docs/drivers.md")?;
+    if !allowed.is_empty() {
+        for (key, loc) in yaml::unknown_keys(pairs, allowed) {
             let hint = crate::base::diag::suggestion(key, allowed.iter().copied());
             d.error(
-                k.loc,
+                loc,
                 format!("unknown key `{key}` in {what}"),
                 if hint.is_empty() {
                     format!("allowed: {}", allowed.join(", "))
@@ -86,13 +78,6 @@ fn map_pairs<'a>(
         }
     }
     Some(pairs)
-}
-
-fn get<'a>(pairs: &'a [(Node, Node)], key: &str) -> Option<&'a Node> {
-    pairs
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
 }
 
 /// A list of single-line strings, with no check of their content.

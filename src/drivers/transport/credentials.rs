@@ -125,13 +125,9 @@ impl Credentials {
             },
         }
         if d.has_errors() {
-            return Err(CredentialsError::Invalid(
-                d.sorted()
-                    .iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ));
+            return Err(CredentialsError::Invalid(crate::base::diag::lines(
+                &d.sorted(),
+            )));
         }
         Ok(Credentials {
             path: path.to_string(),
@@ -153,7 +149,7 @@ impl Credentials {
 
 /// One entry `name`; `None` (with the error recorded) when it has no usable way to log in.
 fn entry(name: &str, v: &yaml::Node, d: &mut Diagnostics) -> Option<Login> {
-    let Kind::Map(fields) = &v.kind else {
+    let Some(fields) = v.pairs() else {
         d.error(
             v.loc,
             format!("entry `{name}` must be a mapping"),
@@ -161,22 +157,15 @@ fn entry(name: &str, v: &yaml::Node, d: &mut Diagnostics) -> Option<Login> {
         );
         return None;
     };
-    let get = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
-    };
-    for (fk, _) in fields {
-        let key = fk.as_str().unwrap_or_default();
-        if !["username", "password", "key_file", "enable_password"].contains(&key) {
-            // Name the key, never its value: it may be a secret.
-            d.error(
-                fk.loc,
-                format!("unknown key `{key}` in entry `{name}`"),
-                "allowed: username, password, key_file, enable_password",
-            );
-        }
+    let get = |key: &str| yaml::get(fields, key);
+    const KEYS: &[&str] = &["username", "password", "key_file", "enable_password"];
+    // Name the key, never its value: it may be a secret.
+    for (key, loc) in yaml::unknown_keys(fields, KEYS) {
+        d.error(
+            loc,
+            format!("unknown key `{key}` in entry `{name}`"),
+            "allowed: username, password, key_file, enable_password",
+        );
     }
     let username = get("username")
         .and_then(|n| n.as_str())
