@@ -154,12 +154,37 @@ pub struct JobStatus {
     pub journal: Vec<JournalRow>,
 }
 
+impl JobStatus {
+    fn new(row: JobRow, journal: Vec<JournalRow>) -> Self {
+        let devices: std::collections::BTreeSet<String> =
+            journal.iter().map(|j| j.device.name.clone()).collect();
+        JobStatus {
+            row,
+            devices: devices.into_iter().collect(),
+            journal,
+        }
+    }
+}
+
 /// What `status` found.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct StatusReport {
     /// Whether the state file exists (no job has ever run with it when not).
     pub exists: bool,
     pub jobs: Vec<JobStatus>,
+    /// Rows that could not be read (a job, or a job's journal), each naming the row.
+    pub damaged: Vec<StateError>,
+}
+
+/// How a command uses the state file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// Read an existing file only (`status`, `plan`).
+    Read,
+    /// Change an existing file, never create one (`down`, `recover`, `prune`).
+    Write,
+    /// Create the file if needed (`up`).
+    Create,
 }
 
 /// Which jobs `status` shows.
@@ -247,10 +272,10 @@ impl Context {
         req: &JobRequest,
         partitions_conf: Option<&Path>,
     ) -> Result<Plan, Error> {
-        let store = SqliteStore::open_existing(&self.options.state)?;
+        let store = self.store(Access::Read)?;
         let path = fabric.path.display().to_string();
         Ok(apply::dry_run(
-            store.as_ref().map(|s| s as &dyn StateStore),
+            store.as_deref(),
             self.drivers()?,
             &fabric.inputs(partitions_conf, &path),
             req,
@@ -267,12 +292,16 @@ impl Context {
     ) -> Result<UpReport, Error> {
         let path = fabric.path.display().to_string();
         let inputs = fabric.inputs(partitions_conf, &path);
-        self.with_env(None, progress, |env| apply::up(env, &inputs, req))
+        let store = self.store(Access::Create)?.expect("created");
+        self.with_env(store.as_ref(), None, progress, |env| {
+            apply::up(env, &inputs, req)
+        })
     }
 
     /// Takes a job's network down. `fabric`: reach its devices where this topology says (a
     /// re-addressed or replaced switch of the same name). `force`: release the job even if some
-    /// undo fails, recording what is left as abandoned.
+    /// undo fails, recording what is left as abandoned. Without a state file the job is not
+    /// known (and no file is created: see [`Context::state_exists`]).
     pub fn down(
         &self,
         job: &JobId,
@@ -280,20 +309,42 @@ impl Context {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<DownReport, Error> {
-        self.with_env(fabric, progress, |env| apply::down(env, job, force))
+        let Some(store) = self.store(Access::Write)? else {
+            return Ok(DownReport {
+                job: job.to_string(),
+                result: apply::DownResult::NotFound,
+                undone: 0,
+                devices: vec![],
+                abandoned: vec![],
+            });
+        };
+        self.with_env(store.as_ref(), fabric, progress, |env| {
+            apply::down(env, job, force)
+        })
     }
 
-    /// Finishes or undoes every job whose jobnet process died mid-change: one result per job.
+    /// Finishes or undoes every job whose jobnet process died mid-change: one result per job
+    /// (a job row that cannot be read is one failed result; the others are still recovered).
     pub fn recover(
         &self,
         progress: &dyn Progress,
     ) -> Result<Vec<Result<DownReport, ApplyError>>, Error> {
-        self.with_env(None, progress, apply::recover)
+        let Some(store) = self.store(Access::Write)? else {
+            return Ok(Vec::new());
+        };
+        self.with_env(store.as_ref(), None, progress, apply::recover)
     }
 
-    /// Jobs and their devices; creates no state file.
+    /// Whether the state file exists: `down`, `recover`, `status` and `plan` never create it,
+    /// so a caller can say that a mistyped `--state` found no jobs.
+    pub fn state_exists(&self) -> bool {
+        self.options.state.exists()
+    }
+
+    /// Jobs and their devices; reads the state file only (creates, migrates, writes nothing).
+    /// Listing all jobs survives damaged rows: each becomes one entry of `damaged`.
     pub fn status(&self, query: &StatusQuery) -> Result<StatusReport, Error> {
-        let Some(store) = SqliteStore::open_existing(&self.options.state)? else {
+        let Some(store) = self.store(Access::Read)? else {
             return match &query.job {
                 Some(j) => Err(Error::Input(format!(
                     "--job {j}: no such job: state file {} does not exist (check --state / $JOBNET_STATE)",
@@ -302,39 +353,45 @@ impl Context {
                 None => Ok(StatusReport::default()),
             };
         };
-        let rows = match &query.job {
-            Some(j) => match store.job(j)? {
-                Some(r) => vec![r],
-                None => {
-                    return Err(Error::Input(format!(
-                        "--job {j}: no such job in {}",
-                        self.options.state.display()
-                    )))
-                }
-            },
-            None => store
-                .jobs()?
-                .into_iter()
-                .filter(|r| query.all || r.state != crate::state::JobState::Down)
-                .collect(),
+        let mut report = StatusReport {
+            exists: true,
+            ..StatusReport::default()
         };
-        let mut jobs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let journal = store.journal(&row.job)?;
-            let devices: std::collections::BTreeSet<String> =
-                journal.iter().map(|j| j.device.name.clone()).collect();
-            jobs.push(JobStatus {
-                row,
-                devices: devices.into_iter().collect(),
-                journal,
-            });
+        if let Some(j) = &query.job {
+            // One job: its journal must read, or the command fails naming the row.
+            let Some(row) = store.job(j)? else {
+                return Err(Error::Input(format!(
+                    "--job {j}: no such job in {}",
+                    self.options.state.display()
+                )));
+            };
+            let journal = store.journal(j)?;
+            report.jobs.push(JobStatus::new(row, journal));
+            return Ok(report);
         }
-        Ok(StatusReport { exists: true, jobs })
+        for row in store.jobs_each()? {
+            let row = match row {
+                Ok(r) if query.all || r.state != crate::state::JobState::Down => r,
+                Ok(_) => continue,
+                Err(e) => {
+                    report.damaged.push(e);
+                    continue;
+                }
+            };
+            match store.journal(&row.job) {
+                Ok(journal) => report.jobs.push(JobStatus::new(row, journal)),
+                Err(e) => {
+                    report.damaged.push(e);
+                    report.jobs.push(JobStatus::new(row, Vec::new()));
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// What `down --force` abandoned, for an administrator to undo by hand.
     pub fn abandoned(&self) -> Result<Vec<Abandoned>, Error> {
-        Ok(match SqliteStore::open_existing(&self.options.state)? {
+        Ok(match self.store(Access::Read)? {
             Some(store) => store.abandoned()?,
             None => Vec::new(),
         })
@@ -342,7 +399,7 @@ impl Context {
 
     /// Forgets jobs that went down more than `age` ago, with their journals. Returns how many.
     pub fn prune(&self, age: Duration) -> Result<usize, Error> {
-        let Some(store) = SqliteStore::open_existing(&self.options.state)? else {
+        let Some(store) = self.store(Access::Write)? else {
             return Ok(0);
         };
         let now = std::time::SystemTime::now()
@@ -351,15 +408,27 @@ impl Context {
         Ok(store.prune(now.saturating_sub(age).as_secs_f64())?)
     }
 
+    /// The state store, the one place that chooses the backend (today SQLite; an etcd store
+    /// for HA controllers is chosen here from the options).
+    fn store(&self, access: Access) -> Result<Option<Box<dyn StateStore>>, Error> {
+        let path = &self.options.state;
+        let boxed = |s: SqliteStore| Box::new(s) as Box<dyn StateStore>;
+        Ok(match access {
+            Access::Read => SqliteStore::open_read_only(path)?.map(boxed),
+            Access::Write => SqliteStore::open_existing(path)?.map(boxed),
+            Access::Create => Some(boxed(SqliteStore::open(path)?)),
+        })
+    }
+
     /// Wires the executor: the state store, the connector (SSH with the credentials and known
     /// hosts, or the caller's), the drivers and the faults.
     fn with_env<R>(
         &self,
+        store: &dyn StateStore,
         retarget: Option<&Fabric>,
         progress: &dyn Progress,
         f: impl FnOnce(&Env) -> Result<R, ApplyError>,
     ) -> Result<R, Error> {
-        let store = SqliteStore::open(&self.options.state)?;
         let real;
         let connector: &dyn Connector = match &self.connector {
             Some(c) => c.as_ref(),
@@ -369,7 +438,7 @@ impl Context {
             }
         };
         let env = Env {
-            store: &store,
+            store,
             connector,
             drivers: self.drivers()?,
             faults: self.faults.as_ref(),

@@ -1520,6 +1520,9 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     o.code(0)
         .out_has(".TH jobnet 1")
         .out_has("JOBNET TOPOLOGY IMPORT\\-IB")
+        .out_has(".SH ENVIRONMENT")
+        .out_has("JOBNET_STATE")
+        .out_has(".SH \"EXIT STATUS\"")
         .out_has("\\-\\-older\\-than\\-days");
 }
 
@@ -1639,4 +1642,141 @@ fn one_type_error_is_reported_once() {
     o.code(2)
         .err_has("error: a switch must be a mapping, found a scalar")
         .err_has("is invalid: 1 error(s)");
+}
+
+#[test]
+fn read_only_commands_only_read_the_state_file() {
+    let (topo, _) = ib_only("ro-state");
+    let t = topo.to_str().unwrap();
+    let st = state_dir("ro-state");
+    jobnet(&[
+        "--state",
+        &st,
+        "up",
+        "--topology",
+        t,
+        "--job",
+        "1",
+        "--nodes",
+        "n1",
+    ])
+    .code(0);
+    // Make it look like a version-1 file: status must neither upgrade nor write it.
+    let conn = rusqlite::Connection::open(&st).unwrap();
+    conn.execute_batch(
+        "UPDATE meta SET value='1' WHERE key='schema_version'; DROP TABLE abandoned;",
+    )
+    .unwrap();
+    drop(conn);
+    let dir = std::path::Path::new(&st).parent().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&st, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = std::fs::read(&st).unwrap();
+    // A user who may read the file but not write it (nobody).
+    let as_nobody = |args: &[&str]| {
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_jobnet"))
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux)");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    as_nobody(&["--state", &st, "status"]).code(0).out_has("up");
+    as_nobody(&["--state", &st, "status", "--abandoned"])
+        .code(0)
+        .out_has("nothing abandoned");
+    as_nobody(&[
+        "--state",
+        &st,
+        "plan",
+        "--topology",
+        t,
+        "--job",
+        "2",
+        "--nodes",
+        "n2",
+    ])
+    .code(0)
+    .out_has("PKey:     0x0011");
+    assert_eq!(
+        std::fs::read(&st).unwrap(),
+        before,
+        "the file was not written"
+    );
+    jobnet(&["--state", &st, "down", "--job", "1"]).code(0);
+}
+
+#[test]
+fn down_and_recover_never_create_a_state_file() {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("typo-state-down");
+    let _ = std::fs::remove_dir_all(&d);
+    let st = d.join("stat.db");
+    let st = st.to_str().unwrap();
+    jobnet(&["--state", st, "down", "--job", "42"])
+        .code(0)
+        .out_has("job 42 is not known; nothing to do")
+        .err_has("does not exist: no job has run with it");
+    jobnet(&["--state", st, "recover"])
+        .code(0)
+        .out_has("nothing to recover")
+        .err_has("does not exist");
+    jobnet(&["--state", st, "prune"]).code(0);
+    assert!(!d.exists(), "created {}", d.display());
+}
+
+#[test]
+fn one_damaged_row_does_not_hide_the_other_jobs() {
+    let (topo, _) = ib_only("damaged");
+    let t = topo.to_str().unwrap();
+    let st = state_dir("damaged");
+    for (job, node) in [("1", "n1"), ("2", "n2"), ("3", "n3")] {
+        jobnet(&[
+            "--state",
+            &st,
+            "up",
+            "--topology",
+            t,
+            "--job",
+            job,
+            "--nodes",
+            node,
+        ])
+        .code(0);
+    }
+    let conn = rusqlite::Connection::open(&st).unwrap();
+    conn.execute("UPDATE jobs SET state='UP' WHERE job='2'", [])
+        .unwrap();
+    conn.execute("UPDATE journal SET undo='[' WHERE job='3'", [])
+        .unwrap();
+    // Job 1's process "died" while applying: recover must still finish it.
+    conn.execute(
+        "UPDATE jobs SET state='applying', pid=999999999 WHERE job='1'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let o = jobnet(&["--state", &st, "status"]);
+    o.code(1)
+        .out_has("applying")
+        .err_has("job \"2\" is corrupt: column `state`: `UP` is not a known JobState (one of: applying, up,")
+        .err_has("journal row")
+        .err_has("2 damaged row(s)");
+    assert!(!o.stderr.contains("Conversion error"), "{}", o.stderr);
+    let o = jobnet(&["--state", &st, "recover", "--format", "json"]);
+    o.code(1);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let results = v.as_array().unwrap();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["job"] == "1" && r["result"] == "down"),
+        "{v}"
+    );
+    assert!(results.iter().any(|r| r["error"]["code"] == 1), "{v}");
 }

@@ -128,14 +128,22 @@ fn every_stage_reaches_only_the_stages_below_it() {
                 "crate::apply",
             ],
         ),
-        // The state keeps data, not transport targets.
+        // The state keeps data (typed operations), not transport targets or dialects.
         (
             "src/state",
-            &["crate::drivers", "crate::ib", "crate::apply"],
+            &[
+                "crate::drivers::transport",
+                "crate::drivers::cli",
+                "crate::drivers::profile",
+                "crate::plan",
+                "crate::ib",
+                "crate::apply",
+            ],
         ),
+        // Drivers carry out typed operations; they do not plan.
         (
             "src/drivers",
-            &["crate::state", "crate::apply", "crate::ib"],
+            &["crate::plan", "crate::state", "crate::apply", "crate::ib"],
         ),
         ("src/ib", &["crate::state", "crate::apply", "crate::plan"]),
         ("src/apply", &[]),
@@ -161,13 +169,28 @@ fn the_command_line_goes_through_the_facade() {
         "jobnet",
         &[
             "jobnet::drivers::transport",
+            "jobnet::drivers::cli",
             "jobnet::state",
-            "jobnet::apply::up",
-            "jobnet::apply::down",
-            "jobnet::apply::recover",
         ],
     );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let mut files = Vec::new();
+    sources(Path::new("src/cli"), &mut files);
+    for (file, text) in files {
+        for call in [
+            "apply::up(",
+            "apply::down(",
+            "apply::recover(",
+            "apply::dry_run(",
+            "Env {",
+            "SqliteStore",
+        ] {
+            assert!(
+                !text.contains(call),
+                "{file} calls `{call}` instead of jobnet::Context"
+            );
+        }
+    }
 }
 
 #[test]

@@ -103,6 +103,13 @@ pub enum ApplyError {
         /// Every undo that failed.
         unwind: Vec<Failure>,
     },
+    /// The job's journal cannot be read: nothing was sent, the job is kept (`failed-rollback`).
+    #[error("job {job} needs attention: nothing was undone, because {source}")]
+    CorruptJournal {
+        job: String,
+        #[source]
+        source: StateError,
+    },
 }
 
 fn attention(initial: &[Failure], unwind: &[Failure]) -> String {
@@ -118,6 +125,17 @@ fn attention(initial: &[Failure], unwind: &[Failure]) -> String {
 }
 
 impl ApplyError {
+    /// The job the error is about, when it names one.
+    pub fn job(&self) -> Option<&str> {
+        match self {
+            ApplyError::Busy { job, .. }
+            | ApplyError::RolledBack { job, .. }
+            | ApplyError::NeedsAttention { job, .. }
+            | ApplyError::CorruptJournal { job, .. } => Some(job),
+            _ => None,
+        }
+    }
+
     /// Exit codes of docs/cli.md.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -125,7 +143,7 @@ impl ApplyError {
             ApplyError::State(_) | ApplyError::Environment(_) => 1,
             ApplyError::Invalid(_) | ApplyError::Busy { .. } => 2,
             ApplyError::RolledBack { .. } => 4,
-            ApplyError::NeedsAttention { .. } => 5,
+            ApplyError::NeedsAttention { .. } | ApplyError::CorruptJournal { .. } => 5,
         }
     }
 }
@@ -210,6 +228,17 @@ pub fn dry_run(
     let conf = lifecycle::current_conf(&settings, &req)?;
     let held = lifecycle::held_of(&rows, &BTreeMap::new());
     let mut plan = lifecycle::plan_for(drivers, inp, &req, &settings, &held, conf.as_deref())?;
+    // The planner's "profile not verified" note says less than the refusal above: keep one.
+    plan.warnings.retain(|w| {
+        let profile = w
+            .strip_prefix("driver profile ")
+            .and_then(|r| r.split_whitespace().next());
+        !profile.is_some_and(|p| {
+            warnings
+                .iter()
+                .any(|x| x.contains(&format!("driver profile {p} of ")))
+        })
+    });
     warnings.append(&mut plan.warnings);
     plan.warnings = warnings;
     Ok(plan)
@@ -452,11 +481,10 @@ fn finish_teardown(
         Ok(rows) => rows,
         // A damaged journal is never read as "nothing to undo": nothing is sent, the job is
         // kept for an administrator, and the error names the row.
-        Err(e @ StateError::Corrupt { .. }) => {
-            let err = ApplyError::NeedsAttention {
+        Err(source @ StateError::Corrupt { .. }) => {
+            let err = ApplyError::CorruptJournal {
                 job: job.to_string(),
-                initial: vec![],
-                unwind: vec![Failure::State(e)],
+                source,
             };
             env.store
                 .set_state(job, JobState::FailedRollback, &err.to_string())?;
@@ -522,7 +550,15 @@ fn finish_teardown(
 /// it. Jobs whose process still runs are left alone.
 pub fn recover(env: &Env) -> Result<Vec<Result<DownReport, ApplyError>>, ApplyError> {
     let mut out = Vec::new();
-    for row in env.store.jobs()? {
+    for row in env.store.jobs_each()? {
+        let row = match row {
+            Ok(r) => r,
+            // A damaged row is this job's problem, not every other job's.
+            Err(e) => {
+                out.push(Err(e.into()));
+                continue;
+            }
+        };
         if !row.state.in_progress() {
             continue;
         }

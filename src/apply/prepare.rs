@@ -15,6 +15,7 @@
 use super::progress::Stage;
 use super::{Env, Failure, PortProblem};
 use crate::base::fsutil::LockError;
+use crate::base::types::VlanId;
 use crate::drivers::cli::{self, DeviceDriver};
 use crate::drivers::profile::read::{Allowed, Mode, PortState};
 use crate::drivers::transport::Target;
@@ -336,48 +337,50 @@ fn decide(
             match state.allowed.as_ref().expect("read for trunks") {
                 Allowed::List(l) if l.contains(vlan.get().into()) => Ok(Decision::InUse),
                 Allowed::List(_) => Ok(Decision::Keep(op.clone())),
-                Allowed::All => open_trunk(op, what, tagged, policy, profile),
+                Allowed::All => {
+                    // With `open_ports: restrict`, a node port becomes exactly this job's.
+                    let restricted = tagged.then(|| Op::TaggedAdd {
+                        port: port.clone(),
+                        vlan: *vlan,
+                        node: node.clone(),
+                        restricts: true,
+                    });
+                    open_trunk(port, *vlan, what, restricted, policy, profile)
+                }
             }
         }
         Op::CreateVlan { .. } | Op::ProxyArpCreate { .. } => Ok(Decision::Keep(op.clone())),
     }
 }
 
-/// A trunk that allows every VLAN.
+/// A trunk that allows every VLAN: refused, restricted (a node port: `restricted` is the
+/// operation that does it) or left as it is (an inter-switch trunk).
 fn open_trunk(
-    op: &Op,
+    port: &str,
+    vlan: VlanId,
     what: String,
-    tagged: bool,
+    restricted: Option<Op>,
     policy: OpenPorts,
     profile: &Profile,
 ) -> Result<Decision, PortProblem> {
-    let port = op.port().unwrap_or_default();
-    let vlan = match op {
-        Op::TaggedAdd { vlan, .. } | Op::TrunkAdd { vlan, .. } => vlan.get(),
-        _ => 0,
-    };
-    match (tagged, policy) {
+    let tagged = restricted.is_some();
+    let vlan = vlan.get();
+    match (restricted, policy) {
         (_, OpenPorts::Refuse) => Err(PortProblem::OpenTrunk {
             what,
             vlan,
             tagged,
             fix: fix(profile, &profile.advice.open_trunk, port),
         }),
-        (true, OpenPorts::Restrict) if profile.has(OpKind::RestrictPort) => match op {
-            Op::TaggedAdd { port, vlan, node, .. } => Ok(Decision::Keep(Op::TaggedAdd {
-                port: port.clone(),
-                vlan: *vlan,
-                node: node.clone(),
-                restricts: true,
-            })),
-            _ => unreachable!("tagged is TaggedAdd"),
-        },
-        (true, OpenPorts::Restrict) => Err(PortProblem::CannotRestrict {
+        (Some(op), OpenPorts::Restrict) if profile.has(OpKind::RestrictPort) => {
+            Ok(Decision::Keep(op))
+        }
+        (Some(_), OpenPorts::Restrict) => Err(PortProblem::CannotRestrict {
             what,
             profile: profile.name.clone(),
             fix: fix(profile, &profile.advice.open_trunk, port),
         }),
-        (false, OpenPorts::Restrict) => Ok(Decision::Skip(format!(
+        (None, OpenPorts::Restrict) => Ok(Decision::Skip(format!(
             "{what} allows every VLAN, so it already carries VLAN {vlan}: nothing sent there (open_ports: restrict)"
         ))),
     }

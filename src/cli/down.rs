@@ -37,10 +37,15 @@ pub struct RecoverArgs {
 pub fn down(ctx: &Context, a: &DownArgs) -> Result<(), Fail> {
     let job = JobId::parse(&a.job).map_err(|e| invalid(format!("--job: {e}")))?;
     let fabric = match &a.topology {
-        Some(path) => Some(ctx.fabric(path)?),
+        Some(path) => Some(super::output::fabric(
+            ctx,
+            path,
+            "check the path given to --topology",
+        )?),
         None => None,
     };
     interrupts()?;
+    missing_state(ctx);
     let bar = progress::for_terminal(&format!("down {job}"));
     let r = ctx.down(&job, fabric.as_ref(), a.force, bar.as_ref());
     drop(bar);
@@ -83,6 +88,7 @@ fn down_text(r: &DownReport) -> String {
 
 pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
     interrupts()?;
+    missing_state(ctx);
     let bar = progress::for_terminal("recover");
     let results = ctx.recover(bar.as_ref());
     drop(bar);
@@ -102,7 +108,10 @@ pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
             }
             Err(e) => {
                 lines.push(format!("{e}\n"));
-                reports.push(serde_json::json!({"error": e.to_string(), "code": e.exit_code()}));
+                reports.push(serde_json::json!({
+                    "job": e.job(),
+                    "error": {"code": e.exit_code(), "message": e.to_string()},
+                }));
                 failed = Some(e.into());
             }
         }
@@ -116,4 +125,15 @@ pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
     })?;
     // The JSON report above already holds the errors: stdout stays one JSON document.
     failed.map_or(Ok(()), |f| Err(f.reported()))
+}
+
+/// A state file that does not exist has no jobs: said on stderr, so a mistyped `--state` in an
+/// epilog does not pass unnoticed (the file is not created).
+fn missing_state(ctx: &Context) {
+    if !ctx.state_exists() {
+        warn([format!(
+            "jobnet: warning: state file {} does not exist: no job has run with it (check --state / $JOBNET_STATE)",
+            ctx.options().state.display()
+        )]);
+    }
 }

@@ -94,9 +94,17 @@ fn check(file: &Path, format: Format) -> Result<(), Fail> {
         checked.statements.len(),
         diags.len()
     );
+    // Partition names may be long (`jobnet_` + a job id): the column is as wide as the longest.
+    let w = checked
+        .statements
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(20);
     for s in &checked.statements {
         text.push_str(&format!(
-            "  {:<20} {:<8} {:>5} member(s)  line {}\n",
+            "  {:<w$} {:<8} {:>5} member(s)  line {}\n",
             s.name,
             s.pkey.map_or("-".to_string(), |k| format!("{k:#06x}")),
             s.members.len(),

@@ -12,6 +12,10 @@ use jobnet::plan::{Choice, JobRequest, PKeyChoice};
 use jobnet::Context;
 use std::path::PathBuf;
 
+/// Where `--topology` comes from, for a file that cannot be read.
+pub const TOPOLOGY_HINT: &str =
+    "check the path (--topology, $JOBNET_TOPOLOGY, /etc/jobnet/topology.yaml)";
+
 /// What names a job and where it runs.
 #[derive(Args)]
 pub struct JobArgs {
@@ -135,7 +139,7 @@ fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
 /// The request and the loaded topology (its warnings printed).
 fn setup(ctx: &Context, args: &JobArgs) -> Result<(JobRequest, Fabric), Fail> {
     let req = request(args)?;
-    let fabric = ctx.fabric(&args.topology)?;
+    let fabric = super::output::fabric(ctx, &args.topology, TOPOLOGY_HINT)?;
     warn(fabric.warnings.iter().map(|w| w.to_string()));
     Ok((req, fabric))
 }

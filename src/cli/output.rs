@@ -75,6 +75,22 @@ pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
     })
 }
 
+/// Loads a topology file; a file that cannot be read gets `hint` (where the path came from).
+pub fn fabric(
+    ctx: &jobnet::Context,
+    path: &std::path::Path,
+    hint: &str,
+) -> Result<jobnet::context::Fabric, Fail> {
+    ctx.fabric(path).map_err(|e| {
+        let unreadable = matches!(e, jobnet::Error::TopologyFile(_));
+        let mut f = Fail::from(e);
+        if unreadable {
+            f.message = format!("{}; {hint}", f.message);
+        }
+        f
+    })
+}
+
 /// Bad input (exit 2).
 pub fn invalid(message: impl Into<String>) -> Fail {
     Fail::new(2, message)
@@ -122,8 +138,15 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
         .any(|w| w[0] == "--format" && w[1] == "json")
         || args.iter().any(|a| a == "--format=json");
     if wants_json {
+        // The error and its details (e.g. which arguments are missing, a tip), not the usage.
         let text = e.render().to_string();
-        let message = text.lines().next().unwrap_or_default();
+        let message = text
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         let message = message.trim_start_matches("error: ");
         let _ = out(&json(
             &serde_json::json!({"error": {"code": 2, "message": message, "diagnostics": []}}),

@@ -54,15 +54,34 @@ pub fn status(ctx: &Context, a: &StatusArgs) -> Result<(), Fail> {
             ctx.options().state.display()
         )]);
     }
+    let damaged: Vec<String> = report.damaged.iter().map(|e| e.to_string()).collect();
+    // Every job that reads is listed; each damaged row fails the command (exit 1) by name.
+    let failed = match damaged.first() {
+        Some(first) => Err(Fail::new(
+            1,
+            format!(
+                "{} damaged row(s) in the state file; the first: {first}",
+                damaged.len()
+            ),
+        )),
+        None => Ok(()),
+    };
     if a.format == Format::Json {
         let items: Vec<_> = report
             .jobs
             .iter()
             .map(|s| job_json(s, job.is_some()))
             .collect();
-        return out(&json(&serde_json::json!({ "jobs": items })));
+        let mut v = serde_json::json!({ "jobs": items });
+        if !damaged.is_empty() {
+            v["damaged"] = serde_json::json!(damaged);
+        }
+        out(&json(&v))?;
+        return failed.map_err(Fail::reported);
     }
+    warn(damaged.iter().map(|d| format!("jobnet: {d}")));
     if report.jobs.is_empty() {
+        failed?;
         return out(if a.all || !report.exists {
             "no jobs\n"
         } else {
@@ -75,7 +94,8 @@ pub fn status(ctx: &Context, a: &StatusArgs) -> Result<(), Fail> {
             text.push_str(&journal_text(s));
         }
     }
-    out(&text)
+    out(&text)?;
+    failed
 }
 
 fn job_json(s: &JobStatus, with_journal: bool) -> serde_json::Value {

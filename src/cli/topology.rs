@@ -144,14 +144,14 @@ pub fn run(cmd: Cmd, g: &Global) -> Result<(), Fail> {
     }
 }
 
-fn load(ctx: &Context, file: &Path) -> Result<Fabric, Fail> {
-    let f = ctx.fabric(file)?;
+fn load(ctx: &Context, file: &Path, hint: &str) -> Result<Fabric, Fail> {
+    let f = super::output::fabric(ctx, file, hint)?;
     warn(f.warnings.iter().map(|w| w.to_string()));
     Ok(f)
 }
 
 fn validate(ctx: &Context, file: &Path, format: Format) -> Result<(), Fail> {
-    let f = load(ctx, file)?;
+    let f = load(ctx, file, "check the path")?;
     let t = &f.topology;
     out(&match format {
         Format::Json => json(&serde_json::json!({
@@ -178,7 +178,7 @@ fn validate(ctx: &Context, file: &Path, format: Format) -> Result<(), Fail> {
 }
 
 fn show(ctx: &Context, file: &Path, format: ShowFormat) -> Result<(), Fail> {
-    let f = load(ctx, file)?;
+    let f = load(ctx, file, "check the path")?;
     let t = &f.topology;
     out(&match format {
         ShowFormat::Text => render::topology_text(t),
@@ -208,7 +208,7 @@ fn import_ib(
         f.diagnostics = d.sorted();
         f
     })?;
-    let f = load(ctx, topology)?;
+    let f = load(ctx, topology, super::job::TOPOLOGY_HINT)?;
     let t = &f.topology;
     let report = import::compare(t, &ports);
     out(&match format {

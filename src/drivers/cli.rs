@@ -12,7 +12,7 @@
 use super::profile::read::PortState;
 use super::transport::{Connector, DeviceError, Session, Target};
 use super::{OpKind, Profile, Vars};
-use crate::plan::{render_op, Op};
+use crate::drivers::ops::{render_op, Op};
 
 /// The lines an operation sends and those that undo it, journaled before they are sent (empty
 /// for drivers that speak no lines).

@@ -2,8 +2,11 @@
 //! switch-drivers/ ([`profile`]); a transport is code — SSH or a local command ([`transport`]);
 //! the [`cli`] driver joins them: it renders a device's typed operations into the dialect's lines,
 //! sends them over a session, reads the device's state back, and turns answers into typed results.
+//! [`ops`] defines the typed operations themselves ([`ops::Op`]): the planner produces them, the
+//! journal stores them, drivers carry them out.
 
 pub mod cli;
+pub mod ops;
 pub mod profile;
 pub mod transport;
 

@@ -5,11 +5,11 @@
 //! (the current partitions.conf text, the VLANs and PKeys other jobs hold) is passed in, which
 //! is what lets `jobnet plan` be a faithful dry run of `jobnet up`.
 
-pub mod ops;
 pub mod render;
 pub mod subgraph;
 
-pub use ops::{render_commands, render_op, render_undo, Op};
+/// The typed device operations a plan is made of live with the drivers that carry them out.
+pub use crate::drivers::ops::{self, render_commands, render_op, render_undo, Op};
 
 use crate::base::diag::suggestion;
 use crate::base::hostlist;

@@ -16,7 +16,7 @@ pub mod sqlite;
 
 use crate::base::fsutil::LockError;
 use crate::base::types::{JobId, PKey, VlanId};
-use crate::plan::Op;
+use crate::drivers::ops::Op;
 use crate::topology::IbApply;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -32,6 +32,12 @@ pub enum StateError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{path} is not a jobnet state file (SQLite: {source}); check --state / $JOBNET_STATE")]
+    NotState {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
     },
     #[error("state file {path}: {source}")]
     Db {
@@ -366,6 +372,9 @@ pub trait StateStore: Send + Sync {
     fn alive(&self, owner: &Owner) -> bool;
 
     fn jobs(&self) -> Result<Vec<JobRow>, StateError>;
+    /// Every job, each row typed or the error naming it: one damaged row does not hide the
+    /// others (`status`, `recover`).
+    fn jobs_each(&self) -> Result<Vec<Result<JobRow, StateError>>, StateError>;
     fn job(&self, job: &JobId) -> Result<Option<JobRow>, StateError>;
     /// Every allocation: (kind, value, job).
     fn allocations(&self) -> Result<Vec<(AllocationKind, u16, String)>, StateError>;

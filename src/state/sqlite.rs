@@ -14,7 +14,7 @@
 use super::*;
 use crate::base::fsutil::FileLock;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -34,13 +34,39 @@ macro_rules! sql_text {
             fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
                 let text = v.as_str()?;
                 <$t>::parse(text).ok_or_else(|| {
-                    FromSqlError::Other(format!("`{text}` is not a known {}", stringify!($t)).into())
+                    let known: Vec<&str> = <$t>::ALL.iter().map(|v| v.as_str()).collect();
+                    FromSqlError::Other(
+                        format!(
+                            "`{text}` is not a known {} (one of: {})",
+                            stringify!($t),
+                            known.join(", ")
+                        )
+                        .into(),
+                    )
                 })
             }
         }
     )*};
 }
 sql_text!(JobState, JournalStatus, AllocationKind);
+
+/// A column that does not read as its type, in words: the column's name and why (not
+/// rusqlite's "Conversion error from type Text at index: 1").
+fn column_error(e: rusqlite::Error, columns: &str) -> String {
+    let name = |i: usize| columns.split(", ").nth(i).unwrap_or("?").to_string();
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(i, _, why) => {
+            format!("column `{}`: {why}", name(i))
+        }
+        rusqlite::Error::InvalidColumnType(i, _, t) => {
+            format!("column `{}` holds {t:?}, not what jobnet wrote", name(i))
+        }
+        rusqlite::Error::IntegralValueOutOfRange(i, v) => {
+            format!("column `{}`: {v} is out of range", name(i))
+        }
+        other => other.to_string(),
+    }
+}
 
 /// Start time of a process in clock ticks since boot, from /proc (field 22 of stat).
 pub fn process_start(pid: u32) -> Option<u64> {
@@ -55,6 +81,33 @@ fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// An SQLite error on `path`: a file that is not a database says which flag names it.
+fn db_error(path: &str, source: rusqlite::Error) -> StateError {
+    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        StateError::NotState {
+            path: path.to_string(),
+            source,
+        }
+    } else {
+        StateError::Db {
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+/// `path` for an SQLite `file:` URI (percent-encoding what a URI gives meaning to).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' | b' ' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(*b as char),
+        }
+    }
+    out
 }
 
 /// The SQLite state store.
@@ -91,10 +144,7 @@ impl SqliteStore {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
-        let db = |source| StateError::Db {
-            path: p.clone(),
-            source,
-        };
+        let db = |source| db_error(&p, source);
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -123,6 +173,84 @@ impl SqliteStore {
         }
     }
 
+    /// Opens an existing state file for reading only (`status`, `plan`): `None` when there is
+    /// none. Nothing is created, migrated or switched: a user who may only read the file can
+    /// read it, and an old file stays as it is. If SQLite cannot share the file read-only (a
+    /// WAL file whose `-shm` this user may not create), it is read as a snapshot instead.
+    pub fn open_read_only(path: &Path) -> Result<Option<Self>, StateError> {
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+        let p = path.display().to_string();
+        let db = |source| db_error(&p, source);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let shared = Connection::open_with_flags(path, flags).and_then(|c| {
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(c)
+        });
+        let conn = match shared {
+            Ok(c) => c,
+            Err(_) => {
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let c = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(db)?;
+                c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(db)?;
+                c
+            }
+        };
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            lock_dir: path.parent().unwrap_or(Path::new(".")).join("locks"),
+        };
+        store.check_version()?;
+        Ok(Some(store))
+    }
+
+    /// Refuses a file written by a newer jobnet (read-only opens do not migrate).
+    fn check_version(&self) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match found.map(|v| v.parse::<i64>()) {
+            Some(Ok(v)) if v > SCHEMA_VERSION => Err(StateError::NewerSchema {
+                path: self.path.display().to_string(),
+                found: v,
+            }),
+            Some(Err(_)) => Err(self.corrupt("meta schema_version".into(), "it is not a number")),
+            _ => Ok(()),
+        }
+    }
+
+    fn has_table(&self, conn: &Connection, name: &str) -> Result<bool, StateError> {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(|e| self.err(e))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -133,10 +261,7 @@ impl SqliteStore {
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Db {
-            path: self.path.display().to_string(),
-            source,
-        }
+        db_error(&self.path.display().to_string(), source)
     }
 
     fn corrupt(&self, what: String, why: impl fmt::Display) -> StateError {
@@ -226,7 +351,7 @@ impl SqliteStore {
     fn job_row(&self, r: &rusqlite::Row) -> Result<JobRow, StateError> {
         let id: String = r.get(0).map_err(|e| self.err(e))?;
         let what = || format!("job {id:?}");
-        let col = |e: rusqlite::Error| self.corrupt(what(), e);
+        let col = |e: rusqlite::Error| self.corrupt(what(), column_error(e, JOB_COLS));
         let job = JobId::parse(&id).map_err(|e| self.corrupt(what(), e.0))?;
         let state: JobState = r.get(1).map_err(col)?;
         let vlan = r
@@ -266,7 +391,7 @@ impl SqliteStore {
         let id: i64 = r.get(0).map_err(|e| self.err(e))?;
         let job_text: String = r.get(1).map_err(|e| self.err(e))?;
         let what = || format!("journal row {id} of job {job_text}");
-        let col = |e: rusqlite::Error| self.corrupt(what(), e);
+        let col = |e: rusqlite::Error| self.corrupt(what(), column_error(e, JOURNAL_COLS));
         let list = |i: usize, name: &str| -> Result<Vec<String>, StateError> {
             let text: String = r.get(i).map_err(col)?;
             serde_json::from_str(&text)
@@ -314,6 +439,19 @@ impl SqliteStore {
         filter: &str,
         arg: Option<&str>,
     ) -> Result<Vec<JobRow>, StateError> {
+        self.query_jobs_each(conn, filter, arg)?
+            .into_iter()
+            .collect()
+    }
+
+    /// Every matching job row, each typed or the error naming it.
+    #[allow(clippy::type_complexity)]
+    fn query_jobs_each(
+        &self,
+        conn: &Connection,
+        filter: &str,
+        arg: Option<&str>,
+    ) -> Result<Vec<Result<JobRow, StateError>>, StateError> {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {JOB_COLS} FROM jobs {filter} ORDER BY created, job"
@@ -326,7 +464,7 @@ impl SqliteStore {
         .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            out.push(self.job_row(r)?);
+            out.push(self.job_row(r));
         }
         Ok(out)
     }
@@ -378,6 +516,11 @@ impl StateStore for SqliteStore {
         self.query_jobs(&conn, "", None)
     }
 
+    fn jobs_each(&self) -> Result<Vec<Result<JobRow, StateError>>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        self.query_jobs_each(&conn, "", None)
+    }
+
     fn job(&self, job: &JobId) -> Result<Option<JobRow>, StateError> {
         let conn = self.conn.lock().expect("state lock");
         Ok(self
@@ -406,7 +549,7 @@ impl StateStore for SqliteStore {
         self.immediate(|tx| {
             let snapshot = Snapshot {
                 job: self.query_jobs(tx, "WHERE job=?1", Some(job.as_str()))?.pop(),
-                active: self.query_jobs(tx, "WHERE state != 'down'", None)?,
+                active: self.query_jobs(tx, "WHERE state != ?1", Some(JobState::Down.as_str()))?,
             };
             let decision = decide(&snapshot).map_err(BeginError::Refused)?;
             let Decision::Start(new) = &decision else {
@@ -415,9 +558,9 @@ impl StateStore for SqliteStore {
             let t = now();
             tx.execute(
                 "INSERT INTO jobs(job, state, vlan, pkey, nodes, gateway, topology, pid, pid_start, message, created, updated)
-                 VALUES(?1,'applying',?2,?3,?4,?5,?6,?7,?8,'',?9,?9)
-                 ON CONFLICT(job) DO UPDATE SET state='applying', vlan=?2, pkey=?3, nodes=?4, gateway=?5, topology=?6, pid=?7, pid_start=?8, message='', updated=?9",
-                params![job.as_str(), new.vlan.map(VlanId::get), new.pkey.map(PKey::get), serde_json::to_string(&new.nodes).expect("json"), new.gateway, new.topology, owner.pid, owner.start as i64, t],
+                 VALUES(?1,?10,?2,?3,?4,?5,?6,?7,?8,'',?9,?9)
+                 ON CONFLICT(job) DO UPDATE SET state=?10, vlan=?2, pkey=?3, nodes=?4, gateway=?5, topology=?6, pid=?7, pid_start=?8, message='', updated=?9",
+                params![job.as_str(), new.vlan.map(VlanId::get), new.pkey.map(PKey::get), serde_json::to_string(&new.nodes).expect("json"), new.gateway, new.topology, owner.pid, owner.start as i64, t, JobState::Applying],
             )
             .map_err(|e| self.err(e))?;
             tx.execute("DELETE FROM journal WHERE job=?1", [job.as_str()])
@@ -460,7 +603,10 @@ impl StateStore for SqliteStore {
     fn claim(&self, job: &JobId, purpose: ClaimFor) -> Result<Claim, StateError> {
         let owner = self.owner();
         let r = self.immediate(|tx| {
-            let Some(row) = self.query_jobs(tx, "WHERE job=?1", Some(job.as_str()))?.pop() else {
+            let Some(row) = self
+                .query_jobs(tx, "WHERE job=?1", Some(job.as_str()))?
+                .pop()
+            else {
                 return Ok(Claim::NotFound);
             };
             if row.state == JobState::Down {
@@ -475,8 +621,14 @@ impl StateStore for SqliteStore {
                 return Ok(Claim::Busy(row));
             }
             tx.execute(
-                "UPDATE jobs SET state='tearing-down', pid=?2, pid_start=?3, updated=?4 WHERE job=?1",
-                params![job.as_str(), owner.pid, owner.start as i64, now()],
+                "UPDATE jobs SET state=?5, pid=?2, pid_start=?3, updated=?4 WHERE job=?1",
+                params![
+                    job.as_str(),
+                    owner.pid,
+                    owner.start as i64,
+                    now(),
+                    JobState::TearingDown
+                ],
             )
             .map_err(|e| self.err(e))?;
             Ok(Claim::Claimed(JobRow {
@@ -506,8 +658,8 @@ impl StateStore for SqliteStore {
             tx.execute("DELETE FROM allocations WHERE job=?1", [job.as_str()])
                 .map_err(|e| self.err(e))?;
             tx.execute(
-                "UPDATE jobs SET state='down', message=?2, pid=NULL, pid_start=NULL, updated=?3 WHERE job=?1",
-                params![job.as_str(), message, now()],
+                "UPDATE jobs SET state=?4, message=?2, pid=NULL, pid_start=NULL, updated=?3 WHERE job=?1",
+                params![job.as_str(), message, now(), JobState::Down],
             )
             .map_err(|e| self.err(e))?;
             Ok(())
@@ -521,13 +673,13 @@ impl StateStore for SqliteStore {
     fn prune(&self, before: f64) -> Result<usize, StateError> {
         let conn = self.conn.lock().expect("state lock");
         conn.execute(
-            "DELETE FROM journal WHERE job IN (SELECT job FROM jobs WHERE state='down' AND updated < ?1)",
-            [before],
+            "DELETE FROM journal WHERE job IN (SELECT job FROM jobs WHERE state=?2 AND updated < ?1)",
+            params![before, JobState::Down],
         )
         .map_err(|e| self.err(e))?;
         conn.execute(
-            "DELETE FROM jobs WHERE state='down' AND updated < ?1",
-            [before],
+            "DELETE FROM jobs WHERE state=?2 AND updated < ?1",
+            params![before, JobState::Down],
         )
         .map_err(|e| self.err(e))
     }
@@ -558,8 +710,8 @@ impl StateStore for SqliteStore {
     ) -> Result<i64, StateError> {
         let conn = self.conn.lock().expect("state lock");
         conn.execute(
-            "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'intent',?11)",
-            params![job.as_str(), d.name, d.driver, d.address, d.credentials, d.legacy, seq as i64, op.to_json(), serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now()],
+            "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?12,?11)",
+            params![job.as_str(), d.name, d.driver, d.address, d.credentials, d.legacy, seq as i64, op.to_json(), serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now(), JournalStatus::Intent],
         )
         .map_err(|e| self.err(e))?;
         Ok(conn.last_insert_rowid())
@@ -615,8 +767,8 @@ impl StateStore for SqliteStore {
                 )
                 .map_err(|e| self.err(e))?;
                 tx.execute(
-                    "UPDATE journal SET status='abandoned', message=?2, ts=?3 WHERE id=?1",
-                    params![r.id, reason, now()],
+                    "UPDATE journal SET status=?4, message=?2, ts=?3 WHERE id=?1",
+                    params![r.id, reason, now(), JournalStatus::Abandoned],
                 )
                 .map_err(|e| self.err(e))?;
             }
@@ -630,6 +782,10 @@ impl StateStore for SqliteStore {
 
     fn abandoned(&self) -> Result<Vec<Abandoned>, StateError> {
         let conn = self.conn.lock().expect("state lock");
+        // A version-1 file opened read-only has no such table: nothing was abandoned.
+        if !self.has_table(&conn, "abandoned")? {
+            return Ok(Vec::new());
+        }
         let mut stmt = conn
             .prepare("SELECT id, job, device, address, undo, reason, ts FROM abandoned ORDER BY id")
             .map_err(|e| self.err(e))?;

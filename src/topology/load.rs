@@ -23,7 +23,7 @@ pub struct Loaded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{}; check the path (--topology, $JOBNET_TOPOLOGY, /etc/jobnet/topology.yaml)", file_message(.0))]
+    #[error("{}", file_message(.0))]
     File(#[from] crate::base::limits::FileError),
     /// Every diagnostic of the file, errors and warnings, sorted by position.
     #[error("{}", render(.0))]
@@ -203,7 +203,11 @@ impl Reader<'_> {
                 self.d.error(
                     v.loc,
                     format!("{what} must be a single value, found {}", v.kind_name()),
-                    "write a value",
+                    if v.is_null() {
+                        "write its value after the colon"
+                    } else {
+                        "write one value, not a list or mapping (ranges and lists of numbers are text: \"1000-1999,2100\")"
+                    },
                 );
                 None
             }
@@ -953,6 +957,11 @@ impl Reader<'_> {
         let Some(g) = f.get("ib_guids") else {
             return Some(guids);
         };
+        if !matches!(g.kind, Kind::Seq(_)) && !g.is_null() {
+            // Not a list: that is the one error (not also "has 0 entries").
+            self.seq(g, "`ib_guids`");
+            return None;
+        }
         let items = self.seq(g, "`ib_guids`");
         if items.len() != count {
             self.d.error(

@@ -228,7 +228,9 @@ impl SshConnector {
                         .take()
                         .unwrap_or_else(|| ssh_error(&e, target.legacy))
                 })?;
-                authenticate(&mut client, &login, name).await?;
+                authenticate(&mut client, &login, name)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok::<_, String>(client)
             })
             .map_err(fail)?;
@@ -236,47 +238,66 @@ impl SshConnector {
     }
 }
 
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+enum LoginError {
+    #[error("{0}")]
+    Ssh(#[from] russh::Error),
+    #[error("cannot load key file {path}: {source}")]
+    Key {
+        path: String,
+        #[source]
+        source: russh::keys::Error,
+    },
+    #[error("authentication refused for user {user} (credentials entry `{entry}`)")]
+    Refused { user: String, entry: String },
+}
+
 /// Logs in with the password or key file of credentials entry `name`.
 async fn authenticate(
     client: &mut client::Handle<Client>,
     login: &crate::drivers::transport::credentials::Login,
     name: &str,
-) -> Result<(), String> {
+) -> Result<(), LoginError> {
     let ok = match &login.auth {
-        Auth::Password(p) => client
-            .authenticate_password(login.username.clone(), p.clone())
-            .await
-            .map_err(|e| e.to_string())?,
+        Auth::Password(p) => {
+            client
+                .authenticate_password(login.username.clone(), p.clone())
+                .await?
+        }
         Auth::KeyFile(path) => {
-            let key = russh::keys::load_secret_key(path, None)
-                .map_err(|e| format!("cannot load key file {}: {e}", path.display()))?;
-            let hash = client
-                .best_supported_rsa_hash()
-                .await
-                .map_err(|e| e.to_string())?
-                .flatten();
+            let key =
+                russh::keys::load_secret_key(path, None).map_err(|source| LoginError::Key {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            let hash = client.best_supported_rsa_hash().await?.flatten();
             client
                 .authenticate_publickey(
                     login.username.clone(),
                     PrivateKeyWithHashAlg::new(Arc::new(key), hash),
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
         }
     };
     if !ok.success() {
-        return Err(format!(
-            "authentication refused for user {} (credentials entry `{name}`)",
-            login.username
-        ));
+        return Err(LoginError::Refused {
+            user: login.username.clone(),
+            entry: name.to_string(),
+        });
     }
     Ok(())
 }
 
 impl Connector for SshConnector {
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
-        // Keep the old file's mode (cp -p), write a temporary copy, fsync it, rename it into place.
-        let command = format!("umask 022; cp -p {path} {path}.jobnet-tmp 2>/dev/null; cat > {path}.jobnet-tmp && sync {path}.jobnet-tmp && mv -f {path}.jobnet-tmp {path}");
+        // The remote half of base::fsutil::replace_file (this runs on another host, so it is a
+        // command line): keep the old file's owner and mode (cp -p), write a temporary copy in
+        // the same directory, fsync it, rename it into place, fsync the directory.
+        let dir = std::path::Path::new(path)
+            .parent()
+            .map_or("/".to_string(), |d| d.display().to_string());
+        let command = format!("umask 022; cp -p {path} {path}.jobnet-tmp 2>/dev/null; cat > {path}.jobnet-tmp && sync {path}.jobnet-tmp && mv -f {path}.jobnet-tmp {path} && sync {dir}");
         let refused = |answer: String| DeviceError::Rejected {
             device: target.name.clone(),
             command: format!("install {path}"),

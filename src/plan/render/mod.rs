@@ -41,15 +41,20 @@ impl View {
     }
 }
 
+/// A view name that is neither `full` nor `job`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown view `{0}`; use full or job")]
+pub struct UnknownView(pub String);
+
 impl std::str::FromStr for View {
-    type Err = String;
+    type Err = UnknownView;
 
     /// `full` or `job`, as a `--view` flag would take them.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "full" => Ok(View::Full),
             "job" => Ok(View::Job),
-            _ => Err(format!("unknown view `{s}`; use full or job")),
+            _ => Err(UnknownView(s.to_string())),
         }
     }
 }
@@ -72,6 +77,14 @@ pub fn dot(t: &Topology, plan: Option<&Plan>) -> String {
 /// Graphviz DOT of the fabric in the given view (`rankdir=TB`, core at the top).
 pub fn dot_view(t: &Topology, plan: Option<&Plan>, view: View) -> String {
     dot::render(&scene::Scene::new(t, plan, view))
+}
+
+/// A setting as the topology file spells it (`tagged`, `refuse`).
+fn word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The plan for a human: per device the operations and exact commands, then the
@@ -201,12 +214,12 @@ pub fn topology_text(t: &Topology) -> String {
         Some(e) => {
             let _ = writeln!(
                 o,
-                "  VLAN pool {} (usable {}, {} VLANs), node ports {:?}, open ports: {:?}",
+                "  VLAN pool {} (usable {}, {} VLANs), node ports {}, open ports: {}",
                 e.vlan_pool.display(false),
                 e.usable().display(false),
                 e.usable().len(),
-                e.node_port_mode,
-                e.open_ports
+                word(&e.node_port_mode),
+                word(&e.open_ports)
             );
         }
         None => {
@@ -224,6 +237,14 @@ pub fn topology_text(t: &Topology) -> String {
     }
     let by_switch = t.nodes_by_switch();
     let _ = writeln!(o, "\nswitches:");
+    // Columns as wide as their longest entry: long names do not shift the rows.
+    let width =
+        |f: &dyn Fn(&crate::topology::Switch) -> usize| t.switches.iter().map(f).max().unwrap_or(0);
+    let (wn, wd, wa) = (
+        width(&|s| s.name.chars().count()),
+        width(&|s| s.driver.chars().count()),
+        width(&|s| s.address.chars().count()),
+    );
     for (i, s) in t.switches.iter().enumerate() {
         let names: Vec<&str> = by_switch[i].iter().map(|n| n.name.as_str()).collect();
         let nodes = if names.is_empty() {
@@ -233,7 +254,7 @@ pub fn topology_text(t: &Topology) -> String {
         };
         let _ = writeln!(
             o,
-            "  {:<16} {:<16} {:<24} nodes: {nodes}",
+            "  {:<wn$}  {:<wd$}  {:<wa$}  nodes: {nodes}",
             s.name, s.driver, s.address
         );
     }
