@@ -1132,6 +1132,21 @@ fn ib_only(name: &str) -> (PathBuf, PathBuf) {
     (topo, conf)
 }
 
+/// `up` of `job` on `node` of an InfiniBand-only topology `t` with state file `st`.
+fn up_ib(st: &str, t: &str, job: &str, node: &str) -> Out {
+    jobnet(&[
+        "--state",
+        st,
+        "up",
+        "--topology",
+        t,
+        "--job",
+        job,
+        "--nodes",
+        node,
+    ])
+}
+
 #[test]
 fn infiniband_only_topologies_plan_and_apply_partitions() {
     let (topo, conf) = ib_only("ibonly");
@@ -1532,18 +1547,7 @@ fn status_shows_live_jobs_and_prune_forgets_old_ones() {
     let t = topo.to_str().unwrap();
     let st = state_dir("status-live");
     let up = |job: &str, node: &str| {
-        jobnet(&[
-            "--state",
-            &st,
-            "up",
-            "--topology",
-            t,
-            "--job",
-            job,
-            "--nodes",
-            node,
-        ])
-        .code(0);
+        up_ib(&st, t, job, node).code(0);
     };
     let long = "slurm-array-4242424242_17.batch-with-a-long-name";
     up("1", "n1");
@@ -1592,18 +1596,7 @@ fn status_shows_live_jobs_and_prune_forgets_old_ones() {
 fn an_unknown_job_state_in_the_database_is_an_error() {
     let (topo, _) = ib_only("bad-state");
     let st = state_dir("bad-state");
-    jobnet(&[
-        "--state",
-        &st,
-        "up",
-        "--topology",
-        topo.to_str().unwrap(),
-        "--job",
-        "9",
-        "--nodes",
-        "n1",
-    ])
-    .code(0);
+    up_ib(&st, topo.to_str().unwrap(), "9", "n1").code(0);
     let conn = rusqlite::Connection::open(&st).unwrap();
     conn.execute("UPDATE jobs SET state='upp' WHERE job='9'", [])
         .unwrap();
@@ -1649,18 +1642,7 @@ fn read_only_commands_only_read_the_state_file() {
     let (topo, _) = ib_only("ro-state");
     let t = topo.to_str().unwrap();
     let st = state_dir("ro-state");
-    jobnet(&[
-        "--state",
-        &st,
-        "up",
-        "--topology",
-        t,
-        "--job",
-        "1",
-        "--nodes",
-        "n1",
-    ])
-    .code(0);
+    up_ib(&st, t, "1", "n1").code(0);
     // Make it look like a version-1 file: status must neither upgrade nor write it.
     let conn = rusqlite::Connection::open(&st).unwrap();
     conn.execute_batch(
@@ -1736,18 +1718,7 @@ fn one_damaged_row_does_not_hide_the_other_jobs() {
     let t = topo.to_str().unwrap();
     let st = state_dir("damaged");
     for (job, node) in [("1", "n1"), ("2", "n2"), ("3", "n3")] {
-        jobnet(&[
-            "--state",
-            &st,
-            "up",
-            "--topology",
-            t,
-            "--job",
-            job,
-            "--nodes",
-            node,
-        ])
-        .code(0);
+        up_ib(&st, t, job, node).code(0);
     }
     let conn = rusqlite::Connection::open(&st).unwrap();
     conn.execute("UPDATE jobs SET state='UP' WHERE job='2'", [])
