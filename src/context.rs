@@ -47,6 +47,8 @@ pub struct Options {
     pub wait: Duration,
     /// Send each profile's save lines after changing a device.
     pub save_config: bool,
+    /// The service user's (uid, gid): files root creates in the state directory go to it.
+    pub service_user: Option<(u32, u32)>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             sessions_per_device: 4,
             wait: Duration::from_secs(60),
             save_config: false,
+            service_user: None,
         }
     }
 }
@@ -152,6 +155,8 @@ pub struct JobStatus {
     pub row: JobRow,
     pub devices: Vec<String>,
     pub journal: Vec<JournalRow>,
+    /// The VMs' address list (JSON), when the site numbers them.
+    pub addresses: Option<String>,
 }
 
 impl JobStatus {
@@ -162,6 +167,7 @@ impl JobStatus {
             row,
             devices: devices.into_iter().collect(),
             journal,
+            addresses: None,
         }
     }
 }
@@ -366,7 +372,9 @@ impl Context {
                 )));
             };
             let journal = store.journal(j)?;
-            report.jobs.push(JobStatus::new(row, journal));
+            let mut status = JobStatus::new(row, journal);
+            status.addresses = store.addresses(j)?;
+            report.jobs.push(status);
             return Ok(report);
         }
         for row in store.jobs_each()? {
@@ -378,8 +386,13 @@ impl Context {
                     continue;
                 }
             };
+            let addresses = store.addresses(&row.job).unwrap_or(None);
             match store.journal(&row.job) {
-                Ok(journal) => report.jobs.push(JobStatus::new(row, journal)),
+                Ok(journal) => {
+                    let mut status = JobStatus::new(row, journal);
+                    status.addresses = addresses;
+                    report.jobs.push(status);
+                }
                 Err(e) => {
                     report.damaged.push(e);
                     report.jobs.push(JobStatus::new(row, Vec::new()));
@@ -387,6 +400,55 @@ impl Context {
             }
         }
         Ok(report)
+    }
+
+    /// The job's record (`None`: not known, or no state file).
+    pub fn job(&self, job: &JobId) -> Result<Option<JobRow>, Error> {
+        Ok(match self.store(Access::Read)? {
+            Some(s) => s.job(job)?,
+            None => None,
+        })
+    }
+
+    /// Allocates to `job` the first of `candidates` of `kind` no other job holds (or the one it
+    /// holds already); released with the job.
+    pub fn allocate(
+        &self,
+        job: &JobId,
+        kind: crate::state::AllocationKind,
+        candidates: &mut dyn Iterator<Item = u16>,
+    ) -> Result<Option<u16>, Error> {
+        let store = self.store(Access::Create)?.expect("created");
+        Ok(store.allocate(job, kind, candidates)?)
+    }
+
+    /// Counts one more failed prolog of `job`; returns how many there were.
+    pub fn note_failure(&self, job: &JobId, message: &str) -> Result<u32, Error> {
+        let store = self.store(Access::Create)?.expect("created");
+        Ok(store.note_failure(job, message)?)
+    }
+
+    pub fn clear_failures(&self, job: &JobId) -> Result<(), Error> {
+        if let Some(store) = self.store(Access::Write)? {
+            store.clear_failures(job)?;
+        }
+        Ok(())
+    }
+
+    /// Records (or with `None` forgets) the job's address list (JSON).
+    pub fn set_addresses(&self, job: &JobId, json: Option<&str>) -> Result<(), Error> {
+        if let Some(store) = self.store(Access::Write)? {
+            store.set_addresses(job, json)?;
+        }
+        Ok(())
+    }
+
+    /// The job's address list (JSON), when it has one.
+    pub fn addresses(&self, job: &JobId) -> Result<Option<String>, Error> {
+        Ok(match self.store(Access::Read)? {
+            Some(s) => s.addresses(job)?,
+            None => None,
+        })
     }
 
     /// What `down --force` abandoned, for an administrator to undo by hand.
@@ -415,8 +477,11 @@ impl Context {
         let boxed = |s: SqliteStore| Box::new(s) as Box<dyn StateStore>;
         Ok(match access {
             Access::Read => SqliteStore::open_read_only(path)?.map(boxed),
-            Access::Write => SqliteStore::open_existing(path)?.map(boxed),
-            Access::Create => Some(boxed(SqliteStore::open(path)?)),
+            Access::Write if !path.exists() => None,
+            Access::Write | Access::Create => Some(boxed(SqliteStore::open_as(
+                path,
+                self.options.service_user,
+            )?)),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod base;
 pub mod context;
 pub mod drivers;
 pub mod ib;
+pub mod jobs;
 pub mod plan;
 pub mod state;
 #[cfg(feature = "testkit")]

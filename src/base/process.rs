@@ -1,10 +1,16 @@
 //! Running a local program the way jobnet runs every program: argv split at white space (no
 //! shell, so no quoting, pipes or variables), stdin closed, both output pipes drained while it
 //! runs (a child blocked on a full pipe would never exit) and capped, killed after a time limit.
+//!
+//! A program named without a `/` is found by its absolute path: the site's `programs:` table
+//! ([`set_programs`], from /etc/jobnet/jobnet.yaml) first, then the system directories
+//! ([`SYSTEM_DIRS`]) — never `$PATH`, which batch-system hooks do not set (and which a caller
+//! could point anywhere).
 
 use crate::base::limits::ANSWER;
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +25,8 @@ pub struct Finished {
 pub enum RunError {
     #[error("empty command")]
     Empty,
+    #[error("program `{program}` is not in the site's `programs:` table (/etc/jobnet/jobnet.yaml) nor in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin; give its absolute path there")]
+    NotFound { program: String },
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -31,11 +39,48 @@ pub enum RunError {
     Wait(std::io::Error),
 }
 
+/// Where a program named without a path is looked for, in order, after the `programs:` table.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+static PROGRAMS: std::sync::OnceLock<BTreeMap<String, PathBuf>> = std::sync::OnceLock::new();
+
+/// The site's absolute paths of external programs by name (`ovs-vsctl`, `scontrol`, ...); set
+/// once, before any program runs.
+pub fn set_programs(programs: BTreeMap<String, PathBuf>) {
+    let _ = PROGRAMS.set(programs);
+}
+
+/// The absolute path of `program`: as given when it has a `/`, else from the `programs:` table,
+/// else the first of [`SYSTEM_DIRS`] that has it.
+pub fn resolve(program: &str) -> Result<PathBuf, RunError> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    if let Some(p) = PROGRAMS.get().and_then(|m| m.get(program)) {
+        return Ok(p.clone());
+    }
+    SYSTEM_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| RunError::NotFound {
+            program: program.to_string(),
+        })
+}
+
 /// Runs `line` (split at white space), in `cwd` when given, for at most `timeout`.
 pub fn run(line: &str, cwd: Option<&Path>, timeout: Duration) -> Result<Finished, RunError> {
     let argv: Vec<&str> = line.split_whitespace().collect();
     let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
-    let mut cmd = Command::new(program);
+    let path = resolve(program)?;
+    let mut cmd = Command::new(&path);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -5,6 +5,7 @@
 //! `--format json`, as a JSON object on stdout.
 
 mod down;
+mod hook;
 mod ib;
 mod job;
 mod output;
@@ -85,6 +86,7 @@ impl Global {
             sessions_per_device: self.sessions_per_device,
             wait: Duration::from_secs(self.wait),
             save_config: self.save_config,
+            service_user: None,
         }
     }
 }
@@ -109,6 +111,13 @@ enum Cmd {
     /// InfiniBand tools.
     #[command(subcommand)]
     Ib(ib::Cmd),
+    /// Batch-system hooks (Slurm PrologSlurmctld/EpilogSlurmctld, PBS prologue/epilogue),
+    /// configured by /etc/jobnet/jobnet.yaml.
+    #[command(subcommand)]
+    Hook(hook::HookCmd),
+    /// A job's network from a passport (SUPPZ-style prolog/epilog).
+    #[command(subcommand)]
+    Job(hook::JobCmd),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(reference::CompletionsArgs),
     /// Print the manual page (roff) to stdout.
@@ -127,13 +136,26 @@ impl Cmd {
             Cmd::Prune(a) => a.format == output::Format::Json,
             Cmd::Recover(a) => a.format == output::Format::Json,
             Cmd::Ib(c) => c.json(),
-            Cmd::Completions(_) | Cmd::Man => false,
+            Cmd::Job(hook::JobCmd::Up(a)) => a.format == output::Format::Json,
+            Cmd::Job(hook::JobCmd::Down(a)) => a.format == output::Format::Json,
+            Cmd::Hook(_) | Cmd::Completions(_) | Cmd::Man => false,
         }
     }
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Called by a hook's name (a symbolic link, as slurm.conf takes no arguments): that hook.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| hook::ENTRY_POINTS.iter().find(|(name, _)| *name == n))
+        .map(|(_, hook)| *hook);
+    if let Some(hook) = called {
+        args.splice(1..1, ["hook".into(), hook.into()]);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => return output::usage_error(e),
     };
@@ -160,6 +182,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Status(a) => status::status(&context(g)?, &a),
         Cmd::Prune(a) => status::prune(&context(g)?, &a),
         Cmd::Ib(c) => ib::run(c),
+        Cmd::Hook(c) => hook::run(c),
+        Cmd::Job(c) => hook::job(c),
         Cmd::Completions(a) => reference::completions(&a),
         Cmd::Man => reference::man(),
     }

@@ -91,6 +91,7 @@ pub fn status(ctx: &Context, a: &StatusArgs) -> Result<(), Fail> {
     let mut text = jobs_table(&report.jobs);
     if job.is_some() {
         for s in &report.jobs {
+            text.push_str(&addresses_text(s));
             text.push_str(&journal_text(s));
         }
     }
@@ -101,6 +102,9 @@ pub fn status(ctx: &Context, a: &StatusArgs) -> Result<(), Fail> {
 fn job_json(s: &JobStatus, with_journal: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(&s.row).expect("json");
     v["devices"] = serde_json::json!(s.devices);
+    if let Some(a) = &s.addresses {
+        v["addresses"] = serde_json::from_str(a).unwrap_or(serde_json::Value::Null);
+    }
     if with_journal {
         v["journal"] = serde_json::to_value(&s.journal).expect("json");
     }
@@ -146,6 +150,28 @@ fn fold_names(names: &[String], n: usize) -> String {
     } else {
         format!("{},… ({} more)", names[..n].join(","), names.len() - n)
     }
+}
+
+/// The job's VMs, as its address files list them.
+fn addresses_text(s: &JobStatus) -> String {
+    let Some(v) = s
+        .addresses
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+    else {
+        return String::new();
+    };
+    let mut o = format!("  addresses in {}:\n", v["subnet"].as_str().unwrap_or("?"));
+    for vm in v["vms"].as_array().into_iter().flatten() {
+        o += &format!(
+            "    {}  {}  {}  on {}\n",
+            vm["name"].as_str().unwrap_or(""),
+            vm["ip"].as_str().unwrap_or(""),
+            vm["mac"].as_str().unwrap_or(""),
+            vm["node"].as_str().unwrap_or("")
+        );
+    }
+    o
 }
 
 fn journal_text(s: &JobStatus) -> String {

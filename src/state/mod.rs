@@ -157,6 +157,8 @@ text_enum!(
     AllocationKind {
         Vlan => "vlan",
         PKey => "pkey",
+        /// The index of a job's subnet in the site's address pool.
+        Subnet => "subnet",
     }
 );
 
@@ -418,6 +420,25 @@ pub trait StateStore: Send + Sync {
     /// Records journal rows `down --force` gave up on, and marks them abandoned.
     fn abandon(&self, rows: &[JournalRow], reason: &str) -> Result<(), StateError>;
     fn abandoned(&self) -> Result<Vec<Abandoned>, StateError>;
+
+    /// Allocates to `job` the first value of `candidates` no other job holds (atomically), or
+    /// returns the one of `kind` it already holds; `None` when every candidate is taken.
+    /// Released with the job's other allocations.
+    fn allocate(
+        &self,
+        job: &JobId,
+        kind: AllocationKind,
+        candidates: &mut dyn Iterator<Item = u16>,
+    ) -> Result<Option<u16>, StateError>;
+
+    /// Counts one more failed prolog of `job` (across requeues); returns the count.
+    fn note_failure(&self, job: &JobId, message: &str) -> Result<u32, StateError>;
+    fn failures(&self, job: &JobId) -> Result<u32, StateError>;
+    fn clear_failures(&self, job: &JobId) -> Result<(), StateError>;
+
+    /// The job's address list (JSON, as written to its files); `None` forgets it.
+    fn set_addresses(&self, job: &JobId, json: Option<&str>) -> Result<(), StateError>;
+    fn addresses(&self, job: &JobId) -> Result<Option<String>, StateError>;
 
     /// One of `slots` session slots of a device, waiting at most `wait`.
     fn device_slot(&self, device: &str, slots: usize, wait: Duration) -> Result<Held, LockError>;

@@ -15,12 +15,12 @@ use super::*;
 use crate::base::fsutil::FileLock;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 macro_rules! sql_text {
@@ -115,6 +115,20 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     lock_dir: PathBuf,
+    /// Whom root gives the files it creates (see [`SqliteStore::open_as`]).
+    owner: Option<(u32, u32)>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // SQLite may have created its -wal/-shm files after opening.
+        let _ = self.give_files();
+    }
+}
+
+/// Gives `path` to `owner` (uid, gid).
+fn chown(path: &Path, owner: (u32, u32)) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))
 }
 
 const JOB_COLS: &str =
@@ -122,21 +136,46 @@ const JOB_COLS: &str =
 const JOURNAL_COLS: &str =
     "id, job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, message";
 
+/// Whom the files of a state directory belong to when root writes them: `service` (the site's
+/// service user, e.g. Slurm's `slurm`), else the directory's owner if that is not root. So an
+/// administrator running jobnet as root never leaves a file the hooks cannot open.
+fn file_owner(dir: &Path, service: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    service.or_else(|| {
+        let m = std::fs::metadata(dir).ok()?;
+        (m.uid() != 0).then_some((m.uid(), m.gid()))
+    })
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the state file at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
+        Self::open_as(path, None)
+    }
+
+    /// Opens (creating if needed) the state file at `path`; when root creates or touches files
+    /// there, they are given to `service` (uid, gid), or to the directory's owner.
+    pub fn open_as(path: &Path, service: Option<(u32, u32)>) -> Result<Self, StateError> {
         let p = path.display().to_string();
         let io = |source| StateError::Io {
             path: p.clone(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                    .map_err(io)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+            if let Some(owner) = file_owner(dir, service) {
+                chown(dir, owner).map_err(io)?;
             }
         }
+        let owner = file_owner(dir, service);
         // Create the file ourselves so it never exists with a wider mode.
         std::fs::OpenOptions::new()
             .create(true)
@@ -155,9 +194,30 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             lock_dir: path.parent().unwrap_or(Path::new(".")).join("locks"),
+            owner,
         };
         store.migrate()?;
+        store.give_files()?;
         Ok(store)
+    }
+
+    /// The state file and SQLite's companions go to the owner (when root runs jobnet).
+    fn give_files(&self) -> Result<(), StateError> {
+        let Some(owner) = self.owner else {
+            return Ok(());
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                chown(&p, owner).map_err(|source| StateError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Opens an existing state file; `None` when there is none. Creates nothing (read-only
@@ -215,6 +275,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             lock_dir: path.parent().unwrap_or(Path::new(".")).join("locks"),
+            owner: None,
         };
         store.check_version()?;
         Ok(Some(store))
@@ -300,7 +361,10 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS abandoned(
                id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, device TEXT NOT NULL,
                address TEXT NOT NULL, apply TEXT NOT NULL, undo TEXT NOT NULL,
-               reason TEXT NOT NULL, ts REAL NOT NULL);",
+               reason TEXT NOT NULL, ts REAL NOT NULL);
+             CREATE TABLE IF NOT EXISTS hook_failures(
+               job TEXT PRIMARY KEY, count INTEGER NOT NULL, last TEXT NOT NULL, ts REAL NOT NULL);
+             CREATE TABLE IF NOT EXISTS addresses(job TEXT PRIMARY KEY, json TEXT NOT NULL);",
         )
         .map_err(|e| self.err(e))?;
         let found: Option<String> = tx
@@ -334,7 +398,8 @@ impl SqliteStore {
                     found: v,
                 })
             }
-            // Version 1 lacked the two tables created above; nothing else changed.
+            // Version 1 lacked port_restrictions and abandoned, version 2 hook_failures and
+            // addresses (all created above); nothing else changed.
             Some(v) if v < SCHEMA_VERSION => {
                 tx.execute(
                     "UPDATE meta SET value=?1 WHERE key='schema_version'",
@@ -474,10 +539,28 @@ impl SqliteStore {
     }
 
     fn make_lock_dir(&self) -> Result<(), LockError> {
-        std::fs::create_dir_all(&self.lock_dir).map_err(|source| LockError::Io {
+        let io = |source| LockError::Io {
             path: self.lock_dir.display().to_string(),
             source,
-        })
+        };
+        if !self.lock_dir.exists() {
+            std::fs::create_dir_all(&self.lock_dir).map_err(io)?;
+            if let Some(owner) = self.owner {
+                chown(&self.lock_dir, owner).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A lock file root created belongs to the owner too.
+    fn give_lock(&self, path: &Path) -> Result<(), LockError> {
+        match self.owner {
+            Some(owner) => chown(path, owner).map_err(|source| LockError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -677,6 +760,13 @@ impl StateStore for SqliteStore {
             params![before, JobState::Down],
         )
         .map_err(|e| self.err(e))?;
+        for table in ["addresses", "hook_failures"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE job IN (SELECT job FROM jobs WHERE state=?2 AND updated < ?1)"),
+                params![before, JobState::Down],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         conn.execute(
             "DELETE FROM jobs WHERE state=?2 AND updated < ?1",
             params![before, JobState::Down],
@@ -808,14 +898,119 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
+    fn allocate(
+        &self,
+        job: &JobId,
+        kind: AllocationKind,
+        candidates: &mut dyn Iterator<Item = u16>,
+    ) -> Result<Option<u16>, StateError> {
+        let r = self.immediate(|tx| {
+            let held: Option<i64> = tx
+                .query_row(
+                    "SELECT value FROM allocations WHERE job=?1 AND kind=?2",
+                    params![job.as_str(), kind],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(v) = held {
+                return Ok(u16::try_from(v).ok());
+            }
+            for value in &mut *candidates {
+                let n = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO allocations(kind, value, job) VALUES(?1, ?2, ?3)",
+                        params![kind, value, job.as_str()],
+                    )
+                    .map_err(|e| self.err(e))?;
+                if n == 1 {
+                    return Ok(Some(value));
+                }
+            }
+            Ok(None)
+        });
+        r.map_err(|e| match e {
+            BeginError::State(s) => s,
+            BeginError::Refused(r) => self.corrupt(format!("job {job}"), r),
+        })
+    }
+
+    fn note_failure(&self, job: &JobId, message: &str) -> Result<u32, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute(
+            "INSERT INTO hook_failures(job, count, last, ts) VALUES(?1, 1, ?2, ?3)
+             ON CONFLICT(job) DO UPDATE SET count=count+1, last=?2, ts=?3",
+            params![job.as_str(), message, now()],
+        )
+        .map_err(|e| self.err(e))?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT count FROM hook_failures WHERE job=?1",
+                [job.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n.max(0) as u32)
+    }
+
+    fn failures(&self, job: &JobId) -> Result<u32, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        if !self.has_table(&conn, "hook_failures")? {
+            return Ok(0);
+        }
+        let n: Option<i64> = conn
+            .query_row(
+                "SELECT count FROM hook_failures WHERE job=?1",
+                [job.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(n.unwrap_or(0).max(0) as u32)
+    }
+
+    fn clear_failures(&self, job: &JobId) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        conn.execute("DELETE FROM hook_failures WHERE job=?1", [job.as_str()])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn set_addresses(&self, job: &JobId, json: Option<&str>) -> Result<(), StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        match json {
+            Some(j) => conn.execute(
+                "INSERT INTO addresses(job, json) VALUES(?1, ?2) ON CONFLICT(job) DO UPDATE SET json=?2",
+                params![job.as_str(), j],
+            ),
+            None => conn.execute("DELETE FROM addresses WHERE job=?1", [job.as_str()]),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn addresses(&self, job: &JobId) -> Result<Option<String>, StateError> {
+        let conn = self.conn.lock().expect("state lock");
+        if !self.has_table(&conn, "addresses")? {
+            return Ok(None);
+        }
+        conn.query_row(
+            "SELECT json FROM addresses WHERE job=?1",
+            [job.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
     fn device_slot(&self, device: &str, slots: usize, wait: Duration) -> Result<Held, LockError> {
         self.make_lock_dir()?;
         let start = Instant::now();
         loop {
             for slot in 0..slots.max(1) {
-                if let Some(l) =
-                    FileLock::try_acquire(&self.lock_file(&format!("{device}.{slot}.lock")))?
-                {
+                let path = self.lock_file(&format!("{device}.{slot}.lock"));
+                if let Some(l) = FileLock::try_acquire(&path)? {
+                    self.give_lock(&path)?;
                     return Ok(Held::new(l));
                 }
             }
@@ -834,7 +1029,9 @@ impl StateStore for SqliteStore {
     fn port_lock(&self, device: &str, port: &str, wait: Duration) -> Result<Held, LockError> {
         self.make_lock_dir()?;
         let path = self.lock_file(&format!("{device}.port.{}.lock", encode(port)));
-        FileLock::acquire(&path, wait).map(Held::new)
+        let lock = FileLock::acquire(&path, wait)?;
+        self.give_lock(&path)?;
+        Ok(Held::new(lock))
     }
 }
 

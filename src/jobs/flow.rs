@@ -1,0 +1,321 @@
+//! What a batch system's prolog and epilog do, for every batch system alike (Slurm, PBS, a
+//! passport): decide from the site's policy and the job's request, bring the network up through
+//! the facade (a requeued or half-done job gets a clean network first), number the VMs and write
+//! their files, count failures so the caller can hold a job instead of requeueing it forever; and
+//! take it all away again. Both are safe to run twice (a batch system reruns a hook that was
+//! killed): `up` of a job that is up as asked sends nothing, `down` of a job that is down is done.
+
+use super::addresses::{AddressPlan, JobAddresses, Subnets};
+use super::request::NetworkRequest;
+use super::site::{Decision, Site};
+use super::JobMeta;
+use crate::apply::{DownReport, Silent, UpReport};
+use crate::base::fsutil;
+use crate::base::types::JobId;
+use crate::context::Context;
+use crate::plan::JobRequest;
+use crate::state::{AllocationKind, JobState};
+use std::path::{Path, PathBuf};
+
+/// A job's VM addresses and the directory of their files.
+pub type Numbered = (JobAddresses, PathBuf);
+
+/// A prolog failure: the message and its exit code (docs/cli.md).
+type Failed = (String, u8);
+
+/// How a prolog ended.
+#[derive(Debug)]
+pub enum PrologOutcome {
+    /// Not the policy's and nothing asked: nothing was touched.
+    Untouched,
+    /// The network is up; the VMs' addresses and where their files are, when the site numbers.
+    Up {
+        report: Box<UpReport>,
+        addresses: Option<Numbered>,
+    },
+    /// Failed, and the policy lets this job run without a network (`fail_open`); nothing of it is
+    /// left on the devices (or what is left is in the journal, for `down`).
+    FailOpen { error: String },
+    /// Failed (`failures` times for this job, counted across requeues); `hold`: stop retrying.
+    /// `code` is the exit code of docs/cli.md for the failure.
+    Failed {
+        error: String,
+        code: u8,
+        failures: u32,
+        hold: bool,
+    },
+}
+
+/// How an epilog ended.
+#[derive(Debug)]
+pub enum EpilogOutcome {
+    /// The job has no network (never had, or it is down already).
+    Untouched,
+    Down(DownReport),
+    Failed {
+        error: String,
+    },
+}
+
+/// The prolog: `log` receives one line per step worth knowing.
+pub fn prolog(
+    ctx: &Context,
+    site: &Site,
+    meta: &JobMeta,
+    log: &mut dyn FnMut(&str),
+) -> PrologOutcome {
+    let texts: Vec<&str> = meta.texts.iter().map(|(_, t)| t.as_str()).collect();
+    let decision = site.decide(
+        meta.partition.as_deref(),
+        meta.user.as_deref(),
+        meta.account.as_deref(),
+        &texts,
+    );
+    let (request, fail_open) = match decision {
+        Decision::Untouched => return PrologOutcome::Untouched,
+        Decision::Refused(why) => {
+            // A request that cannot be met will not be met on a retry either: hold at once.
+            let failures = ctx.note_failure(&meta.id, &why).unwrap_or(site.hold_after);
+            return PrologOutcome::Failed {
+                error: why,
+                code: 2,
+                failures,
+                hold: true,
+            };
+        }
+        Decision::Network {
+            request,
+            fail_open,
+            note,
+            ..
+        } => {
+            if let Some(n) = note {
+                log(&n);
+            }
+            (request, fail_open)
+        }
+    };
+    match bring_up(ctx, site, meta, &request, log) {
+        Ok((report, addresses)) => {
+            if let Err(e) = ctx.clear_failures(&meta.id) {
+                log(&format!("could not reset the failure count: {e}"));
+            }
+            PrologOutcome::Up {
+                report: Box::new(report),
+                addresses,
+            }
+        }
+        Err((error, _)) if fail_open => PrologOutcome::FailOpen { error },
+        Err((error, code)) => {
+            let failures = match ctx.note_failure(&meta.id, &error) {
+                Ok(n) => n,
+                Err(e) => {
+                    log(&format!("could not count the failure: {e}"));
+                    1
+                }
+            };
+            PrologOutcome::Failed {
+                error,
+                code,
+                failures,
+                hold: failures >= site.hold_after,
+            }
+        }
+    }
+}
+
+/// A clean network for the job, then `up`, then its addresses.
+fn bring_up(
+    ctx: &Context,
+    site: &Site,
+    meta: &JobMeta,
+    request: &NetworkRequest,
+    log: &mut dyn FnMut(&str),
+) -> Result<(UpReport, Option<Numbered>), Failed> {
+    let e = |e: crate::Error| (e.to_string(), e.exit_code());
+    let row = ctx.job(&meta.id).map_err(e)?;
+    if let Some(row) = row.filter(|r| r.state != JobState::Down) {
+        // Requeued (restart count > 0), or a hook that died mid-change: start from nothing.
+        if meta.restart_count > 0 || row.state != JobState::Up {
+            log(&format!(
+                "job is {} from an earlier run (restart count {}): taking its network down first",
+                row.state, meta.restart_count
+            ));
+            ctx.down(&meta.id, None, false, &Silent).map_err(e)?;
+        }
+    }
+    let fabric = ctx.fabric(&site.topology).map_err(e)?;
+    for w in &fabric.warnings {
+        log(&format!("topology warning: {w}"));
+    }
+    let req = JobRequest {
+        job: meta.id.clone(),
+        nodes: meta.nodes.clone(),
+        vlan: request.vlan,
+        pkey: request.pkey,
+        gateway: request.gateway.clone(),
+    };
+    let report = ctx.up(&fabric, &req, None, &Silent).map_err(e)?;
+    let Some(plan) = &site.addresses else {
+        return Ok((report, None));
+    };
+    match number(ctx, plan, meta, &report, request.vms_per_node) {
+        Ok(a) => Ok((report, Some(a))),
+        Err(why) => {
+            // The job cannot run without its addresses: take the network away again.
+            if let Err(d) = ctx.down(&meta.id, None, false, &Silent) {
+                let code = d.exit_code();
+                return Err((
+                    format!("{why}; and taking the network down again failed: {d}"),
+                    code,
+                ));
+            }
+            Err((why, 4))
+        }
+    }
+}
+
+/// Allocates the job's subnet, numbers its VMs, writes their files, records the list.
+fn number(
+    ctx: &Context,
+    plan: &AddressPlan,
+    meta: &JobMeta,
+    report: &UpReport,
+    vms_per_node: u32,
+) -> Result<Numbered, String> {
+    let index = match &plan.subnets {
+        Subnets::Pool { .. } => {
+            let size = plan.pool_size().unwrap_or(0).min(u32::from(u16::MAX) + 1);
+            let mut all = (0..size).map(|i| i as u16);
+            ctx.allocate(&meta.id, AllocationKind::Subnet, &mut all)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!("every subnet of the address pool ({size}) is in use by a live job; widen addresses.pool in jobnet.yaml")
+                })?
+        }
+        Subnets::Template(_) => 0,
+    };
+    let subnet = plan
+        .subnet(index, report.vlan.map(|v| v.get()))
+        .map_err(|e| e.to_string())?;
+    let a = plan
+        .assign(meta.id.as_str(), subnet, &meta.nodes, vms_per_node)
+        .map_err(|e| e.to_string())?;
+    let owner = meta
+        .uid
+        .and_then(|u| meta.gid.or_else(|| primary_group(u)).map(|g| (u, g)));
+    let dir = write_files(plan, &a, &meta.id, owner).map_err(|e| e.to_string())?;
+    ctx.set_addresses(&meta.id, Some(&a.json()))
+        .map_err(|e| e.to_string())?;
+    Ok((a, dir))
+}
+
+/// The primary group of user `uid` (from the password database).
+fn primary_group(uid: u32) -> Option<u32> {
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: getpwuid_r writes into `pwd` and `buf` (whose length it is given) and sets
+    // `result` to `pwd` or null; nothing is kept beyond this call.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        );
+        (rc == 0 && !result.is_null()).then_some(pwd.pw_gid)
+    }
+}
+
+/// The job's directory of address files: `plan.dir/<job id>`.
+pub fn job_dir(plan: &AddressPlan, job: &JobId) -> PathBuf {
+    let id = job.as_str();
+    // Job ids may hold dots: never a name that climbs out of the directory.
+    let name = if id.starts_with('.') {
+        format!("_{id}")
+    } else {
+        id.to_string()
+    };
+    plan.dir.join(name)
+}
+
+/// Writes the job's files. Run as root, they belong to the job's user (`owner`), unreadable to
+/// others; otherwise (Slurm's controller hooks run as SlurmUser) they are readable by all.
+fn write_files(
+    plan: &AddressPlan,
+    a: &JobAddresses,
+    job: &JobId,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<PathBuf> {
+    let dir = job_dir(plan, job);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let owner = owner.filter(|_| root);
+    let (dmode, fmode) = if owner.is_some() {
+        (0o750, 0o640)
+    } else {
+        (0o755, 0o644)
+    };
+    let mkdir = |d: &Path| -> std::io::Result<()> {
+        std::fs::create_dir_all(d)?;
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(dmode))?;
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(d, Some(u), Some(g))?;
+        }
+        Ok(())
+    };
+    mkdir(&dir)?;
+    let write = |p: &Path, text: &str| fsutil::replace_with(p, text.as_bytes(), fmode, owner);
+    write(&dir.join("ip-list.txt"), &a.ip_list())?;
+    write(&dir.join("addresses.json"), &a.json())?;
+    write(&dir.join("dnsmasq-hosts"), &a.dnsmasq())?;
+    for vm in &a.vms {
+        let d = dir.join("cloud-init").join(&vm.name);
+        mkdir(&dir.join("cloud-init"))?;
+        mkdir(&d)?;
+        write(&d.join("network-config"), &a.cloud_init(vm))?;
+    }
+    Ok(dir)
+}
+
+/// The epilog: the job's network and address files go; the failure count stays (a requeued job
+/// keeps counting).
+pub fn epilog(ctx: &Context, site: &Site, job: &JobId, log: &mut dyn FnMut(&str)) -> EpilogOutcome {
+    if !ctx.state_exists() {
+        return EpilogOutcome::Untouched;
+    }
+    let live = match ctx.job(job) {
+        Ok(row) => row.is_some_and(|r| r.state != JobState::Down),
+        Err(e) => {
+            return EpilogOutcome::Failed {
+                error: e.to_string(),
+            }
+        }
+    };
+    let report = if live {
+        match ctx.down(job, None, false, &Silent) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return EpilogOutcome::Failed {
+                    error: e.to_string(),
+                }
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(plan) = &site.addresses {
+        let dir = job_dir(plan, job);
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                log(&format!("could not remove {}: {e}", dir.display()));
+            }
+        }
+    }
+    if let Err(e) = ctx.set_addresses(job, None) {
+        log(&format!("could not forget the address list: {e}"));
+    }
+    report.map_or(EpilogOutcome::Untouched, EpilogOutcome::Down)
+}

@@ -1,0 +1,483 @@
+//! The batch-system entry points as the batch systems call them: Slurm's controller hooks with
+//! the environment Slurm 22.05 sets (and by the name of a symbolic link, as slurm.conf takes no
+//! arguments), PBS's prologue/epilogue with their argv and node file, a SUPPZ-style passport —
+//! on an InfiniBand-only fabric whose OpenSM "reload" is `true`, so no device or root is needed
+//! (the Slurm lab in .ci/labs/slurm.sh runs the real thing).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("hooks")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A lab: a topology with nodes n1..n4 (IB only), its partitions.conf, and a jobnet.yaml.
+struct Lab {
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn new(name: &str, policy: &str, extra: &str) -> Lab {
+        let dir = scratch(name);
+        let conf = dir.join("partitions.conf");
+        std::fs::write(&conf, "Default=0x7fff, ipoib : ALL=full;\n").unwrap();
+        std::fs::write(
+            dir.join("topology.yaml"),
+            format!(
+                "name: hooks\ninfiniband:\n  pkey_pool: \"0x10-0x12\"\n  partitions_conf: {}\n  reload: {{command: \"true\"}}\n  reload_window_ms: 10\nnodes:\n  - {{name: \"n[1-4]\", ib_guids: [\"0x100001\", \"0x100002\", \"0x100003\", \"0x100004\"]}}\n",
+                conf.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("jobnet.yaml"),
+            format!(
+                "topology: {d}/topology.yaml\nstate: {d}/state/state.db\nlog: {d}/hooks.log\npolicy:\n{policy}\n{extra}",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        Lab { dir }
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("hooks.log")).unwrap_or_default()
+    }
+
+    /// Runs `program` (jobnet or a link to it) as a hook: only the given environment.
+    fn hook(&self, program: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        let o = Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("JOBNET_CONFIG", self.path("jobnet.yaml"))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn slurm(
+        &self,
+        hook: &str,
+        job: &str,
+        nodes: &str,
+        partition: &str,
+        comment: &str,
+    ) -> (i32, String) {
+        self.hook(
+            Path::new(env!("CARGO_BIN_EXE_jobnet")),
+            &["hook", hook],
+            &[
+                ("SLURM_JOB_ID", job),
+                ("SLURM_JOB_NODELIST", nodes),
+                ("SLURM_JOB_PARTITION", partition),
+                ("SLURM_JOB_USER", "alice"),
+                ("SLURM_JOB_COMMENT", comment),
+                ("SLURM_SCRIPT_CONTEXT", "prolog_slurmctld"),
+            ],
+        )
+    }
+
+    fn status(&self, job: &str) -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+            .args([
+                "--state",
+                self.path("state/state.db").to_str().unwrap(),
+                "status",
+                "--all",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job"] == job)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+const POLICY: &str = "  - {partitions: [vm], network: {vlan: none, ib: yes, vms: 2}}\n  - {partitions: [\"*\"], requests: allow}";
+const ADDRESSES: &str = "addresses: {template: \"192.168.{vlan}.0/24\"}\n";
+
+#[test]
+fn a_job_nobody_asked_for_is_left_alone_and_nothing_is_created() {
+    let lab = Lab::new("untouched", POLICY, "");
+    let (code, err) = lab.slurm("slurm-prolog", "1", "n[1-2]", "batch", "just a comment");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !lab.path("state").exists(),
+        "no state file for an untouched job"
+    );
+    let (code, _) = lab.slurm("slurm-epilog", "1", "n[1-2]", "batch", "");
+    assert_eq!(code, 0);
+    assert!(!lab.path("state").exists());
+}
+
+#[test]
+fn policy_partition_job_gets_its_partition_and_loses_it_at_the_end() {
+    let lab = Lab::new(
+        "policy",
+        POLICY,
+        "addresses: {pool: 10.64.0.0/16, prefix: 28, first: 2, gateway: 1}\n",
+    );
+    let (code, err) = lab.slurm("slurm-prolog", "7", "n[1-3]", "vm", "");
+    assert_eq!(code, 0, "{err}");
+    let conf = std::fs::read_to_string(lab.path("partitions.conf")).unwrap();
+    assert!(conf.contains("jobnet_7=0x0010"), "{conf}");
+    let s = lab.status("7");
+    assert_eq!(s["state"], "up");
+    // Two VMs on each of the three nodes, numbered in the job's subnet.
+    let log = lab.log();
+    assert!(
+        log.contains("slurm-prolog job=7: up: no VLAN, PKey 0x0010"),
+        "{log}"
+    );
+    assert!(log.contains("6 VM address(es) in 10.64.0.0/28"), "{log}");
+    // Safe to run twice (slurmctld reruns a hook it killed): nothing changes.
+    let (code, err) = lab.slurm("slurm-prolog", "7", "n[1-3]", "vm", "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(lab.path("partitions.conf")).unwrap(),
+        conf
+    );
+    let (code, err) = lab.slurm("slurm-epilog", "7", "n[1-3]", "vm", "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lab.status("7")["state"], "down");
+    assert_eq!(
+        std::fs::read_to_string(lab.path("partitions.conf")).unwrap(),
+        "Default=0x7fff, ipoib : ALL=full;\n"
+    );
+    // Twice again: nothing to do.
+    assert_eq!(lab.slurm("slurm-epilog", "7", "n[1-3]", "vm", "").0, 0);
+}
+
+#[test]
+fn a_request_in_the_comment_and_its_address_files() {
+    let lab = Lab::new(
+        "comment",
+        POLICY,
+        &format!("addresses: {{pool: 10.64.0.0/16, prefix: 24, first: 64, gateway: 1, names: \"vs{{n}}\", dir: {}}}\n", scratch("comment-files").display()),
+    );
+    let (code, err) = lab.slurm(
+        "slurm-prolog",
+        "8",
+        "n[2,4]",
+        "batch",
+        "run 3 jobnet:vlan=none,ib=yes,vms=1 (ticket)",
+    );
+    assert_eq!(code, 0, "{err}");
+    let files = scratch_dir("comment-files").join("8");
+    let list = std::fs::read_to_string(files.join("ip-list.txt")).unwrap();
+    assert!(
+        list.starts_with("Virtual machine ip list:\n************ vs1 ************\n10.64.0.64 "),
+        "{list}"
+    );
+    assert!(
+        list.contains("************ vs2 ************\n10.64.0.65 "),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(files.join("addresses.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["vms"][1]["node"], "n4");
+    assert!(std::fs::read_to_string(files.join("dnsmasq-hosts"))
+        .unwrap()
+        .starts_with("dhcp-host="));
+    let ci = std::fs::read_to_string(files.join("cloud-init/vs2/network-config")).unwrap();
+    assert!(
+        ci.contains("addresses: [\"10.64.0.65/24\"]") && ci.contains("via: 10.64.0.1"),
+        "{ci}"
+    );
+    let s = lab.status("8");
+    assert_eq!(
+        s["addresses"]["vms"][0]["ip"], "10.64.0.64",
+        "status shows them: {s}"
+    );
+    // A second job gets the next subnet of the pool.
+    assert_eq!(lab.slurm("slurm-prolog", "9", "n1", "batch", "jobnet").0, 0);
+    let nine = std::fs::read_to_string(scratch_dir("comment-files").join("9").join("ip-list.txt"))
+        .unwrap();
+    assert!(nine.contains("10.64.1.64"), "{nine}");
+    assert_eq!(lab.slurm("slurm-epilog", "8", "n[2,4]", "batch", "").0, 0);
+    assert!(!files.exists(), "the job's files go with it");
+    assert_eq!(lab.slurm("slurm-epilog", "9", "n1", "batch", "").0, 0);
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("hooks")
+        .join(name)
+}
+
+#[test]
+fn bad_requests_and_failures_are_held_not_retried_forever() {
+    let lab = Lab::new(
+        "failures",
+        POLICY,
+        "failure: {hold_after: 2}\nprograms: {scontrol: /bin/true}\n",
+    );
+    // A typo in the request: held at once (a retry would not fix it), the reason logged.
+    let (code, _) = lab.slurm("slurm-prolog", "20", "n1", "batch", "jobnet:vlan=5000");
+    assert_eq!(code, 1);
+    let log = lab.log();
+    assert!(
+        log.contains("job=20: failed (1 time(s) for this job): jobnet request vlan=5000"),
+        "{log}"
+    );
+    assert!(
+        log.contains("job=20: scontrol update: done") && log.contains("scontrol requeuehold: done"),
+        "{log}"
+    );
+    // An unknown node fails the prolog; the second failure holds the job.
+    let (code, _) = lab.slurm("slurm-prolog", "21", "n9", "vm", "");
+    assert_eq!(code, 1);
+    assert!(
+        !lab.log().contains("job=21: scontrol"),
+        "not held after one failure"
+    );
+    let (code, _) = lab.slurm("slurm-prolog", "21", "n9", "vm", "");
+    assert_eq!(code, 1);
+    let log = lab.log();
+    assert!(
+        log.contains("job=21: failed (2 time(s) for this job)"),
+        "{log}"
+    );
+    assert!(log.contains("job=21: scontrol requeuehold: done"), "{log}");
+}
+
+#[test]
+fn a_requeued_job_gets_a_clean_network() {
+    let lab = Lab::new("requeue", POLICY, "");
+    assert_eq!(lab.slurm("slurm-prolog", "30", "n1", "vm", "").0, 0);
+    // Requeued onto other nodes (the epilog may not have run yet): old network first.
+    let (code, err) = lab.hook(
+        Path::new(env!("CARGO_BIN_EXE_jobnet")),
+        &["hook", "slurm-prolog"],
+        &[
+            ("SLURM_JOB_ID", "30"),
+            ("SLURM_JOB_NODELIST", "n[3-4]"),
+            ("SLURM_JOB_PARTITION", "vm"),
+            ("SLURM_JOB_RESTART_COUNT", "1"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        lab.log().contains("taking its network down first"),
+        "{}",
+        lab.log()
+    );
+    let conf = std::fs::read_to_string(lab.path("partitions.conf")).unwrap();
+    assert!(
+        conf.contains("0x0000000000100003=full") && !conf.contains("0x0000000000100001=full"),
+        "{conf}"
+    );
+    assert_eq!(lab.slurm("slurm-epilog", "30", "n[3-4]", "vm", "").0, 0);
+}
+
+#[test]
+fn called_by_a_hooks_name() {
+    let lab = Lab::new("argv0", POLICY, "");
+    let link = lab.path("jobnet-slurmctld-prolog");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_jobnet"), &link).unwrap();
+    let (code, err) = lab.hook(
+        &link,
+        &[],
+        &[
+            ("SLURM_JOB_ID", "40"),
+            ("SLURM_JOB_NODELIST", "n1"),
+            ("SLURM_JOB_PARTITION", "vm"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        lab.log().contains("slurm-prolog job=40: up"),
+        "{}",
+        lab.log()
+    );
+    let link = lab.path("jobnet-slurmctld-epilog");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_jobnet"), &link).unwrap();
+    let (code, _) = lab.hook(&link, &[], &[("SLURM_JOB_ID", "40")]);
+    assert_eq!(code, 0);
+    assert!(
+        lab.log().contains("slurm-epilog job=40: down"),
+        "{}",
+        lab.log()
+    );
+}
+
+#[test]
+fn pbs_prologue_and_epilogue() {
+    let lab = Lab::new(
+        "pbs",
+        "  - {partitions: [\"*\"], network: {vlan: none, ib: yes}}",
+        "",
+    );
+    let home = lab.path("pbs");
+    std::fs::create_dir_all(home.join("aux")).unwrap();
+    std::fs::write(
+        home.join("aux/77.server"),
+        "n2.cluster\nn2.cluster\nn3.cluster\n",
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(lab.path("jobnet.yaml")).unwrap();
+    std::fs::write(
+        lab.path("jobnet.yaml"),
+        format!("{yaml}pbs_home: {}\n", home.display()),
+    )
+    .unwrap();
+    let jn = Path::new(env!("CARGO_BIN_EXE_jobnet"));
+    let (code, err) = lab.hook(
+        jn,
+        &["hook", "pbs-prologue", "77.server", "alice", "users"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let conf = std::fs::read_to_string(lab.path("partitions.conf")).unwrap();
+    assert!(
+        conf.contains("0x0000000000100002=full") && conf.contains("0x0000000000100003=full"),
+        "{conf}"
+    );
+    let epilogue = [
+        "hook",
+        "pbs-epilogue",
+        "77.server",
+        "alice",
+        "users",
+        "job",
+        "123",
+        "",
+        "",
+        "workq",
+        "",
+        "0",
+    ];
+    assert_eq!(lab.hook(jn, &epilogue, &[]).0, 0);
+    assert!(!std::fs::read_to_string(lab.path("partitions.conf"))
+        .unwrap()
+        .contains("0x0000000000100002"));
+    // No node file: exit 1 with the path named.
+    let (code, _) = lab.hook(
+        jn,
+        &["hook", "pbs-prologue", "78.server", "alice", "users"],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(lab.log().contains("aux/78.server"), "{}", lab.log());
+}
+
+#[test]
+fn a_passport_brings_up_what_it_says() {
+    let lab = Lab::new("passport", "  []", ADDRESSES);
+    let p = lab.path("Passport.img");
+    std::fs::write(&p, "[VM]\nTemplate=/mnt/pve/win11.qcow2\nVlan=160\nRam=2048\n[Network]\nVlan=none\nPkey=auto\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args([
+            "job",
+            "up",
+            "--passport",
+            p.to_str().unwrap(),
+            "--job",
+            "50",
+            "--nodes",
+            "n[1-2]",
+        ])
+        .env("JOBNET_CONFIG", lab.path("jobnet.yaml"))
+        .output()
+        .unwrap();
+    // `Vlan=none` with a VLAN template: the addresses need a VLAN, so the job is refused and
+    // nothing is left.
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs the job's VLAN"));
+    assert_eq!(
+        std::fs::read_to_string(lab.path("partitions.conf")).unwrap(),
+        "Default=0x7fff, ipoib : ALL=full;\n"
+    );
+    // The same job numbered from a pool: up, and the VMs' list on stdout.
+    let pool = Lab::new(
+        "passport-pool",
+        "  []",
+        &format!("addresses: {{pool: 10.70.0.0/16, prefix: 24, first: 64, names: \"vs{{n}}\", dir: {}}}\n", scratch("passport-files").display()),
+    );
+    std::fs::write(pool.path("Passport.img"), std::fs::read(&p).unwrap()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args([
+            "job",
+            "up",
+            "--passport",
+            pool.path("Passport.img").to_str().unwrap(),
+            "--job",
+            "50",
+            "--nodes",
+            "n[1-2]",
+        ])
+        .env("JOBNET_CONFIG", pool.path("jobnet.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("Virtual machine ip list:\n************ vs1 ************\n10.70.0.64 "),
+        "{out}"
+    );
+    assert!(std::fs::read_to_string(pool.path("partitions.conf"))
+        .unwrap()
+        .contains("jobnet_50="));
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args(["job", "down", "--job", "50"])
+        .env("JOBNET_CONFIG", pool.path("jobnet.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!scratch_dir("passport-files").join("50").exists());
+    let bad = lab.path("bad.img");
+    std::fs::write(&bad, "[VM]\nVlan=9999\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args([
+            "job",
+            "up",
+            "--passport",
+            bad.to_str().unwrap(),
+            "--job",
+            "51",
+            "--nodes",
+            "n1",
+        ])
+        .env("JOBNET_CONFIG", lab.path("jobnet.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.img:2:1: error: [vm] vlan=9999"));
+}
