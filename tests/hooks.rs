@@ -243,7 +243,7 @@ fn bad_requests_and_failures_are_held_not_retried_forever() {
         "{log}"
     );
     assert!(
-        log.contains("job=20: scontrol update: done") && log.contains("scontrol requeuehold: done"),
+        log.contains("job=20: scontrol update: done") && log.contains("scontrol hold: done"),
         "{log}"
     );
     // An unknown node fails the prolog; the second failure holds the job.
@@ -260,7 +260,7 @@ fn bad_requests_and_failures_are_held_not_retried_forever() {
         log.contains("job=21: failed (2 time(s) for this job)"),
         "{log}"
     );
-    assert!(log.contains("job=21: scontrol requeuehold: done"), "{log}");
+    assert!(log.contains("job=21: scontrol hold: done"), "{log}");
 }
 
 #[test]
@@ -480,4 +480,67 @@ fn a_passport_brings_up_what_it_says() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.img:2:1: error: [vm] vlan=9999"));
+}
+
+/// An administrator running jobnet as root in a state directory that belongs to the service user
+/// (after a failed rollback, docs/operations.md) leaves nothing the hooks cannot open.
+#[test]
+fn root_keeps_the_state_usable_for_the_service_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        panic!("this test needs root (CI runs as root): it checks files root creates");
+    }
+    let lab = Lab::new("owner", POLICY, "");
+    let state = lab.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    // As docs/slurm.md asks: the service user owns partitions.conf's directory too.
+    std::os::unix::fs::chown(&lab.dir, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(lab.path("partitions.conf"), Some(65534), Some(65534)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args([
+            "--state",
+            state.join("state.db").to_str().unwrap(),
+            "up",
+            "--topology",
+        ])
+        .arg(lab.path("topology.yaml"))
+        .args(["--job", "60", "--nodes", "n1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    use std::os::unix::fs::MetadataExt;
+    for dir in [&state, &lab.dir] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains("partitions") || dir == &state {
+                assert_eq!(
+                    e.metadata().unwrap().uid(),
+                    65534,
+                    "{} belongs to root",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    // The service user can go on using it.
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_jobnet"))
+        .args([
+            "--state",
+            state.join("state.db").to_str().unwrap(),
+            "down",
+            "--job",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
 }

@@ -6,6 +6,10 @@
 //! never half of one, and a crash keeps one of them. [`FileLock`] is an exclusive `flock`-style
 //! lock on a lock file, waited for with a time limit; the kernel releases it when the process
 //! dies, so a killed jobnet never leaves a lock behind.
+//!
+//! Files root creates in a directory that belongs to another user (the service user the batch
+//! system's hooks run as) are given to that user ([`dir_owner`]): an administrator running jobnet
+//! as root must never leave a lock or counter file the hooks cannot open.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -40,6 +44,32 @@ pub enum LockError {
     },
 }
 
+/// Whom a file root creates in `dir` must belong to: the directory's owner when that is not root
+/// (`None` when not running as root, or the directory is root's).
+pub fn dir_owner(dir: &Path) -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let m = std::fs::metadata(dir).ok()?;
+    (m.uid() != 0).then_some((m.uid(), m.gid()))
+}
+
+/// Gives the file `f` at `path` to its directory's owner (see [`dir_owner`]).
+fn give_to_dir_owner(f: &File, path: &Path) -> std::io::Result<()> {
+    if let Some((uid, gid)) = path.parent().and_then(dir_owner) {
+        if f.metadata()?.uid() != uid {
+            std::os::unix::fs::fchown(f, Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
+}
+
 impl FileLock {
     /// One attempt: `None` when another process holds it.
     pub fn try_acquire(path: &Path) -> Result<Option<Self>, LockError> {
@@ -54,6 +84,7 @@ impl FileLock {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
+        give_to_dir_owner(&file, path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(FileLock {
                 _file: file,
@@ -83,13 +114,17 @@ impl FileLock {
 }
 
 /// Atomically replaces `path` with `bytes`, keeping the current file's mode and owner (a new file
-/// gets `default_mode`).
+/// gets `default_mode` and, when root writes it, its directory's owner).
 pub fn replace_file(path: &Path, bytes: &[u8], default_mode: u32) -> std::io::Result<()> {
     let meta = std::fs::metadata(path).ok();
     let mode = meta
         .as_ref()
         .map_or(default_mode, |m| m.permissions().mode() & 0o7777);
-    replace_with(path, bytes, mode, meta.as_ref().map(|m| (m.uid(), m.gid())))
+    let owner = match &meta {
+        Some(m) => Some((m.uid(), m.gid())),
+        None => path.parent().and_then(dir_owner),
+    };
+    replace_with(path, bytes, mode, owner)
 }
 
 /// Atomically replaces `path` with `bytes`, with the given mode and owner.

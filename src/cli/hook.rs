@@ -354,8 +354,8 @@ fn epilog(site: &Site, job: &JobId, log: &mut Log) -> Result<(), Fail> {
     }
 }
 
-/// Stops Slurm from retrying a job whose network cannot be set up: it is held with the reason
-/// in its comment. (Run from the failing prolog; the job is requeued held.)
+/// Stops Slurm from retrying a job whose network cannot be set up: it is held (JobHeldAdmin)
+/// with the reason in its comment. Run from the failing prolog, before its non-zero exit.
 fn hold_slurm_job(job: &JobId, error: &str, failures: u32, log: &mut Log) {
     let reason: String = format!("jobnet: held after {failures} failed network setup(s): {error}")
         .chars()
@@ -376,9 +376,12 @@ fn hold_slurm_job(job: &JobId, error: &str, failures: u32, log: &mut Log) {
             .output()
     };
     let comment = format!("Comment={reason}");
+    // Tried on Slurm 22.05 (the lab): `scontrol hold` from the failing prolog leaves the job
+    // PENDING with Reason=JobHeldAdmin after the prolog's non-zero exit requeues it;
+    // `requeuehold` raced with that requeue and the job was retried once more.
     for args in [
         vec!["update", &format!("JobId={job}") as &str, &comment],
-        vec!["requeuehold", job.as_str()],
+        vec!["hold", job.as_str()],
     ] {
         match run(&args) {
             Ok(o) if o.status.success() => log.line(&format!("scontrol {}: done", args[0])),

@@ -7,8 +7,10 @@ use super::{JobMeta, MetaError};
 use crate::base::hostlist;
 use crate::base::types::JobId;
 
-/// The job of a Slurm controller hook, from `get` (the environment).
-pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<JobMeta, MetaError> {
+/// The job of a Slurm controller hook, from `env` (the environment). Slurm writes `(null)` for
+/// a value it does not have (SLURM_JOB_ACCOUNT without `-A`): that is no value.
+pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<JobMeta, MetaError> {
+    let get = |k: &str| env(k).filter(|v| v != "(null)");
     let need = |k: &str| {
         get(k).filter(|v| !v.is_empty()).ok_or_else(|| {
             MetaError(format!(

@@ -15,7 +15,7 @@ use super::*;
 use crate::base::fsutil::FileLock;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -144,10 +144,7 @@ fn file_owner(dir: &Path, service: Option<(u32, u32)>) -> Option<(u32, u32)> {
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
-    service.or_else(|| {
-        let m = std::fs::metadata(dir).ok()?;
-        (m.uid() != 0).then_some((m.uid(), m.gid()))
-    })
+    service.or_else(|| crate::base::fsutil::dir_owner(dir))
 }
 
 impl SqliteStore {
