@@ -214,12 +214,14 @@ mkdir -p "$D/fakebin"
 printf '#!/bin/sh\n[ "$*" = "kill -s HUP opensm@lab" ] || { echo "unexpected: systemctl $*" >&2; exit 1; }\nexec kill -HUP "$(cat %s)"\n' "$D/opensm.pid" > "$D/fakebin/systemctl"
 chmod +x "$D/fakebin/systemctl"
 sed 's|  reload: {pidfile: .*}|  reload: {systemd_unit: "opensm@lab"}|' "$D/ib.yaml" > "$D/ib-systemd.yaml"
-if PATH="$D/fakebin:$PATH" "${J[@]}" up --topology "$D/ib-systemd.yaml" --job S --nodes Hca6 > /dev/null 2>&1; then
+# jobnet runs programs by absolute path (never PATH): the site's jobnet.yaml names the stand-in.
+printf 'programs: {systemctl: %s/fakebin/systemctl}\n' "$D" > "$D/jobnet.yaml"
+if JOBNET_CONFIG="$D/jobnet.yaml" "${J[@]}" up --topology "$D/ib-systemd.yaml" --job S --nodes Hca6 > /dev/null 2>&1; then
   has "${G[5]}" "$(full "$(keyof S)")" && ok "reload through \`systemctl kill -s HUP opensm@lab\`: PKey verified on Hca6" || bad "systemd reload: PKey not on Hca6"
 else
   bad "up with the systemd reload method failed"
 fi
-PATH="$D/fakebin:$PATH" "${J[@]}" down --job S > /dev/null || bad "down S"
+JOBNET_CONFIG="$D/jobnet.yaml" "${J[@]}" down --job S > /dev/null || bad "down S"
 
 # Files OpenSM would misread are never touched or reloaded: a CRLF file keeps the fabric as it is.
 cp "$D/p.conf" "$D/good.conf"

@@ -167,8 +167,30 @@ pub fn main() -> ExitCode {
 }
 
 fn context(g: &Global) -> Result<Context, Fail> {
+    site_programs()?;
     let ctx = Context::new(g.options())?;
     faults(ctx)
+}
+
+/// The site's `programs:` table (jobnet.yaml, `$JOBNET_CONFIG`), when the site has one: commands
+/// run by hand find external programs where the hooks do.
+fn site_programs() -> Result<(), Fail> {
+    let path = std::env::var_os("JOBNET_CONFIG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| jobnet::jobs::site::DEFAULT_CONFIG.into());
+    if !path.exists() {
+        return Ok(());
+    }
+    let site = jobnet::jobs::site::Site::load(&path).map_err(|e| match e {
+        jobnet::jobs::site::SiteError::Invalid { diagnostics, .. } => {
+            let mut f = output::invalid(format!("{} is invalid", path.display()));
+            f.diagnostics = diagnostics;
+            f
+        }
+        other => Fail::new(1, other.to_string()),
+    })?;
+    jobnet::base::process::set_programs(site.programs);
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), Fail> {
