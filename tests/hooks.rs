@@ -221,6 +221,15 @@ fn a_request_in_the_comment_and_its_address_files() {
     assert_eq!(lab.slurm("slurm-epilog", "9", "n1", "batch", "").0, 0);
 }
 
+/// `jobnet ARGS` with the lab's jobnet.yaml.
+fn jn_job(lab: &Lab, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args(args)
+        .env("JOBNET_CONFIG", lab.path("jobnet.yaml"))
+        .output()
+        .unwrap()
+}
+
 fn scratch_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("hooks")
@@ -450,11 +459,7 @@ fn a_passport_brings_up_what_it_says() {
     assert!(std::fs::read_to_string(pool.path("partitions.conf"))
         .unwrap()
         .contains("jobnet_50="));
-    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
-        .args(["job", "down", "--job", "50"])
-        .env("JOBNET_CONFIG", pool.path("jobnet.yaml"))
-        .output()
-        .unwrap();
+    let o = jn_job(&pool, &["job", "down", "--job", "50"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -464,8 +469,9 @@ fn a_passport_brings_up_what_it_says() {
     assert!(!scratch_dir("passport-files").join("50").exists());
     let bad = lab.path("bad.img");
     std::fs::write(&bad, "[VM]\nVlan=9999\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
-        .args([
+    let o = jn_job(
+        &lab,
+        &[
             "job",
             "up",
             "--passport",
@@ -474,10 +480,8 @@ fn a_passport_brings_up_what_it_says() {
             "51",
             "--nodes",
             "n1",
-        ])
-        .env("JOBNET_CONFIG", lab.path("jobnet.yaml"))
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.img:2:1: error: [vm] vlan=9999"));
 }

@@ -117,6 +117,33 @@ pub fn unknown_keys<'n>(
     })
 }
 
+/// Reports every key of `pairs` outside `allowed` (and not `handled` by the caller, which
+/// reported it its own way) as `unknown key `K` in WHAT`, with a "did you mean" when one is
+/// close, else the allowed keys.
+pub fn report_unknown(
+    d: &mut Diagnostics,
+    pairs: &[(Node, Node)],
+    allowed: &[&str],
+    what: &str,
+    handled: &dyn Fn(&str, Loc) -> bool,
+) {
+    for (key, loc) in unknown_keys(pairs, allowed) {
+        if handled(key, loc) {
+            continue;
+        }
+        let hint = crate::base::diag::suggestion(key, allowed.iter().copied());
+        d.error(
+            loc,
+            format!("unknown key `{key}` in {what}"),
+            if hint.is_empty() {
+                format!("allowed keys: {}", allowed.join(", "))
+            } else {
+                hint
+            },
+        );
+    }
+}
+
 enum Frame {
     Seq(Loc, Vec<Node>),
     Map(Loc, Vec<(Node, Node)>, Option<Node>),

@@ -287,18 +287,7 @@ impl Reader<'_> {
     }
 
     fn unknown(&mut self, pairs: &[(Node, Node)], allowed: &[&str], what: &str) {
-        for (key, loc) in yaml::unknown_keys(pairs, allowed) {
-            let hint = crate::base::diag::suggestion(key, allowed.iter().copied());
-            self.d.error(
-                loc,
-                format!("unknown key `{key}` in {what}"),
-                if hint.is_empty() {
-                    format!("allowed keys: {}", allowed.join(", "))
-                } else {
-                    hint
-                },
-            );
-        }
+        yaml::report_unknown(self.d, pairs, allowed, what, &|_, _| false);
     }
 
     fn scalar<'n>(&mut self, n: &'n Node, what: &str) -> Option<&'n str> {

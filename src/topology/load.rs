@@ -157,24 +157,21 @@ impl<'n> Fields<'n> {
 impl Reader<'_> {
     fn fields<'n>(&mut self, node: &'n Y, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
         let pairs = yaml::mapping(self.d, node, what, "write `key: value` lines")?;
-        for (key, kloc) in yaml::unknown_keys(pairs, allowed) {
-            if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
-                self.d.error(
-                    kloc,
-                    format!("`{key}` in {what}: secrets never go into topology files"),
-                    "put it in the credentials file and refer to it with `credentials: NAME` (docs/topology.md)",
-                );
-                continue;
-            }
-            let hint = suggestion(key, allowed.iter().copied());
-            let help = if hint.is_empty() {
-                format!("allowed keys: {}", allowed.join(", "))
-            } else {
-                hint
-            };
-            self.d
-                .error(kloc, format!("unknown key `{key}` in {what}"), help);
+        // A secret (`password:`) gets its own message, never "unknown key".
+        let secrets: Vec<(String, Loc)> = yaml::unknown_keys(pairs, allowed)
+            .filter(|(k, _)| SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()))
+            .map(|(k, l)| (k.to_string(), l))
+            .collect();
+        for (key, kloc) in &secrets {
+            self.d.error(
+                *kloc,
+                format!("`{key}` in {what}: secrets never go into topology files"),
+                "put it in the credentials file and refer to it with `credentials: NAME` (docs/topology.md)",
+            );
         }
+        yaml::report_unknown(self.d, pairs, allowed, what, &|k, _| {
+            secrets.iter().any(|(s, _)| s == k)
+        });
         Some(Fields {
             pairs,
             loc: node.loc,

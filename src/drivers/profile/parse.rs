@@ -64,18 +64,7 @@ fn map_pairs<'a>(
 ) -> Option<&'a [(Node, Node)]> {
     let pairs = yaml::mapping(d, node, what, "see docs/drivers.md")?;
     if !allowed.is_empty() {
-        for (key, loc) in yaml::unknown_keys(pairs, allowed) {
-            let hint = crate::base::diag::suggestion(key, allowed.iter().copied());
-            d.error(
-                loc,
-                format!("unknown key `{key}` in {what}"),
-                if hint.is_empty() {
-                    format!("allowed: {}", allowed.join(", "))
-                } else {
-                    hint
-                },
-            );
-        }
+        yaml::report_unknown(d, pairs, allowed, what, &|_, _| false);
     }
     Some(pairs)
 }
