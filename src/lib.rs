@@ -18,6 +18,7 @@ pub mod context;
 pub mod drivers;
 pub mod ib;
 pub mod jobs;
+pub mod node;
 pub mod plan;
 pub mod state;
 #[cfg(feature = "testkit")]

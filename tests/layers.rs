@@ -146,6 +146,17 @@ fn every_stage_reaches_only_the_stages_below_it() {
             &["crate::plan", "crate::state", "crate::apply", "crate::ib"],
         ),
         ("src/ib", &["crate::state", "crate::apply", "crate::plan"]),
+        // The node side reads the controller's files; it reaches no state, executor or facade.
+        (
+            "src/node",
+            &[
+                "crate::state",
+                "crate::apply",
+                "crate::plan",
+                "crate::drivers",
+                "crate::ib",
+            ],
+        ),
         ("src/apply", &[]),
         ("src/context.rs", &[]),
     ];

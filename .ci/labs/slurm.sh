@@ -18,8 +18,14 @@ chmod 0755 "$D"
 pass=0 fail=0
 check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok   - $what"; else fail=$((fail+1)); echo "FAIL - $what"; fi; }
 cleanup() {
+  local i
   slurm_lab_stop || true
+  for i in 1 2 3 4; do
+    ip netns del "node00${i}v1" 2>/dev/null || true
+    ip link del "n${i}up" 2>/dev/null || true
+  done
   ovs_lab_stop || true
+  for i in 1 2 3 4; do ip link del "brn$i" 2>/dev/null || true; done
   if [ "$fail" = 0 ]; then rm -rf "$D"; else echo "lab kept in $D"; fi
 }
 trap cleanup EXIT
@@ -194,6 +200,78 @@ check "its hooks recorded nothing" unknown_to_jobnet "$U"
 check "and touched nothing" test "$(ovs_state)" = "$BASE"
 owned_by_slurm() { ! find "$J/state" ! -user slurm | grep -q .; }
 check "state and lock files belong to slurm" owned_by_slurm
+
+# --- per-node Prolog/Epilog (PrologFlags=Alloc): the job's VMs on its VLAN while it runs ---
+# Each node gets a node bridge whose uplink is a new tagged port of its switch, and one "VM" (a
+# network namespace whose veth is the VM's tap on the node bridge, parked on a VLAN of its own).
+slurm_lab_stop
+SW=(x jnsw1 jnsw1 jnsw2 jnsw2)
+for i in 1 2 3 4; do
+  ip link add "n${i}up" type veth peer name "n${i}sw"; ip link set "n${i}up" up; ip link set "n${i}sw" up
+  "${V[@]}" add-br "brn$i" -- set bridge "brn$i" datapath_type=netdev
+  "${V[@]}" add-port "brn$i" "n${i}up" trunks=4094 -- add-port "${SW[$i]}" "n${i}sw" trunks=4094
+  ip netns add "node00${i}v1"
+  ip link add "node00${i}v1" type veth peer name eth0 netns "node00${i}v1"; ip link set "node00${i}v1" up
+  ip -n "node00${i}v1" link set eth0 up
+  "${V[@]}" add-port "brn$i" "node00${i}v1" tag=$((4000 + i))
+done
+cat > "$J/topology-vm.yaml" <<YAML
+name: slurm-lab-vms
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: jnsw1, driver: openvswitch, address: local}
+  - {name: jnsw2, driver: openvswitch, address: local}
+links:
+  - {a: "jnsw1:jntr1", b: "jnsw2:jntr2"}
+nodes:
+  - {name: "node[001-002]", port: "jnsw1:n[1-2]sw"}
+  - {name: "node[003-004]", port: "jnsw2:n[3-4]sw"}
+YAML
+sed -e "s#^topology: .*#topology: $J/topology-vm.yaml#" -e "s#^addresses: .*#addresses: {pool: 10.81.0.0/16, prefix: 24, first: 10, names: \"vs{n}\"}#" "$J/jobnet.yaml" > "$J/jobnet-vm.yaml"
+echo "jobs_dir: $J/shared" >> "$J/jobnet-vm.yaml"
+mkdir -p "$J/shared" "$J/nodestate"; chown slurm:slurm "$J/shared"
+cat > "$J/node.yaml" <<YAML
+jobs_dir: $J/shared
+state_dir: $J/nodestate
+backend: ovs
+ovs_db: unix:$D/ovs/db.sock
+interface: "{node}v{slot}"
+programs: {ovs-vsctl: /usr/bin/ovs-vsctl}
+nodes:
+  node001: {bridge: brn1, uplink: n1up}
+  node002: {bridge: brn2, uplink: n2up}
+  node003: {bridge: brn3, uplink: n3up}
+  node004: {bridge: brn4, uplink: n4up}
+YAML
+for what in attach detach; do
+  f=$J/bin/node-$([ $what = attach ] && echo prolog || echo epilog)
+  printf '#!/bin/sh\nJOBNET_NODE_CONFIG=%s/node.yaml exec %s/bin/jobnet node %s --job "$SLURM_JOB_ID" >> %s/log/node-hooks.log 2>&1\n' "$J" "$J" "$what" "$J" > "$f"
+  chmod 0755 "$f"
+done
+SLURM_LAB_CRED_EXPIRE=5 SLURM_LAB_EXTRA="SchedulerParameters=batch_sched_delay=0,bf_interval=2,sched_interval=5
+PrologFlags=Alloc
+Prolog=$J/bin/node-prolog
+Epilog=$J/bin/node-epilog" \
+  slurm_lab_start "$D/slurm" "$J/bin/jobnet-slurmctld-prolog" "$J/bin/jobnet-slurmctld-epilog"
+echo "JOBNET_CONFIG=$J/jobnet-vm.yaml; export JOBNET_CONFIG" > "$D/slurm/run/hook.env"
+BASE2=$(ovs_state)
+tag_is() { [ "$(tag_of "$1")" = "$2" ]; }
+wait_tag() { local i; for i in $(seq 200); do tag_is "$1" "$2" && return 0; sleep 0.1; done; return 1; }
+N=$(as_user sbatch --parsable -p vm -w node001,node003 --wrap "sleep 10")
+check "VM job $N runs" slurm_lab_wait_job "$N" RUNNING 30
+NV=$(vlan_of "$N")
+both_tagged() { wait_tag node001v1 "$1" && wait_tag node003v1 "$2"; }
+check "node prologs put node001's and node003's VMs on VLAN $NV" both_tagged "$NV" "$NV"
+check "node002's VM stays parked" tag_is node002v1 4002
+vmip() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([v["ip"] for v in d["addresses"]["vms"] if v["node"]==sys.argv[2]][0])' "$J/shared/$N/network.json" "$1"; }
+for n in node001 node003; do ip -n "${n}v1" addr replace "$(vmip "$n")/24" dev eth0; done
+vm_reaches() { ip netns exec node001v1 ping -c1 -W1 "$1" >/dev/null 2>&1 || ip netns exec node001v1 ping -c2 -W1 "$1" >/dev/null 2>&1; }
+check "the job's VM on node001 reaches its VM on node003 across the fabric" vm_reaches "$(vmip node003)"
+check "VM job completes" slurm_lab_wait_job "$N" COMPLETED 40
+check "node epilogs give the VMs back" both_tagged 4001 4003
+for _ in $(seq 50); do [ "$(state_of "$N")" = down ] && [ "$(ovs_state)" = "$BASE2" ] && break; sleep 0.1; done
+check "after it: switches and node bridges byte-identical" test "$(ovs_state)" = "$BASE2"
+check "no node record is left" test -z "$(find "$J/nodestate" -type f)"
 
 echo "slurm lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]

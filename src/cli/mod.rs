@@ -8,6 +8,7 @@ mod down;
 mod hook;
 mod ib;
 mod job;
+mod node;
 mod output;
 mod progress;
 mod reference;
@@ -118,6 +119,10 @@ enum Cmd {
     /// A job's network from a passport (SUPPZ-style prolog/epilog).
     #[command(subcommand)]
     Job(hook::JobCmd),
+    /// On a node: the job's VMs/containers on its VLAN (per-node Prolog/Epilog, launchers),
+    /// configured by /etc/jobnet/node.yaml.
+    #[command(subcommand)]
+    Node(node::NodeCmd),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(reference::CompletionsArgs),
     /// Print the manual page (roff) to stdout.
@@ -138,6 +143,7 @@ impl Cmd {
             Cmd::Ib(c) => c.json(),
             Cmd::Job(hook::JobCmd::Up(a)) => a.format == output::Format::Json,
             Cmd::Job(hook::JobCmd::Down(a)) => a.format == output::Format::Json,
+            Cmd::Node(c) => c.json(),
             Cmd::Hook(_) | Cmd::Completions(_) | Cmd::Man => false,
         }
     }
@@ -154,6 +160,14 @@ pub fn main() -> ExitCode {
         .map(|(_, hook)| *hook);
     if let Some(hook) = called {
         args.splice(1..1, ["hook".into(), hook.into()]);
+    }
+    // Called as `jobnet-cni` by a container runtime: the CNI plugin (env + stdin, JSON out).
+    let cni = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "jobnet-cni");
+    if cni {
+        return node::cni_main();
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -206,6 +220,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Ib(c) => ib::run(c),
         Cmd::Hook(c) => hook::run(c),
         Cmd::Job(c) => hook::job(c),
+        Cmd::Node(c) => node::run(c),
         Cmd::Completions(a) => reference::completions(&a),
         Cmd::Man => reference::man(),
     }

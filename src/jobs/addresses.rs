@@ -15,7 +15,7 @@
 //! (`dhcp-host=MAC,IP,NAME` lines) and `cloud-init/<vm>/network-config` (NoCloud, version 2).
 
 use ipnetwork::Ipv4Network;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct AddressPlan {
 }
 
 /// One VM's (or container's) addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vm {
     pub name: String,
     pub node: String,
@@ -61,10 +61,10 @@ pub struct Vm {
 }
 
 /// A job's addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobAddresses {
     pub job: String,
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "as_text", deserialize_with = "from_text")]
     pub subnet: Ipv4Network,
     pub gateway: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
@@ -175,6 +175,22 @@ impl AddressPlan {
 
 fn as_text<S: serde::Serializer>(n: &Ipv4Network, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(n)
+}
+
+fn from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Ipv4Network, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Whether `mac` is six lowercase hex pairs (as jobnet writes them).
+pub fn is_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts.iter().all(|p| {
+            p.len() == 2
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 fn mac_text(b: [u8; 6]) -> String {

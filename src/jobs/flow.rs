@@ -156,11 +156,17 @@ fn bring_up(
         gateway: request.gateway.clone(),
     };
     let report = ctx.up(&fabric, &req, None, &Silent).map_err(e)?;
-    let Some(plan) = &site.addresses else {
-        return Ok((report, None));
+    let numbered = match &site.addresses {
+        Some(plan) => number(ctx, plan, meta, &report, request.vms_per_node).map(Some),
+        None => Ok(None),
     };
-    match number(ctx, plan, meta, &report, request.vms_per_node) {
-        Ok(a) => Ok((report, Some(a))),
+    let told = numbered.and_then(|n| {
+        tell_nodes(site, meta, &report, n.as_ref().map(|(a, _)| a))
+            .map(|()| n)
+            .map_err(|e| format!("cannot write the job's network.json for the nodes: {e}"))
+    });
+    match told {
+        Ok(a) => Ok((report, a)),
         Err(why) => {
             // The job cannot run without its addresses: take the network away again.
             if let Err(d) = ctx.down(&meta.id, None, false, &Silent) {
@@ -172,6 +178,26 @@ fn bring_up(
             }
             Err((why, 4))
         }
+    }
+}
+
+/// `<jobs_dir>/<job>/network.json`: what `jobnet node attach` and the CNI plugin read.
+fn tell_nodes(
+    site: &Site,
+    meta: &JobMeta,
+    report: &UpReport,
+    addresses: Option<&JobAddresses>,
+) -> std::io::Result<()> {
+    let n = super::network::JobNetwork {
+        job: meta.id.to_string(),
+        vlan: report.vlan.map(|v| v.get()),
+        pkey: report.pkey.map(|k| k.to_string()),
+        nodes: meta.nodes.clone(),
+        addresses: addresses.cloned(),
+    };
+    match &site.jobs_dir {
+        Some(dir) => n.write(dir, &meta.id).map(|_| ()),
+        None => Ok(()),
     }
 }
 
@@ -306,8 +332,12 @@ pub fn epilog(ctx: &Context, site: &Site, job: &JobId, log: &mut dyn FnMut(&str)
     } else {
         None
     };
-    if let Some(plan) = &site.addresses {
-        let dir = job_dir(plan, job);
+    let dirs = site.addresses.iter().map(|plan| job_dir(plan, job)).chain(
+        site.jobs_dir
+            .iter()
+            .map(|d| super::network::job_dir(d, job)),
+    );
+    for dir in dirs {
         if dir.exists() {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 log(&format!("could not remove {}: {e}", dir.display()));

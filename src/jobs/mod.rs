@@ -5,6 +5,7 @@
 
 pub mod addresses;
 pub mod flow;
+pub mod network;
 pub mod passport;
 pub mod pbs;
 pub mod request;

@@ -79,6 +79,10 @@ pub struct Site {
     pub addresses: Option<AddressPlan>,
     /// PBS's home (`$PBS_HOME`): the prologue reads the node list from `aux/<job id>` there.
     pub pbs_home: PathBuf,
+    /// Per job, `<jobs_dir>/<job id>/network.json` tells the nodes the job's VLAN and VMs
+    /// (`jobnet node attach`); a directory the nodes share with the controller. Not set: the
+    /// nodes are not told (no node attach).
+    pub jobs_dir: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used: every problem with its `FILE:LINE:COL`.
@@ -227,6 +231,7 @@ const TOP_KEYS: &[&str] = &[
     "failure",
     "addresses",
     "pbs_home",
+    "jobs_dir",
 ];
 const RULE_KEYS: &[&str] = &[
     "partitions",
@@ -264,6 +269,10 @@ impl Reader<'_> {
             r.path(yaml::get(pairs, key))
                 .unwrap_or_else(|| PathBuf::from(default))
         };
+        let jobs_dir = self.path(yaml::get(pairs, "jobs_dir"));
+        let files = jobs_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/jobnet/jobs"));
         Site {
             file: file.to_string(),
             topology: path(self, "topology", "/etc/jobnet/topology.yaml"),
@@ -281,8 +290,9 @@ impl Reader<'_> {
             programs: self.programs(yaml::get(pairs, "programs")),
             policy: self.policy(yaml::get(pairs, "policy")),
             hold_after: self.failure(yaml::get(pairs, "failure")),
-            addresses: yaml::get(pairs, "addresses").and_then(|n| self.addresses(n)),
+            addresses: yaml::get(pairs, "addresses").and_then(|n| self.addresses(n, &files)),
             pbs_home: path(self, "pbs_home", "/var/spool/pbs"),
+            jobs_dir,
         }
     }
 
@@ -496,7 +506,7 @@ impl Reader<'_> {
             .unwrap_or(3) as u32
     }
 
-    fn addresses(&mut self, n: &Node) -> Option<AddressPlan> {
+    fn addresses(&mut self, n: &Node, jobs_dir: &Path) -> Option<AddressPlan> {
         let pairs = yaml::mapping(
             self.d,
             n,
@@ -664,7 +674,7 @@ impl Reader<'_> {
             names,
             dir: self
                 .path(yaml::get(pairs, "dir"))
-                .unwrap_or_else(|| PathBuf::from("/var/lib/jobnet/jobs")),
+                .unwrap_or_else(|| jobs_dir.to_path_buf()),
         })
     }
 }

@@ -1,0 +1,341 @@
+//! `jobnet node attach|detach|show`: the node side, for per-node Prolog/Epilog (root) and VM or
+//! container launchers; and `jobnet-cni` (the binary called by that name) for CNI runtimes.
+//! Configured by `/etc/jobnet/node.yaml` (`$JOBNET_NODE_CONFIG`).
+
+use super::output::{invalid, json, out, Fail, Format};
+use clap::{Args, Subcommand, ValueEnum};
+use jobnet::base::types::JobId;
+use jobnet::jobs::network::JobNetwork;
+use jobnet::node::config::{BackendKind, NodeConfig, NodeSettings, DEFAULT_CONFIG};
+use jobnet::node::{self, Backend, Change, NodeError, Records};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum NodeCmd {
+    /// Put the job's VM/container interfaces on its VLAN, and the uplink in it.
+    Attach(AttachArgs),
+    /// Give the node back what it had before the job (safe to repeat).
+    Detach(CommonArgs),
+    /// Print the job's VM configuration for this node (Proxmox `qm set`, libvirt XML, JSON).
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Job id.
+    #[arg(long)]
+    job: String,
+    /// This node's name as the batch system knows it (default: $SLURMD_NODENAME, else the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// The node configuration.
+    #[arg(long, env = "JOBNET_NODE_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Output: text or json.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// A VM of the job and its interface on the node bridge, NAME=IFACE (repeatable); without
+    /// it, every VM of the job on this node, named by the configuration's `interface:`.
+    #[arg(long = "vm", value_name = "NAME=IFACE")]
+    vms: Vec<String>,
+    /// A network namespace (a container without CNI): a veth goes into it for the one --vm NAME.
+    #[arg(long)]
+    netns: Option<String>,
+    /// The interface's name inside --netns.
+    #[arg(long, default_value = "eth0")]
+    ifname: String,
+}
+
+/// What `node show` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// The job's VMs on this node with their VLAN, MAC and address.
+    Json,
+    /// `qm set` lines (needs --vmid).
+    Proxmox,
+    /// libvirt `<interface>` elements.
+    Libvirt,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Job id.
+    #[arg(long)]
+    job: String,
+    /// This node's name (default: $SLURMD_NODENAME, else the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// The node configuration.
+    #[arg(long, env = "JOBNET_NODE_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Output.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Json)]
+    format: ShowFormat,
+    /// For proxmox: a VM's Proxmox id and net index, NAME=VMID:N (repeatable).
+    #[arg(long = "vmid", value_name = "NAME=VMID:N")]
+    vmids: Vec<String>,
+}
+
+impl NodeCmd {
+    pub fn json(&self) -> bool {
+        match self {
+            NodeCmd::Attach(a) => a.common.format == Format::Json,
+            NodeCmd::Detach(a) => a.format == Format::Json,
+            NodeCmd::Show(a) => a.format == ShowFormat::Json,
+        }
+    }
+}
+
+fn node_name(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| {
+            std::env::var("SLURMD_NODENAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(node::cni::hostname)
+}
+
+fn settings(config: &std::path::Path, node: Option<&str>) -> Result<NodeSettings, Fail> {
+    let cfg = NodeConfig::load(config).map_err(|e| Fail::new(2, e.to_string()))?;
+    jobnet::base::process::set_programs(cfg.programs.clone());
+    cfg.for_node(&node_name(node))
+        .map_err(|e| invalid(e.to_string()))
+}
+
+fn backend(s: &NodeSettings) -> Box<dyn Backend> {
+    match s.backend {
+        BackendKind::Ovs => Box::new(node::ovs::Ovs::new(s.ovs_db.as_deref())),
+        BackendKind::BridgeVlan => Box::new(node::linux::BridgeVlan),
+        BackendKind::BridgeClassic => Box::new(node::linux::Classic),
+    }
+}
+
+fn fail(e: NodeError) -> Fail {
+    Fail::new(e.exit_code(), e.to_string())
+}
+
+fn job_id(text: &str) -> Result<JobId, Fail> {
+    JobId::parse(text).map_err(|e| invalid(format!("--job: {e}")))
+}
+
+pub fn run(cmd: NodeCmd) -> Result<(), Fail> {
+    match cmd {
+        NodeCmd::Attach(a) => attach(&a),
+        NodeCmd::Detach(a) => detach(&a),
+        NodeCmd::Show(a) => show(&a),
+    }
+}
+
+fn attach(a: &AttachArgs) -> Result<(), Fail> {
+    let c = &a.common;
+    let job = job_id(&c.job)?;
+    let s = settings(&c.config, c.node.as_deref())?;
+    let net = match JobNetwork::read(&s.jobs_dir, &job) {
+        Ok(n) => n,
+        // Most jobs have no jobnet network: a node prolog run for every job must not fail them.
+        Err(jobnet::jobs::network::NetworkFileError::Missing { path, .. }) => {
+            eprintln!("jobnet: job {job} has no network from the controller ({path} does not exist): nothing to do on {}", s.node);
+            return out(&match c.format {
+                Format::Json => json(
+                    &serde_json::json!({"job": job.as_str(), "vlan": null, "interfaces": [], "note": "no network.json"}),
+                ),
+                Format::Text => format!(
+                    "job {job} has no jobnet network; nothing to do on {}\n",
+                    s.node
+                ),
+            });
+        }
+        Err(e) => return Err(Fail::new(2, e.to_string())),
+    };
+    let mine: Vec<_> = net
+        .addresses
+        .iter()
+        .flat_map(|ad| &ad.vms)
+        .filter(|v| v.node == s.node)
+        .cloned()
+        .collect();
+    let mut ports = Vec::new();
+    if let Some(ns) = &a.netns {
+        let [name] = a.vms.as_slice() else {
+            return Err(invalid(
+                "--netns takes exactly one --vm NAME (the job's VM slot it is)",
+            ));
+        };
+        let vm = mine
+            .iter()
+            .find(|v| &v.name == name)
+            .ok_or_else(|| invalid(format!("job {job} has no VM {name} on node {}", s.node)))?;
+        let host = node::veth_name(&format!("{ns}/{name}"));
+        let records = Records::for_node(&s);
+        let mut record = records
+            .load(&job)
+            .map_err(fail)?
+            .unwrap_or_else(|| node::Record {
+                job: job.to_string(),
+                vlan: net.vlan.unwrap_or(0),
+                changes: vec![],
+            });
+        if !record
+            .changes
+            .iter()
+            .any(|ch| matches!(ch, Change::Veth { host: h, .. } if *h == host))
+        {
+            record.changes.push(Change::Veth {
+                host: host.clone(),
+                netns: ns.clone(),
+                ifname: format!("{}#{}", a.ifname, vm.name),
+            });
+            records.save(&record, &job).map_err(fail)?;
+        }
+        let ad = net.addresses.as_ref().expect("a VM was found");
+        node::make_veth(
+            &host,
+            ns,
+            &a.ifname,
+            &vm.mac,
+            Some((vm.ip, ad.subnet.prefix())),
+            ad.gateway,
+        )
+        .map_err(fail)?;
+        ports.push(host);
+    } else if !a.vms.is_empty() {
+        for v in &a.vms {
+            let Some((name, iface)) = v.split_once('=') else {
+                return Err(invalid(format!(
+                    "--vm {v}: write NAME=IFACE, e.g. vs1=tap101i0"
+                )));
+            };
+            if !mine.iter().any(|m| m.name == name) && net.addresses.is_some() {
+                return Err(invalid(format!(
+                    "--vm {v}: job {job} has no VM {name} on node {}",
+                    s.node
+                )));
+            }
+            ports.push(iface.to_string());
+        }
+    } else {
+        for (slot, vm) in mine.iter().enumerate() {
+            ports.push(
+                s.interface
+                    .replace("{vm}", &vm.name)
+                    .replace("{slot}", &(slot + 1).to_string())
+                    .replace("{node}", &s.node),
+            );
+        }
+    }
+    let mut b = backend(&s);
+    let r = node::attach(&s, b.as_mut(), &job, &net, &ports).map_err(fail)?;
+    out(&match c.format {
+        Format::Json => json(&r),
+        Format::Text => match (&r.note, r.vlan) {
+            (Some(n), _) => format!("job {job} on {}: {n}\n", s.node),
+            (None, Some(v)) => format!(
+                "job {job} attached on {}: VLAN {v} on {} (uplink {})\n",
+                s.node,
+                if r.interfaces.is_empty() {
+                    "no VM interface".to_string()
+                } else {
+                    r.interfaces.join(", ")
+                },
+                s.uplink
+            ),
+            (None, None) => String::new(),
+        },
+    })
+}
+
+fn detach(c: &CommonArgs) -> Result<(), Fail> {
+    let job = job_id(&c.job)?;
+    let s = settings(&c.config, c.node.as_deref())?;
+    let mut b = backend(&s);
+    let n = node::detach(&s, b.as_mut(), &job).map_err(fail)?;
+    out(&match c.format {
+        Format::Json => {
+            json(&serde_json::json!({"job": job.as_str(), "node": s.node, "undone": n}))
+        }
+        Format::Text if n == 0 => {
+            format!("job {job} is not attached on {}; nothing to do\n", s.node)
+        }
+        Format::Text => format!("job {job} detached on {}: {n} change(s) undone\n", s.node),
+    })
+}
+
+fn show(a: &ShowArgs) -> Result<(), Fail> {
+    let job = job_id(&a.job)?;
+    let s = settings(&a.config, a.node.as_deref())?;
+    let net = JobNetwork::read(&s.jobs_dir, &job).map_err(|e| Fail::new(2, e.to_string()))?;
+    let vlan = net
+        .vlan
+        .ok_or_else(|| invalid(format!("job {job} has no VLAN")))?;
+    let vms: Vec<_> = net
+        .addresses
+        .iter()
+        .flat_map(|ad| &ad.vms)
+        .filter(|v| v.node == s.node)
+        .collect();
+    let text = match a.format {
+        ShowFormat::Json => json(
+            &serde_json::json!({"job": job.as_str(), "node": s.node, "vlan": vlan, "vms": vms}),
+        ),
+        ShowFormat::Libvirt => vms
+            .iter()
+            .map(|v| node::render::libvirt(v, &s.bridge, vlan))
+            .collect(),
+        ShowFormat::Proxmox => {
+            let mut o = String::new();
+            for v in &vms {
+                let spec = a
+                    .vmids
+                    .iter()
+                    .find_map(|x| x.strip_prefix(&format!("{}=", v.name)))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "--vmid {}=VMID:N is missing for VM {}",
+                            v.name, v.name
+                        ))
+                    })?;
+                let (id, n) = spec.split_once(':').unwrap_or((spec, "0"));
+                let (Ok(id), Ok(n)) = (id.parse::<u32>(), n.parse::<u8>()) else {
+                    return Err(invalid(format!(
+                        "--vmid {}={spec}: write VMID:N, e.g. 101:0",
+                        v.name
+                    )));
+                };
+                o += &node::render::proxmox(v, id, n, &s.bridge, vlan);
+            }
+            o
+        }
+    };
+    out(&text)
+}
+
+/// `jobnet-cni`: a CNI plugin invocation (env + stdin → JSON on stdout).
+pub fn cni_main() -> std::process::ExitCode {
+    use std::io::Read;
+    let mut stdin = String::new();
+    let _ = std::io::stdin().take(1 << 20).read_to_string(&mut stdin);
+    let env = |k: &str| std::env::var(k).ok();
+    let (result, version) = match node::cni::Invocation::read(&env, &stdin) {
+        Ok(inv) => (node::cni::run(&inv), inv.version()),
+        Err(e) => (Err(e), "1.0.0".to_string()),
+    };
+    match result {
+        Ok(Some(v)) => {
+            let _ = out(&json(&v));
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(None) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out(&json(&e.json(&version)));
+            std::process::ExitCode::from(1)
+        }
+    }
+}

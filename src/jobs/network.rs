@@ -1,0 +1,104 @@
+//! What the controller tells the nodes about a job: `<jobs_dir>/<job id>/network.json`, written
+//! by the prolog after the job's network is up (and removed by the epilog), on a directory the
+//! nodes share with the controller (HPC sites have one; an etcd store would carry it later).
+//! The node side (`jobnet node attach`, the CNI plugin) reads it: no guesswork and no second
+//! allocation. Every value is checked again when read (a node trusts no file blindly).
+
+use super::addresses::{is_mac, JobAddresses};
+use crate::base::types::{JobId, VlanId};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A job's network as the nodes need it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobNetwork {
+    pub job: String,
+    /// `None`: the job has no Ethernet (a partition only).
+    pub vlan: Option<u16>,
+    /// Hex text, as everywhere in jobnet's JSON.
+    pub pkey: Option<String>,
+    pub nodes: Vec<String>,
+    pub addresses: Option<JobAddresses>,
+}
+
+/// A network.json that is missing or wrong, naming the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkFileError {
+    #[error("{path} does not exist: job {job} has no network from the controller (is the job's prolog done? is jobs_dir the directory the controller writes?)")]
+    Missing { job: String, path: String },
+    #[error("{path}: {why}")]
+    Bad { path: String, why: String },
+}
+
+/// `<jobs_dir>/<job id>`, never a name that climbs out of the directory.
+pub fn job_dir(jobs_dir: &Path, job: &JobId) -> PathBuf {
+    let id = job.as_str();
+    jobs_dir.join(if id.starts_with('.') {
+        format!("_{id}")
+    } else {
+        id.to_string()
+    })
+}
+
+impl JobNetwork {
+    pub fn path(jobs_dir: &Path, job: &JobId) -> PathBuf {
+        job_dir(jobs_dir, job).join("network.json")
+    }
+
+    /// Reads and checks the job's network.json.
+    pub fn read(jobs_dir: &Path, job: &JobId) -> Result<JobNetwork, NetworkFileError> {
+        let path = Self::path(jobs_dir, job);
+        let p = path.display().to_string();
+        let text = match crate::base::limits::read_text(&path, 16 << 20) {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => {
+                return Err(NetworkFileError::Missing {
+                    job: job.to_string(),
+                    path: p,
+                })
+            }
+            Err(e) => {
+                return Err(NetworkFileError::Bad {
+                    path: p,
+                    why: e.to_string(),
+                })
+            }
+        };
+        let bad = |why: String| NetworkFileError::Bad {
+            path: p.clone(),
+            why,
+        };
+        let n: JobNetwork = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if n.job != job.as_str() {
+            return Err(bad(format!("it is job {}'s, not job {job}'s", n.job)));
+        }
+        if let Some(v) = n.vlan {
+            VlanId::new(u64::from(v)).map_err(|e| bad(e.0))?;
+        }
+        for vm in n.addresses.iter().flat_map(|a| &a.vms) {
+            crate::base::types::check_word("VM name", &vm.name, crate::base::types::NAME_PUNCT, 48)
+                .map_err(|e| bad(e.0))?;
+            if !is_mac(&vm.mac) {
+                return Err(bad(format!(
+                    "VM {}: `{}` is not a MAC address",
+                    vm.name,
+                    vm.mac.escape_debug()
+                )));
+            }
+        }
+        Ok(n)
+    }
+
+    /// Writes it (mode 0644: nodes read it as root or any user).
+    pub fn write(&self, jobs_dir: &Path, job: &JobId) -> std::io::Result<PathBuf> {
+        let dir = job_dir(jobs_dir, job);
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        }
+        let path = dir.join("network.json");
+        let text = serde_json::to_string_pretty(self).expect("json") + "\n";
+        crate::base::fsutil::replace_with(&path, text.as_bytes(), 0o644, None)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,506 @@
+//! `jobnet-cni`: a CNI plugin (spec 1.0) that puts a container's interface on its job's VLAN
+//! with the job's addresses, for Podman's CNI backend, Apptainer `--network` and any runtime
+//! that drives CNI plugins (`CNI_COMMAND`, `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`,
+//! `CNI_ARGS`, `CNI_PATH` in the environment, the network configuration on stdin, the result or
+//! an error as JSON on stdout).
+//!
+//! ```json
+//! {"cniVersion": "1.0.0", "name": "job-1234", "type": "jobnet-cni", "job": "1234",
+//!  "jobs_dir": "/shared/jobnet/jobs", "state_dir": "/var/lib/jobnet/node",
+//!  "bridge": "br-vm", "uplink": "eth1", "ovs_db": "unix:/run/openvswitch/db.sock",
+//!  "node": "cn001", "ipam": {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}}
+//! ```
+//!
+//! ADD makes a veth pair (`jnXXXXXXXX` on the node bridge with the job's VLAN tag, `CNI_IFNAME`
+//! in the container with the MAC and address of the container's VM slot in the job's list — the
+//! VM named by `CNI_ARGS` `JOBNET_VM=vs2`, else the next free one of this node), and the uplink
+//! carries the VLAN. With `ipam`, the address comes from the delegated IPAM plugin (e.g. the
+//! reference `static` or `host-local`) instead. DEL undoes it and is harmless when repeated or
+//! when the namespace is gone; CHECK verifies the interface, its MAC and VLAN; VERSION answers.
+
+use super::{
+    config::NodeSettings, make_veth, ovs::Ovs, remove_veth, veth_name, Backend, Change, Records,
+};
+use crate::base::types::JobId;
+use crate::jobs::network::JobNetwork;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+pub const SUPPORTED: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+
+/// A CNI error (spec: code, msg, details), printed as JSON on stdout with a non-zero exit.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CniError {
+    pub code: u32,
+    pub msg: String,
+    pub details: String,
+}
+
+impl CniError {
+    fn new(code: u32, msg: impl Into<String>, details: impl Into<String>) -> Self {
+        CniError {
+            code,
+            msg: msg.into(),
+            details: details.into(),
+        }
+    }
+
+    pub fn json(&self, version: &str) -> Value {
+        json!({"cniVersion": version, "code": self.code, "msg": self.msg, "details": self.details})
+    }
+}
+
+/// What the runtime said.
+pub struct Invocation {
+    pub command: String,
+    pub container: String,
+    pub netns: String,
+    pub ifname: String,
+    pub args: String,
+    pub path: String,
+    pub config: Value,
+}
+
+impl Invocation {
+    /// From the environment (`get`) and stdin.
+    pub fn read(get: &dyn Fn(&str) -> Option<String>, stdin: &str) -> Result<Invocation, CniError> {
+        let command = get("CNI_COMMAND").ok_or_else(|| {
+            CniError::new(
+                4,
+                "CNI_COMMAND is not set",
+                "run jobnet-cni as a CNI plugin",
+            )
+        })?;
+        let config: Value = if command == "VERSION" && stdin.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(stdin).map_err(|e| {
+                CniError::new(6, "cannot decode the network configuration", e.to_string())
+            })?
+        };
+        Ok(Invocation {
+            command,
+            container: get("CNI_CONTAINERID").unwrap_or_default(),
+            netns: get("CNI_NETNS").unwrap_or_default(),
+            ifname: get("CNI_IFNAME").unwrap_or_default(),
+            args: get("CNI_ARGS").unwrap_or_default(),
+            path: get("CNI_PATH").unwrap_or_default(),
+            config,
+        })
+    }
+
+    pub fn version(&self) -> String {
+        self.config["cniVersion"]
+            .as_str()
+            .unwrap_or("1.0.0")
+            .to_string()
+    }
+}
+
+/// The plugin's settings from the network configuration.
+struct Settings {
+    job: JobId,
+    node: NodeSettings,
+}
+
+fn text(c: &Value, key: &str) -> Option<String> {
+    c[key].as_str().map(str::to_string)
+}
+
+fn settings(inv: &Invocation) -> Result<Settings, CniError> {
+    let c = &inv.config;
+    let bad = |m: String| CniError::new(7, m, "see docs/nodes.md (jobnet-cni)");
+    let job_text =
+        text(c, "job").ok_or_else(|| bad("the network configuration has no \"job\"".into()))?;
+    let job = JobId::parse(&job_text).map_err(|e| bad(format!("\"job\": {e}")))?;
+    let dir = |key: &str, default: &str| -> Result<PathBuf, CniError> {
+        let p = text(c, key).unwrap_or_else(|| default.to_string());
+        if p.starts_with('/') && crate::base::types::safe_path(&p) {
+            Ok(PathBuf::from(p))
+        } else {
+            Err(bad(format!(
+                "\"{key}\": `{}` is not an absolute path",
+                p.escape_debug()
+            )))
+        }
+    };
+    let name = |key: &str| -> Result<String, CniError> {
+        let v = text(c, key)
+            .ok_or_else(|| bad(format!("the network configuration has no \"{key}\"")))?;
+        super::check_ifname(key, &v).map_err(|e| bad(e.to_string()))?;
+        Ok(v)
+    };
+    let ovs_db = text(c, "ovs_db");
+    if let Some(db) = &ovs_db {
+        if !(db.starts_with("unix:/") && crate::base::types::safe_path(&db["unix:".len()..])) {
+            return Err(bad(format!(
+                "\"ovs_db\": `{}` is not unix:/absolute/path",
+                db.escape_debug()
+            )));
+        }
+    }
+    let node = text(c, "node").unwrap_or_else(hostname);
+    Ok(Settings {
+        job,
+        node: NodeSettings {
+            node,
+            jobs_dir: dir("jobs_dir", "/var/lib/jobnet/jobs")?,
+            state_dir: dir("state_dir", "/var/lib/jobnet/node")?,
+            backend: super::config::BackendKind::Ovs,
+            bridge: name("bridge")?,
+            uplink: name("uplink")?,
+            interface: String::new(),
+            ovs_db,
+        },
+    })
+}
+
+/// This host's short name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    name.split('.').next().unwrap_or("").to_string()
+}
+
+/// Runs the invocation; `Ok(Some(json))` is printed on stdout.
+pub fn run(inv: &Invocation) -> Result<Option<Value>, CniError> {
+    let version = inv.version();
+    if inv.command == "VERSION" {
+        return Ok(Some(
+            json!({"cniVersion": "1.0.0", "supportedVersions": SUPPORTED}),
+        ));
+    }
+    if !SUPPORTED.contains(&version.as_str()) {
+        return Err(CniError::new(
+            1,
+            format!("CNI version {version} is not supported"),
+            format!("supported: {}", SUPPORTED.join(", ")),
+        ));
+    }
+    for (k, v) in [
+        ("CNI_CONTAINERID", &inv.container),
+        ("CNI_IFNAME", &inv.ifname),
+    ] {
+        if v.is_empty() {
+            return Err(CniError::new(
+                4,
+                format!("{k} is not set"),
+                "the runtime sets it",
+            ));
+        }
+    }
+    let s = settings(inv)?;
+    let host = veth_name(&format!("{}/{}", inv.container, inv.ifname));
+    match inv.command.as_str() {
+        "ADD" => add(inv, &s, &host).map(Some),
+        "DEL" => del(inv, &s, &host).map(|()| None),
+        "CHECK" => check(inv, &s, &host).map(|()| None),
+        other => Err(CniError::new(
+            4,
+            format!("CNI_COMMAND {other} is unknown"),
+            "ADD, DEL, CHECK or VERSION",
+        )),
+    }
+}
+
+fn io(e: super::NodeError) -> CniError {
+    CniError::new(5, e.to_string(), "")
+}
+
+/// The VM slot of the job on this node the container takes.
+fn slot<'a>(
+    net: &'a JobNetwork,
+    s: &Settings,
+    inv: &Invocation,
+) -> Result<&'a crate::jobs::addresses::Vm, CniError> {
+    let a = net.addresses.as_ref().ok_or_else(|| {
+        CniError::new(7, format!("job {} has no address list (addresses: in the controller's jobnet.yaml), and no ipam is configured", s.job), "")
+    })?;
+    let wanted = inv
+        .args
+        .split(';')
+        .find_map(|kv| kv.strip_prefix("JOBNET_VM="))
+        .map(str::to_string);
+    let mine: Vec<_> = a.vms.iter().filter(|v| v.node == s.node.node).collect();
+    if let Some(w) = wanted {
+        return mine.into_iter().find(|v| v.name == w).ok_or_else(|| {
+            CniError::new(
+                7,
+                format!("job {} has no VM {w} on node {}", s.job, s.node.node),
+                "",
+            )
+        });
+    }
+    let records = Records::for_node(&s.node);
+    let taken: Vec<String> = records
+        .load(&s.job)
+        .map_err(io)?
+        .map(|r| {
+            r.changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Veth { ifname, .. } => Some(ifname.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    mine.into_iter()
+        .find(|v| !taken.iter().any(|t| t.ends_with(&format!("#{}", v.name))))
+        .ok_or_else(|| {
+            CniError::new(
+                11,
+                format!(
+                    "every VM slot of job {} on node {} is in use",
+                    s.job, s.node.node
+                ),
+                "try again after a container of the job has gone",
+            )
+        })
+}
+
+/// Delegates to the IPAM plugin named in the configuration.
+fn ipam(inv: &Invocation, command: &str) -> Result<Option<Value>, CniError> {
+    let Some(kind) = inv.config["ipam"]["type"].as_str() else {
+        return Ok(None);
+    };
+    crate::base::types::check_word("ipam type", kind, "-_.", 64)
+        .map_err(|e| CniError::new(7, e.0, ""))?;
+    let plugin = inv
+        .path
+        .split(':')
+        .map(|d| PathBuf::from(d).join(kind))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            CniError::new(
+                7,
+                format!("IPAM plugin {kind} is not in CNI_PATH ({})", inv.path),
+                "",
+            )
+        })?;
+    let mut conf = inv.config.clone();
+    conf["type"] = json!(kind);
+    let mut child = std::process::Command::new(&plugin)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", &inv.container)
+        .env("CNI_NETNS", &inv.netns)
+        .env("CNI_IFNAME", &inv.ifname)
+        .env("CNI_ARGS", &inv.args)
+        .env("CNI_PATH", &inv.path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CniError::new(5, format!("cannot run {}", plugin.display()), e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped");
+        let _ = stdin.write_all(conf.to_string().as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| CniError::new(5, format!("{} failed", plugin.display()), e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(CniError::new(
+            5,
+            format!("IPAM plugin {kind} refused {command}"),
+            text.trim().to_string(),
+        ));
+    }
+    Ok(serde_json::from_str(&text).ok())
+}
+
+fn add(inv: &Invocation, s: &Settings, host: &str) -> Result<Value, CniError> {
+    if inv.netns.is_empty() {
+        return Err(CniError::new(
+            4,
+            "CNI_NETNS is not set",
+            "ADD needs the container's network namespace",
+        ));
+    }
+    let net = JobNetwork::read(&s.node.jobs_dir, &s.job)
+        .map_err(|e| CniError::new(7, e.to_string(), ""))?;
+    let vlan = net.vlan.ok_or_else(|| {
+        CniError::new(
+            7,
+            format!("job {} has no VLAN (InfiniBand only)", s.job),
+            "",
+        )
+    })?;
+    let delegated = ipam(inv, "ADD")?;
+    let vm = slot(&net, s, inv)?;
+    let (ip, prefix, gateway) = match &delegated {
+        Some(r) => {
+            let first = &r["ips"][0];
+            let addr = first["address"].as_str().unwrap_or_default();
+            let n: ipnetwork::Ipv4Network = addr.parse().map_err(|_| {
+                CniError::new(5, "the IPAM plugin gave no IPv4 address", r.to_string())
+            })?;
+            (
+                n.ip(),
+                n.prefix(),
+                first["gateway"].as_str().and_then(|g| g.parse().ok()),
+            )
+        }
+        None => {
+            let a = net.addresses.as_ref().expect("slot checked");
+            (vm.ip, a.subnet.prefix(), a.gateway)
+        }
+    };
+    let records = Records::for_node(&s.node);
+    let mut record = records
+        .load(&s.job)
+        .map_err(io)?
+        .unwrap_or_else(|| super::Record {
+            job: s.job.to_string(),
+            vlan,
+            changes: vec![],
+        });
+    if !record
+        .changes
+        .iter()
+        .any(|c| matches!(c, Change::Veth { host: h, .. } if h == host))
+    {
+        record.changes.push(Change::Veth {
+            host: host.to_string(),
+            netns: inv.netns.clone(),
+            // `IFNAME#VM`: which of the job's VM slots the container has.
+            ifname: format!("{}#{}", inv.ifname, vm.name),
+        });
+        records.save(&record, &s.job).map_err(io)?;
+    }
+    make_veth(
+        host,
+        &inv.netns,
+        &inv.ifname,
+        &vm.mac,
+        Some((ip, prefix)),
+        gateway,
+    )
+    .map_err(io)?;
+    let mut backend = Ovs::new(s.node.ovs_db.as_deref());
+    super::attach(&s.node, &mut backend, &s.job, &net, &[host.to_string()])
+        .map_err(|e| CniError::new(5, e.to_string(), ""))?;
+    let mut result = json!({
+        "cniVersion": inv.version(),
+        "interfaces": [
+            {"name": host},
+            {"name": inv.ifname, "mac": vm.mac, "sandbox": inv.netns},
+        ],
+        "ips": [{"address": format!("{ip}/{prefix}"), "interface": 1}],
+    });
+    if let Some(g) = gateway {
+        result["ips"][0]["gateway"] = json!(g.to_string());
+    }
+    if let Some(dns) = net.addresses.as_ref().filter(|a| !a.dns.is_empty()) {
+        result["dns"] =
+            json!({"nameservers": dns.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()});
+    }
+    Ok(result)
+}
+
+fn del(inv: &Invocation, s: &Settings, host: &str) -> Result<(), CniError> {
+    let _ = ipam(inv, "DEL");
+    let records = Records::for_node(&s.node);
+    let Some(mut record) = records.load(&s.job).map_err(io)? else {
+        // Never added (or deleted already): DEL is harmless.
+        return remove_veth(host).map_err(io);
+    };
+    let mut backend = Ovs::new(s.node.ovs_db.as_deref());
+    // This container's port and veth, newest first.
+    let mine: Vec<Change> = record
+        .changes
+        .iter()
+        .filter(|c| super::change_port(c) == Some(host))
+        .cloned()
+        .collect();
+    for c in mine.iter().rev() {
+        match c {
+            Change::Veth { host, .. } => remove_veth(host).map_err(io)?,
+            other => backend.undo(other).map_err(io)?,
+        }
+        record.changes.retain(|x| x != c);
+        records.save(&record, &s.job).map_err(io)?;
+    }
+    // The last container of the job on this node: the uplink stops carrying its VLAN.
+    if !record
+        .changes
+        .iter()
+        .any(|c| super::change_port(c).is_some())
+    {
+        super::detach(&s.node, &mut backend, &s.job).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn check(inv: &Invocation, s: &Settings, host: &str) -> Result<(), CniError> {
+    let net = JobNetwork::read(&s.node.jobs_dir, &s.job)
+        .map_err(|e| CniError::new(7, e.to_string(), ""))?;
+    let vlan = net.vlan.unwrap_or(0);
+    if !std::path::Path::new("/sys/class/net").join(host).exists() {
+        return Err(CniError::new(
+            100,
+            format!("interface {host} of container {} is gone", inv.container),
+            "",
+        ));
+    }
+    let mut argv = vec!["ovs-vsctl".to_string()];
+    if let Some(db) = &s.node.ovs_db {
+        argv.push(format!("--db={db}"));
+    }
+    argv.extend(["get", "port", host, "tag"].map(str::to_string));
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let tag = super::run(&refs).map_err(io)?;
+    if tag.trim() != vlan.to_string() {
+        return Err(CniError::new(
+            101,
+            format!(
+                "interface {host} is on VLAN {}, not on job {}'s VLAN {vlan}",
+                tag.trim(),
+                s.job
+            ),
+            "",
+        ));
+    }
+    if !inv.netns.is_empty() {
+        let net_arg = format!("--net={}", inv.netns);
+        let link = super::run(&["nsenter", &net_arg, "ip", "-o", "link", "show", &inv.ifname])
+            .map_err(io)?;
+        let records = Records::for_node(&s.node);
+        let vm_name = records.load(&s.job).map_err(io)?.and_then(|r| {
+            r.changes.iter().find_map(|c| match c {
+                Change::Veth {
+                    host: h, ifname, ..
+                } if h == host => ifname.split('#').nth(1).map(str::to_string),
+                _ => None,
+            })
+        });
+        if let Some(vm) = vm_name.and_then(|n| {
+            net.addresses
+                .as_ref()?
+                .vms
+                .iter()
+                .find(|v| v.name == n)
+                .cloned()
+        }) {
+            if !link.contains(&vm.mac) {
+                return Err(CniError::new(
+                    102,
+                    format!(
+                        "{} in the container does not have MAC {}",
+                        inv.ifname, vm.mac
+                    ),
+                    link.trim().to_string(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
