@@ -5,6 +5,7 @@
 use super::output::{invalid, json, out, Fail, Format};
 use clap::{Args, Subcommand, ValueEnum};
 use jobnet::base::types::JobId;
+use jobnet::jobs::addresses::Vm;
 use jobnet::jobs::network::JobNetwork;
 use jobnet::node::config::{BackendKind, NodeConfig, NodeSettings, DEFAULT_CONFIG};
 use jobnet::node::{self, Backend, Change, NodeError, Records};
@@ -142,16 +143,7 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
         Ok(n) => n,
         // Most jobs have no jobnet network: a node prolog run for every job must not fail them.
         Err(jobnet::jobs::network::NetworkFileError::Missing { path, .. }) => {
-            eprintln!("jobnet: job {job} has no network from the controller ({path} does not exist): nothing to do on {}", s.node);
-            return out(&match c.format {
-                Format::Json => json(
-                    &serde_json::json!({"job": job.as_str(), "vlan": null, "interfaces": [], "note": "no network.json"}),
-                ),
-                Format::Text => format!(
-                    "job {job} has no jobnet network; nothing to do on {}\n",
-                    s.node
-                ),
-            });
+            return no_network(c.format, &job, &s, &path);
         }
         Err(e) => return Err(Fail::new(2, e.to_string())),
     };
@@ -162,94 +154,143 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
         .filter(|v| v.node == s.node)
         .cloned()
         .collect();
-    let mut ports = Vec::new();
-    if let Some(ns) = &a.netns {
-        let [name] = a.vms.as_slice() else {
-            return Err(invalid(
-                "--netns takes exactly one --vm NAME (the job's VM slot it is)",
-            ));
-        };
-        let vm = mine
-            .iter()
-            .find(|v| &v.name == name)
-            .ok_or_else(|| invalid(format!("job {job} has no VM {name} on node {}", s.node)))?;
-        let host = node::veth_name(&format!("{ns}/{name}"));
-        let records = Records::for_node(&s);
-        let mut record = records
-            .load(&job)
-            .map_err(fail)?
-            .unwrap_or_else(|| node::Record {
-                job: job.to_string(),
-                vlan: net.vlan.unwrap_or(0),
-                changes: vec![],
-            });
-        if !record
-            .changes
-            .iter()
-            .any(|ch| matches!(ch, Change::Veth { host: h, .. } if *h == host))
-        {
-            record.changes.push(Change::Veth {
-                host: host.clone(),
-                netns: ns.clone(),
-                ifname: format!("{}#{}", a.ifname, vm.name),
-            });
-            records.save(&record, &job).map_err(fail)?;
-        }
-        let ad = net.addresses.as_ref().expect("a VM was found");
-        node::make_veth(
-            &host,
-            ns,
-            &a.ifname,
-            &vm.mac,
-            Some((vm.ip, ad.subnet.prefix())),
-            ad.gateway,
-        )
-        .map_err(fail)?;
-        ports.push(host);
+    let ports = if let Some(ns) = &a.netns {
+        vec![netns_port(a, ns, &s, &job, &net, &mine)?]
     } else if !a.vms.is_empty() {
-        for v in &a.vms {
-            let Some((name, iface)) = v.split_once('=') else {
-                return Err(invalid(format!(
-                    "--vm {v}: write NAME=IFACE, e.g. vs1=tap101i0"
-                )));
-            };
-            if !mine.iter().any(|m| m.name == name) && net.addresses.is_some() {
-                return Err(invalid(format!(
-                    "--vm {v}: job {job} has no VM {name} on node {}",
-                    s.node
-                )));
-            }
-            ports.push(iface.to_string());
-        }
+        named_ports(&a.vms, &s, &job, &net, &mine)?
     } else {
-        for (slot, vm) in mine.iter().enumerate() {
-            ports.push(
-                s.interface
-                    .replace("{vm}", &vm.name)
-                    .replace("{slot}", &(slot + 1).to_string())
-                    .replace("{node}", &s.node),
-            );
-        }
-    }
+        configured_ports(&s, &mine)
+    };
     let mut b = backend(&s);
     let r = node::attach(&s, b.as_mut(), &job, &net, &ports).map_err(fail)?;
     out(&match c.format {
         Format::Json => json(&r),
-        Format::Text => match (&r.note, r.vlan) {
-            (Some(n), _) => format!("job {job} on {}: {n}\n", s.node),
-            (None, Some(v)) => format!(
-                "job {job} attached on {}: VLAN {v} on {} (uplink {})\n",
-                s.node,
-                if r.interfaces.is_empty() {
-                    "no VM interface".to_string()
-                } else {
-                    r.interfaces.join(", ")
-                },
-                s.uplink
-            ),
-            (None, None) => String::new(),
-        },
+        Format::Text => attached_text(&job, &s, &r),
     })
+}
+
+/// Reports (without failing) that the controller wrote no network for the job.
+fn no_network(format: Format, job: &JobId, s: &NodeSettings, path: &str) -> Result<(), Fail> {
+    eprintln!("jobnet: job {job} has no network from the controller ({path} does not exist): nothing to do on {}", s.node);
+    out(&match format {
+        Format::Json => json(
+            &serde_json::json!({"job": job.as_str(), "vlan": null, "interfaces": [], "note": "no network.json"}),
+        ),
+        Format::Text => format!(
+            "job {job} has no jobnet network; nothing to do on {}\n",
+            s.node
+        ),
+    })
+}
+
+/// Makes (and records first) the veth into `ns` for the one `--vm`, returning its host end.
+fn netns_port(
+    a: &AttachArgs,
+    ns: &str,
+    s: &NodeSettings,
+    job: &JobId,
+    net: &JobNetwork,
+    mine: &[Vm],
+) -> Result<String, Fail> {
+    let [name] = a.vms.as_slice() else {
+        return Err(invalid(
+            "--netns takes exactly one --vm NAME (the job's VM slot it is)",
+        ));
+    };
+    let vm = mine
+        .iter()
+        .find(|v| &v.name == name)
+        .ok_or_else(|| invalid(format!("job {job} has no VM {name} on node {}", s.node)))?;
+    let host = node::veth_name(&format!("{ns}/{name}"));
+    let records = Records::for_node(s);
+    let mut record = records
+        .load(job)
+        .map_err(fail)?
+        .unwrap_or_else(|| node::Record {
+            job: job.to_string(),
+            vlan: net.vlan.unwrap_or(0),
+            changes: vec![],
+        });
+    if !record
+        .changes
+        .iter()
+        .any(|ch| matches!(ch, Change::Veth { host: h, .. } if *h == host))
+    {
+        record.changes.push(Change::Veth {
+            host: host.clone(),
+            netns: ns.to_string(),
+            ifname: format!("{}#{}", a.ifname, vm.name),
+        });
+        records.save(&record, job).map_err(fail)?;
+    }
+    let ad = net.addresses.as_ref().expect("a VM was found");
+    node::make_veth(
+        &host,
+        ns,
+        &a.ifname,
+        &vm.mac,
+        Some((vm.ip, ad.subnet.prefix())),
+        ad.gateway,
+    )
+    .map_err(fail)?;
+    Ok(host)
+}
+
+/// The interfaces given as `--vm NAME=IFACE`, each checked to be a VM of the job on this node.
+fn named_ports(
+    vms: &[String],
+    s: &NodeSettings,
+    job: &JobId,
+    net: &JobNetwork,
+    mine: &[Vm],
+) -> Result<Vec<String>, Fail> {
+    let mut ports = Vec::new();
+    for v in vms {
+        let Some((name, iface)) = v.split_once('=') else {
+            return Err(invalid(format!(
+                "--vm {v}: write NAME=IFACE, e.g. vs1=tap101i0"
+            )));
+        };
+        if !mine.iter().any(|m| m.name == name) && net.addresses.is_some() {
+            return Err(invalid(format!(
+                "--vm {v}: job {job} has no VM {name} on node {}",
+                s.node
+            )));
+        }
+        ports.push(iface.to_string());
+    }
+    Ok(ports)
+}
+
+/// The interfaces of the job's VMs on this node, named by the configuration's `interface:`.
+fn configured_ports(s: &NodeSettings, mine: &[Vm]) -> Vec<String> {
+    mine.iter()
+        .enumerate()
+        .map(|(slot, vm)| {
+            s.interface
+                .replace("{vm}", &vm.name)
+                .replace("{slot}", &(slot + 1).to_string())
+                .replace("{node}", &s.node)
+        })
+        .collect()
+}
+
+/// The text report of what attach did.
+fn attached_text(job: &JobId, s: &NodeSettings, r: &node::Attached) -> String {
+    match (&r.note, r.vlan) {
+        (Some(n), _) => format!("job {job} on {}: {n}\n", s.node),
+        (None, Some(v)) => format!(
+            "job {job} attached on {}: VLAN {v} on {} (uplink {})\n",
+            s.node,
+            if r.interfaces.is_empty() {
+                "no VM interface".to_string()
+            } else {
+                r.interfaces.join(", ")
+            },
+            s.uplink
+        ),
+        (None, None) => String::new(),
+    }
 }
 
 fn detach(c: &CommonArgs) -> Result<(), Fail> {

@@ -23,6 +23,8 @@
 
 use super::request::{self, NetworkRequest};
 use crate::base::diag::{Diagnostics, Loc};
+use crate::base::types::VlanId;
+use crate::plan::Choice;
 use std::collections::BTreeMap;
 
 /// What a passport says.
@@ -35,40 +37,78 @@ pub struct Passport {
 
 /// Parses a passport; every problem is a diagnostic with `FILE:LINE:COL`.
 pub fn parse(text: &str, file: &str) -> Result<Passport, Diagnostics> {
-    let mut d = Diagnostics::new(file);
-    let mut section = String::new();
-    let mut vm = BTreeMap::new();
-    let mut req = NetworkRequest::default();
-    let mut network_vlan = None;
+    let mut r = Reader {
+        d: Diagnostics::new(file),
+        section: String::new(),
+        vm: BTreeMap::new(),
+        req: NetworkRequest::default(),
+        network_vlan: None,
+    };
     for (i, raw) in text.lines().enumerate() {
         let loc = Loc {
             line: i + 1,
             col: 1,
         };
-        let line = raw.trim();
+        r.line(loc, raw.trim());
+    }
+    let Reader {
+        d,
+        vm,
+        mut req,
+        network_vlan,
+        ..
+    } = r;
+    if let Some(v) = network_vlan {
+        req.vlan = v;
+    }
+    if d.has_errors() {
+        return Err(d);
+    }
+    Ok(Passport { request: req, vm })
+}
+
+/// A passport being read, line by line.
+struct Reader {
+    d: Diagnostics,
+    /// The current section, lowercase.
+    section: String,
+    vm: BTreeMap<String, String>,
+    req: NetworkRequest,
+    /// `[Network] Vlan`, which overrides `[VM] Vlan` wherever it stands.
+    network_vlan: Option<Choice<VlanId>>,
+}
+
+impl Reader {
+    /// Reads one trimmed line: blank, a comment, a section header or `KEY=VALUE`.
+    fn line(&mut self, loc: Loc, line: &str) {
         if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
+            return;
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_ascii_lowercase();
-            if section != "vm" && section != "network" {
-                d.error(
+            self.section = name.trim().to_ascii_lowercase();
+            if self.section != "vm" && self.section != "network" {
+                self.d.error(
                     loc,
                     format!("unknown section [{name}]"),
                     "a passport has [VM] and [Network]",
                 );
             }
-            continue;
+            return;
         }
         let Some((key, value)) = line.split_once('=') else {
-            d.error(
+            self.d.error(
                 loc,
                 format!("`{}` is not KEY=VALUE", line.escape_debug()),
                 "write e.g. Vlan=160",
             );
-            continue;
+            return;
         };
-        let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
+        self.entry(loc, line, key.trim().to_ascii_lowercase(), value.trim());
+    }
+
+    /// Takes `key` (lowercase) `= value` of the current section.
+    fn entry(&mut self, loc: Loc, line: &str, key: String, value: &str) {
+        let (d, section) = (&mut self.d, self.section.as_str());
         let bad = |d: &mut Diagnostics, e: request::RequestError| {
             d.error(
                 loc,
@@ -76,30 +116,30 @@ pub fn parse(text: &str, file: &str) -> Result<Passport, Diagnostics> {
                 "",
             )
         };
-        match (section.as_str(), key.as_str()) {
+        match (section, key.as_str()) {
             ("vm", "vlan") => match request::vlan(value) {
-                Ok(v) => req.vlan = v,
-                Err(e) => bad(&mut d, e),
+                Ok(v) => self.req.vlan = v,
+                Err(e) => bad(d, e),
             },
             ("vm", _) => {
-                vm.insert(key, value.to_string());
+                self.vm.insert(key, value.to_string());
             }
             ("network", "vlan") => match request::vlan(value) {
-                Ok(v) => network_vlan = Some(v),
-                Err(e) => bad(&mut d, e),
+                Ok(v) => self.network_vlan = Some(v),
+                Err(e) => bad(d, e),
             },
             ("network", "pkey") | ("network", "ib") => match request::pkey(value) {
-                Ok(v) => req.pkey = v,
-                Err(e) => bad(&mut d, e),
+                Ok(v) => self.req.pkey = v,
+                Err(e) => bad(d, e),
             },
             ("network", "gateway") if !value.is_empty() => match request::gateway(value) {
-                Ok(v) => req.gateway = Some(v),
-                Err(e) => bad(&mut d, e),
+                Ok(v) => self.req.gateway = Some(v),
+                Err(e) => bad(d, e),
             },
             ("network", "gateway") => {}
             ("network", "vms") => match request::vms(value) {
-                Ok(v) => req.vms_per_node = v,
-                Err(e) => bad(&mut d, e),
+                Ok(v) => self.req.vms_per_node = v,
+                Err(e) => bad(d, e),
             },
             ("network", k) => d.error(
                 loc,
@@ -113,13 +153,6 @@ pub fn parse(text: &str, file: &str) -> Result<Passport, Diagnostics> {
             ),
         }
     }
-    if let Some(v) = network_vlan {
-        req.vlan = v;
-    }
-    if d.has_errors() {
-        return Err(d);
-    }
-    Ok(Passport { request: req, vm })
 }
 
 #[cfg(test)]

@@ -514,72 +514,102 @@ impl Reader<'_> {
             "write e.g. {pool: 10.64.0.0/16, prefix: 24}",
         )?;
         self.unknown(pairs, ADDRESS_KEYS, "`addresses`");
-        let subnets = match (yaml::get(pairs, "pool"), yaml::get(pairs, "template")) {
-            (Some(p), None) => {
-                let text = self.scalar(p, "pool")?;
-                let pool: ipnetwork::Ipv4Network = match text.parse() {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.d.error(
-                            p.loc,
-                            format!(
-                                "`pool: {}` is not an IPv4 network: {e}",
-                                text.escape_debug()
-                            ),
-                            "write e.g. 10.64.0.0/16",
-                        );
-                        return None;
-                    }
-                };
-                let prefix = self
-                    .number(yaml::get(pairs, "prefix"), "prefix", 8, 30)
-                    .unwrap_or(24) as u8;
-                if prefix < pool.prefix() {
-                    self.d.error(
-                        p.loc,
-                        format!("`prefix: {prefix}` is wider than the pool {pool}"),
-                        "give a prefix at least as long as the pool's",
-                    );
-                    return None;
-                }
-                Subnets::Pool { pool, prefix }
-            }
-            (None, Some(t)) => {
-                let text = self.scalar(t, "template")?;
-                if !text.contains("{vlan}") || text.parse::<ipnetwork::Ipv4Network>().is_ok() {
-                    self.d.error(
-                        t.loc,
-                        format!("`template: {}` has no {{vlan}}", text.escape_debug()),
-                        "write e.g. \"192.168.{vlan}.0/24\"",
-                    );
-                    return None;
-                }
-                if text
-                    .replace("{vlan}", "1")
-                    .parse::<ipnetwork::Ipv4Network>()
-                    .is_err()
-                {
-                    self.d.error(
-                        t.loc,
-                        format!(
-                            "`template: {}` is not an IPv4 network with {{vlan}} in it",
-                            text.escape_debug()
-                        ),
-                        "write e.g. \"192.168.{vlan}.0/24\"",
-                    );
-                    return None;
-                }
-                Subnets::Template(text.to_string())
-            }
-            _ => {
-                self.d.error(n.loc, "`addresses` needs either `pool` (with `prefix`) or `template`", "write e.g. {pool: 10.64.0.0/16, prefix: 24} or {template: \"192.168.{vlan}.0/24\"}");
-                return None;
-            }
-        };
+        let subnets = self.subnets(n, pairs)?;
         let first = self
             .number(yaml::get(pairs, "first"), "first", 1, 65534)
             .unwrap_or(2) as u32;
-        let gateway = match yaml::get(pairs, "gateway").and_then(|v| self.scalar(v, "gateway")) {
+        let gateway = self.gateway_host(n, pairs);
+        let dns = self.dns(yaml::get(pairs, "dns"));
+        let mac = self.mac_scheme(n, pairs);
+        let names = self.names(n, pairs);
+        Some(AddressPlan {
+            subnets,
+            first,
+            gateway,
+            dns,
+            mac,
+            names,
+            dir: self
+                .path(yaml::get(pairs, "dir"))
+                .unwrap_or_else(|| jobs_dir.to_path_buf()),
+        })
+    }
+
+    /// Reads the subnet source of `addresses`: exactly one of `pool` (with `prefix`) or `template`.
+    fn subnets(&mut self, n: &Node, pairs: &[(Node, Node)]) -> Option<Subnets> {
+        match (yaml::get(pairs, "pool"), yaml::get(pairs, "template")) {
+            (Some(p), None) => self.pool(p, pairs),
+            (None, Some(t)) => self.template(t),
+            _ => {
+                self.d.error(n.loc, "`addresses` needs either `pool` (with `prefix`) or `template`", "write e.g. {pool: 10.64.0.0/16, prefix: 24} or {template: \"192.168.{vlan}.0/24\"}");
+                None
+            }
+        }
+    }
+
+    /// Reads `pool` and `prefix` into a pool of subnets, refusing a prefix wider than the pool.
+    fn pool(&mut self, p: &Node, pairs: &[(Node, Node)]) -> Option<Subnets> {
+        let text = self.scalar(p, "pool")?;
+        let pool: ipnetwork::Ipv4Network = match text.parse() {
+            Ok(v) => v,
+            Err(e) => {
+                self.d.error(
+                    p.loc,
+                    format!(
+                        "`pool: {}` is not an IPv4 network: {e}",
+                        text.escape_debug()
+                    ),
+                    "write e.g. 10.64.0.0/16",
+                );
+                return None;
+            }
+        };
+        let prefix = self
+            .number(yaml::get(pairs, "prefix"), "prefix", 8, 30)
+            .unwrap_or(24) as u8;
+        if prefix < pool.prefix() {
+            self.d.error(
+                p.loc,
+                format!("`prefix: {prefix}` is wider than the pool {pool}"),
+                "give a prefix at least as long as the pool's",
+            );
+            return None;
+        }
+        Some(Subnets::Pool { pool, prefix })
+    }
+
+    /// Reads `template`, which must hold `{vlan}` and become an IPv4 network once it is filled in.
+    fn template(&mut self, t: &Node) -> Option<Subnets> {
+        let text = self.scalar(t, "template")?;
+        if !text.contains("{vlan}") || text.parse::<ipnetwork::Ipv4Network>().is_ok() {
+            self.d.error(
+                t.loc,
+                format!("`template: {}` has no {{vlan}}", text.escape_debug()),
+                "write e.g. \"192.168.{vlan}.0/24\"",
+            );
+            return None;
+        }
+        if text
+            .replace("{vlan}", "1")
+            .parse::<ipnetwork::Ipv4Network>()
+            .is_err()
+        {
+            self.d.error(
+                t.loc,
+                format!(
+                    "`template: {}` is not an IPv4 network with {{vlan}} in it",
+                    text.escape_debug()
+                ),
+                "write e.g. \"192.168.{vlan}.0/24\"",
+            );
+            return None;
+        }
+        Some(Subnets::Template(text.to_string()))
+    }
+
+    /// Reads the gateway's host number in each subnet; absent or `none` means no gateway.
+    fn gateway_host(&mut self, n: &Node, pairs: &[(Node, Node)]) -> Option<u32> {
+        match yaml::get(pairs, "gateway").and_then(|v| self.scalar(v, "gateway")) {
             None | Some("none") => None,
             Some(v) => match v.parse::<u32>() {
                 Ok(n) if n >= 1 => Some(n),
@@ -593,8 +623,12 @@ impl Reader<'_> {
                     None
                 }
             },
-        };
-        let dns = match yaml::get(pairs, "dns") {
+        }
+    }
+
+    /// Reads the `dns` list of IPv4 addresses, skipping (and reporting) the ones that are not.
+    fn dns(&mut self, n: Option<&Node>) -> Vec<std::net::Ipv4Addr> {
+        match n {
             None => Vec::new(),
             Some(v) => match &v.kind {
                 Kind::Seq(items) => items
@@ -621,8 +655,12 @@ impl Reader<'_> {
                     Vec::new()
                 }
             },
-        };
-        let mac = match yaml::get(pairs, "mac").and_then(|v| self.scalar(v, "mac")) {
+        }
+    }
+
+    /// Reads `mac`: `hashed` (the default) or `encoded`.
+    fn mac_scheme(&mut self, n: &Node, pairs: &[(Node, Node)]) -> MacScheme {
+        match yaml::get(pairs, "mac").and_then(|v| self.scalar(v, "mac")) {
             None | Some("hashed") => MacScheme::Hashed,
             Some("encoded") => MacScheme::Encoded,
             Some(other) => {
@@ -637,8 +675,12 @@ impl Reader<'_> {
                 );
                 MacScheme::Hashed
             }
-        };
-        let names = match yaml::get(pairs, "names").and_then(|v| self.scalar(v, "names")) {
+        }
+    }
+
+    /// Reads the `names` pattern for guests, which must hold `{n}`; defaults to `vm{n}`.
+    fn names(&mut self, n: &Node, pairs: &[(Node, Node)]) -> String {
+        match yaml::get(pairs, "names").and_then(|v| self.scalar(v, "names")) {
             None => "vm{n}".to_string(),
             Some(t)
                 if t.contains("{n}")
@@ -664,18 +706,7 @@ impl Reader<'_> {
                 );
                 "vm{n}".to_string()
             }
-        };
-        Some(AddressPlan {
-            subnets,
-            first,
-            gateway,
-            dns,
-            mac,
-            names,
-            dir: self
-                .path(yaml::get(pairs, "dir"))
-                .unwrap_or_else(|| jobs_dir.to_path_buf()),
-        })
+        }
     }
 }
 

@@ -22,8 +22,10 @@ use super::{
     config::NodeSettings, make_veth, ovs::Ovs, remove_veth, veth_name, Backend, Change, Records,
 };
 use crate::base::types::JobId;
+use crate::jobs::addresses::Vm;
 use crate::jobs::network::JobNetwork;
 use serde_json::{json, Value};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 pub const SUPPORTED: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
@@ -336,24 +338,58 @@ fn add(inv: &Invocation, s: &Settings, host: &str) -> Result<Value, CniError> {
     })?;
     let delegated = ipam(inv, "ADD")?;
     let vm = slot(&net, s, inv)?;
-    let (ip, prefix, gateway) = match &delegated {
+    let (ip, prefix, gateway) = address(delegated.as_ref(), &net, vm)?;
+    record_veth(inv, s, host, vlan, vm)?;
+    make_veth(
+        host,
+        &inv.netns,
+        &inv.ifname,
+        &vm.mac,
+        Some((ip, prefix)),
+        gateway,
+    )
+    .map_err(io)?;
+    let mut backend = Ovs::new(s.node.ovs_db.as_deref());
+    super::attach(&s.node, &mut backend, &s.job, &net, &[host.to_string()])
+        .map_err(|e| CniError::new(5, e.to_string(), ""))?;
+    Ok(add_result(inv, host, vm, (ip, prefix, gateway), &net))
+}
+
+/// The container's address, prefix and gateway: from the IPAM plugin's result if one was
+/// delegated to, else from the VM slot in the job's address list.
+fn address(
+    delegated: Option<&Value>,
+    net: &JobNetwork,
+    vm: &Vm,
+) -> Result<(Ipv4Addr, u8, Option<Ipv4Addr>), CniError> {
+    match delegated {
         Some(r) => {
             let first = &r["ips"][0];
             let addr = first["address"].as_str().unwrap_or_default();
             let n: ipnetwork::Ipv4Network = addr.parse().map_err(|_| {
                 CniError::new(5, "the IPAM plugin gave no IPv4 address", r.to_string())
             })?;
-            (
+            Ok((
                 n.ip(),
                 n.prefix(),
                 first["gateway"].as_str().and_then(|g| g.parse().ok()),
-            )
+            ))
         }
         None => {
             let a = net.addresses.as_ref().expect("slot checked");
-            (vm.ip, a.subnet.prefix(), a.gateway)
+            Ok((vm.ip, a.subnet.prefix(), a.gateway))
         }
-    };
+    }
+}
+
+/// Records the veth `host` in the job's node record (once) before it is made.
+fn record_veth(
+    inv: &Invocation,
+    s: &Settings,
+    host: &str,
+    vlan: u16,
+    vm: &Vm,
+) -> Result<(), CniError> {
     let records = Records::for_node(&s.node);
     let mut record = records
         .load(&s.job)
@@ -376,18 +412,17 @@ fn add(inv: &Invocation, s: &Settings, host: &str) -> Result<Value, CniError> {
         });
         records.save(&record, &s.job).map_err(io)?;
     }
-    make_veth(
-        host,
-        &inv.netns,
-        &inv.ifname,
-        &vm.mac,
-        Some((ip, prefix)),
-        gateway,
-    )
-    .map_err(io)?;
-    let mut backend = Ovs::new(s.node.ovs_db.as_deref());
-    super::attach(&s.node, &mut backend, &s.job, &net, &[host.to_string()])
-        .map_err(|e| CniError::new(5, e.to_string(), ""))?;
+    Ok(())
+}
+
+/// The CNI result of ADD: both ends of the veth, the address and gateway, and the job's DNS.
+fn add_result(
+    inv: &Invocation,
+    host: &str,
+    vm: &Vm,
+    (ip, prefix, gateway): (Ipv4Addr, u8, Option<Ipv4Addr>),
+    net: &JobNetwork,
+) -> Value {
     let mut result = json!({
         "cniVersion": inv.version(),
         "interfaces": [
@@ -403,7 +438,7 @@ fn add(inv: &Invocation, s: &Settings, host: &str) -> Result<Value, CniError> {
         result["dns"] =
             json!({"nameservers": dns.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()});
     }
-    Ok(result)
+    result
 }
 
 fn del(inv: &Invocation, s: &Settings, host: &str) -> Result<(), CniError> {

@@ -151,42 +151,68 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
         "write `key: value` lines",
     )?;
     yaml::report_unknown(d, pairs, KEYS, "the node configuration", &|_, _| false);
-    let text = |d: &mut Diagnostics, key: &str| -> Option<(String, Loc)> {
-        let n = yaml::get(pairs, key)?;
-        match n.as_str() {
-            Some(s) if !n.is_null() => Some((s.to_string(), n.loc)),
-            _ => {
-                d.error(
-                    n.loc,
-                    format!("`{key}` must be a single value, found {}", n.kind_name()),
-                    "",
-                );
-                None
-            }
+    let jobs_dir = path(d, pairs, "jobs_dir", "/var/lib/jobnet/jobs");
+    let state_dir = path(d, pairs, "state_dir", "/var/lib/jobnet/node");
+    let backend = backend(d, pairs);
+    let b = text(d, pairs, "bridge");
+    let bridge = ifname(d, b, "bridge");
+    let u = text(d, pairs, "uplink");
+    let uplink = ifname(d, u, "uplink");
+    let interface = interface(d, pairs);
+    let ovs_db = ovs_db(d, pairs);
+    let programs = programs(d, pairs);
+    let nodes = nodes(d, pairs);
+    Some(NodeConfig {
+        jobs_dir,
+        state_dir,
+        backend,
+        bridge,
+        uplink,
+        interface,
+        ovs_db,
+        programs,
+        nodes,
+    })
+}
+
+/// The single value under `key` with where it stands; a list or a map there is an error.
+fn text(d: &mut Diagnostics, pairs: &[(Node, Node)], key: &str) -> Option<(String, Loc)> {
+    let n = yaml::get(pairs, key)?;
+    match n.as_str() {
+        Some(s) if !n.is_null() => Some((s.to_string(), n.loc)),
+        _ => {
+            d.error(
+                n.loc,
+                format!("`{key}` must be a single value, found {}", n.kind_name()),
+                "",
+            );
+            None
         }
-    };
-    let path = |d: &mut Diagnostics, key: &str, default: &str| -> PathBuf {
-        match text(d, key) {
-            Some((t, _)) if t.starts_with('/') && crate::base::types::safe_path(&t) => {
-                PathBuf::from(t)
-            }
-            Some((t, loc)) => {
-                d.error(
-                    loc,
-                    format!(
-                        "`{key}: {}` is not an absolute path of letters, digits and /._-",
-                        t.escape_debug()
-                    ),
-                    "",
-                );
-                PathBuf::from(default)
-            }
-            None => PathBuf::from(default),
+    }
+}
+
+/// The absolute path under `key`, or `default` when it is absent or not a safe absolute path.
+fn path(d: &mut Diagnostics, pairs: &[(Node, Node)], key: &str, default: &str) -> PathBuf {
+    match text(d, pairs, key) {
+        Some((t, _)) if t.starts_with('/') && crate::base::types::safe_path(&t) => PathBuf::from(t),
+        Some((t, loc)) => {
+            d.error(
+                loc,
+                format!(
+                    "`{key}: {}` is not an absolute path of letters, digits and /._-",
+                    t.escape_debug()
+                ),
+                "",
+            );
+            PathBuf::from(default)
         }
-    };
-    let jobs_dir = path(d, "jobs_dir", "/var/lib/jobnet/jobs");
-    let state_dir = path(d, "state_dir", "/var/lib/jobnet/node");
-    let backend = match text(d, "backend") {
+        None => PathBuf::from(default),
+    }
+}
+
+/// The `backend` setting; absent or unknown means Open vSwitch.
+fn backend(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BackendKind {
+    match text(d, pairs, "backend") {
         None => BackendKind::Ovs,
         Some((t, loc)) => match t.as_str() {
             "ovs" => BackendKind::Ovs,
@@ -197,26 +223,28 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
                 BackendKind::Ovs
             }
         },
-    };
-    let ifname = |d: &mut Diagnostics, v: Option<(String, Loc)>, what: &str| -> Option<String> {
-        let (t, loc) = v?;
-        match crate::base::types::check_word(what, &t, "-_.", 15) {
-            Ok(()) => Some(t),
-            Err(e) => {
-                d.error(
-                    loc,
-                    e.0,
-                    "interface names: letters, digits, `-_.`, at most 15",
-                );
-                None
-            }
+    }
+}
+
+/// An interface name (`what` is its setting), kept only if Linux would accept it.
+fn ifname(d: &mut Diagnostics, v: Option<(String, Loc)>, what: &str) -> Option<String> {
+    let (t, loc) = v?;
+    match crate::base::types::check_word(what, &t, "-_.", 15) {
+        Ok(()) => Some(t),
+        Err(e) => {
+            d.error(
+                loc,
+                e.0,
+                "interface names: letters, digits, `-_.`, at most 15",
+            );
+            None
         }
-    };
-    let b = text(d, "bridge");
-    let bridge = ifname(d, b, "bridge");
-    let u = text(d, "uplink");
-    let uplink = ifname(d, u, "uplink");
-    let interface = match text(d, "interface") {
+    }
+}
+
+/// The `interface` pattern for a VM's interface, checked by filling in sample values.
+fn interface(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> String {
+    match text(d, pairs, "interface") {
         None => "{node}v{slot}".to_string(),
         Some((t, loc)) => {
             let sample = t
@@ -228,8 +256,12 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
             }
             t
         }
-    };
-    let ovs_db = text(d, "ovs_db").map(|(t, loc)| {
+    }
+}
+
+/// The `ovs_db` socket, which must be `unix:/absolute/path`.
+fn ovs_db(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> Option<String> {
+    text(d, pairs, "ovs_db").map(|(t, loc)| {
         if !(t.starts_with("unix:/") && crate::base::types::safe_path(&t["unix:".len()..])) {
             d.error(
                 loc,
@@ -238,7 +270,11 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
             );
         }
         t
-    });
+    })
+}
+
+/// The `programs` map of program name to absolute path.
+fn programs(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, PathBuf> {
     let mut programs = BTreeMap::new();
     if let Some(n) = yaml::get(pairs, "programs") {
         if let Some(pp) = yaml::mapping(d, n, "`programs`", "write `name: /absolute/path` lines") {
@@ -254,6 +290,14 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
             }
         }
     }
+    programs
+}
+
+/// The per-node bridge and uplink overrides under `nodes`.
+fn nodes(
+    d: &mut Diagnostics,
+    pairs: &[(Node, Node)],
+) -> BTreeMap<String, (Option<String>, Option<String>)> {
     let mut nodes = BTreeMap::new();
     if let Some(n) = yaml::get(pairs, "nodes") {
         if let Some(np) = yaml::mapping(
@@ -264,41 +308,39 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
         ) {
             for (k, v) in np {
                 let Some(name) = k.as_str() else { continue };
-                let Some(vp) = yaml::mapping(
-                    d,
-                    v,
-                    &format!("nodes.{name}"),
-                    "write {bridge: ..., uplink: ...}",
-                ) else {
-                    continue;
-                };
-                yaml::report_unknown(
-                    d,
-                    vp,
-                    &["bridge", "uplink"],
-                    &format!("nodes.{name}"),
-                    &|_, _| false,
-                );
-                let get = |key: &str| {
-                    yaml::get(vp, key).and_then(|x| x.as_str().map(|s| (s.to_string(), x.loc)))
-                };
-                let b = ifname(d, get("bridge"), "bridge");
-                let u = ifname(d, get("uplink"), "uplink");
-                nodes.insert(name.to_string(), (b, u));
+                if let Some(o) = node_override(d, name, v) {
+                    nodes.insert(name.to_string(), o);
+                }
             }
         }
     }
-    Some(NodeConfig {
-        jobs_dir,
-        state_dir,
-        backend,
-        bridge,
-        uplink,
-        interface,
-        ovs_db,
-        programs,
-        nodes,
-    })
+    nodes
+}
+
+/// One node's `{bridge, uplink}` override; None when it is not a mapping.
+fn node_override(
+    d: &mut Diagnostics,
+    name: &str,
+    v: &Node,
+) -> Option<(Option<String>, Option<String>)> {
+    let vp = yaml::mapping(
+        d,
+        v,
+        &format!("nodes.{name}"),
+        "write {bridge: ..., uplink: ...}",
+    )?;
+    yaml::report_unknown(
+        d,
+        vp,
+        &["bridge", "uplink"],
+        &format!("nodes.{name}"),
+        &|_, _| false,
+    );
+    let get =
+        |key: &str| yaml::get(vp, key).and_then(|x| x.as_str().map(|s| (s.to_string(), x.loc)));
+    let b = ifname(d, get("bridge"), "bridge");
+    let u = ifname(d, get("uplink"), "uplink");
+    Some((b, u))
 }
 
 #[cfg(test)]

@@ -198,6 +198,14 @@ pub fn plan_json(plan: &Plan) -> String {
 /// Counts, switches, links and nodes per switch.
 pub fn topology_text(t: &Topology) -> String {
     let mut o = String::new();
+    summary_text(&mut o, t);
+    switches_text(&mut o, t);
+    links_text(&mut o, t);
+    o
+}
+
+/// The topology's name, counts and VLAN and PKey pools.
+fn summary_text(o: &mut String, t: &Topology) {
     let up = t.links.iter().filter(|l| l.up).count();
     let _ = writeln!(o, "topology {} ({})", t.name, t.file);
     let _ = writeln!(
@@ -235,6 +243,10 @@ pub fn topology_text(t: &Topology) -> String {
             ib.partitions_conf
         );
     }
+}
+
+/// One row per switch: name, driver, address and its nodes as a host list.
+fn switches_text(o: &mut String, t: &Topology) {
     let by_switch = t.nodes_by_switch();
     let _ = writeln!(o, "\nswitches:");
     // Columns as wide as their longest entry: long names do not shift the rows.
@@ -258,6 +270,10 @@ pub fn topology_text(t: &Topology) -> String {
             s.name, s.driver, s.address
         );
     }
+}
+
+/// The links with their cost and state, then the gateways if there are any.
+fn links_text(o: &mut String, t: &Topology) {
     let _ = writeln!(o, "\nlinks:");
     for l in &t.links {
         let mut flags = vec![format!("cost {}", l.cost)];
@@ -279,7 +295,6 @@ pub fn topology_text(t: &Topology) -> String {
             );
         }
     }
-    o
 }
 
 pub fn topology_json(t: &Topology) -> String {
