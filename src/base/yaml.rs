@@ -117,6 +117,20 @@ pub fn unknown_keys<'n>(
     })
 }
 
+/// Parses one configuration document: its root (`None` when empty) and the diagnostics of
+/// `file`, a syntax error among them.
+pub fn parse_document(text: &str, file: &str) -> (Diagnostics, Option<Node>) {
+    let mut d = Diagnostics::new(file);
+    let root = match parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            d.error(e.loc, e.message, "fix the YAML");
+            None
+        }
+    };
+    (d, root)
+}
+
 /// Reports every key of `pairs` outside `allowed` (and not `handled` by the caller, which
 /// reported it its own way) as `unknown key `K` in WHAT`, with a "did you mean" when one is
 /// close, else the allowed keys.

@@ -132,22 +132,15 @@ impl Site {
 
     /// Parses the configuration text (`file` names it in messages).
     pub fn parse(text: &str, file: &str) -> Result<Site, SiteError> {
-        let mut d = Diagnostics::new(file);
-        let site = match yaml::parse(text) {
-            Err(e) => {
-                d.error(e.loc, e.message, "fix the YAML");
-                None
-            }
-            Ok(None) => Some(Reader { d: &mut d }.site(None, file)),
-            Ok(Some(root)) => Some(Reader { d: &mut d }.site(Some(&root), file)),
-        };
-        match site {
-            Some(s) if !d.has_errors() => Ok(s),
-            _ => Err(SiteError::Invalid {
+        let (mut d, root) = yaml::parse_document(text, file);
+        let site = Reader { d: &mut d }.site(root.as_ref(), file);
+        if d.has_errors() {
+            return Err(SiteError::Invalid {
                 path: file.to_string(),
                 diagnostics: d.sorted(),
-            }),
+            });
         }
+        Ok(site)
     }
 
     /// The policy's decision for a job in `partition` of `user`/`account`, whose texts (comment,

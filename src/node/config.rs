@@ -99,14 +99,8 @@ impl NodeConfig {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<NodeConfig, NodeConfigError> {
-        let mut d = Diagnostics::new(file);
-        let cfg = match yaml::parse(text) {
-            Err(e) => {
-                d.error(e.loc, e.message, "fix the YAML");
-                None
-            }
-            Ok(root) => read(&mut d, root.as_ref()),
-        };
+        let (mut d, root) = yaml::parse_document(text, file);
+        let cfg = read(&mut d, root.as_ref());
         match cfg {
             Some(c) if !d.has_errors() => Ok(c),
             _ => Err(NodeConfigError::Invalid {
