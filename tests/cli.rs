@@ -1489,6 +1489,13 @@ fn help_shows_own_flags_first_and_global_ones_apart() {
         &["topology", "import-ib"],
         &["topology", "generate", "fat-tree"],
         &["completions"],
+        &["hook", "slurm-prolog"],
+        &["hook", "pbs-prologue"],
+        &["job", "up"],
+        &["job", "down"],
+        &["node", "attach"],
+        &["node", "detach"],
+        &["node", "show"],
     ] {
         let mut a = cmd.to_vec();
         a.push("--help");
@@ -1750,4 +1757,18 @@ fn one_damaged_row_does_not_hide_the_other_jobs() {
         "{v}"
     );
     assert!(results.iter().any(|r| r["error"]["code"] == 1), "{v}");
+}
+
+#[test]
+fn global_options_are_refused_where_a_configuration_file_decides() {
+    for args in [
+        &["node", "detach", "--job", "5", "--state", "/x/state.db"][..],
+        &["--state", "/x/state.db", "job", "down", "--job", "5"],
+        &["hook", "slurm-prolog", "--credentials", "/x/c.yaml"],
+    ] {
+        jobnet(args)
+            .code(2)
+            .err_has("does not apply to `jobnet ")
+            .err_has("configuration file (--config");
+    }
 }

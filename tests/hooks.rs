@@ -491,7 +491,7 @@ fn a_passport_brings_up_what_it_says() {
 #[test]
 fn root_keeps_the_state_usable_for_the_service_user() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc_geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 {
         panic!("this test needs root (CI runs as root): it checks files root creates");
     }
     let lab = Lab::new("owner", POLICY, "");
@@ -544,7 +544,23 @@ fn root_keeps_the_state_usable_for_the_service_user() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+/// `jobnet job up` with a configuration that is not jobnet.yaml: exit 2, every wrong key named
+/// once on stderr.
+#[test]
+fn a_wrong_configuration_is_bad_input_said_once() {
+    let d = scratch("wrong-config");
+    std::fs::write(d.join("node.yaml"), "bridge: br0\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+        .args(["job", "down", "--job", "1", "--config"])
+        .arg(d.join("node.yaml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.matches("unknown key `bridge` in the jobnet configuration")
+            .count(),
+        1,
+        "{err}"
+    );
 }

@@ -109,7 +109,7 @@ fn proxmox_and_libvirt_configuration_for_the_nodes_vms() {
 fn linux_bridge_backends_report_what_the_kernel_refuses() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
-        unsafe { geteuid() },
+        unsafe { libc::geteuid() },
         0,
         "this test needs root (CI runs as root)"
     );
@@ -163,10 +163,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-extern "C" {
-    fn geteuid() -> u32;
 }
 
 fn cni(command: &str, stdin: &str) -> (i32, serde_json::Value) {

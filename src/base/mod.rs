@@ -9,4 +9,5 @@ pub mod limits;
 pub mod process;
 pub mod time;
 pub mod types;
+pub mod users;
 pub mod yaml;

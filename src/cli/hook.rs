@@ -103,6 +103,8 @@ struct Log {
     hook: String,
     job: String,
     file: Option<std::fs::File>,
+    /// Also on stderr (for a person running the hook by hand).
+    to_stderr: bool,
 }
 
 impl Log {
@@ -118,6 +120,7 @@ impl Log {
             hook: hook.to_string(),
             job: job.to_string(),
             file,
+            to_stderr: true,
         }
     }
 
@@ -137,22 +140,35 @@ impl Log {
         if let Some(f) = &mut self.file {
             let _ = f.write_all(text.as_bytes());
         }
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        if self.to_stderr {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
     }
 }
 
-/// The site's configuration; a hook that cannot read it logs where it can and fails.
+/// The site's configuration; a hook that cannot read it logs where it can (the default log;
+/// the failure itself goes to stderr once) and fails: 2 for a file that is wrong or missing, 1
+/// for one that cannot be read.
 fn site(config: &Path, hook: &str, job: &str) -> Result<Site, Fail> {
     Site::load(config).map_err(|e| {
-        Log::open(Some(Path::new("/var/log/jobnet/hooks.log")), hook, job).line(&e.to_string());
-        Fail::new(1, e.to_string()).reported()
+        let mut log = Log::open(Some(Path::new("/var/log/jobnet/hooks.log")), hook, job);
+        log.to_stderr = false;
+        log.line(&e.to_string());
+        let code = match &e {
+            jobnet::jobs::site::SiteError::Io { source, .. } => source.exit_code(),
+            jobnet::jobs::site::SiteError::Invalid { .. } => 2,
+        };
+        Fail::new(code, e.to_string())
     })
 }
 
 /// The facade, configured from the site's file.
 fn context(site: &Site) -> Result<Context, Fail> {
     jobnet::base::process::set_programs(site.programs.clone());
-    let service_user = site.service_user.as_deref().and_then(user_ids);
+    let service_user = site
+        .service_user
+        .as_deref()
+        .and_then(jobnet::base::users::by_name);
     let ctx = Context::new(Options {
         drivers_dir: site.drivers_dir.clone(),
         state: site.state.clone(),
@@ -163,26 +179,6 @@ fn context(site: &Site) -> Result<Context, Fail> {
         ..Options::default()
     })?;
     super::faults(ctx)
-}
-
-/// (uid, gid) of a user name.
-fn user_ids(name: &str) -> Option<(u32, u32)> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: getpwnam_r writes into `pwd` and `buf` (whose length it is given) and sets `result`
-    // to `pwd` or null; nothing is kept beyond this call.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        );
-        (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
-    }
 }
 
 pub fn run(cmd: HookCmd) -> Result<(), Fail> {
@@ -424,7 +420,7 @@ fn passport_up(a: &PassportArgs) -> Result<(), Fail> {
         f.diagnostics = d.sorted();
         f
     })?;
-    let ids = a.user.as_deref().and_then(user_ids);
+    let ids = a.user.as_deref().and_then(jobnet::base::users::by_name);
     let meta = JobMeta {
         id,
         nodes,

@@ -15,7 +15,7 @@ mod reference;
 mod status;
 mod topology;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use jobnet::{Context, Options};
 use output::Fail;
 use std::path::PathBuf;
@@ -169,15 +169,47 @@ pub fn main() -> ExitCode {
     if cni {
         return node::cni_main();
     }
-    let cli = match Cli::try_parse_from(args) {
+    let matches = match Cli::command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => return output::usage_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => return output::usage_error(e),
     };
     let json = cli.cmd.json();
+    if let Err(f) = globals_apply(&matches) {
+        return f.report(json);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(json),
     }
+}
+
+/// The hooks, `job` and `node` take their settings from their configuration files: a global
+/// option given to them would be ignored, so it is refused.
+fn globals_apply(m: &clap::ArgMatches) -> Result<(), Fail> {
+    let Some((noun, mut leaf)) = m.subcommand() else {
+        return Ok(());
+    };
+    if !["hook", "job", "node"].contains(&noun) {
+        return Ok(());
+    }
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    for arg in Cli::command().get_arguments().filter(|a| a.is_global_set()) {
+        let id = arg.get_id().as_str();
+        if leaf.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            let flag = arg.get_long().unwrap_or(id);
+            return Err(output::invalid(format!(
+                "--{flag} does not apply to `jobnet {noun}`: it takes its settings from its configuration file ({})",
+                if noun == "node" { "--config, $JOBNET_NODE_CONFIG, /etc/jobnet/node.yaml" } else { "--config, $JOBNET_CONFIG, /etc/jobnet/jobnet.yaml" }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn context(g: &Global) -> Result<Context, Fail> {

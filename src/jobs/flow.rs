@@ -227,32 +227,15 @@ fn number(
     let a = plan
         .assign(meta.id.as_str(), subnet, &meta.nodes, vms_per_node)
         .map_err(|e| e.to_string())?;
-    let owner = meta
-        .uid
-        .and_then(|u| meta.gid.or_else(|| primary_group(u)).map(|g| (u, g)));
+    let owner = meta.uid.and_then(|u| {
+        meta.gid
+            .or_else(|| crate::base::users::primary_group(u))
+            .map(|g| (u, g))
+    });
     let dir = write_files(plan, &a, &meta.id, owner).map_err(|e| e.to_string())?;
     ctx.set_addresses(&meta.id, Some(&a.json()))
         .map_err(|e| e.to_string())?;
     Ok((a, dir))
-}
-
-/// The primary group of user `uid` (from the password database).
-fn primary_group(uid: u32) -> Option<u32> {
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: getpwuid_r writes into `pwd` and `buf` (whose length it is given) and sets
-    // `result` to `pwd` or null; nothing is kept beyond this call.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        );
-        (rc == 0 && !result.is_null()).then_some(pwd.pw_gid)
-    }
 }
 
 /// The job's directory of address files: `plan.dir/<job id>`.
