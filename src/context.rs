@@ -49,6 +49,9 @@ pub struct Options {
     pub save_config: bool,
     /// The service user's (uid, gid): files root creates in the state directory go to it.
     pub service_user: Option<(u32, u32)>,
+    /// The state path was named (--state, $JOBNET_STATE, a configuration file), not the
+    /// default: a missing file there is an error, not "no jobs".
+    pub state_explicit: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             wait: Duration::from_secs(60),
             save_config: false,
             service_user: None,
+            state_explicit: false,
         }
     }
 }
@@ -344,7 +348,43 @@ impl Context {
     /// Whether the state file exists: `down`, `recover`, `status` and `plan` never create it,
     /// so a caller can say that a mistyped `--state` found no jobs.
     pub fn state_exists(&self) -> bool {
-        self.options.state.exists()
+        std::fs::symlink_metadata(&self.options.state).is_ok()
+    }
+
+    /// Why a missing state file is an error rather than "no job has run with it": the path was
+    /// named explicitly (a typo must not pass an epilog over a leak), or its directory shows
+    /// that jobnet ran there (the `locks/` directory, SQLite's `-wal`/`-shm`): the file was
+    /// deleted. `None` when the file exists, or when nothing says it ever did.
+    pub fn missing_state_error(&self) -> Option<String> {
+        if self.state_exists() {
+            return None;
+        }
+        let path = &self.options.state;
+        if self.options.state_explicit {
+            return Some(format!(
+                "state file {} does not exist; it was named explicitly (--state, $JOBNET_STATE or the site configuration): check the path (jobnet only warns when the default path is missing)",
+                path.display()
+            ));
+        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let mut traces = vec![dir.join("locks")];
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_os_string();
+            p.push(suffix);
+            traces.push(p.into());
+        }
+        let trace = traces
+            .iter()
+            .find(|t| std::fs::symlink_metadata(t).is_ok())?;
+        Some(format!(
+            "state file {} is missing, but {} shows that jobnet ran with it: it was deleted, so jobs it recorded may still be configured on the devices; restore it from a backup, or clean the devices by hand (`jobnet status --abandoned` of a restored copy, docs/operations.md), then remove {} to start afresh",
+            path.display(),
+            trace.display(),
+            trace.display()
+        ))
     }
 
     /// Jobs and their devices; reads the state file only (creates, migrates, writes nothing).

@@ -1263,3 +1263,189 @@ fn a_partitions_conf_opensm_would_misread_is_never_touched_or_reloaded() {
         assert_eq!(lab.snapshot(), baseline);
     }
 }
+
+/// 20 jobs at once on the same two open node ports of two switches under `open_ports:
+/// restrict`: port locks are taken in one global order after the session slots, so every job
+/// comes up (waiting its turn), none times out, and the last one out gives the ports back.
+#[test]
+fn twenty_concurrent_jobs_on_shared_open_ports_all_come_up() {
+    let topo = restrict_topology().replace("\"100-110\"", "\"100-199\"");
+    let lab = Lab::new("restrict-20", Some(&topo));
+    let none = Failpoints::default();
+    let a1 = lab.fabric.get("a1").unwrap();
+    let a2 = lab.fabric.get("a2").unwrap();
+    a1.set_port("Ethernet1", open_trunk());
+    a2.set_port("GigabitEthernet1/0/1", open_trunk());
+    let baseline = lab.snapshot();
+    let path = lab.dir.join("state.db");
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let (lab, path, none) = (&lab, &path, &none);
+                s.spawn(move || {
+                    let store = Store::open(path).unwrap();
+                    let env = Env {
+                        store: &store,
+                        wait: Duration::from_secs(60),
+                        ..lab.env(none)
+                    };
+                    let req = request(&format!("r{i}"), "n1,n3", Choice::Auto, PKeyChoice::None);
+                    apply::up(&env, &lab.inputs(), &req)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 20 failed: {failed:?}",
+        failed.len()
+    );
+    for i in 0..20 {
+        apply::down(&lab.env(&none), &j(&format!("r{i}")), false).unwrap();
+    }
+    assert_eq!(lab.snapshot(), baseline, "the ports are given back");
+}
+
+/// Runs `action` once, at the `n`-th journal intent.
+struct At<F: Fn() + Sync> {
+    n: usize,
+    seen: std::sync::atomic::AtomicUsize,
+    action: F,
+}
+
+impl<F: Fn() + Sync> jobnet::apply::faults::Faults for At<F> {
+    fn hit(
+        &self,
+        point: jobnet::apply::faults::Point,
+        _device: &str,
+        _command: &str,
+    ) -> Result<(), jobnet::drivers::transport::DeviceError> {
+        if matches!(point, jobnet::apply::faults::Point::Intent)
+            && self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.n
+        {
+            (self.action)();
+        }
+        Ok(())
+    }
+}
+
+/// The state file deleted (with its -wal/-shm) in the middle of `up`: `up` notices that the file
+/// it journals into is gone, undoes what it applied from memory and fails (exit 5) saying so;
+/// the fabric is as before, and a later `down` does not say "nothing to do".
+#[test]
+fn a_state_file_deleted_during_up_is_noticed_and_everything_is_undone() {
+    let lab = Lab::new("deleted-state", None);
+    let baseline = lab.snapshot();
+    let dir = lab.dir.join("own");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    let store = Store::open(&path).unwrap();
+    let at = At {
+        n: 3,
+        seen: Default::default(),
+        action: || {
+            for s in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+            }
+        },
+    };
+    let fp = Failpoints::default();
+    let env = Env {
+        store: &store,
+        faults: &at,
+        ..lab.env(&fp)
+    };
+    let req = request("gone", NODES, Choice::Auto, PKeyChoice::None);
+    let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("was deleted"), "{text}");
+    assert!(text.contains("nothing is left on the devices"), "{text}");
+    assert!(text.contains("jobnet recover"), "{text}");
+    assert_eq!(lab.snapshot(), baseline, "every change undone from memory");
+}
+
+/// A full disk in the middle of `up` (a small tmpfs, root only): jobnet stops sending, undoes
+/// from memory what it applied, and says "disk full" with `jobnet recover`; a disk already full
+/// fails before any change, saying "disk full".
+#[test]
+fn a_full_disk_during_up_undoes_everything_and_says_disk_full() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this as root (tmpfs)"
+        );
+        eprintln!("not root: the tmpfs test is not run here");
+        return;
+    }
+    let lab = Lab::new("disk-full", None);
+    let baseline = lab.snapshot();
+    let mnt = lab.dir.join("tmpfs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=2m",
+            "jobnet-test",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let path = mnt.join("state.db");
+    let fill = |name: &str| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(mnt.join(name)).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    };
+    let fp = Failpoints::default();
+    {
+        let store = Store::open(&path).unwrap();
+        let at = At {
+            n: 3,
+            seen: Default::default(),
+            action: || fill("filler"),
+        };
+        let env = Env {
+            store: &store,
+            faults: &at,
+            ..lab.env(&fp)
+        };
+        let req = request("full", NODES, Choice::Auto, PKeyChoice::None);
+        let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.exit_code(), 5, "{text}");
+        assert!(text.contains("disk full"), "{text}");
+        assert!(text.contains("jobnet recover"), "{text}");
+        assert_eq!(lab.snapshot(), baseline, "every change undone from memory");
+    }
+    // Already full before `up`: refused before any change, in words.
+    let store = Store::open(&path).unwrap();
+    let env = Env {
+        store: &store,
+        ..lab.env(&fp)
+    };
+    let req = request("full2", NODES, Choice::Auto, PKeyChoice::None);
+    let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("disk full"), "{text}");
+    assert!(!text.contains("disk I/O error"), "{text}");
+    assert_eq!(lab.snapshot(), baseline, "nothing changed");
+}

@@ -370,7 +370,8 @@ fn fifty_concurrent_ups_then_downs() {
         let o = c.wait_with_output().unwrap();
         assert!(
             o.status.success(),
-            "up c{i}: {}",
+            "up c{i}: {}: {}",
+            o.status,
             String::from_utf8_lossy(&o.stderr)
         );
     }

@@ -4,13 +4,20 @@
 //! vendors' refusals, and the test kit's simulator must answer in the same shape.
 //!
 //! A transcript's `checks:` header says what it exercises: `read.vlans`, `read.port`, `errors`, or
-//! `-` with the reason it does not (another command's output kept for reference).
+//! `-` with the reason it does not (another command's output kept for reference). An `errors`
+//! transcript may name a `line:` (text it contains) that must read as a refusal on its own.
+//!
+//! Also here: the session rule of a dialect that a transcript cannot show (MLNX-OS saves only in
+//! configuration mode), checked on the real CLI driver against a session that keeps that rule.
 
 use jobnet::base::types::{RangeSet, VlanId};
+use jobnet::drivers::cli::{CliDriver, DeviceDriver};
 use jobnet::drivers::read::{Allowed, Mode};
+use jobnet::drivers::transport::{check_answer, Connector, DeviceError, Session, Target};
 use jobnet::drivers::{DeviceKind, DriverSet, Profile};
 use jobnet::testkit::sim::{port_answer, SimMode, SimPort};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 struct Transcript {
     file: String,
@@ -155,14 +162,28 @@ fn refusals_are_recognised() {
         .filter(|t| t.header["checks"] == "errors")
     {
         let p = profile_of(&set, t);
-        let r =
-            jobnet::drivers::transport::check_answer(p, "sw", &t.header["command"], t.body.clone());
+        let r = check_answer(p, "sw", &t.header["command"], t.body.clone());
         assert!(
             r.is_err(),
             "{}: not recognised as a refusal:\n{}",
             t.file,
             t.body
         );
+        if let Some(text) = t.header.get("line") {
+            let lines: Vec<&str> = t
+                .body
+                .lines()
+                .filter(|l| l.contains(text.as_str()))
+                .collect();
+            assert!(!lines.is_empty(), "{}: no line has `{text}`", t.file);
+            for l in lines {
+                assert!(
+                    check_answer(p, "sw", &t.header["command"], l.to_string()).is_err(),
+                    "{}: the line `{l}` alone is not recognised as a refusal",
+                    t.file
+                );
+            }
+        }
         n += 1;
     }
     assert!(n >= 15, "{n} error transcripts");
@@ -173,7 +194,7 @@ fn refusals_are_recognised() {
     {
         let p = profile_of(&set, t);
         assert!(
-            jobnet::drivers::transport::check_answer(p, "sw", "show", t.body.clone()).is_ok(),
+            check_answer(p, "sw", "show", t.body.clone()).is_ok(),
             "{}: an ordinary answer taken for a refusal",
             t.file
         );
@@ -272,5 +293,72 @@ fn every_transcript_is_used_or_says_why_not() {
             t.file
         );
         assert!(!t.header["source"].is_empty(), "{}: no source", t.file);
+    }
+}
+
+/// An MLNX-OS session as far as saving goes: `configure terminal` enters configuration mode,
+/// `interface ...`/`vlan ...` a context within it, `exit` leaves the innermost one, and
+/// `configuration write` is refused outside configuration mode (netmiko's MellanoxMlnxosSSH
+/// save_config enters `config term` before sending it and leaves afterwards).
+#[derive(Default)]
+struct MlnxModes {
+    /// 0: enable mode, 1: configuration mode, 2: a context (interface, vlan) within it.
+    depth: usize,
+    saved: bool,
+}
+
+struct MlnxSession(Arc<Mutex<MlnxModes>>);
+
+impl Session for MlnxSession {
+    fn run(&mut self, line: &str) -> Result<String, DeviceError> {
+        let mut m = self.0.lock().unwrap();
+        match line {
+            "configure terminal" if m.depth == 0 => m.depth = 1,
+            "exit" => m.depth = m.depth.saturating_sub(1),
+            "configuration write" if m.depth == 1 => m.saved = true,
+            "configuration write" => {
+                return Err(DeviceError::Rejected {
+                    device: "sw".into(),
+                    command: line.into(),
+                    answer: "(refused outside configuration mode)".into(),
+                })
+            }
+            l if m.depth == 1 && (l.starts_with("interface ") || l.starts_with("vlan ")) => {
+                m.depth = 2
+            }
+            _ => {}
+        }
+        Ok(String::new())
+    }
+}
+
+struct MlnxConnector(Arc<Mutex<MlnxModes>>);
+
+impl Connector for MlnxConnector {
+    fn connect(&self, _: &Target, _: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        Ok(Box::new(MlnxSession(self.0.clone())))
+    }
+}
+
+/// `--save-config` on an MLNX-OS device: the driver's finish (commit, end, then save) saves in
+/// configuration mode and leaves it again, after changes and after an undo alike.
+#[test]
+fn mlnx_os_saves_in_configuration_mode() {
+    let set = DriverSet::builtin();
+    for name in ["mellanox-onyx", "mellanox-gateway"] {
+        let p = set.get(name).unwrap();
+        for undoing in [false, true] {
+            let modes = Arc::new(Mutex::new(MlnxModes::default()));
+            let connector = MlnxConnector(modes.clone());
+            let target = Target::new("sw", name, "192.0.2.1", None, false);
+            let mut d = CliDriver::open(&connector, target, p, "jobnet-7").unwrap();
+            d.begin().unwrap();
+            if let Err(e) = d.finish(true, undoing) {
+                panic!("{name}: saving failed: {e}");
+            }
+            let m = modes.lock().unwrap();
+            assert!(m.saved, "{name}: nothing saved");
+            assert_eq!(m.depth, 0, "{name}: left in configuration mode");
+        }
     }
 }

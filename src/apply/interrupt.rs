@@ -55,6 +55,7 @@ pub static SIGNALS: Interrupt = Interrupt::new();
 
 extern "C" fn on_signal(signal: libc::c_int) {
     SIGNALS.raise(signal);
+    crate::base::deadline::note_signal();
 }
 
 /// Routes SIGTERM, SIGINT and SIGHUP to [`SIGNALS`] instead of ending the process.

@@ -72,13 +72,13 @@ pub(super) fn current_conf(
     use crate::base::limits::{read_text_if_exists, PARTITIONS_CONF};
     match settings {
         Some(s) if req.pkey != PKeyChoice::None => {
-            read_text_if_exists(&s.partitions_conf, PARTITIONS_CONF).map_err(|e| {
-                match e.exit_code() {
-                    1 => ApplyError::Environment(format!(
+            let path = crate::ib::partitions::file::resolve(&s.partitions_conf)
+                .map_err(|e| ApplyError::Invalid(e.to_string()))?;
+            read_text_if_exists(&path, PARTITIONS_CONF).map_err(|e| match e.exit_code() {
+                1 => ApplyError::Environment(format!(
                     "partitions.conf: {e}; run as a user who can read it or pass --partitions-conf"
                 )),
-                    _ => ApplyError::Invalid(format!("partitions.conf: {e}")),
-                }
+                _ => ApplyError::Invalid(format!("partitions.conf: {e}")),
             })
         }
         _ => Ok(None),

@@ -103,6 +103,17 @@ pub enum ApplyError {
         /// Every undo that failed.
         unwind: Vec<Failure>,
     },
+    /// The state file could not be written any more while `up` ran (deleted, replaced, disk
+    /// full): everything this process applied was undone from what it held in memory, and the
+    /// message says what could not be undone and what the file still records.
+    #[error("job {job}: {source}; jobnet stopped sending and undid, from memory, what it had applied{}; then run `jobnet recover` (it finds the devices already clean and tidies the record) once the state file is writable again", lost_rest(.initial, .unwind))]
+    StateLost {
+        job: String,
+        initial: Vec<Failure>,
+        unwind: Vec<Failure>,
+        #[source]
+        source: Box<StateError>,
+    },
     /// The job's journal cannot be read: nothing was sent, the job is kept (`failed-rollback`).
     #[error("job {job} needs attention: nothing was undone, because {source}")]
     CorruptJournal {
@@ -110,6 +121,31 @@ pub enum ApplyError {
         #[source]
         source: StateError,
     },
+}
+
+fn lost_rest(initial: &[Failure], unwind: &[Failure]) -> String {
+    let initial: Vec<String> = initial
+        .iter()
+        .filter(|f| !matches!(f, Failure::State(_)))
+        .map(|f| f.to_string())
+        .collect();
+    let mut out = String::new();
+    if !initial.is_empty() {
+        out.push_str(&format!(" (it had failed too: {})", initial.join("; ")));
+    }
+    if unwind.is_empty() {
+        out.push_str("; nothing is left on the devices");
+    } else {
+        out.push_str(&format!(
+            "; NOT undone, fix by hand: {}",
+            unwind
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    out
 }
 
 fn attention(initial: &[Failure], unwind: &[Failure]) -> String {
@@ -131,6 +167,7 @@ impl ApplyError {
             ApplyError::Busy { job, .. }
             | ApplyError::RolledBack { job, .. }
             | ApplyError::NeedsAttention { job, .. }
+            | ApplyError::StateLost { job, .. }
             | ApplyError::CorruptJournal { job, .. } => Some(job),
             _ => None,
         }
@@ -143,7 +180,9 @@ impl ApplyError {
             ApplyError::State(_) | ApplyError::Environment(_) => 1,
             ApplyError::Invalid(_) | ApplyError::Busy { .. } => 2,
             ApplyError::RolledBack { .. } => 4,
-            ApplyError::NeedsAttention { .. } | ApplyError::CorruptJournal { .. } => 5,
+            ApplyError::NeedsAttention { .. }
+            | ApplyError::StateLost { .. }
+            | ApplyError::CorruptJournal { .. } => 5,
         }
     }
 }
@@ -296,10 +335,21 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
             prepare::Phase1::Ready(devices, notes) => {
                 warnings.extend(plan.warnings.iter().cloned());
                 warnings.extend(notes);
+                // A disk too full for this job's journal fails before any change.
+                let ops: usize = devices.iter().map(|d| d.ops.len()).sum::<usize>()
+                    + usize::from(plan.infiniband.is_some());
+                if let Err(e) = env.store.reserve(ops) {
+                    let message = format!("rolled back: {e}");
+                    let _ = env.store.release(&req.job, &message);
+                    return Err(ApplyError::State(e));
+                }
                 let devices = apply_ready(env, &req.job, &plan, &settings, devices);
-                let reports =
-                    devices.map_err(|failures| roll_back(env, &req.job, failures, released))?;
-                env.store.set_state(&req.job, JobState::Up, "")?;
+                let reports = devices
+                    .map_err(|failures| roll_back(env, &req.job, failures, released.clone()))?;
+                // The record that it is up must land too, or everything is undone.
+                if let Err(e) = env.store.set_state(&req.job, JobState::Up, "") {
+                    return Err(roll_back(env, &req.job, vec![e.into()], released));
+                }
                 return Ok(UpReport {
                     job,
                     state: JobState::Up,
@@ -368,18 +418,36 @@ fn roll_back(
     released: String,
 ) -> ApplyError {
     let message = failure::joined(&failures);
-    if let Err(e) = env.store.set_state(job, JobState::RollingBack, &message) {
-        return e.into();
-    }
+    // A state file that cannot be written any more (deleted, disk full) does not stop the
+    // rollback: the store keeps what this process journaled in memory too, and the undo runs
+    // from that; the error then says exactly what is left.
+    let lost = env
+        .store
+        .set_state(job, JobState::RollingBack, &message)
+        .err();
     let unwind = device::unwind(env, job);
+    let lost = lost.or_else(|| {
+        if unwind.is_empty() {
+            env.store
+                .release(job, &format!("rolled back: {message}"))
+                .err()
+        } else {
+            None
+        }
+    });
+    if let Some(source) = lost {
+        return ApplyError::StateLost {
+            job: job.to_string(),
+            initial: failures,
+            unwind,
+            source: Box::new(source),
+        };
+    }
     if unwind.is_empty() {
-        return match env.store.release(job, &format!("rolled back: {message}")) {
-            Ok(()) => ApplyError::RolledBack {
-                job: job.to_string(),
-                failures,
-                released,
-            },
-            Err(e) => e.into(),
+        return ApplyError::RolledBack {
+            job: job.to_string(),
+            failures,
+            released,
         };
     }
     let err = ApplyError::NeedsAttention {
@@ -387,11 +455,24 @@ fn roll_back(
         initial: failures,
         unwind,
     };
-    if let Err(e) = env
+    if let Err(source) = env
         .store
         .set_state(job, JobState::FailedRollback, &err.to_string())
     {
-        return e.into();
+        let ApplyError::NeedsAttention {
+            job,
+            initial,
+            unwind,
+        } = err
+        else {
+            unreachable!("built above")
+        };
+        return ApplyError::StateLost {
+            job,
+            initial,
+            unwind,
+            source: Box::new(source),
+        };
     }
     err
 }

@@ -95,10 +95,13 @@ fn plan_devices(plan: &Plan) -> impl Iterator<Item = &plan::DevicePlan> {
 /// Takes every device's session slot in name order (a job never holds one device while waiting
 /// for another out of order, so jobs cannot deadlock), waiting in short steps so a signal is
 /// noticed while other jobs hold a device.
-fn take_slots(env: &Env, plan: &Plan) -> Result<BTreeMap<String, Held>, Failure> {
+fn take_slots(
+    env: &Env,
+    plan: &Plan,
+    deadline: std::time::Instant,
+) -> Result<BTreeMap<String, Held>, Failure> {
     let mut names: Vec<&str> = plan_devices(plan).map(|d| d.name.as_str()).collect();
     names.sort_unstable();
-    let deadline = std::time::Instant::now() + env.wait;
     let mut slots = BTreeMap::new();
     for name in names {
         let slot = loop {
@@ -139,23 +142,44 @@ fn take_slots(env: &Env, plan: &Plan) -> Result<BTreeMap<String, Held>, Failure>
 
 /// Phase 1 on every device of the plan, in parallel.
 pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a> {
-    let mut slots = match take_slots(env, plan) {
-        Ok(s) => s,
-        Err(f) => return Phase1::Failed(vec![f]),
-    };
-    let targets = targets(t);
+    let deadline = std::time::Instant::now()
+        + crate::base::deadline::Deadline::within_command(env.wait).left();
     let policy = t
         .ethernet
         .as_ref()
         .map_or(OpenPorts::Refuse, |e| e.open_ports);
+    // Slots, then port locks, each in name order: one global order for every job, so two
+    // jobs never each hold what the other waits for.
+    let mut slots = match take_slots(env, plan, deadline) {
+        Ok(s) => s,
+        Err(f) => return Phase1::Failed(vec![f]),
+    };
+    let mut ports = if policy == OpenPorts::Restrict {
+        match take_ports(env, plan, deadline) {
+            Ok(p) => p,
+            Err(f) => return Phase1::Failed(vec![f]),
+        }
+    } else {
+        BTreeMap::new()
+    };
+    let targets = targets(t);
     env.progress.start(Stage::Read, plan_devices(plan).count());
     let results: Vec<Result<Prep, Failure>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan_devices(plan)
             .map(|d| {
-                let slot = slots.remove(&d.name).expect("taken above");
-                let target = targets[&d.name].clone();
+                let slot = slots.remove(&d.name);
+                let held = ports.remove(&d.name).unwrap_or_default();
+                let target = targets.get(&d.name).cloned();
                 s.spawn(move || {
-                    let r = prepare_device(env, plan, d, target, slot, policy);
+                    let r = match (slot, target) {
+                        (Some(slot), Some(target)) => {
+                            prepare_device(env, plan, d, target, (slot, held), policy)
+                        }
+                        _ => Err(Failure::Driver {
+                            device: d.name.clone(),
+                            why: "not in the topology the plan was made from".into(),
+                        }),
+                    };
                     env.progress.device(Stage::Read, &d.name, r.is_ok());
                     r
                 })
@@ -192,13 +216,19 @@ fn prepare_device<'a>(
     plan: &Plan,
     d: &plan::DevicePlan,
     target: Target,
-    slot: Held,
+    (slot, ports): (Held, Vec<Held>),
     policy: OpenPorts,
 ) -> Result<Prep<'a>, Failure> {
     env.interrupt
         .check_before_change()
         .map_err(Failure::Interrupted)?;
-    let profile = env.drivers.get(&d.driver).expect("validated driver");
+    let profile = env.drivers.get(&d.driver).ok_or_else(|| Failure::Driver {
+        device: d.name.clone(),
+        why: format!(
+            "driver profile `{}` is not among the loaded profiles (the topology was validated with another --drivers-dir?)",
+            d.driver
+        ),
+    })?;
     let record = record_of(&target);
     let vlan_name = plan::vlan_name(&plan.job, profile);
     let mut driver = cli::open(env.connector, target, profile, &vlan_name)?;
@@ -208,11 +238,6 @@ fn prepare_device<'a>(
             return Ok(Prep::Foreign(d.name.clone(), existing));
         }
     }
-    let ports = if policy == OpenPorts::Restrict {
-        lock_tagged_ports(env, &record.name, &d.ops)?
-    } else {
-        Vec::new()
-    };
     let mut ops = Vec::with_capacity(d.ops.len());
     let mut notes = Vec::new();
     for op in &d.ops {
@@ -245,28 +270,55 @@ fn prepare_device<'a>(
     ))
 }
 
-/// The port locks of every tagged port of the device, in port order.
-fn lock_tagged_ports(env: &Env, device: &str, ops: &[Op]) -> Result<Vec<Held>, Failure> {
-    let mut tagged: Vec<&str> = ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::TaggedAdd { port, .. } => Some(port.as_str()),
-            _ => None,
+/// The port locks of every tagged port of every device, in (device, port) order, waiting in
+/// short steps until `deadline` so a signal is noticed.
+fn take_ports(
+    env: &Env,
+    plan: &Plan,
+    deadline: std::time::Instant,
+) -> Result<BTreeMap<String, Vec<Held>>, Failure> {
+    let mut wanted: Vec<(&str, &str)> = plan_devices(plan)
+        .flat_map(|d| {
+            d.ops.iter().filter_map(move |op| match op {
+                Op::TaggedAdd { port, .. } => Some((d.name.as_str(), port.as_str())),
+                _ => None,
+            })
         })
         .collect();
-    tagged.sort_unstable();
-    tagged.dedup();
-    tagged
-        .into_iter()
-        .map(|port| {
-            env.store
-                .port_lock(device, port, env.wait)
-                .map_err(|source| Failure::Lock {
-                    device: device.into(),
-                    source,
-                })
-        })
-        .collect()
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
+    for (device, port) in wanted {
+        let lock = loop {
+            env.interrupt
+                .check_before_change()
+                .map_err(Failure::Interrupted)?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let step = left.min(std::time::Duration::from_millis(200));
+            match env.store.port_lock(device, port, step) {
+                Ok(l) => break l,
+                Err(LockError::Busy { .. }) if !left.is_zero() => {}
+                Err(LockError::Busy { path, holder, .. }) => {
+                    return Err(Failure::Lock {
+                        device: device.into(),
+                        source: LockError::Busy {
+                            path,
+                            holder,
+                            secs: env.wait.as_secs(),
+                        },
+                    })
+                }
+                Err(source) => {
+                    return Err(Failure::Lock {
+                        device: device.into(),
+                        source,
+                    })
+                }
+            }
+        };
+        held.entry(device.to_string()).or_default().push(lock);
+    }
+    Ok(held)
 }
 
 enum Decision {

@@ -2,6 +2,7 @@
 //! GUIDs, job ids), diagnostics with positions, the position-keeping YAML reader, Slurm hostlists,
 //! bounds on what is read, running a local program, and replacing files safely.
 
+pub mod deadline;
 pub mod diag;
 pub mod fsutil;
 pub mod hostlist;

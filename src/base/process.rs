@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a finished program left.
 pub struct Finished {
@@ -35,6 +35,8 @@ pub enum RunError {
     },
     #[error("did not finish within {:.1} s and was killed", .0.as_secs_f64())]
     Timeout(Duration),
+    #[error("was killed: a signal asked jobnet to stop")]
+    Interrupted,
     #[error("{0}")]
     Wait(std::io::Error),
 }
@@ -113,15 +115,22 @@ pub fn run(line: &str, cwd: Option<&Path>, timeout: Duration) -> Result<Finished
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let deadline = Instant::now() + timeout;
+    // The command's own limit, cut to what is left of the whole command's deadline; a signal
+    // ends the wait at once.
+    let deadline = crate::base::deadline::Deadline::within_command(timeout);
     let status = loop {
         match child.try_wait().map_err(RunError::Wait)? {
             Some(s) => break s,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            None if crate::base::deadline::interrupted() => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::Interrupted);
+            }
+            None if !deadline.passed() => std::thread::sleep(Duration::from_millis(1)),
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(RunError::Timeout(timeout));
+                return Err(RunError::Timeout(timeout.min(deadline.budget())));
             }
         }
     };

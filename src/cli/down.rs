@@ -45,7 +45,7 @@ pub fn down(ctx: &Context, a: &DownArgs) -> Result<(), Fail> {
         None => None,
     };
     interrupts()?;
-    missing_state(ctx);
+    missing_state(ctx)?;
     let bar = progress::for_terminal(&format!("down {job}"));
     let r = ctx.down(&job, fabric.as_ref(), a.force, bar.as_ref());
     drop(bar);
@@ -88,7 +88,7 @@ fn down_text(r: &DownReport) -> String {
 
 pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
     interrupts()?;
-    missing_state(ctx);
+    missing_state(ctx)?;
     let bar = progress::for_terminal("recover");
     let results = ctx.recover(bar.as_ref());
     drop(bar);
@@ -128,12 +128,17 @@ pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
 }
 
 /// A state file that does not exist has no jobs: said on stderr, so a mistyped `--state` in an
-/// epilog does not pass unnoticed (the file is not created).
-fn missing_state(ctx: &Context) {
+/// epilog does not pass unnoticed (the file is not created). A state path named explicitly, or a
+/// state file that was deleted, is an error (exit 1): an epilog must not pass over a leak.
+fn missing_state(ctx: &Context) -> Result<(), Fail> {
+    if let Some(e) = ctx.missing_state_error() {
+        return Err(Fail::new(1, e));
+    }
     if !ctx.state_exists() {
         warn([format!(
             "jobnet: warning: state file {} does not exist: no job has run with it (check --state / $JOBNET_STATE)",
             ctx.options().state.display()
         )]);
     }
+    Ok(())
 }

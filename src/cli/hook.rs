@@ -165,6 +165,7 @@ fn site(config: &Path, hook: &str, job: &str) -> Result<Site, Fail> {
 /// The facade, configured from the site's file.
 fn context(site: &Site) -> Result<Context, Fail> {
     jobnet::base::process::set_programs(site.programs.clone());
+    jobnet::base::deadline::set_wait(site.wait);
     let service_user = site
         .service_user
         .as_deref()
@@ -172,6 +173,7 @@ fn context(site: &Site) -> Result<Context, Fail> {
     let ctx = Context::new(Options {
         drivers_dir: site.drivers_dir.clone(),
         state: site.state.clone(),
+        state_explicit: true,
         credentials: site.credentials.clone(),
         known_hosts: site.known_hosts.clone(),
         wait: site.wait,

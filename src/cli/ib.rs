@@ -1,4 +1,5 @@
-//! `jobnet ib check`: a partitions.conf against OpenSM's grammar and its traps.
+//! `jobnet ib check`: a partitions.conf against OpenSM's grammar and its traps, and jobnet's
+//! block in it; the same verdict `plan`, `up` and `down` use.
 
 use super::output::{invalid, json, out, warn, Fail, Format};
 use clap::Subcommand;
@@ -6,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Check a partitions.conf against OpenSM's grammar and its traps; exit 0 when OpenSM would
-    /// accept it as meant (warnings on stderr), 2 when not.
+    /// Check a partitions.conf against OpenSM's grammar and its traps, and jobnet's block in it;
+    /// exit 0 when OpenSM would read it as meant and jobnet can change it (warnings on stderr),
+    /// 2 when not.
     Check {
         /// The partitions.conf to check.
         file: PathBuf,
@@ -51,14 +53,22 @@ pub fn read_checked(file: &Path, limit: u64) -> Result<String, Fail> {
 
 fn check(file: &Path, format: Format) -> Result<(), Fail> {
     let text = read_checked(file, jobnet::base::limits::PARTITIONS_CONF)?;
-    let checked = jobnet::ib::partitions::grammar::check_file(&text, &file.display().to_string());
+    let verdict = jobnet::ib::partitions::check_file(&text, &file.display().to_string());
+    let checked = verdict.checked;
     let n = checked.diagnostics.error_count();
     let diags = checked.diagnostics.sorted();
     if n > 0 {
-        let mut f = invalid(format!(
-            "{} would be rejected or misread by OpenSM: {n} error(s)",
-            file.display()
-        ));
+        let mut f = invalid(if verdict.opensm_errors > 0 {
+            format!(
+                "{} would be rejected or misread by OpenSM: {n} error(s)",
+                file.display()
+            )
+        } else {
+            format!(
+                "{}: jobnet will not add or remove a job's partition in it: {n} error(s)",
+                file.display()
+            )
+        });
         f.diagnostics = diags;
         return Err(f);
     }

@@ -45,9 +45,13 @@ struct Global {
     /// Directory of site driver profiles (*.yaml) added to the shipped ones.
     #[arg(long, global = true, env = "JOBNET_DRIVERS_DIR", help_heading = GLOBAL)]
     drivers_dir: Option<PathBuf>,
-    /// State file (jobs, allocations, journal), shared by every jobnet process on the host.
+    /// State file (jobs, allocations, journal), shared by every jobnet process on the host
+    /// (given with --state, a file that does not exist is an error for down/recover/status).
     #[arg(long, global = true, env = "JOBNET_STATE", default_value = "/var/lib/jobnet/state.db", help_heading = GLOBAL)]
     state: PathBuf,
+    /// --state was given on the command line (not the default or the environment).
+    #[arg(skip)]
+    state_explicit: bool,
     /// Sessions all jobnet processes together may open to one device.
     #[arg(long, global = true, default_value_t = 4, help_heading = GLOBAL)]
     sessions_per_device: usize,
@@ -76,9 +80,11 @@ struct Global {
 
 impl Global {
     fn options(&self) -> Options {
+        jobnet::base::deadline::set_wait(Duration::from_secs(self.wait));
         Options {
             drivers_dir: self.drivers_dir.clone(),
             state: self.state.clone(),
+            state_explicit: self.state_explicit,
             credentials: self.credentials.clone(),
             known_hosts: self.known_hosts.clone(),
             trust_on_first_use: self.trust_on_first_use,
@@ -173,10 +179,11 @@ pub fn main() -> ExitCode {
         Ok(m) => m,
         Err(e) => return output::usage_error(e),
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => return output::usage_error(e),
     };
+    cli.global.state_explicit = given_on_command_line(&matches, "state");
     let json = cli.cmd.json();
     if let Err(f) = globals_apply(&matches) {
         return f.report(json);
@@ -185,6 +192,18 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(json),
     }
+}
+
+/// Whether the global option `id` was given on the command line (at any subcommand level).
+fn given_on_command_line(m: &clap::ArgMatches, id: &str) -> bool {
+    let mut level = Some(m);
+    while let Some(l) = level {
+        if l.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            return true;
+        }
+        level = l.subcommand().map(|(_, sub)| sub);
+    }
+    false
 }
 
 /// The hooks, `job` and `node` take their settings from their configuration files: a global

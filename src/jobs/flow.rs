@@ -15,7 +15,7 @@ use crate::base::types::JobId;
 use crate::context::Context;
 use crate::plan::JobRequest;
 use crate::state::{AllocationKind, JobState};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A job's VM addresses and the directory of their files.
 pub type Numbered = (JobAddresses, PathBuf);
@@ -267,24 +267,23 @@ fn write_files(
     } else {
         (0o755, 0o644)
     };
-    let mkdir = |d: &Path| -> std::io::Result<()> {
-        std::fs::create_dir_all(d)?;
-        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(dmode))?;
-        if let Some((u, g)) = owner {
-            std::os::unix::fs::chown(d, Some(u), Some(g))?;
-        }
-        Ok(())
+    // The configured directory is the site's; everything below it is opened without following
+    // a link (another user may write there), and owners and modes change on descriptors.
+    let base = fsutil::Dir::ensure(&plan.dir, 0o755, None)?;
+    let name = dir.file_name().unwrap_or_default();
+    let jd = base.sub(name, dmode, owner, true)?;
+    let write = |d: &fsutil::Dir, n: &str, text: &str| {
+        d.replace(std::ffi::OsStr::new(n), text.as_bytes(), fmode, owner)
     };
-    mkdir(&dir)?;
-    let write = |p: &Path, text: &str| fsutil::replace_with(p, text.as_bytes(), fmode, owner);
-    write(&dir.join("ip-list.txt"), &a.ip_list())?;
-    write(&dir.join("addresses.json"), &a.json())?;
-    write(&dir.join("dnsmasq-hosts"), &a.dnsmasq())?;
-    for vm in &a.vms {
-        let d = dir.join("cloud-init").join(&vm.name);
-        mkdir(&dir.join("cloud-init"))?;
-        mkdir(&d)?;
-        write(&d.join("network-config"), &a.cloud_init(vm))?;
+    write(&jd, "ip-list.txt", &a.ip_list())?;
+    write(&jd, "addresses.json", &a.json())?;
+    write(&jd, "dnsmasq-hosts", &a.dnsmasq())?;
+    if !a.vms.is_empty() {
+        let ci = jd.sub(std::ffi::OsStr::new("cloud-init"), dmode, owner, true)?;
+        for vm in &a.vms {
+            let d = ci.sub(std::ffi::OsStr::new(&vm.name), dmode, owner, true)?;
+            write(&d, "network-config", &a.cloud_init(vm))?;
+        }
     }
     Ok(dir)
 }

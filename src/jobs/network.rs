@@ -49,9 +49,13 @@ impl JobNetwork {
     pub fn read(jobs_dir: &Path, job: &JobId) -> Result<JobNetwork, NetworkFileError> {
         let path = Self::path(jobs_dir, job);
         let p = path.display().to_string();
-        let text = match crate::base::limits::read_text(&path, 16 << 20) {
-            Ok(t) => t,
-            Err(e) if e.is_not_found() => {
+        // Root reads this file on the nodes: a link or FIFO there is refused, never read.
+        let text = match crate::base::fsutil::read_nofollow(&path, 16 << 20) {
+            Ok(Some(b)) => String::from_utf8(b).map_err(|_| NetworkFileError::Bad {
+                path: p.clone(),
+                why: "not UTF-8 text".into(),
+            })?,
+            Ok(None) => {
                 return Err(NetworkFileError::Missing {
                     job: job.to_string(),
                     path: p,
@@ -91,14 +95,18 @@ impl JobNetwork {
 
     /// Writes it (mode 0644: nodes read it as root or any user).
     pub fn write(&self, jobs_dir: &Path, job: &JobId) -> std::io::Result<PathBuf> {
+        use crate::base::fsutil::Dir;
         let dir = job_dir(jobs_dir, job);
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        }
-        let path = dir.join("network.json");
+        // Below the configured directory nothing is followed (see base::fsutil).
+        let base = Dir::ensure(jobs_dir, 0o755, None)?;
+        let jd = base.sub(dir.file_name().unwrap_or_default(), 0o755, None, false)?;
         let text = serde_json::to_string_pretty(self).expect("json") + "\n";
-        crate::base::fsutil::replace_with(&path, text.as_bytes(), 0o644, None)?;
-        Ok(path)
+        jd.replace(
+            std::ffi::OsStr::new("network.json"),
+            text.as_bytes(),
+            0o644,
+            None,
+        )?;
+        Ok(dir.join("network.json"))
     }
 }

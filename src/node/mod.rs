@@ -183,18 +183,19 @@ impl Records {
 
     pub fn load(&self, job: &JobId) -> Result<Option<Record>, NodeError> {
         let path = self.path(job);
-        match std::fs::read_to_string(&path) {
-            Ok(t) => serde_json::from_str(&t)
-                .map(Some)
-                .map_err(|e| NodeError::Io {
-                    path: path.display().to_string(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(NodeError::Io {
-                path: path.display().to_string(),
-                source,
+        let io = |source| NodeError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        // A link or FIFO where a record should be is refused, never read (root reads these).
+        match crate::base::fsutil::read_nofollow(&path, 16 << 20).map_err(io)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e.to_string(),
+                ))
             }),
+            None => Ok(None),
         }
     }
 
@@ -203,18 +204,17 @@ impl Records {
             path: path.display().to_string(),
             source,
         };
-        if !self.dir.exists() {
-            std::fs::create_dir_all(&self.dir).map_err(|e| io(e, &self.dir))?;
-            std::fs::set_permissions(
-                &self.dir,
-                std::os::unix::fs::PermissionsExt::from_mode(0o700),
-            )
+        let dir = crate::base::fsutil::Dir::ensure(&self.dir, 0o700, None)
             .map_err(|e| io(e, &self.dir))?;
-        }
         let path = self.path(job);
         let text = serde_json::to_string_pretty(r).expect("json") + "\n";
-        crate::base::fsutil::replace_with(&path, text.as_bytes(), 0o600, None)
-            .map_err(|e| io(e, &path))
+        dir.replace(
+            path.file_name().unwrap_or_default(),
+            text.as_bytes(),
+            0o600,
+            None,
+        )
+        .map_err(|e| io(e, &path))
     }
 
     pub fn remove(&self, job: &JobId) -> Result<(), NodeError> {

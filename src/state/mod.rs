@@ -56,6 +56,20 @@ pub enum StateError {
         what: String,
         why: String,
     },
+    #[error(
+        "state file {path} {why} while this command was using it; nothing more is written there"
+    )]
+    Vanished { path: String, why: &'static str },
+    #[error("state file {path} is locked by another process{holder}; gave up after {secs} s (--wait / wait:){signal}")]
+    Locked {
+        path: String,
+        holder: String,
+        secs: u64,
+        /// " and a signal arrived" when a signal ended the wait.
+        signal: &'static str,
+    },
+    #[error("state file {path}: disk full ({free} bytes free there); free space on that file system, then run the command again")]
+    DiskFull { path: String, free: u64 },
     #[error("state file {path}: {kind} {value} is already allocated to job {holder}")]
     Taken {
         path: String,
@@ -392,6 +406,12 @@ pub trait StateStore: Send + Sync {
     /// Atomically takes over a job for teardown.
     fn claim(&self, job: &JobId, purpose: ClaimFor) -> Result<Claim, StateError>;
     fn set_state(&self, job: &JobId, state: JobState, message: &str) -> Result<(), StateError>;
+    /// Makes sure the journal of `ops` operations can be written (disk space) before the first
+    /// device command, so that a full disk fails before any change whenever possible.
+    fn reserve(&self, ops: usize) -> Result<(), StateError> {
+        let _ = ops;
+        Ok(())
+    }
     /// Marks the job down and frees its VLAN/PKey, atomically.
     fn release(&self, job: &JobId, message: &str) -> Result<(), StateError>;
     /// Forgets jobs that are down and were last changed before `before` (seconds since the

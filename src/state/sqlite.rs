@@ -12,16 +12,16 @@
 //! Session slots and port locks are lock files in `locks/` beside the database.
 
 use super::*;
-use crate::base::fsutil::FileLock;
+use crate::base::fsutil::{Dir, FileLock};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub const SCHEMA_VERSION: i64 = 3;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_BUSY: Duration = Duration::from_secs(60);
 
 macro_rules! sql_text {
     ($($t:ty),*) => {$(
@@ -85,7 +85,36 @@ fn now() -> f64 {
 
 /// An SQLite error on `path`: a file that is not a database says which flag names it.
 fn db_error(path: &str, source: rusqlite::Error) -> StateError {
-    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+    let code = source.sqlite_error_code();
+    if matches!(
+        code,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    ) {
+        let interrupted = crate::base::deadline::interrupted();
+        return StateError::Locked {
+            path: path.to_string(),
+            holder: db_holder(Path::new(path)),
+            secs: crate::base::deadline::wait()
+                .unwrap_or(DEFAULT_BUSY)
+                .as_secs(),
+            signal: if interrupted {
+                " (a signal arrived)"
+            } else {
+                ""
+            },
+        };
+    }
+    let full = matches!(code, Some(rusqlite::ErrorCode::DiskFull))
+        || matches!(&source, rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::SystemIoFailure && e.extended_code & 0xff == 10
+                && free_bytes(Path::new(path)).is_some_and(|f| f < 1 << 20));
+    if full {
+        return StateError::DiskFull {
+            path: path.to_string(),
+            free: free_bytes(Path::new(path)).unwrap_or(0),
+        };
+    }
+    if code == Some(rusqlite::ErrorCode::NotADatabase) {
         StateError::NotState {
             path: path.to_string(),
             source,
@@ -96,6 +125,35 @@ fn db_error(path: &str, source: rusqlite::Error) -> StateError {
             source,
         }
     }
+}
+
+/// Bytes free to this user on the file system of `path`'s directory.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs filled by the call; c is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// " (pid N: command line)" for a process holding a lock on the state file or its
+/// `-shm` (from /proc/locks); empty when it cannot be told.
+fn db_holder(path: &Path) -> String {
+    let mut shm = path.as_os_str().to_os_string();
+    shm.push("-shm");
+    for p in [PathBuf::from(shm), path.to_path_buf()] {
+        let h = crate::base::fsutil::holder_of(&p);
+        if !h.is_empty() {
+            return h;
+        }
+    }
+    String::new()
 }
 
 /// `path` for an SQLite `file:` URI (percent-encoding what a URI gives meaning to).
@@ -117,18 +175,46 @@ pub struct SqliteStore {
     lock_dir: PathBuf,
     /// Whom root gives the files it creates (see [`SqliteStore::open_as`]).
     owner: Option<(u32, u32)>,
+    /// (device, inode) of the file opened: a file deleted or replaced under a running command
+    /// is noticed at the next write instead of journaling into a file nobody will read.
+    identity: (u64, u64),
+    /// What this process journaled, kept in memory too: when the file cannot be written any
+    /// more (deleted, disk full), the rollback still knows what to undo.
+    memory: Mutex<Vec<JournalRow>>,
 }
 
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // SQLite may have created its -wal/-shm files after opening.
-        let _ = self.give_files();
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// SQLite's busy handler: waits in short steps for at most one wait (`--wait`; 60 s when not
+/// set) and never past the command's deadline (see [`crate::base::deadline`]), and gives up at
+/// once on a signal.
+fn busy(attempt: i32) -> bool {
+    use crate::base::deadline;
+    thread_local! {
+        static STARTED: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
     }
-}
-
-/// Gives `path` to `owner` (uid, gid).
-fn chown(path: &Path, owner: (u32, u32)) -> std::io::Result<()> {
-    std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))
+    if attempt == 0 {
+        STARTED.with(|s| s.set(Some(Instant::now())));
+    }
+    if deadline::interrupted() {
+        return false;
+    }
+    let budget = deadline::wait().unwrap_or(DEFAULT_BUSY);
+    let waited = STARTED
+        .with(|s| s.get())
+        .map_or(Duration::ZERO, |t| t.elapsed());
+    let mut left = budget.saturating_sub(waited);
+    if let Some(c) = deadline::command_left() {
+        left = left.min(c);
+    }
+    if left.is_zero() {
+        return false;
+    }
+    std::thread::sleep(left.min(Duration::from_millis(10)));
+    true
 }
 
 const JOB_COLS: &str =
@@ -140,11 +226,18 @@ const JOURNAL_COLS: &str =
 /// service user, e.g. Slurm's `slurm`), else the directory's owner if that is not root. So an
 /// administrator running jobnet as root never leaves a file the hooks cannot open.
 fn file_owner(dir: &Path, service: Option<(u32, u32)>) -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if euid() != 0 {
         return None;
     }
     service.or_else(|| crate::base::fsutil::dir_owner(dir))
+}
+
+/// Whom a state directory root creates belongs to: the service user, if one is configured.
+fn file_owner_for_new(dir: &Path, service: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    if euid() != 0 {
+        return None;
+    }
+    service.or_else(|| dir.parent().and_then(crate::base::fsutil::dir_owner))
 }
 
 impl SqliteStore {
@@ -154,35 +247,31 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the state file at `path`; when root creates or touches files
-    /// there, they are given to `service` (uid, gid), or to the directory's owner.
+    /// there, they are given to `service` (uid, gid), or to the directory's owner. The state
+    /// file and SQLite's `-wal`/`-shm` are opened without following links and checked to be
+    /// regular files with one link, owned by root, this user or that owner (see
+    /// [`crate::base::fsutil`]), before SQLite opens them.
     pub fn open_as(path: &Path, service: Option<(u32, u32)>) -> Result<Self, StateError> {
         let p = path.display().to_string();
         let io = |source| StateError::Io {
             path: p.clone(),
             source,
         };
-        let dir = path
+        let dir_path = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-            if let Some(owner) = file_owner(dir, service) {
-                chown(dir, owner).map_err(io)?;
-            }
-        }
-        let owner = file_owner(dir, service);
-        // Create the file ourselves so it never exists with a wider mode.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
+        let created_owner = file_owner_for_new(dir_path, service);
+        let dir = Dir::ensure(dir_path, 0o700, created_owner).map_err(io)?;
+        let owner = file_owner(dir_path, service);
+        let identity = Self::check_files(&dir, path, owner)?;
         let db = |source| db_error(&p, source);
-        let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(db)?;
+        conn.busy_handler(Some(busy)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -190,37 +279,88 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-            lock_dir: path.parent().unwrap_or(Path::new(".")).join("locks"),
+            lock_dir: dir_path.join("locks"),
             owner,
+            identity,
+            memory: Mutex::new(Vec::new()),
         };
         store.migrate()?;
-        store.give_files()?;
+        // No second look at the files here: closing any descriptor of the database or its
+        // -shm would drop the POSIX locks SQLite holds on them for this process (and another
+        // process could then truncate the -shm under our mapping).
+        drop(dir);
         Ok(store)
     }
 
-    /// The state file and SQLite's companions go to the owner (when root runs jobnet).
-    fn give_files(&self) -> Result<(), StateError> {
-        let Some(owner) = self.owner else {
-            return Ok(());
-        };
+    /// Called only before SQLite opens the files (see [`SqliteStore::open_as`]).
+    /// The state file (created, mode 0600, if missing) and SQLite's companions: regular files
+    /// with one link, never followed links, owned by root, this user or `owner` (and given to
+    /// `owner` on their descriptors). Returns the state file's (device, inode).
+    fn check_files(
+        dir: &Dir,
+        path: &Path,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(u64, u64), StateError> {
+        let name = path.file_name().unwrap_or_default();
+        let mut identity = (0, 0);
         for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.path.clone().into_os_string();
-            p.push(suffix);
-            let p = PathBuf::from(p);
-            if p.exists() {
-                chown(&p, owner).map_err(|source| StateError::Io {
-                    path: p.display().to_string(),
-                    source,
-                })?;
+            let mut n = name.to_os_string();
+            n.push(suffix);
+            let full = path.with_file_name(&n);
+            let io = |source| StateError::Io {
+                path: full.display().to_string(),
+                source,
+            };
+            // The companions are created here, not by SQLite, so that SQLite finds regular files
+            // jobnet checked rather than creating them through a planted link.
+            let f = dir.open_file(&n, true, 0o600, owner).map_err(io)?;
+            let m = f.metadata().map_err(io)?;
+            let me = euid();
+            if me == 0 && m.uid() != 0 && owner.is_none_or(|(u, _)| u != m.uid()) {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "owned by uid {}, neither root nor the service user: jobnet did not create it; check who did, remove it and run again",
+                        m.uid()
+                    ),
+                )));
+            }
+            if suffix.is_empty() {
+                identity = (m.dev(), m.ino());
             }
         }
-        Ok(())
+        Ok(identity)
+    }
+
+    /// The connection, once the file is still the one opened (not deleted, not replaced).
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StateError> {
+        self.check_same()?;
+        // A thread that panicked while holding the connection leaves it usable (an open
+        // transaction is rolled back when dropped): poisoning must not stop every other thread.
+        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Errs when the state file at the path is no longer the one this store opened.
+    fn check_same(&self) -> Result<(), StateError> {
+        if self.identity == (0, 0) {
+            return Ok(());
+        }
+        let why = match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.identity => return Ok(()),
+            Ok(_) => "was replaced by another file",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted",
+            Err(_) => "can no longer be read",
+        };
+        Err(StateError::Vanished {
+            path: self.path.display().to_string(),
+            why,
+        })
     }
 
     /// Opens an existing state file; `None` when there is none. Creates nothing (read-only
     /// commands such as `status` and `plan` must not leave a state file behind).
     pub fn open_existing(path: &Path) -> Result<Option<Self>, StateError> {
-        match std::fs::metadata(path) {
+        match std::fs::symlink_metadata(path) {
             Ok(_) => Self::open(path).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Io {
@@ -248,8 +388,8 @@ impl SqliteStore {
         let p = path.display().to_string();
         let db = |source| db_error(&p, source);
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let shared = Connection::open_with_flags(path, flags).and_then(|c| {
-            c.busy_timeout(BUSY_TIMEOUT)?;
+        let shared = Connection::open_with_flags(path, flags).and_then(|mut c| {
+            c.busy_handler(Some(busy))?;
             c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
             })?;
@@ -273,6 +413,8 @@ impl SqliteStore {
             path: path.to_path_buf(),
             lock_dir: path.parent().unwrap_or(Path::new(".")).join("locks"),
             owner: None,
+            identity: (0, 0),
+            memory: Mutex::new(Vec::new()),
         };
         store.check_version()?;
         Ok(Some(store))
@@ -280,7 +422,7 @@ impl SqliteStore {
 
     /// Refuses a file written by a newer jobnet (read-only opens do not migrate).
     fn check_version(&self) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         let found: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key='schema_version'",
@@ -331,7 +473,7 @@ impl SqliteStore {
     }
 
     fn migrate(&self) -> Result<(), StateError> {
-        let mut conn = self.conn.lock().expect("state lock");
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
@@ -486,7 +628,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, BeginError>,
     ) -> Result<T, BeginError> {
-        let mut conn = self.conn.lock().expect("state lock");
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
@@ -535,29 +677,17 @@ impl SqliteStore {
         self.lock_dir.join(name)
     }
 
+    /// The lock directory, opened without following a link.
     fn make_lock_dir(&self) -> Result<(), LockError> {
         let io = |source| LockError::Io {
             path: self.lock_dir.display().to_string(),
             source,
         };
-        if !self.lock_dir.exists() {
-            std::fs::create_dir_all(&self.lock_dir).map_err(io)?;
-            if let Some(owner) = self.owner {
-                chown(&self.lock_dir, owner).map_err(io)?;
-            }
-        }
+        let parent = self.lock_dir.parent().unwrap_or(Path::new("."));
+        Dir::open(parent)
+            .and_then(|d| d.sub(std::ffi::OsStr::new("locks"), 0o700, self.owner, false))
+            .map_err(io)?;
         Ok(())
-    }
-
-    /// A lock file root created belongs to the owner too.
-    fn give_lock(&self, path: &Path) -> Result<(), LockError> {
-        match self.owner {
-            Some(owner) => chown(path, owner).map_err(|source| LockError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
-            None => Ok(()),
-        }
     }
 }
 
@@ -592,24 +722,24 @@ impl StateStore for SqliteStore {
     }
 
     fn jobs(&self) -> Result<Vec<JobRow>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         self.query_jobs(&conn, "", None)
     }
 
     fn jobs_each(&self) -> Result<Vec<Result<JobRow, StateError>>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         self.query_jobs_each(&conn, "", None)
     }
 
     fn job(&self, job: &JobId) -> Result<Option<JobRow>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         Ok(self
             .query_jobs(&conn, "WHERE job=?1", Some(job.as_str()))?
             .pop())
     }
 
     fn allocations(&self) -> Result<Vec<(AllocationKind, u16, String)>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare("SELECT kind, value, job FROM allocations ORDER BY kind, value")
             .map_err(|e| self.err(e))?;
@@ -723,8 +853,22 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn reserve(&self, ops: usize) -> Result<(), StateError> {
+        self.check_same()?;
+        // Each operation is an intent row and two updates, in the WAL and then the database:
+        // a few KiB each; SQLite also needs room to checkpoint.
+        let need = 256 * 1024 + ops as u64 * 8 * 1024;
+        match free_bytes(&self.path) {
+            Some(free) if free < need => Err(StateError::DiskFull {
+                path: self.path.display().to_string(),
+                free,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn set_state(&self, job: &JobId, state: JobState, message: &str) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute(
             "UPDATE jobs SET state=?2, message=?3, updated=?4 WHERE job=?1",
             params![job.as_str(), state, message, now()],
@@ -751,7 +895,7 @@ impl StateStore for SqliteStore {
     }
 
     fn prune(&self, before: f64) -> Result<usize, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute(
             "DELETE FROM journal WHERE job IN (SELECT job FROM jobs WHERE state=?2 AND updated < ?1)",
             params![before, JobState::Down],
@@ -772,18 +916,42 @@ impl StateStore for SqliteStore {
     }
 
     fn journal(&self, job: &JobId) -> Result<Vec<JournalRow>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {JOURNAL_COLS} FROM journal WHERE job=?1 ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([job.as_str()]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            out.push(self.journal_row(r)?);
+        let from_file = self.conn().and_then(|conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {JOURNAL_COLS} FROM journal WHERE job=?1 ORDER BY id"
+                ))
+                .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([job.as_str()]).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                out.push(self.journal_row(r)?);
+            }
+            Ok(out)
+        });
+        match from_file {
+            // What this process wrote is newer than the file when a write failed.
+            Ok(mut rows) => {
+                let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+                for r in rows.iter_mut() {
+                    if let Some(m) = memory.iter().find(|m| m.id == r.id) {
+                        r.status = m.status;
+                    }
+                }
+                Ok(rows)
+            }
+            Err(e @ StateError::Corrupt { .. }) => Err(e),
+            Err(e) => {
+                let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+                let mine: Vec<JournalRow> =
+                    memory.iter().filter(|r| &r.job == job).cloned().collect();
+                if mine.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(mine)
+                }
+            }
         }
-        Ok(out)
     }
 
     fn journal_intent(
@@ -795,17 +963,45 @@ impl StateStore for SqliteStore {
         apply: &[String],
         undo: &[String],
     ) -> Result<i64, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute(
             "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?12,?11)",
             params![job.as_str(), d.name, d.driver, d.address, d.credentials, d.legacy, seq as i64, op.to_json(), serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now(), JournalStatus::Intent],
         )
         .map_err(|e| self.err(e))?;
-        Ok(conn.last_insert_rowid())
+        let id = conn.last_insert_rowid();
+        drop(conn);
+        // The file may have gone while the row was written: only a row in the file counts.
+        self.check_same()?;
+        self.memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(JournalRow {
+                id,
+                job: job.clone(),
+                device: d.clone(),
+                seq: seq as i64,
+                op: op.clone(),
+                apply: apply.to_vec(),
+                undo: undo.to_vec(),
+                status: JournalStatus::Intent,
+                message: String::new(),
+            });
+        Ok(id)
     }
 
     fn journal_set(&self, id: i64, status: JournalStatus, message: &str) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        if let Some(r) = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .find(|r| r.id == id)
+        {
+            r.status = status;
+            r.message = message.to_string();
+        }
+        let conn = self.conn()?;
         conn.execute(
             "UPDATE journal SET status=?2, message=?3, ts=?4 WHERE id=?1",
             params![id, status, message, now()],
@@ -815,7 +1011,7 @@ impl StateStore for SqliteStore {
     }
 
     fn restriction(&self, device: &str, port: &str) -> Result<Option<String>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.query_row(
             "SELECT previous FROM port_restrictions WHERE device=?1 AND port=?2",
             [device, port],
@@ -826,7 +1022,7 @@ impl StateStore for SqliteStore {
     }
 
     fn restrict(&self, device: &str, port: &str, previous: &str) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute(
             "INSERT INTO port_restrictions(device, port, previous, since) VALUES(?1,?2,?3,?4) ON CONFLICT(device, port) DO NOTHING",
             params![device, port, previous, now()],
@@ -836,7 +1032,7 @@ impl StateStore for SqliteStore {
     }
 
     fn unrestrict(&self, device: &str, port: &str) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute(
             "DELETE FROM port_restrictions WHERE device=?1 AND port=?2",
             [device, port],
@@ -868,7 +1064,7 @@ impl StateStore for SqliteStore {
     }
 
     fn abandoned(&self) -> Result<Vec<Abandoned>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         // A version-1 file opened read-only has no such table: nothing was abandoned.
         if !self.has_table(&conn, "abandoned")? {
             return Ok(Vec::new());
@@ -933,7 +1129,7 @@ impl StateStore for SqliteStore {
     }
 
     fn note_failure(&self, job: &JobId, message: &str) -> Result<u32, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute(
             "INSERT INTO hook_failures(job, count, last, ts) VALUES(?1, 1, ?2, ?3)
              ON CONFLICT(job) DO UPDATE SET count=count+1, last=?2, ts=?3",
@@ -951,7 +1147,7 @@ impl StateStore for SqliteStore {
     }
 
     fn failures(&self, job: &JobId) -> Result<u32, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         if !self.has_table(&conn, "hook_failures")? {
             return Ok(0);
         }
@@ -967,14 +1163,14 @@ impl StateStore for SqliteStore {
     }
 
     fn clear_failures(&self, job: &JobId) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         conn.execute("DELETE FROM hook_failures WHERE job=?1", [job.as_str()])
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     fn set_addresses(&self, job: &JobId, json: Option<&str>) -> Result<(), StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         match json {
             Some(j) => conn.execute(
                 "INSERT INTO addresses(job, json) VALUES(?1, ?2) ON CONFLICT(job) DO UPDATE SET json=?2",
@@ -987,7 +1183,7 @@ impl StateStore for SqliteStore {
     }
 
     fn addresses(&self, job: &JobId) -> Result<Option<String>, StateError> {
-        let conn = self.conn.lock().expect("state lock");
+        let conn = self.conn()?;
         if !self.has_table(&conn, "addresses")? {
             return Ok(None);
         }
@@ -1006,8 +1202,7 @@ impl StateStore for SqliteStore {
         loop {
             for slot in 0..slots.max(1) {
                 let path = self.lock_file(&format!("{device}.{slot}.lock"));
-                if let Some(l) = FileLock::try_acquire(&path)? {
-                    self.give_lock(&path)?;
+                if let Some(l) = FileLock::try_acquire_as(&path, self.owner)? {
                     return Ok(Held::new(l));
                 }
             }
@@ -1026,8 +1221,8 @@ impl StateStore for SqliteStore {
     fn port_lock(&self, device: &str, port: &str, wait: Duration) -> Result<Held, LockError> {
         self.make_lock_dir()?;
         let path = self.lock_file(&format!("{device}.port.{}.lock", encode(port)));
-        let lock = FileLock::acquire(&path, wait)?;
-        self.give_lock(&path)?;
+        let deadline = crate::base::deadline::Deadline::within_command(wait);
+        let lock = FileLock::acquire_until(&path, self.owner, deadline)?;
         Ok(Held::new(lock))
     }
 }
@@ -1035,6 +1230,7 @@ impl StateStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn scratch(name: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("jobnet-state-{}-{name}", std::process::id()));

@@ -457,7 +457,14 @@ fn port_read(d: &mut Diagnostics, node: &Node) -> Option<PortRead> {
         d,
         node,
         what,
-        &["command", "expect", "mode", "access_vlan", "allowed"],
+        &[
+            "command",
+            "expect",
+            "mode",
+            "access_vlan",
+            "allowed",
+            "names",
+        ],
     )?;
     let command = required(d, pairs, node, what, "command")
         .and_then(|n| one_line(d, n, "read.port.command", &["port"]));
@@ -465,13 +472,30 @@ fn port_read(d: &mut Diagnostics, node: &Node) -> Option<PortRead> {
     let mode = required(d, pairs, node, what, "mode").and_then(|n| mode_field(d, n));
     let access_vlan = required(d, pairs, node, what, "access_vlan").and_then(|n| vlan_field(d, n));
     let allowed = required(d, pairs, node, what, "allowed").and_then(|n| allowed_field(d, n));
+    let names = get(pairs, "names").and_then(|n| names_table(d, n));
     Some(PortRead {
         command: command?,
         expect,
         mode: mode?,
         access_vlan: access_vlan?,
         allowed: allowed?,
+        names,
     })
+}
+
+/// `read.port.names`: the VLAN table within the port's answer, group 1 a name, group 2 its id.
+fn names_table(d: &mut Diagnostics, node: &Node) -> Option<Regex> {
+    let what = "read.port.names";
+    let re = regex_of(d, node, what)?;
+    if re.captures_len() < 3 {
+        d.error(
+            node.loc,
+            format!("{what}: `{re}` needs two groups, a VLAN name and its id"),
+            "write e.g. \"set vlans (\\\\S+) vlan-id (\\\\d+)\"",
+        );
+        return None;
+    }
+    Some(re)
 }
 
 fn mode_field(d: &mut Diagnostics, node: &Node) -> Option<ModeField> {

@@ -142,7 +142,13 @@ pub struct PortRead {
     pub mode: ModeField,
     pub access_vlan: VlanField,
     pub allowed: AllowedField,
+    /// The device's VLAN table within the same answer: group 1 of every match is a VLAN name,
+    /// group 2 its id. With it, a port's VLANs may be given by name.
+    pub names: Option<Regex>,
 }
+
+/// VLAN names and the ids the device's own table gives them.
+type Names = std::collections::BTreeMap<String, u64>;
 
 impl PortRead {
     pub fn command_for(&self, port: &str) -> String {
@@ -170,14 +176,15 @@ impl PortRead {
         } else {
             Mode::Other(mode_text)
         };
+        let names = self.names(answer);
         // Only an access port's VLAN matters; trunks print `unassigned` or `0` there.
         let access_vlan = if mode == Mode::Access {
-            self.access_vlan(answer)?
+            self.access_vlan(answer, &names)?
         } else {
             None
         };
         let allowed = if mode == Mode::Trunk {
-            Some(self.allowed(answer)?)
+            Some(self.allowed(answer, &names)?)
         } else {
             None
         };
@@ -188,20 +195,40 @@ impl PortRead {
         })
     }
 
-    fn access_vlan(&self, answer: &str) -> Result<Option<VlanId>, ReadError> {
+    /// The name → id table of the answer (empty when the profile reads no names).
+    fn names(&self, answer: &str) -> Names {
+        let Some(re) = &self.names else {
+            return Names::new();
+        };
+        re.captures_iter(answer)
+            .filter_map(|c| {
+                let id = c.get(2)?.as_str().parse().ok()?;
+                Some((c.get(1)?.as_str().to_string(), id))
+            })
+            .collect()
+    }
+
+    fn access_vlan(&self, answer: &str, names: &Names) -> Result<Option<VlanId>, ReadError> {
         let f = &self.access_vlan;
         let value = match f.pattern.captures(answer) {
             Some(c) => {
                 let text = c.get(1).map_or("", |m| m.as_str()).trim();
                 match text.parse::<u64>() {
                     Ok(v) => v,
-                    // Junos names the default VLAN `default`.
-                    Err(_) if text == "default" => return Ok(None),
-                    Err(_) => {
-                        return Err(ReadError {
-                            expected: format!("a VLAN number as the access VLAN, not `{text}`"),
-                        })
-                    }
+                    Err(_) => match names.get(text) {
+                        Some(&v) => v,
+                        // Junos names the default VLAN `default`, and ELS factory
+                        // configurations leave it out of the VLAN table.
+                        None if text == "default" => return Ok(None),
+                        None => {
+                            return Err(ReadError {
+                                expected: format!(
+                                    "a VLAN number{} as the access VLAN, not `{text}`",
+                                    self.names_hint()
+                                ),
+                            })
+                        }
+                    },
                 }
             }
             None => match f.absent {
@@ -217,9 +244,18 @@ impl PortRead {
         })
     }
 
+    /// " or a name of the answer's VLAN table" when the profile reads names.
+    fn names_hint(&self) -> &'static str {
+        if self.names.is_some() {
+            " or a name of the answer's VLAN table"
+        } else {
+            ""
+        }
+    }
+
     /// The allowed list; a pattern that matches on several lines (Junos: one `vlan members` line
-    /// per VLAN) contributes every match.
-    fn allowed(&self, answer: &str) -> Result<Allowed, ReadError> {
+    /// per VLAN) contributes every match, and VLAN names become the ids of the answer's table.
+    fn allowed(&self, answer: &str, names: &Names) -> Result<Allowed, ReadError> {
         let f = &self.allowed;
         let texts: Vec<&str> = f
             .pattern
@@ -236,12 +272,35 @@ impl PortRead {
         if texts.iter().any(|t| f.all.is_match(t)) {
             return Ok(Allowed::All);
         }
-        let listed: Vec<&str> = texts
+        let mut listed = Vec::new();
+        for text in texts
             .into_iter()
             .filter(|t| !f.none.as_ref().is_some_and(|n| n.is_match(t)))
-            .collect();
+        {
+            for item in items(text) {
+                if item.chars().all(|c| c.is_ascii_digit() || c == '-') {
+                    // A number or a range: parse_list checks it.
+                    listed.push(item.to_string());
+                } else if let Some(id) = names.get(item) {
+                    listed.push(id.to_string());
+                } else {
+                    return Err(ReadError {
+                        expected: format!(
+                            "a VLAN list like `10,20-30`{}, not `{item}` in `{text}`",
+                            self.names_hint()
+                        ),
+                    });
+                }
+            }
+        }
         parse_list(&listed.join(",")).map(Allowed::List)
     }
+}
+
+/// The items of a VLAN list as devices print it (`10,20-30`, `10, 20`, `10 20`, wrapped).
+fn items(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
 }
 
 /// A VLAN list as devices print it: `10,20-30`, `10, 20`, `10 20`, wrapped over lines.
@@ -250,10 +309,7 @@ pub fn parse_list(text: &str) -> Result<RangeSet, ReadError> {
         expected: format!("a VLAN list like `10,20-30`, not `{item}` in `{text}`"),
     };
     let mut ranges = Vec::new();
-    for item in text
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-    {
+    for item in items(text) {
         let (a, b) = match item.split_once('-') {
             Some((a, b)) => (a, b),
             None => (item, item),
@@ -293,7 +349,71 @@ mod tests {
                 none: Some(Regex::new("^NONE$").unwrap()),
                 absent: None,
             },
+            names: None,
         }
+    }
+
+    /// A Junos-like read whose answer carries the VLAN table in set form.
+    fn named() -> PortRead {
+        let members = r"(?m)vlan members (\S+)\s*$";
+        PortRead {
+            command: "show {port}".into(),
+            expect: None,
+            mode: ModeField {
+                pattern: Regex::new("mode (\\S+)").unwrap(),
+                trunk: Regex::new("^trunk$").unwrap(),
+                access: Regex::new("^access$").unwrap(),
+                absent: Some("access".into()),
+            },
+            access_vlan: VlanField {
+                pattern: Regex::new(members).unwrap(),
+                default: Some(1),
+                absent: Some(1),
+            },
+            allowed: AllowedField {
+                pattern: Regex::new(members).unwrap(),
+                all: Regex::new("^all$").unwrap(),
+                none: None,
+                absent: Some(Allowed::List(RangeSet::default())),
+            },
+            names: Some(Regex::new(r"(?m)^set vlans (\S+) vlan-id (\d+)").unwrap()),
+        }
+    }
+
+    #[test]
+    fn vlan_names_are_the_ids_of_the_answers_table() {
+        let r = named();
+        let table = "set vlans default vlan-id 1\nset vlans v100 vlan-id 100\nset vlans jobnet-7 vlan-id 7\n";
+        let s = r
+            .parse(&format!("mode trunk\nvlan members v100\nvlan members jobnet-7\nvlan members 200-201\n{table}"))
+            .unwrap();
+        assert_eq!(
+            s.allowed,
+            Some(Allowed::List(RangeSet::from_ranges(vec![
+                (7, 7),
+                (100, 100),
+                (200, 201)
+            ])))
+        );
+        let s = r.parse(&format!("vlan members v100\n{table}")).unwrap();
+        assert_eq!(s.access_vlan, Some(VlanId::new(100).unwrap()));
+        let s = r.parse(&format!("vlan members default\n{table}")).unwrap();
+        assert_eq!(s.access_vlan, None, "VLAN 1 is the default");
+        let s = r.parse("vlan members default\n").unwrap();
+        assert_eq!(s.access_vlan, None, "ELS leaves `default` out of the table");
+        let e = r
+            .parse(&format!("mode trunk\nvlan members v300\n{table}"))
+            .unwrap_err();
+        assert!(e.expected.contains("not `v300`"), "{e}");
+        let e = r.parse(&format!("vlan members v300\n{table}")).unwrap_err();
+        assert!(
+            e.expected.contains("name of the answer's VLAN table"),
+            "{e}"
+        );
+        // Without a table (names: None) a name is refused as before.
+        let mut r = named();
+        r.names = None;
+        assert!(r.parse("mode trunk\nvlan members v100\n").is_err());
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub enum CredentialsError {
     },
     #[error("credentials file {path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`")]
     Insecure { path: String, mode: u32 },
+    #[error("credentials file {path} is a directory (or not a regular file), not the YAML file of device logins; give the file's path to --credentials / $JOBNET_CREDENTIALS")]
+    NotAFile { path: String },
     #[error("invalid credentials file:\n{0}")]
     Invalid(String),
     #[error("no entry `{name}` in credentials file {path} (device {device}); add it")]
@@ -92,13 +94,31 @@ impl Credentials {
             source,
         };
         let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(CredentialsError::NotAFile { path: p });
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(CredentialsError::Insecure { path: p, mode });
         }
         let text = crate::base::limits::read_text(path, crate::base::limits::CREDENTIALS)
             .map_err(|e| io(e.into_io()))?;
-        Self::parse(&text, &p)
+        let c = Self::parse(&text, &p)?;
+        // Keys are refused as OpenSSH refuses them: readable by group or others.
+        for login in c.entries.values() {
+            if let Auth::KeyFile(k) = &login.auth {
+                if let Ok(m) = std::fs::metadata(k) {
+                    let mode = m.permissions().mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        return Err(CredentialsError::Insecure {
+                            path: k.display().to_string(),
+                            mode,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(c)
     }
 
     pub fn parse(text: &str, path: &str) -> Result<Self, CredentialsError> {
@@ -251,6 +271,28 @@ mod tests {
         ));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Credentials::load(&p).is_ok());
+        let e = Credentials::load(p.parent().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        assert!(!e.contains("chmod"), "{e}");
+        // A key readable by others is refused, as OpenSSH refuses it.
+        let key = p.with_extension("key");
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(
+            &p,
+            format!("a: {{username: u, key_file: {}}}\n", key.display()),
+        )
+        .unwrap();
+        let e = Credentials::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{} is readable by group or others", key.display())),
+            "{e}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Credentials::load(&p).is_ok());
+        let _ = std::fs::remove_file(&key);
         let _ = std::fs::remove_file(p);
     }
 }

@@ -36,6 +36,8 @@ pub enum WriteError {
     Region(#[from] RegionError),
     #[error("partitions.conf lock: {0}")]
     Lock(#[from] LockError),
+    #[error("{path} is a symbolic link to {target} that another user could have made (the link or its directory is not root's alone): jobnet neither reads nor replaces it; set partitions_conf: to the file OpenSM reads ({target}), or make the link root's in a directory only root can write")]
+    UntrustedLink { path: String, target: String },
 }
 
 /// What an update did.
@@ -65,6 +67,58 @@ fn errors_of(text: &str, path: &str) -> Option<String> {
         .diagnostics
         .has_errors()
         .then(|| checked.diagnostics.errors_text())
+}
+
+/// The file jobnet edits for the configured partitions.conf `path`: `path` itself, or, when it
+/// is a symbolic link an administrator made (owned by root or this user, in a directory only
+/// they can write; a shared file for standby SMs, say), the link's target, edited in place with
+/// the same atomic steps in the target's own directory (lock, backup and temporary file beside
+/// the target). A link another user could have planted is refused, naming its target, and never
+/// read: nothing of the file it points to reaches a message.
+pub fn resolve(path: &Path) -> Result<PathBuf, WriteError> {
+    let p = path.display().to_string();
+    let m = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        Err(source) => {
+            return Err(WriteError::Io {
+                path: p,
+                op: "look at it",
+                source,
+            })
+        }
+    };
+    if !m.file_type().is_symlink() {
+        return Ok(path.to_path_buf());
+    }
+    let shown = std::fs::read_link(path)
+        .map(|t| t.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let trusted = |uid: u32| uid == 0 || uid == me;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir_ok = std::fs::metadata(dir)
+        .map(|d| trusted(d.uid()) && d.mode() & 0o022 == 0)
+        .unwrap_or(false);
+    if !trusted(m.uid()) || !dir_ok {
+        return Err(WriteError::UntrustedLink {
+            path: p,
+            target: shown,
+        });
+    }
+    match std::fs::canonicalize(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(dir.join(&shown)),
+        Err(source) => Err(WriteError::Io {
+            path: format!("{p} (a link to {shown})"),
+            op: "follow it",
+            source,
+        }),
+    }
 }
 
 /// The lock file beside `path`.
@@ -101,7 +155,11 @@ impl Generations {
 
     /// The counters (zero when there is no file yet).
     pub fn read(conf: &Path) -> Self {
-        let text = std::fs::read_to_string(Self::path(conf)).unwrap_or_default();
+        let text = fsutil::read_nofollow(&Self::path(conf), 4096)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let v: Vec<u64> = text
             .split_whitespace()
             .filter_map(|x| x.parse().ok())
@@ -149,6 +207,8 @@ pub fn update(
     wait: Duration,
     change: impl FnOnce(&ConfFile) -> String,
 ) -> Result<Updated, WriteError> {
+    let resolved = resolve(path)?;
+    let path = resolved.as_path();
     let p = path.display().to_string();
     let _lock = lock(path, wait)?;
     let old = crate::base::limits::read_text_if_exists(path, crate::base::limits::PARTITIONS_CONF)
@@ -157,7 +217,7 @@ pub fn update(
             op: "read it",
             source: e.into_io(),
         })?;
-    let conf = super::Current::read(old.as_deref(), &p)
+    let conf = super::Current::read_for_update(old.as_deref(), &p)
         .map_err(|e| WriteError::Invalid {
             path: p.clone(),
             errors: e.to_string(),
@@ -176,11 +236,34 @@ pub fn update(
     if let Some(errors) = errors_of(&new, &p) {
         return Err(WriteError::Generated { path: p, errors });
     }
-    let meta = std::fs::metadata(path).ok();
+    // No job's partition may share its PKey with another one in what OpenSM is made to reload.
+    super::check_to_write(&new, &p)?;
+    let meta = std::fs::symlink_metadata(path).ok();
     let mode = meta
         .as_ref()
         .map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let owner = meta.as_ref().map(|m| (m.uid(), m.gid()));
+    // The backup and the generation counter are checked before anything is written: a link or
+    // FIFO planted there fails the update with nothing changed.
+    for companion in [backup_path(path), Generations::path(path)] {
+        if let Ok(m) = std::fs::symlink_metadata(&companion) {
+            if !m.file_type().is_file() {
+                let what = if m.file_type().is_symlink() {
+                    "is a symbolic link"
+                } else {
+                    "is not a regular file"
+                };
+                return Err(WriteError::Io {
+                    path: companion.display().to_string(),
+                    op: "use it",
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{what}; jobnet never follows or writes through one (another user may have planted it): remove it and run again"),
+                    ),
+                });
+            }
+        }
+    }
     if let Some(text) = &old {
         let backup = backup_path(path);
         fsutil::replace_with(&backup, text.as_bytes(), mode, owner)

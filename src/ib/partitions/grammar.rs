@@ -32,6 +32,25 @@ use crate::base::diag::{Diagnostics, Loc};
 /// OpenSM reads lines with `fgets(line, 4096 - 1)`: at most 4094 characters plus the newline.
 pub const MAX_LINE: usize = 4094;
 
+/// Longest piece of partitions.conf text quoted in a message, in characters: a line may be 4094
+/// bytes long, a message should stay readable.
+pub const EXCERPT_CHARS: usize = 200;
+/// Most lines (or findings) quoted in one message; the rest are counted.
+pub const EXCERPT_LINES: usize = 5;
+
+/// `text` as quoted in a message: cut after [`EXCERPT_CHARS`] characters, with how many more
+/// there are.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => text.to_string(),
+        Some((cut, _)) => format!(
+            "{}... ({} more characters)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+    }
+}
+
 /// A member of a partition as OpenSM reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MemberName {
@@ -199,7 +218,7 @@ impl Parser<'_> {
         if name.contains(is_ows) {
             self.d.error(
                 loc,
-                format!("partition name `{name}` contains white space"),
+                format!("partition name `{}` contains white space", excerpt(name)),
                 "use letters, digits and _ only",
             );
         }
@@ -238,11 +257,15 @@ impl Parser<'_> {
         let Some((v, octal)) = c_number(id) else {
             self.d.error(
                 loc,
-                format!("bad partition definition: PKey `{id}` is not a number"),
+                format!(
+                    "bad partition definition: PKey `{}` is not a number",
+                    excerpt(id)
+                ),
                 "write the PKey as 0x followed by hex digits, e.g. 0x0010",
             );
             return None;
         };
+        let id = excerpt(id);
         if v > 0xffff {
             self.d.error(
                 loc,
@@ -275,7 +298,7 @@ impl Parser<'_> {
     }
 
     /// Checks one header flag the way OpenSM matches it: a case-sensitive prefix of a known flag.
-    fn flag(&mut self, flag: &str, val: Option<&str>, loc: Loc) {
+    fn flag(&mut self, raw: &str, val: Option<&str>, loc: Loc) {
         let known = [
             "ipoib",
             "defmember",
@@ -287,8 +310,9 @@ impl Parser<'_> {
             "TClass",
             "FlowLabel",
         ];
-        let lower = flag.to_ascii_lowercase();
-        match known.iter().find(|k| prefix_of(flag, k)) {
+        let lower = raw.to_ascii_lowercase();
+        let flag = excerpt(raw);
+        match known.iter().find(|k| prefix_of(raw, k)) {
             None => match known.iter().find(|k| prefix_of(&lower, &k.to_ascii_lowercase())) {
                 Some(k) => self.d.error(
                     loc,
@@ -302,7 +326,7 @@ impl Parser<'_> {
                 ),
             },
             Some(k) => {
-                if *k != flag {
+                if *k != raw {
                     self.d.warning(
                         loc,
                         format!("flag `{flag}` is read as `{k}` (OpenSM matches prefixes)"),
@@ -312,6 +336,7 @@ impl Parser<'_> {
                 if *k == "defmember" {
                     let v = val.unwrap_or("");
                     if membership_of(v).is_none() {
+                        let v = excerpt(v);
                         self.d.error(
                             loc,
                             format!("defmember `{v}` is not full, limited or both (case-sensitive): OpenSM skips the flag and members without `=full` stay LIMITED"),
@@ -326,7 +351,7 @@ impl Parser<'_> {
                         loc,
                         format!(
                             "flag `{k}` needs a number, got `{}`: OpenSM skips it",
-                            val.unwrap_or("")
+                            excerpt(val.unwrap_or(""))
                         ),
                         "give a value, e.g. mtu=4",
                     );
@@ -392,29 +417,30 @@ impl Parser<'_> {
             }
             return Some(m);
         }
+        let shown = excerpt(name);
         match c_number(name) {
             Some((0, _)) | None => {
                 let help = match self.current.as_ref() {
                     Some(st) if st.loc.line < line && (item.contains(':') || name.contains(char::is_alphabetic)) => format!(
                         "the partition `{}` that starts on line {} has no `;` before this line, so OpenSM reads this line as its members: end that statement with `;`",
-                        st.name, st.loc.line
+                        excerpt(&st.name), st.loc.line
                     ),
                     _ => "write a port GUID as 0x followed by up to 16 hex digits, or ALL, ALL_CAS, ALL_SWITCHES, ALL_ROUTERS, SELF (keywords are case-sensitive)".to_string(),
                 };
-                self.d.error(loc, format!("bad PortGUID `{name}`"), help);
+                self.d.error(loc, format!("bad PortGUID `{shown}`"), help);
                 None
             }
             Some((g, octal)) => {
                 if octal {
                     self.d.error(
                         loc,
-                        format!("GUID `{name}` starts with 0 and is read as OCTAL ({g:#x})"),
+                        format!("GUID `{shown}` starts with 0 and is read as OCTAL ({g:#x})"),
                         "write GUIDs with 0x",
                     );
                 } else if !name.starts_with("0x") && !name.starts_with("0X") {
                     self.d.warning(
                         loc,
-                        format!("GUID `{name}` is decimal ({g:#x})"),
+                        format!("GUID `{shown}` is decimal ({g:#x})"),
                         "write GUIDs with 0x",
                     );
                 }
@@ -426,15 +452,16 @@ impl Parser<'_> {
     /// Checks a member's `=value`: OpenSM compares it case-sensitively as a prefix of `full`, then
     /// `both`, then `limited`; anything else makes the port a LIMITED member (warned about only at
     /// OpenSM's verbose level).
-    fn membership(&mut self, f: &str, name: &str, loc: Loc) {
-        match membership_of(f) {
+    fn membership(&mut self, raw: &str, name: &str, loc: Loc) {
+        let (f, name) = (excerpt(raw), excerpt(name));
+        match membership_of(raw) {
             Some("both") => self.d.warning(
                 loc,
                 format!("membership `{f}` of `{name}` is read as `both`, which OpenSM treats as full unless it runs with allow_both_pkeys"),
                 "write =full or =limited",
             ),
             Some(_) => {}
-            None if f.eq_ignore_ascii_case("limited") => self.d.warning(
+            None if raw.eq_ignore_ascii_case("limited") => self.d.warning(
                 loc,
                 format!("membership `{f}` of `{name}` is not lower case: OpenSM warns and makes it limited, as written"),
                 "write =limited",
@@ -442,7 +469,7 @@ impl Parser<'_> {
             None => {
                 let meant = ["full", "both"]
                     .iter()
-                    .find(|m| prefix_of(&f.to_ascii_lowercase(), m))
+                    .find(|m| prefix_of(&raw.to_ascii_lowercase(), m))
                     .map_or(String::new(), |m| format!(" (it does not read `{f}` as `{m}`: membership words are case-sensitive)"));
                 self.d.error(
                     loc,
@@ -510,7 +537,10 @@ impl Parser<'_> {
             let Some(colon) = segment.find(':') else {
                 self.d.error(
                     Parser::at(line, start + 1),
-                    format!("no partition definition found in `{}`", ows_trim(segment)),
+                    format!(
+                        "no partition definition found in `{}`",
+                        excerpt(ows_trim(segment))
+                    ),
                     "a statement starts with `Name=PKey, flags :` on one line",
                 );
                 return false;
@@ -533,7 +563,7 @@ impl Parser<'_> {
             if !failed {
                 self.d.warning(
                     st.loc,
-                    format!("partition `{}` is not ended by `;`", st.name),
+                    format!("partition `{}` is not ended by `;`", excerpt(&st.name)),
                     "end every statement with `;`",
                 );
             }
@@ -574,24 +604,18 @@ pub fn check(text: &str, file: &str) -> Checked {
     }
 }
 
-/// What OpenSM accepts but drops or merges: statements without members, PKeys used twice.
+/// What OpenSM accepts but drops: statements without members. (PKeys used twice, which OpenSM
+/// merges, are judged by [`super::check`], which knows which statements are jobs'.)
 fn statement_warnings(statements: &[Statement], d: &mut Diagnostics) {
-    let mut seen: std::collections::BTreeMap<u16, &Statement> = std::collections::BTreeMap::new();
-    for st in statements {
-        if st.members.is_empty() {
-            d.warning(
-                st.loc,
-                format!("partition `{}` has no members: OpenSM drops it", st.name),
-                "add members or remove it",
-            );
-        }
-        if let Some(k) = st.pkey {
-            if let Some(first) = seen.get(&k) {
-                d.warning(st.loc, format!("PKey {k:#06x} of `{}` is also used by `{}` (line {}): OpenSM merges them into one partition", st.name, first.name, first.loc.line), "give each partition its own PKey");
-            } else {
-                seen.insert(k, st);
-            }
-        }
+    for st in statements.iter().filter(|st| st.members.is_empty()) {
+        d.warning(
+            st.loc,
+            format!(
+                "partition `{}` has no members: OpenSM drops it",
+                excerpt(&st.name)
+            ),
+            "add members or remove it",
+        );
     }
 }
 
@@ -678,9 +702,6 @@ mod tests {
             !w.iter().any(|m| m.contains("`0x7`")),
             "an empty value is full, as OpenSM reads it: {w:?}"
         );
-        assert!(w
-            .iter()
-            .any(|m| m.contains("PKey 0x0010 of `b` is also used by `a`")));
         assert!(w.iter().any(|m| m.contains("partition `c` has no members")));
         assert!(w.iter().any(|m| m.contains("an empty flag")));
         let e = check("# nothing\n", "p");

@@ -10,11 +10,21 @@
 //! When there is no file yet, the new file starts with the statement equivalent to OpenSM's
 //! built-in default (`Default=0x7fff, ipoib : ALL=full;`): a file without it would take the
 //! Default partition away from every port but the SM's.
+//!
+//! [`check`] is the one verdict on a partitions.conf, for `jobnet ib check`, `plan`, `up` and
+//! `down` alike: OpenSM's grammar and traps ([`grammar`]), the block's markers, text inside the
+//! block that jobnet did not write (a rewrite of the block would drop it), and PKeys that make
+//! OpenSM merge a job's partition with another one (the job would no longer be isolated; PKeys
+//! compare on their low 15 bits, so `0x8010` is `0x0010`). Quotes from the file in messages are
+//! bounded ([`grammar::excerpt`]).
 
 pub mod file;
 pub mod grammar;
 
+use crate::base::diag::{Diagnostics, Loc};
 use crate::base::types::{PKey, PortGuid};
+use grammar::{excerpt, MemberName, Statement, EXCERPT_LINES};
+use std::collections::BTreeMap;
 
 pub const BEGIN: &str =
     "# BEGIN jobnet managed: partitions of running jobs; edit outside this block only";
@@ -74,9 +84,115 @@ pub enum RegionError {
     Unterminated { path: String, line: usize },
     #[error("{path}:{line}: `{END}` without a BEGIN line; remove it")]
     StrayEnd { path: String, line: usize },
+    /// Found in a text about to be written (see [`check_to_write`]): one diagnostic per line.
+    #[error("{path}: jobnet writes no partitions.conf in which OpenSM would merge a job's partition with another one (the job would no longer be isolated); nothing was written:\n{errors}")]
+    Merges { path: String, errors: String },
+}
+
+impl RegionError {
+    /// A broken marker as a diagnostic: its line, what is wrong, how to fix it.
+    fn diagnostic(&self) -> Option<(usize, String, &'static str)> {
+        match self {
+            RegionError::TwoBegins { line, .. } => Some((
+                *line,
+                format!("`{BEGIN_SHORT}` appears twice"),
+                "remove the duplicate managed block by hand",
+            )),
+            RegionError::Unterminated { line, .. } => Some((
+                *line,
+                format!("`{BEGIN_SHORT}` has no matching `{END}`: jobnet cannot tell where its block ends"),
+                "restore the END line after the last job's partition, or remove the block",
+            )),
+            RegionError::StrayEnd { line, .. } => {
+                Some((*line, format!("`{END}` without a BEGIN line"), "remove it"))
+            }
+            RegionError::Merges { .. } => None,
+        }
+    }
 }
 
 const BEGIN_SHORT: &str = "# BEGIN jobnet managed";
+
+/// Where a line of partitions.conf is, relative to jobnet's block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Before,
+    Marker,
+    /// Inside the block, before the first job's mark.
+    Loose,
+    /// Inside the block of the i-th job.
+    Job(usize),
+    After,
+}
+
+/// A partitions.conf split into lines, each with its [`Place`].
+struct Layout<'a> {
+    /// Each line (with its newline, if any) and where it is.
+    lines: Vec<(&'a str, Place)>,
+    /// The jobs' ids, in block order.
+    jobs: Vec<String>,
+}
+
+impl Layout<'_> {
+    /// The place of 1-based line `line`.
+    fn place(&self, line: usize) -> Place {
+        self.lines
+            .get(line.wrapping_sub(1))
+            .map_or(Place::After, |l| l.1)
+    }
+
+    /// A line, as quoted in a message.
+    fn quote(&self, line: usize) -> String {
+        let text = self.lines.get(line.wrapping_sub(1)).map_or("", |l| l.0);
+        excerpt(text.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\n'))
+    }
+}
+
+/// Finds the block's markers and job marks; the markers must pair up.
+fn layout<'a>(text: &'a str, path: &str) -> Result<Layout<'a>, RegionError> {
+    let mut lines = Vec::new();
+    let mut jobs: Vec<String> = Vec::new();
+    let mut state = Place::Before;
+    let mut begin_line = 0;
+    let inside = |p: Place| matches!(p, Place::Loose | Place::Job(_));
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let t = line.trim_end();
+        let place = if t.starts_with(BEGIN_SHORT) {
+            if state != Place::Before {
+                return Err(RegionError::TwoBegins {
+                    path: path.into(),
+                    line: i + 1,
+                });
+            }
+            begin_line = i + 1;
+            state = Place::Loose;
+            Place::Marker
+        } else if t == END {
+            if !inside(state) {
+                return Err(RegionError::StrayEnd {
+                    path: path.into(),
+                    line: i + 1,
+                });
+            }
+            state = Place::After;
+            Place::Marker
+        } else {
+            if let (true, Some(job)) = (inside(state), t.strip_prefix(JOB_MARK)) {
+                jobs.push(job.trim().to_string());
+                state = Place::Job(jobs.len() - 1);
+            }
+            state
+        };
+        lines.push((line, place));
+    }
+    if inside(state) {
+        return Err(RegionError::Unterminated {
+            path: path.into(),
+            line: begin_line,
+        });
+    }
+    Ok(Layout { lines, jobs })
+}
 
 /// A partitions.conf split around the managed region.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,60 +206,33 @@ pub struct ConfFile {
 }
 
 impl ConfFile {
-    /// Splits `text`; `path` is used in messages.
+    /// Splits `text`; `path` is used in messages. Lines inside the block that belong to no job
+    /// are left out: [`check`] refuses a file that has any.
     pub fn parse(text: &str, path: &str) -> Result<Self, RegionError> {
+        let l = layout(text, path)?;
         let mut before = String::new();
         let mut after = String::new();
-        let mut jobs: Vec<(String, Option<PKey>, String)> = Vec::new();
-        let mut state = 0; // 0 before, 1 inside, 2 after
-        let mut begin_line = 0;
-        for (i, line) in text.split_inclusive('\n').enumerate() {
-            let t = line.trim_end();
-            if t.starts_with(BEGIN_SHORT) {
-                if state != 0 {
-                    return Err(RegionError::TwoBegins {
-                        path: path.into(),
-                        line: i + 1,
-                    });
-                }
-                state = 1;
-                begin_line = i + 1;
-                continue;
-            }
-            if t == END {
-                if state != 1 {
-                    return Err(RegionError::StrayEnd {
-                        path: path.into(),
-                        line: i + 1,
-                    });
-                }
-                state = 2;
-                continue;
-            }
-            match state {
-                0 => before.push_str(line),
-                1 => {
-                    if let Some(job) = t.strip_prefix(JOB_MARK) {
-                        jobs.push((job.trim().to_string(), None, String::new()));
+        let mut jobs: Vec<(String, Option<PKey>, String)> = l
+            .jobs
+            .iter()
+            .map(|j| (j.clone(), None, String::new()))
+            .collect();
+        for (line, place) in l.lines {
+            match place {
+                Place::Before => before.push_str(line),
+                Place::After => after.push_str(line),
+                Place::Job(i) => {
+                    let job = &mut jobs[i];
+                    if job.1.is_none() {
+                        job.1 = header_pkey(line.trim_end());
                     }
-                    if let Some(last) = jobs.last_mut() {
-                        if last.1.is_none() {
-                            last.1 = header_pkey(t);
-                        }
-                        last.2.push_str(line);
-                        if !line.ends_with('\n') {
-                            last.2.push('\n');
-                        }
+                    job.2.push_str(line);
+                    if !line.ends_with('\n') {
+                        job.2.push('\n');
                     }
                 }
-                _ => after.push_str(line),
+                Place::Marker | Place::Loose => {}
             }
-        }
-        if state == 1 {
-            return Err(RegionError::Unterminated {
-                path: path.into(),
-                line: begin_line,
-            });
         }
         Ok(ConfFile {
             before,
@@ -214,6 +303,292 @@ pub fn admin_statements(outside: &str) -> Vec<(String, Option<u16>)> {
         .collect()
 }
 
+/// The verdict on a partitions.conf text.
+#[derive(Debug)]
+pub struct Verdict {
+    /// OpenSM's reading (statements, `empty`) with every diagnostic, jobnet's own included.
+    pub checked: grammar::Checked,
+    /// How many of the errors are about OpenSM reading the file (it would reject or misread it);
+    /// the others are about jobnet's block.
+    pub opensm_errors: usize,
+    /// A broken BEGIN/END pair (also among the diagnostics).
+    pub region: Option<RegionError>,
+}
+
+/// The one check of a partitions.conf text before jobnet relies on it (`plan`, `up`, `down`):
+/// OpenSM's grammar, the block's markers, text in the block that jobnet did not write, and
+/// PKeys that merge a job's partition with another one. A file without statements is not an
+/// error here (jobnet fills it, see [`Current`]).
+pub fn check(text: &str, path: &str) -> Verdict {
+    verdict(grammar::check(text, path), text, path, true)
+}
+
+/// [`check`] for a file as OpenSM will read it on its own (`jobnet ib check`): one without any
+/// statement is an error too.
+pub fn check_file(text: &str, path: &str) -> Verdict {
+    verdict(grammar::check_file(text, path), text, path, true)
+}
+
+fn verdict(mut checked: grammar::Checked, text: &str, path: &str, merges: bool) -> Verdict {
+    let opensm_errors = checked.diagnostics.error_count();
+    let mut region = None;
+    match layout(text, path) {
+        Err(e) => {
+            if let Some((line, what, help)) = e.diagnostic() {
+                checked.diagnostics.error(Loc { line, col: 1 }, what, help);
+            }
+            region = Some(e);
+        }
+        // The statements of a file OpenSM stops reading are incomplete: judge only whole ones.
+        Ok(l) if opensm_errors == 0 => {
+            let owners = owners(&l, &checked.statements);
+            foreign(&l, &checked.statements, &owners, &mut checked.diagnostics);
+            if merges {
+                merged(&l, &checked.statements, &owners, &mut checked.diagnostics);
+            }
+        }
+        Ok(_) => {}
+    }
+    Verdict {
+        checked,
+        opensm_errors,
+        region,
+    }
+}
+
+/// The managed block of a text jobnet is about to write: well formed, and no job's partition
+/// merged with another one by a shared PKey. A merge already in the current file is judged here,
+/// on the text to write, so that `down` of the job that causes it (which ends it) stays possible.
+pub fn check_to_write(text: &str, path: &str) -> Result<(), RegionError> {
+    let l = layout(text, path)?;
+    let c = grammar::check(text, path);
+    let mut d = Diagnostics::new(path);
+    merged(&l, &c.statements, &owners(&l, &c.statements), &mut d);
+    if d.has_errors() {
+        return Err(RegionError::Merges {
+            path: path.into(),
+            errors: d.errors_text(),
+        });
+    }
+    Ok(())
+}
+
+/// Whose a statement is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// Outside the block.
+    Admin,
+    /// The (first) statement in the block of the i-th job.
+    Job(usize),
+    /// Inside the block, but no job's statement.
+    Stray,
+}
+
+fn owners(l: &Layout, statements: &[Statement]) -> Vec<Owner> {
+    let mut seen = vec![false; l.jobs.len()];
+    statements
+        .iter()
+        .map(|st| match l.place(st.loc.line) {
+            Place::Job(i) if !seen[i] => {
+                seen[i] = true;
+                Owner::Job(i)
+            }
+            Place::Before | Place::After => Owner::Admin,
+            Place::Job(_) | Place::Loose | Place::Marker => Owner::Stray,
+        })
+        .collect()
+}
+
+/// The partition jobnet would have written for `job` with `st` as its statement, if it could
+/// have written it at all.
+fn rebuild(job: &str, st: &Statement) -> Option<Partition> {
+    let pkey = PKey::new(st.pkey?.into()).ok()?;
+    let ipoib = st.flags.first() == Some(&("ipoib".to_string(), None));
+    let flags = st
+        .flags
+        .iter()
+        .skip(usize::from(ipoib))
+        .map(|(f, v)| match v {
+            Some(v) => format!("{f}={v}"),
+            None => f.clone(),
+        })
+        .collect();
+    let members = st
+        .members
+        .iter()
+        .map(|m| match (&m.name, m.membership.as_deref()) {
+            (MemberName::Guid(g), Some("full")) => Some(PortGuid::new(*g)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (!members.is_empty()).then(|| Partition {
+        job: job.into(),
+        name: st.name.clone(),
+        pkey,
+        ipoib,
+        flags,
+        members,
+    })
+}
+
+/// Text in the block that jobnet did not write: every non-blank line that is not, in order, a
+/// line of what jobnet renders for the job whose block it is in (a line may be missing or
+/// changed: the lines after it still count as jobnet's). jobnet rewrites the block on every
+/// `up` and `down`, so such text would be dropped without a word.
+fn foreign(l: &Layout, statements: &[Statement], owners: &[Owner], d: &mut Diagnostics) {
+    let mut expected: Vec<Vec<String>> = l
+        .jobs
+        .iter()
+        .map(|j| vec![format!("{JOB_MARK}{j}")])
+        .collect();
+    for (st, owner) in statements.iter().zip(owners) {
+        if let Owner::Job(i) = *owner {
+            if let Some(p) = rebuild(&l.jobs[i], st) {
+                expected[i] = p.render().lines().map(str::to_string).collect();
+            }
+        }
+    }
+    let mut next = vec![0; l.jobs.len()];
+    let mut found = Vec::new();
+    for (n, (line, place)) in l.lines.iter().enumerate() {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let ours = match *place {
+            Place::Job(i) => match expected[i][next[i]..].iter().position(|e| e == body) {
+                Some(k) => {
+                    next[i] += k + 1;
+                    true
+                }
+                None => false,
+            },
+            Place::Loose => false,
+            Place::Before | Place::Marker | Place::After => true,
+        };
+        if !ours && !body.trim().is_empty() {
+            found.push(n + 1);
+        }
+    }
+    let Some(&first) = found.first() else {
+        return;
+    };
+    let shown: Vec<String> = found
+        .iter()
+        .take(EXCERPT_LINES)
+        .map(|&n| format!("line {n} `{}`", l.quote(n)))
+        .collect();
+    d.error(
+        Loc { line: first, col: 1 },
+        format!(
+            "{} line(s) inside jobnet's managed block that jobnet did not write: {}{}; jobnet rewrites the block on every `up` and `down` and would drop them",
+            found.len(),
+            shown.join(", "),
+            more(found.len())
+        ),
+        format!("move them outside the markers, above `{BEGIN_SHORT}` or below `{END}` (a change to a job's own partition is not kept either: undo it)"),
+    );
+}
+
+/// ", and N more" for a list cut to [`EXCERPT_LINES`] items.
+fn more(total: usize) -> String {
+    match total.saturating_sub(EXCERPT_LINES) {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    }
+}
+
+/// Statements that share a PKey (its low 15 bits, as OpenSM compares them): OpenSM merges them
+/// into one partition. With a job's partition among them that is an error (the job is no longer
+/// isolated), named at the other statement with both lines; among admins' own partitions it is
+/// a warning. At most [`EXCERPT_LINES`] errors are spelled out; the rest are counted.
+fn merged(l: &Layout, statements: &[Statement], owners: &[Owner], d: &mut Diagnostics) {
+    let mut by_pkey: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+    for (i, st) in statements.iter().enumerate() {
+        if let Some(k) = st.pkey {
+            by_pkey.entry(k).or_default().push(i);
+        }
+    }
+    // (statement, the job statement it is merged with)
+    let mut pairs = Vec::new();
+    for (k, group) in by_pkey.into_iter().filter(|(_, g)| g.len() > 1) {
+        match group.iter().find(|&&i| matches!(owners[i], Owner::Job(_))) {
+            Some(&j) => pairs.extend(group.into_iter().filter(|&i| i != j).map(|i| (i, j))),
+            None => {
+                let first = &statements[group[0]];
+                for st in group[1..].iter().map(|&i| &statements[i]) {
+                    d.warning(
+                        st.loc,
+                        format!(
+                            "PKey {k:#06x} of `{}` is also used by `{}` (line {}): OpenSM merges them into one partition",
+                            excerpt(&st.name),
+                            excerpt(&first.name),
+                            first.loc.line
+                        ),
+                        "give each partition its own PKey",
+                    );
+                }
+            }
+        }
+    }
+    pairs.sort_by_key(|&(i, _)| statements[i].loc);
+    for &(i, j) in pairs.iter().take(EXCERPT_LINES) {
+        merge_error(l, statements, owners, (i, j), d);
+    }
+    if pairs.len() > EXCERPT_LINES {
+        d.error(
+            statements[pairs[EXCERPT_LINES].0].loc,
+            format!(
+                "{} more partition(s) share a PKey with a job's partition",
+                pairs.len() - EXCERPT_LINES
+            ),
+            "fix the ones above, then run `jobnet ib check` again",
+        );
+    }
+}
+
+/// The error for statement `i` merged with job statement `j`, at `i`, quoting both lines.
+fn merge_error(
+    l: &Layout,
+    statements: &[Statement],
+    owners: &[Owner],
+    (i, j): (usize, usize),
+    d: &mut Diagnostics,
+) {
+    let (st, job_st) = (&statements[i], &statements[j]);
+    let (Owner::Job(ji), Some(k)) = (owners[j], job_st.pkey) else {
+        return;
+    };
+    let job = excerpt(&l.jobs[ji]);
+    let (what, help) = match owners[i] {
+        Owner::Job(other) => {
+            let other = excerpt(&l.jobs[other]);
+            (
+                format!("job {other}'s partition"),
+                format!("end one of the jobs (`jobnet down --job {other}`)"),
+            )
+        }
+        Owner::Admin | Owner::Stray => (
+            "the partition".to_string(),
+            format!(
+                "give `{}` a PKey no job uses (one outside the topology's pkey_pool), or end job {job} first (`jobnet down --job {job}`)",
+                excerpt(&st.name)
+            ),
+        ),
+    };
+    d.error(
+        st.loc,
+        format!(
+            "{what} `{}` (`{}`) has PKey {k:#06x}, as job {job}'s partition `{}` at {}:{} (`{}`): OpenSM merges them into one partition, so job {job} is no longer isolated (PKeys compare without the membership bit: {:#06x} is {k:#06x})",
+            excerpt(&st.name),
+            l.quote(st.loc.line),
+            excerpt(&job_st.name),
+            d.file,
+            job_st.loc.line,
+            l.quote(job_st.loc.line),
+            k | 0x8000
+        ),
+        help,
+    );
+}
+
 /// The current partitions.conf, as jobnet may change it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Current {
@@ -229,7 +604,8 @@ pub enum Current {
 /// Why jobnet will not touch a partitions.conf.
 #[derive(Debug, thiserror::Error)]
 pub enum Unusable {
-    /// OpenSM would reject or misread it: one diagnostic per line.
+    /// OpenSM would reject or misread it, or jobnet's block in it is not as jobnet wrote it:
+    /// one diagnostic per line.
     #[error("{0}")]
     Rejected(String),
     #[error(transparent)]
@@ -237,16 +613,31 @@ pub enum Unusable {
 }
 
 impl Current {
-    /// Checks the current text (`None`: no file); jobnet never touches an unusable file.
+    /// Checks the current text (`None`: no file) with [`check`]; jobnet never touches a file it
+    /// refuses.
     pub fn read(text: Option<&str>, path: &str) -> Result<Self, Unusable> {
+        Self::checked(text, path, true)
+    }
+
+    /// [`Current::read`] for changing the file under its lock: a PKey merge already in the file
+    /// is left to [`check_to_write`] on the new text, so that removing the job that causes it
+    /// is not refused.
+    pub fn read_for_update(text: Option<&str>, path: &str) -> Result<Self, Unusable> {
+        Self::checked(text, path, false)
+    }
+
+    fn checked(text: Option<&str>, path: &str, merges: bool) -> Result<Self, Unusable> {
         let Some(text) = text else {
             return Ok(Current::Missing);
         };
-        let checked = grammar::check(text, path);
-        if checked.diagnostics.has_errors() {
-            return Err(Unusable::Rejected(checked.diagnostics.errors_text()));
+        let v = verdict(grammar::check(text, path), text, path, merges);
+        if v.checked.diagnostics.has_errors() {
+            return Err(match v.region {
+                Some(e) if v.opensm_errors == 0 => Unusable::Region(e),
+                _ => Unusable::Rejected(bounded_errors(v.checked.diagnostics, path)),
+            });
         }
-        if checked.empty {
+        if v.checked.empty {
             return Ok(Current::NoPartitions(text.to_string()));
         }
         Ok(Current::Valid(ConfFile::parse(text, path)?))
@@ -262,7 +653,11 @@ impl Current {
                 after: String::new(),
             },
             Current::NoPartitions(text) => {
-                let mut before = text.clone();
+                // Comments only, but maybe an empty block: the new job goes into that one.
+                let (mut before, after) = match ConfFile::parse(text, "") {
+                    Ok(c) => (c.before, c.after),
+                    Err(_) => (text.clone(), String::new()),
+                };
                 if !before.is_empty() && !before.ends_with('\n') {
                     before.push('\n');
                 }
@@ -271,7 +666,7 @@ impl Current {
                 ConfFile {
                     before,
                     jobs: vec![],
-                    after: String::new(),
+                    after,
                 }
             }
         }
@@ -288,6 +683,26 @@ impl Current {
             Current::Valid(_) => vec![],
         }
     }
+}
+
+/// Most errors a refusal lists; `jobnet ib check` lists them all.
+const MAX_ERRORS: usize = 20;
+
+/// The errors, one per line, at most [`MAX_ERRORS`] of them with a count of the rest.
+fn bounded_errors(d: Diagnostics, path: &str) -> String {
+    let errors: Vec<_> = d
+        .sorted()
+        .into_iter()
+        .filter(|d| d.severity == crate::base::diag::Severity::Error)
+        .collect();
+    let mut text = crate::base::diag::lines(&errors[..errors.len().min(MAX_ERRORS)]);
+    if errors.len() > MAX_ERRORS {
+        text.push_str(&format!(
+            "\n... and {} more error(s) (`jobnet ib check {path}` lists them all)",
+            errors.len() - MAX_ERRORS
+        ));
+    }
+    text
 }
 
 /// True when the statements include the Default partition (by name or by PKey 0x7fff).
@@ -364,5 +779,181 @@ mod tests {
         );
         assert!(!has_default(&s));
         assert!(has_default(&admin_statements("x=0xffff : ALL=full;")));
+    }
+
+    fn errors(text: &str) -> String {
+        check(text, "p").checked.diagnostics.errors_text()
+    }
+
+    const ADMIN: &str = "Default=0x7fff, ipoib : ALL=full;\n";
+
+    /// Issue 13: an admin partition with a running job's PKey (0x8010 is 0x0010 to OpenSM) was
+    /// written and reloaded by the next `up` without a word.
+    #[test]
+    fn a_job_merged_with_another_partition_is_refused_naming_both_lines() {
+        let with_job =
+            ConfFile::parse(ADMIN, "p")
+                .unwrap()
+                .with_partition(&part("7", 0x10, &[0x100001]));
+        let text = with_job.replacen(
+            BEGIN,
+            &format!("storage=0x8010 : 0x100007=full;\n{BEGIN}"),
+            1,
+        );
+        let e = errors(&text);
+        assert!(e.contains("p:2:1: error: the partition `storage` (`storage=0x8010 : 0x100007=full;`) has PKey 0x0010, as job 7's partition `jobnet_7` at p:5 (`jobnet_7=0x0010, ipoib :`): OpenSM merges them into one partition, so job 7 is no longer isolated (PKeys compare without the membership bit: 0x8010 is 0x0010), give `storage` a PKey no job uses"), "{e}");
+        assert!(matches!(
+            Current::read(Some(&text), "p"),
+            Err(Unusable::Rejected(m)) if m == e
+        ));
+        // Writing: a file that still merges job 7 is refused, the one without job 7 is not.
+        let conf = match Current::read_for_update(Some(&text), "p").unwrap() {
+            Current::Valid(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let more = conf.with_partition(&part("8", 0x11, &[0x100004]));
+        let refused = check_to_write(&more, "p").unwrap_err().to_string();
+        assert!(
+            refused.contains("nothing was written")
+                && refused.contains("p:2:1: error: the partition `storage`"),
+            "{refused}"
+        );
+        check_to_write(&conf.without_job("7"), "p").unwrap();
+        // Two jobs' blocks with one PKey (a hand edit): merged as well.
+        let two =
+            ConfFile::parse(&more, "p")
+                .unwrap()
+                .with_partition(&part("9", 0x11, &[0x100007]));
+        assert!(errors(&two).contains("job 9's partition `jobnet_9` (`jobnet_9=0x0011, ipoib :`) has PKey 0x0011, as job 8's partition `jobnet_8` at p:8"), "{}", errors(&two));
+        // Admins' own partitions sharing a PKey: their business, a warning.
+        let admins = check("a=0x10 : 0x1;\nb=0x8010 : 0x2;\n", "p")
+            .checked
+            .diagnostics;
+        assert!(!admins.has_errors());
+        assert!(admins.items[0]
+            .message
+            .contains("PKey 0x0010 of `b` is also used by `a` (line 1)"));
+    }
+
+    /// Issue 13: an admin partition written inside the block was dropped at the next `up`.
+    #[test]
+    fn text_jobnet_did_not_write_inside_the_block_is_refused() {
+        let mut p7 = part("7", 0x10, &[0x100001, 0x100004]);
+        p7.flags = vec!["mtu=4".into()];
+        let ours = ConfFile::parse(ADMIN, "p")
+            .unwrap()
+            .with_partition(&p7)
+            .replace(END, &format!("\n{END}"));
+        assert_eq!(
+            errors(&ours),
+            "",
+            "what jobnet writes (blank lines aside) is its own"
+        );
+        let cases = [
+            (BEGIN.to_string(), format!("{BEGIN}\nstorage=0x20 : 0x100007=full;"), "p:3:1: error: 1 line(s) inside jobnet's managed block that jobnet did not write: line 3 `storage=0x20 : 0x100007=full;`; jobnet rewrites the block on every `up` and `down` and would drop them, move them outside the markers, above `# BEGIN jobnet managed` or below `# END jobnet managed`"),
+            ("0x0000000000100004=full;\n".to_string(), "0x0000000000100004=full;\n# keep: storage\nstorage=0x20 :\n  0x100007=full;\n".to_string(), "p:7:1: error: 3 line(s) inside jobnet's managed block that jobnet did not write: line 7 `# keep: storage`, line 8 `storage=0x20 :`, line 9 `0x100007=full;`;"),
+            ("    0x0000000000100001=full,".to_string(), "    0x0000000000100001=full, # cn001".to_string(), "p:5:1: error: 1 line(s) inside jobnet's managed block that jobnet did not write: line 5 `0x0000000000100001=full, # cn001`"),
+        ];
+        for (from, to, want) in cases {
+            let text = ours.replacen(&from, &to, 1);
+            let e = errors(&text);
+            assert!(e.contains(want), "{text}\n{e}");
+            assert!(
+                matches!(Current::read(Some(&text), "p"), Err(Unusable::Rejected(m)) if m == e)
+            );
+            assert!(
+                Current::read_for_update(Some(&text), "p").is_err(),
+                "down refuses too"
+            );
+        }
+        // Many lines: five are quoted, the rest counted.
+        let junk: String = (0..12).map(|i| format!("# note {i}\n")).collect();
+        let e = errors(&ours.replacen(&format!("{BEGIN}\n"), &format!("{BEGIN}\n{junk}"), 1));
+        assert!(
+            e.contains("12 line(s) inside") && e.contains("line 7 `# note 4`, and 7 more;"),
+            "{e}"
+        );
+        assert!(!e.contains("# note 5"), "{e}");
+    }
+
+    /// Issue 13: a BEGIN without END made `up` and `down` refuse while `ib check` said valid.
+    #[test]
+    fn a_broken_block_is_one_verdict_for_check_and_for_changes() {
+        let text = format!("{ADMIN}{BEGIN}\n# jobnet job 1\njobnet_1=0x1000 : 0x1=full;\n");
+        for v in [check(&text, "p"), check_file(&text, "p")] {
+            assert_eq!(v.opensm_errors, 0);
+            assert!(matches!(
+                v.region,
+                Some(RegionError::Unterminated { line: 2, .. })
+            ));
+            assert_eq!(v.checked.diagnostics.errors_text(), "p:2:1: error: `# BEGIN jobnet managed` has no matching `# END jobnet managed`: jobnet cannot tell where its block ends, restore the END line after the last job's partition, or remove the block");
+        }
+        for read in [Current::read, Current::read_for_update] {
+            assert!(matches!(
+                read(Some(&text), "p"),
+                Err(Unusable::Region(RegionError::Unterminated { line: 2, .. }))
+            ));
+        }
+        assert!(errors(&format!("{ADMIN}{END}\n"))
+            .contains("p:2:1: error: `# END jobnet managed` without a BEGIN line"));
+    }
+
+    #[test]
+    fn quotes_from_the_file_are_bounded() {
+        let long = "x".repeat(3000);
+        let e = errors(&format!("{long}\n"));
+        assert!(e.len() < 500, "{} bytes: {e}", e.len());
+        assert!(
+            e.contains(&format!("`{}... (2800 more characters)`", "x".repeat(200))),
+            "{e}"
+        );
+        // A long admin line and name in a merge.
+        let name = "s".repeat(1000);
+        let text = ConfFile::parse(&format!("{name}=0x10 : 0x1;\n"), "p")
+            .unwrap()
+            .with_partition(&part("7", 0x10, &[0x100001]));
+        let e = errors(&text);
+        assert!(e.len() < 1500, "{} bytes: {e}", e.len());
+        assert!(e.contains("(812 more characters)`)"), "{e}");
+        assert_eq!(grammar::excerpt("kurz"), "kurz");
+        // Many merges: five are spelled out, the rest counted.
+        let admins: String = (0..7).map(|i| format!("a{i}=0x10 : 0x1;\n")).collect();
+        let text =
+            ConfFile::parse(&admins, "p")
+                .unwrap()
+                .with_partition(&part("7", 0x10, &[0x100001]));
+        let e = errors(&text);
+        assert_eq!(e.lines().count(), 6, "{e}");
+        assert!(
+            e.contains("p:6:1: error: 2 more partition(s) share a PKey with a job's partition"),
+            "{e}"
+        );
+        // Many errors: a refusal lists 20 and counts the rest.
+        let caps: String = (1..=30).map(|g| format!("    {g:#x}=FULL,\n")).collect();
+        let text = format!("{ADMIN}a=0x10 :\n{caps}    0x99=full;\n");
+        let Err(Unusable::Rejected(m)) = Current::read(Some(&text), "p") else {
+            panic!("accepted")
+        };
+        assert_eq!(m.lines().count(), 21, "{m}");
+        assert!(
+            m.ends_with("\n... and 10 more error(s) (`jobnet ib check p` lists them all)"),
+            "{m}"
+        );
+        assert_eq!(
+            grammar::excerpt(&"ü".repeat(201)),
+            format!("{}... (1 more characters)", "ü".repeat(200))
+        );
+    }
+
+    #[test]
+    fn a_comments_only_file_with_an_empty_block_keeps_one_block() {
+        let text = format!("# site\n{BEGIN}\n{END}\n# tail\n");
+        let cur = Current::read(Some(&text), "p").unwrap();
+        assert!(matches!(cur, Current::NoPartitions(_)));
+        let new = cur.conf().with_partition(&part("1", 0x1000, &[0x100001]));
+        assert_eq!(new.matches(BEGIN_SHORT).count(), 1, "{new}");
+        assert!(new.starts_with(&format!("# site\n{DEFAULT_STATEMENT}\n{BEGIN}\n")));
+        assert!(new.ends_with(&format!("{END}\n# tail\n")));
+        assert_eq!(errors(&new), "");
     }
 }
