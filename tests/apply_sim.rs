@@ -1340,33 +1340,43 @@ impl<F: Fn() + Sync> jobnet::apply::faults::Faults for At<F> {
 fn a_state_file_deleted_during_up_is_noticed_and_everything_is_undone() {
     let lab = Lab::new("deleted-state", None);
     let baseline = lab.snapshot();
-    let dir = lab.dir.join("own");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("state.db");
-    let store = Store::open(&path).unwrap();
-    let at = At {
-        n: 3,
-        seen: Default::default(),
-        action: || {
-            for s in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{s}", path.display()));
-            }
-        },
-    };
-    let fp = Failpoints::default();
-    let env = Env {
-        store: &store,
-        faults: &at,
-        ..lab.env(&fp)
-    };
-    let req = request("gone", NODES, Choice::Auto, PKeyChoice::None);
-    let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
-    assert_eq!(e.exit_code(), 5, "{e}");
-    let text = e.to_string();
-    assert!(text.contains("was deleted"), "{text}");
-    assert!(text.contains("nothing is left on the devices"), "{text}");
-    assert!(text.contains("jobnet recover"), "{text}");
-    assert_eq!(lab.snapshot(), baseline, "every change undone from memory");
+    // At every position: the first intent, one in the middle, the last ones.
+    for n in 1..=8 {
+        let dir = lab.dir.join(format!("own{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        let store = Store::open(&path).unwrap();
+        let at = At {
+            n,
+            seen: Default::default(),
+            action: || {
+                for s in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+                }
+            },
+        };
+        let fp = Failpoints::default();
+        let env = Env {
+            store: &store,
+            faults: &at,
+            ..lab.env(&fp)
+        };
+        let req = request(&format!("gone{n}"), NODES, Choice::Auto, PKeyChoice::None);
+        let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
+        assert_eq!(e.exit_code(), 5, "at intent {n}: {e}");
+        let text = e.to_string();
+        assert!(text.contains("was deleted"), "at intent {n}: {text}");
+        assert!(
+            text.contains("nothing is left on the devices"),
+            "at intent {n}: {text}"
+        );
+        assert!(text.contains("jobnet recover"), "{text}");
+        assert_eq!(
+            lab.snapshot(),
+            baseline,
+            "at intent {n}: every change undone from memory"
+        );
+    }
 }
 
 /// A full disk in the middle of `up` (a small tmpfs, root only): jobnet stops sending, undoes

@@ -332,9 +332,9 @@ impl SqliteStore {
         Ok(identity)
     }
 
-    /// The connection, once the file is still the one opened (not deleted, not replaced).
+    /// The connection. Reads go on from a file deleted under a running command (the open file
+    /// still holds what was written); every write first checks [`SqliteStore::check_same`].
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StateError> {
-        self.check_same()?;
         // A thread that panicked while holding the connection leaves it usable (an open
         // transaction is rolled back when dropped): poisoning must not stop every other thread.
         Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
@@ -628,6 +628,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, BeginError>,
     ) -> Result<T, BeginError> {
+        self.check_same()?;
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -755,6 +756,7 @@ impl StateStore for SqliteStore {
         job: &JobId,
         decide: &mut dyn FnMut(&Snapshot) -> Result<Decision, Refusal>,
     ) -> Result<Decision, BeginError> {
+        self.check_same()?;
         let owner = self.owner();
         self.immediate(|tx| {
             let snapshot = Snapshot {
@@ -811,6 +813,7 @@ impl StateStore for SqliteStore {
     }
 
     fn claim(&self, job: &JobId, purpose: ClaimFor) -> Result<Claim, StateError> {
+        self.check_same()?;
         let owner = self.owner();
         let r = self.immediate(|tx| {
             let Some(row) = self
@@ -868,6 +871,7 @@ impl StateStore for SqliteStore {
     }
 
     fn set_state(&self, job: &JobId, state: JobState, message: &str) -> Result<(), StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute(
             "UPDATE jobs SET state=?2, message=?3, updated=?4 WHERE job=?1",
@@ -878,6 +882,7 @@ impl StateStore for SqliteStore {
     }
 
     fn release(&self, job: &JobId, message: &str) -> Result<(), StateError> {
+        self.check_same()?;
         let r = self.immediate(|tx| {
             tx.execute("DELETE FROM allocations WHERE job=?1", [job.as_str()])
                 .map_err(|e| self.err(e))?;
@@ -895,6 +900,7 @@ impl StateStore for SqliteStore {
     }
 
     fn prune(&self, before: f64) -> Result<usize, StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute(
             "DELETE FROM journal WHERE job IN (SELECT job FROM jobs WHERE state=?2 AND updated < ?1)",
@@ -963,6 +969,7 @@ impl StateStore for SqliteStore {
         apply: &[String],
         undo: &[String],
     ) -> Result<i64, StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute(
             "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?12,?11)",
@@ -991,6 +998,7 @@ impl StateStore for SqliteStore {
     }
 
     fn journal_set(&self, id: i64, status: JournalStatus, message: &str) -> Result<(), StateError> {
+        self.check_same()?;
         if let Some(r) = self
             .memory
             .lock()
@@ -1022,6 +1030,7 @@ impl StateStore for SqliteStore {
     }
 
     fn restrict(&self, device: &str, port: &str, previous: &str) -> Result<(), StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute(
             "INSERT INTO port_restrictions(device, port, previous, since) VALUES(?1,?2,?3,?4) ON CONFLICT(device, port) DO NOTHING",
@@ -1032,6 +1041,7 @@ impl StateStore for SqliteStore {
     }
 
     fn unrestrict(&self, device: &str, port: &str) -> Result<(), StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute(
             "DELETE FROM port_restrictions WHERE device=?1 AND port=?2",
@@ -1042,6 +1052,7 @@ impl StateStore for SqliteStore {
     }
 
     fn abandon(&self, rows: &[JournalRow], reason: &str) -> Result<(), StateError> {
+        self.check_same()?;
         let r = self.immediate(|tx| {
             for r in rows {
                 tx.execute(
@@ -1097,6 +1108,7 @@ impl StateStore for SqliteStore {
         kind: AllocationKind,
         candidates: &mut dyn Iterator<Item = u16>,
     ) -> Result<Option<u16>, StateError> {
+        self.check_same()?;
         let r = self.immediate(|tx| {
             let held: Option<i64> = tx
                 .query_row(
@@ -1129,6 +1141,7 @@ impl StateStore for SqliteStore {
     }
 
     fn note_failure(&self, job: &JobId, message: &str) -> Result<u32, StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute(
             "INSERT INTO hook_failures(job, count, last, ts) VALUES(?1, 1, ?2, ?3)
@@ -1163,6 +1176,7 @@ impl StateStore for SqliteStore {
     }
 
     fn clear_failures(&self, job: &JobId) -> Result<(), StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         conn.execute("DELETE FROM hook_failures WHERE job=?1", [job.as_str()])
             .map_err(|e| self.err(e))?;
@@ -1170,6 +1184,7 @@ impl StateStore for SqliteStore {
     }
 
     fn set_addresses(&self, job: &JobId, json: Option<&str>) -> Result<(), StateError> {
+        self.check_same()?;
         let conn = self.conn()?;
         match json {
             Some(j) => conn.execute(
