@@ -403,6 +403,14 @@ impl Context {
             exists: true,
             ..StatusReport::default()
         };
+        // An owner is the process changing the job: none once the job is up or down, or once
+        // that process is gone (its pid may be another program's by now).
+        let working = |mut row: JobRow| {
+            if !(row.state.in_progress() && row.owner.is_some_and(|o| store.alive(&o))) {
+                row.owner = None;
+            }
+            row
+        };
         if let Some(j) = &query.job {
             // One job: its journal must read, or the command fails naming the row.
             let Some(row) = store.job(j)? else {
@@ -412,14 +420,14 @@ impl Context {
                 )));
             };
             let journal = store.journal(j)?;
-            let mut status = JobStatus::new(row, journal);
+            let mut status = JobStatus::new(working(row), journal);
             status.addresses = store.addresses(j)?;
             report.jobs.push(status);
             return Ok(report);
         }
         for row in store.jobs_each()? {
             let row = match row {
-                Ok(r) if query.all || r.state != crate::state::JobState::Down => r,
+                Ok(r) if query.all || r.state != crate::state::JobState::Down => working(r),
                 Ok(_) => continue,
                 Err(e) => {
                     report.damaged.push(e);

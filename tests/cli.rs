@@ -913,27 +913,42 @@ fn lifecycle_commands_on_an_empty_state() {
 }
 
 #[test]
-fn up_without_credentials_rolls_back_and_says_why() {
-    // Fails before any connection is attempted: no traffic leaves this host.
+fn up_without_credentials_is_refused_before_any_change() {
+    // Found before any device is contacted (exit 2), not at the first connection (a rollback,
+    // exit 4, which a scheduler would requeue): no traffic leaves this host.
     let st = state_dir("no-ssh");
     jobnet(&["--state", &st, "--credentials", "/nonexistent/credentials.yaml", "up", "--topology", "topology/two-tier.yaml", "--job", "1234", "--nodes", "cn[001-002]", "--pkey", "none"])
-        .code(4)
-        .err_has("job 1234 failed and every change was undone: cannot connect to leaf1 (192.0.2.11): credentials file /nonexistent/credentials.yaml does not exist")
-        .err_has("VLAN 1000 released");
+        .code(2)
+        .err_has("job 1234: cannot reach leaf1 (192.0.2.11): credentials file /nonexistent/credentials.yaml does not exist")
+        .err_has("nothing was changed");
     let o = jobnet(&[
         "--state", &st, "status", "--job", "1234", "--format", "json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!(v["jobs"][0]["state"], "down");
-    assert!(v["jobs"][0]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("rolled back: cannot connect to leaf1"));
+    assert_eq!(v["jobs"][0]["state"], "down", "released: {}", o.stdout);
     assert_eq!(
         v["jobs"][0]["journal"],
         serde_json::json!([]),
         "nothing was sent"
     );
+    // A directory given as the credentials file says so (no chmod advice).
+    jobnet(&[
+        "--state",
+        &st,
+        "--credentials",
+        "/tmp",
+        "up",
+        "--topology",
+        "topology/two-tier.yaml",
+        "--job",
+        "1234",
+        "--nodes",
+        "cn[001-002]",
+        "--pkey",
+        "none",
+    ])
+    .code(2)
+    .err_has("/tmp is a directory");
 }
 
 #[test]
@@ -1365,14 +1380,14 @@ fn unbounded_and_impossible_inputs_are_refused() {
             "0",
             "--hosts-per-leaf 0 is out of range 1..4096",
         ),
-        ("--nodes", "0", "--nodes 0 is out of range 1..1000000"),
+        ("--nodes", "0", "--nodes 0 is out of range 1..200000"),
         ("--aggs-per-pod", "1024", "links (more than 10000000)"),
     ] {
         let mut args = vec!["topology", "generate", "fat-tree", flag, value];
         if flag == "--aggs-per-pod" {
             args.extend_from_slice(&[
                 "--nodes",
-                "1000000",
+                "100000",
                 "--cores-per-agg",
                 "1024",
                 "--hosts-per-leaf",
@@ -1940,4 +1955,78 @@ fn quotes_from_partitions_conf_in_errors_are_bounded() {
     assert!(!o.stderr.contains("# note 5"), "{}", o.stderr);
     std::fs::write(&conf, text.replace(&notes, "")).unwrap();
     jobnet(&["--state", &st, "down", "--job", "7"]).code(0);
+}
+
+/// The commands run by hand use jobnet.yaml's common part (state, wait, ...), say where each
+/// value came from, and take a typo in the hooks' policy as a warning: an emergency `down` never
+/// fails on it. An error in the common part is still exit 2.
+#[test]
+fn the_admin_commands_use_the_site_configuration() {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("site-config");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let st = d.join("from-config.db");
+    let cfg = d.join("jobnet.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state: {}\nwait: 7\npolicy:\n  - partitions: [gpu]\n    fail_opn: true\n",
+            st.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
+            .args(args)
+            .env("JOBNET_CONFIG", &cfg)
+            .env_remove("JOBNET_STATE")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["config", "show"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("{}  ({}:1:1)", st.display(), cfg.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("7 s  ({}:2:1)", cfg.display())),
+        "{out}"
+    );
+    assert!(err.contains("unknown key `fail_opn`"), "{err}");
+    assert!(err.contains("only the hooks use this part"), "{err}");
+    // down and status use the file's state (which does not exist yet): a warning, exit 0.
+    let (code, out, err) = run(&["down", "--job", "5"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("job 5 is not known"), "{out}");
+    assert!(
+        err.contains(&st.display().to_string()),
+        "the file's state: {err}"
+    );
+    let (code, _, err) = run(&["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    // A flag overrides the file, and says so.
+    let (code, out, _) = run(&[
+        "--state",
+        "/tmp/other.db",
+        "config",
+        "show",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"]["value"], "/tmp/other.db");
+    assert_eq!(v["state"]["source"], "--state");
+    // An error in the part every command uses stops them (it could name the wrong state file).
+    std::fs::write(&cfg, "stat: /x\n").unwrap();
+    let (code, _, err) = run(&["status"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("did you mean `state`"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -652,6 +652,28 @@ fn wait_for_done(lab: &Lab, job: &str, n: usize) {
 }
 
 /// What Slurm does to a prolog that runs past PrologEpilogTimeout (SIGTERM), and a terminal's
+/// `up` of job 1 on the shipped example's nodes, in the background, its output captured.
+fn spawn_up(lab: &Lab, globals: &[&str]) -> std::process::Child {
+    let topo = lab.path("topology.yaml");
+    let mut args: Vec<&str> = globals.to_vec();
+    args.extend([
+        "up",
+        "--topology",
+        &topo,
+        "--job",
+        "1",
+        "--nodes",
+        "cn[001-004],cn[030-031],cn041",
+        "--pkey",
+        "none",
+    ]);
+    lab.cmd(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Ctrl-C: `up` stops, undoes what it applied, and exits 4; nothing is left on any switch.
 #[test]
 fn a_signal_during_up_unwinds_and_exits_4() {
@@ -661,23 +683,7 @@ fn a_signal_during_up_unwinds_and_exits_4() {
             lab.fabric
                 .with_faults(sw, |f| f.command_latency = Duration::from_millis(60));
         }
-        let topo = lab.path("topology.yaml");
-        let child = lab
-            .cmd(&[
-                "up",
-                "--topology",
-                &topo,
-                "--job",
-                "1",
-                "--nodes",
-                "cn[001-004],cn[030-031],cn041",
-                "--pkey",
-                "none",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_up(&lab, &[]);
         wait_for_done(&lab, "1", 2);
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
@@ -690,6 +696,31 @@ fn a_signal_during_up_unwinds_and_exits_4() {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["jobs"][0]["state"], "down", "{out}");
     }
+}
+
+/// A device that does not answer for a long time (30 s a command, under a 60 s command
+/// timeout): a SIGTERM during `up` still ends the wait within a second or so, and what was
+/// applied elsewhere is undone (exit 4).
+#[test]
+fn a_signal_ends_a_wait_for_a_slow_device_at_once() {
+    let lab = lab("signal-slow", &[]);
+    lab.fabric
+        .with_faults("leaf1", |f| f.command_latency = Duration::from_secs(30));
+    let child = spawn_up(&lab, &["--command-timeout", "60"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let after = sent.elapsed();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(
+        after < Duration::from_secs(5),
+        "{after:?} after SIGTERM (the device would have answered after 30 s)"
+    );
+    assert!(lab.empty(), "{:?}", lab.snapshot());
 }
 
 /// A switch re-addressed (here: its simulator restarted on another port, with a new host key)

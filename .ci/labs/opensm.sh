@@ -2,8 +2,9 @@
 # Lab on a real subnet manager: OpenSM on a simulated InfiniBand fabric (ibsim, umad2sim).
 # 1. Every partitions.conf in tests/opensm-cases/ is installed (atomically) and OpenSM reloads
 #    it (SIGHUP); OpenSM's verdict (a PARSE ERROR or "retrying with default config" in its log,
-#    or a clean heavy sweep) is compared with `jobnet ib check`, and for files OpenSM misreads
-#    the misreading is shown on the ports with smpquery (see tests/opensm-cases/README.md).
+#    or a clean heavy sweep) is compared with `jobnet ib check`; for files OpenSM misreads, and
+#    for files jobnet refuses for its block or a PKey merge, what OpenSM applied is shown on the
+#    ports with smpquery (see tests/opensm-cases/README.md).
 # 2. A file planned by `jobnet plan` is loaded and `smpquery pkeys` shows the job's PKey as a full
 #    member exactly on the job's HCA ports.
 # Installs what it needs; stops its daemons by pid. Ends with "N passed, N failed".
@@ -77,23 +78,26 @@ install() {
     *) OSM_VERDICT=unknown ;;
   esac
 }
-# misread FILE: the file's `# misread: GUID shows|lacks PKEY` line holds on the real ports
-misread() {
-  local line guid how key table
-  line=$(grep -a '^# misread: ' "$1" | tail -1)
-  read -r _ _ guid how key <<< "$line"
-  for _ in $(seq 20); do
-    table=$(cd "$D" && LD_PRELOAD=$PRELOAD smpquery -G pkeys "$guid" 1 2>/dev/null | head -1)
-    case $how in
-      shows) [[ $table == *"$key"* ]] && return 0 ;;
-      lacks) [[ $table != *"$key"* && $table == *0xffff* ]] && return 0 ;;
-      *) return 1 ;;
-    esac
-    sleep 0.1
-  done
-  echo "    $guid: $table" >&2
-  return 1
+# ports FILE TAG: every `# TAG: GUID shows|lacks PKEY` line of FILE holds on the real ports
+# (TAG is `misread` in misread/, `opensm` in stricter/: what OpenSM makes of a file jobnet refuses)
+ports() {
+  local guid how key table
+  grep -aq "^# $2: " "$1" || return 1
+  while read -r _ _ guid how key; do
+    for _ in $(seq 20); do
+      table=$(cd "$D" && LD_PRELOAD=$PRELOAD smpquery -G pkeys "$guid" 1 2>/dev/null < /dev/null | head -1)
+      case $how in
+        shows) [[ $table == *"$key"* ]] && continue 2 ;;
+        lacks) [[ $table != *"$key"* && $table == *0xffff* ]] && continue 2 ;;
+        *) return 1 ;;
+      esac
+      sleep 0.1
+    done
+    echo "    $guid: $table" >&2
+    return 1
+  done < <(grep -a "^# $2: " "$1")
 }
+said() { grep -a "^# $2: " "$1" | cut -c$(( ${#2} + 5 ))- | paste -sd';' | sed 's/;/; /g'; }
 
 for class in accept reject stricter misread; do
   for f in tests/opensm-cases/$class/*.conf; do
@@ -103,8 +107,13 @@ for class in accept reject stricter misread; do
     case $class in
       accept)   [ "$mine" = accept ] && [ "$OSM_VERDICT" = accept ] && ok "$name: OpenSM and jobnet accept it" || bad "$name: OpenSM $OSM_VERDICT, jobnet $mine" ;;
       reject)   [ "$mine" = reject ] && [ "$OSM_VERDICT" = reject ] && ok "$name: OpenSM and jobnet reject it" || bad "$name: OpenSM $OSM_VERDICT, jobnet $mine" ;;
-      stricter) [ "$mine" = reject ] && ok "$name: jobnet rejects it (OpenSM: $OSM_VERDICT)" || bad "$name: jobnet accepted it" ;;
-      misread)  if [ "$mine" = reject ] && [ "$OSM_VERDICT" = accept ] && misread "$f"; then ok "$name: OpenSM accepts it and misreads it ($(grep -a '^# misread: ' "$f" | cut -c12-)); jobnet rejects it"; else bad "$name: OpenSM $OSM_VERDICT, jobnet $mine, ports: $(grep -a '^# misread: ' "$f")"; fi ;;
+      stricter) if ! grep -aq '^# opensm: ' "$f"; then
+                  [ "$mine" = reject ] && ok "$name: jobnet rejects it (OpenSM: $OSM_VERDICT)" || bad "$name: jobnet accepted it"
+                # A block or merge refusal: OpenSM reads the file, and the ports show what it applied.
+                elif [ "$mine" = reject ] && [ "$OSM_VERDICT" = accept ] && ports "$f" opensm; then
+                  ok "$name: OpenSM accepts it and applies it ($(said "$f" opensm)); jobnet rejects it"
+                else bad "$name: OpenSM $OSM_VERDICT, jobnet $mine, ports: $(said "$f" opensm)"; fi ;;
+      misread)  if [ "$mine" = reject ] && [ "$OSM_VERDICT" = accept ] && ports "$f" misread; then ok "$name: OpenSM accepts it and misreads it ($(said "$f" misread)); jobnet rejects it"; else bad "$name: OpenSM $OSM_VERDICT, jobnet $mine, ports: $(said "$f" misread)"; fi ;;
     esac
   done
 done

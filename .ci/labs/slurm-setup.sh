@@ -103,6 +103,13 @@ _slurm_lab_wrap() {
   echo "$w"
 }
 
+# slurm_lab_install: installs Slurm and munge (the packages create the user `slurm`): a lab that
+# prepares files for user slurm calls it before slurm_lab_start, on a machine that has neither.
+slurm_lab_install() {
+  _lab_install munged:munge slurmctld:slurm-wlm slurmd:slurm-wlm sbatch:slurm-client || return 1
+  id slurm >/dev/null 2>&1 || { _lab_log "no user slurm (package slurm-wlm creates it)"; return 1; }
+}
+
 slurm_lab_start() {
   local dir=${1:?usage: slurm_lab_start DIR PROLOG EPILOG} prolog=${2-} epilog=${3-}
   local t0 port=${SLURM_LAB_PORT:-16817} cred=${SLURM_LAB_CRED_EXPIRE:-120} i n p

@@ -30,6 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The user slurm comes with the packages: installed before anything is given to it.
+slurm_lab_install
 ovs_lab_start "$D/ovs"
 V=(ovs-vsctl --db="unix:$D/ovs/db.sock" --timeout=10)
 ovs_state() { "${V[@]}" --format=csv --columns=name,tag,trunks list port | sort; }

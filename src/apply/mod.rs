@@ -307,6 +307,13 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
             Ok(plan) => plan,
         };
         let released = lifecycle::released(&plan);
+        // Before any device is contacted: every device of the plan can be logged in to.
+        if let Err(why) = prepare::preflight(env, inp.topology, &plan) {
+            let _ = env.store.release(&req.job, &format!("refused: {why}"));
+            return Err(ApplyError::Invalid(format!(
+                "job {job}: {why}; nothing was changed"
+            )));
+        }
         match prepare::prepare(env, inp.topology, &plan) {
             prepare::Phase1::Foreign(devices) => {
                 let names: Vec<&str> = devices.iter().map(|(d, _)| d.as_str()).collect();
@@ -324,6 +331,7 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
                 continue;
             }
             prepare::Phase1::Failed(failures) => {
+                let failures = with_signal(env, failures);
                 let message = format!("rolled back: {}", failure::joined(&failures));
                 env.store.release(&req.job, &message)?;
                 return Err(ApplyError::RolledBack {
@@ -410,6 +418,20 @@ fn apply_ready(
     }
 }
 
+/// The failures, led by the signal when one stopped the work (device waits it cut short say
+/// only "abandoned").
+fn with_signal(env: &Env, mut failures: Vec<Failure>) -> Vec<Failure> {
+    if let Err(i) = env.interrupt.check() {
+        if !failures
+            .iter()
+            .any(|f| matches!(f, Failure::Interrupted(_)))
+        {
+            failures.insert(0, Failure::Interrupted(i));
+        }
+    }
+    failures
+}
+
 /// Unwinds a failed `up`: rolled back, or needs attention when undoing fails too.
 fn roll_back(
     env: &Env,
@@ -417,6 +439,9 @@ fn roll_back(
     failures: Vec<Failure>,
     released: String,
 ) -> ApplyError {
+    let failures = with_signal(env, failures);
+    // From here on a signal no longer cuts device commands short: the undo must finish.
+    crate::base::deadline::finish_work_after_signals();
     let message = failure::joined(&failures);
     // A state file that cannot be written any more (deleted, disk full) does not stop the
     // rollback: the store keeps what this process journaled in memory too, and the undo runs
@@ -573,10 +598,10 @@ fn finish_teardown(
         }
         Err(e) => return Err(e.into()),
     };
-    let devices: BTreeSet<String> = rows.iter().map(|r| r.device.name.clone()).collect();
-    let pending = rows.iter().filter(|r| r.status.pending()).count();
+    let pending: Vec<_> = rows.iter().filter(|r| r.status.pending()).collect();
     let errors = device::unwind(env, job);
     let mut abandoned = Vec::new();
+    let mut left_ids = BTreeSet::new();
     if !errors.is_empty() && force {
         let left: Vec<_> = env
             .store
@@ -584,6 +609,7 @@ fn finish_teardown(
             .into_iter()
             .filter(|r| r.status.pending())
             .collect();
+        left_ids = left.iter().map(|r| r.id).collect();
         let reason = format!(
             "abandoned by `jobnet down --force`: {}",
             failure::joined(&errors)
@@ -611,8 +637,15 @@ fn finish_teardown(
         Ok(DownReport {
             job: job.to_string(),
             result: DownResult::Down,
-            undone: pending - abandoned.len(),
-            devices: devices.into_iter().collect(),
+            undone: pending.len() - abandoned.len(),
+            // Where this run undid something: not the devices an earlier run already cleaned.
+            devices: pending
+                .iter()
+                .filter(|r| !left_ids.contains(&r.id))
+                .map(|r| r.device.name.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             abandoned,
         })
     } else {

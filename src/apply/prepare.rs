@@ -87,6 +87,31 @@ pub(super) fn record_of(t: &Target) -> DeviceRecord {
     }
 }
 
+/// Whether every device of the plan can be reached as configured (its login is there), asked
+/// of the connector without contacting any device.
+pub(super) fn preflight(env: &Env, t: &Topology, plan: &Plan) -> Result<(), String> {
+    let targets = targets(t);
+    let mut problems = Vec::new();
+    for d in plan_devices(plan) {
+        if let Some(target) = targets.get(&d.name) {
+            if let Err(why) = env.connector.preflight(target) {
+                problems.push(format!(
+                    "cannot reach {} ({}): {why}",
+                    d.name, target.address
+                ));
+            }
+        }
+    }
+    match problems.first() {
+        None => Ok(()),
+        Some(first) if problems.len() == 1 => Err(first.clone()),
+        Some(first) => Err(format!(
+            "{first} (and {} more device(s))",
+            problems.len() - 1
+        )),
+    }
+}
+
 /// Every device of a plan: the subgraph's switches and the gateway, if any.
 fn plan_devices(plan: &Plan) -> impl Iterator<Item = &plan::DevicePlan> {
     plan.ethernet.devices.iter().chain(plan.gateway.iter())

@@ -52,6 +52,9 @@ impl Deadline {
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether a signal also ends device commands and reloads (not only waits for locks): true for
+/// `up` (it unwinds), false for `down` and `recover`, which finish their undo.
+static SIGNAL_ENDS_WORK: AtomicBool = AtomicBool::new(true);
 /// Milliseconds after [`epoch`] at which the command must be done (0: none set).
 static COMMAND_DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
 static COMMAND_BUDGET_MS: AtomicU64 = AtomicU64::new(0);
@@ -69,6 +72,18 @@ pub fn note_signal() {
 /// A signal arrived: waits give up.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// `down` and `recover` finish what they started after a signal: device commands and reloads
+/// are not cut short (waits for locks still are).
+pub fn finish_work_after_signals() {
+    SIGNAL_ENDS_WORK.store(false, Ordering::SeqCst);
+}
+
+/// A signal arrived and it ends device commands and reloads too (see
+/// [`finish_work_after_signals`]).
+pub fn work_interrupted() -> bool {
+    interrupted() && SIGNAL_ENDS_WORK.load(Ordering::SeqCst)
 }
 
 /// Sets the whole command's deadline, `budget` from now.

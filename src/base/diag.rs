@@ -51,12 +51,34 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Diagnostics one per line, as every error message that carries them prints them.
+/// How many diagnostics are printed for a person: the first hundred locate the problem, where
+/// fifty thousand lines (a generated file gone wrong) would bury it and the summary under them.
+/// JSON output keeps every one.
+pub const PRINTED: usize = 100;
+
+/// Diagnostics one per line, as every error message that carries them prints them: at most
+/// [`PRINTED`], then a line counting the rest.
 pub fn lines(d: &[Diagnostic]) -> String {
-    d.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    printed(d).join("\n")
+}
+
+/// The lines of [`lines`]: the first [`PRINTED`] diagnostics, then `... and N more error(s)`.
+pub fn printed(d: &[Diagnostic]) -> Vec<String> {
+    let mut out: Vec<String> = d.iter().take(PRINTED).map(|d| d.to_string()).collect();
+    let rest = d.get(PRINTED..).unwrap_or_default();
+    if !rest.is_empty() {
+        let errors = rest
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        let more = match (errors, rest.len() - errors) {
+            (e, 0) => format!("{e} more error(s)"),
+            (0, w) => format!("{w} more warning(s)"),
+            (e, w) => format!("{e} more error(s) and {w} more warning(s)"),
+        };
+        out.push(format!("... and {more}"));
+    }
+    out
 }
 
 /// Collects the diagnostics of one file.
@@ -153,6 +175,36 @@ mod tests {
         assert_eq!(did_you_mean("swiches", keys), Some("switches"));
         assert_eq!(did_you_mean("node", keys), Some("nodes"));
         assert_eq!(did_you_mean("zebra", keys), None);
+    }
+
+    #[test]
+    fn prints_at_most_a_hundred_and_counts_the_rest() {
+        let mut d = Diagnostics::new("t.yaml");
+        for line in 1..=50_000 {
+            d.error(Loc { line, col: 1 }, "bad", "");
+        }
+        d.warning(
+            Loc {
+                line: 50_001,
+                col: 1,
+            },
+            "odd",
+            "",
+        );
+        let shown = printed(&d.items);
+        assert_eq!(shown.len(), PRINTED + 1);
+        assert_eq!(shown[0], "t.yaml:1:1: error: bad");
+        assert_eq!(shown[PRINTED - 1], "t.yaml:100:1: error: bad");
+        assert_eq!(
+            shown[PRINTED],
+            "... and 49900 more error(s) and 1 more warning(s)"
+        );
+        assert_eq!(lines(&d.items).lines().count(), PRINTED + 1);
+        assert_eq!(printed(&d.items[..PRINTED]).len(), PRINTED, "no count line");
+        assert_eq!(
+            printed(&d.items[49_950..]).last().unwrap(),
+            "t.yaml:50001:1: warning: odd"
+        );
     }
 
     #[test]

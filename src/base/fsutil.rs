@@ -484,7 +484,7 @@ impl FileLock {
             if let Some(l) = Self::try_acquire_as(path, owner)? {
                 return Ok(l);
             }
-            if crate::base::deadline::interrupted() {
+            if crate::base::deadline::work_interrupted() {
                 return Err(LockError::Interrupted {
                     path: path.display().to_string(),
                 });

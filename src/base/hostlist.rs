@@ -2,13 +2,17 @@
 //! comma-separated lists of those, expanded in the order written (the topology zips a node
 //! hostlist 1:1 with a port range, so order matters) and folded back for display.
 //!
-//! Parsing is strict: an empty item (`node[1-2,]`), a backwards range, unbalanced brackets or an
-//! expansion over [`MAX_EXPANSION`] names is an error, never a silent guess.
+//! Parsing is strict: an empty item (`node[1-2,]`), a backwards range or unbalanced brackets is
+//! an error, never a silent guess. A parsed [`Hostlist`] knows how many names it stands for
+//! before any is made, so a caller with a budget (the topology loader, for the nodes of a whole
+//! file) refuses `n[1-1000000000]` without spending memory on it; [`expand`] refuses more than
+//! [`MAX_EXPANSION`] names.
 
 use std::collections::BTreeMap;
 
-/// Upper bound on the names one expression may expand to.
-pub const MAX_EXPANSION: usize = 1_000_000;
+/// Upper bound on the names one expression may expand to (`--nodes`, `SLURM_JOB_NODELIST`): the
+/// nodes one topology file may hold, since a job can only name nodes of its topology.
+pub const MAX_EXPANSION: usize = crate::base::limits::NODES;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("hostlist `{expr}`: {reason}")]
@@ -24,16 +28,113 @@ fn fail<T>(expr: &str, reason: impl Into<String>) -> Result<T, HostlistError> {
     })
 }
 
-/// Expands a hostlist expression into names, in written order.
-pub fn expand(expr: &str) -> Result<Vec<String>, HostlistError> {
-    let mut out = Vec::new();
-    for item in split_top_level(expr)? {
-        if item.is_empty() {
-            return fail(expr, "empty item (two commas, or a comma at an end)");
+/// `lo..=hi`, written with `width` digits (0: as they come).
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    lo: u64,
+    hi: u64,
+    width: usize,
+}
+
+/// One comma-separated item: literal text and bracket groups in turn, then a literal tail.
+#[derive(Clone, Debug)]
+struct Item<'a> {
+    groups: Vec<(&'a str, Vec<Range>)>,
+    tail: &'a str,
+}
+
+/// A parsed, checked hostlist expression that has not been expanded yet.
+#[derive(Clone, Debug)]
+pub struct Hostlist<'a> {
+    expr: &'a str,
+    items: Vec<Item<'a>>,
+    /// Names it stands for (saturating: `u64::MAX` means "more than anyone can hold").
+    len: u64,
+}
+
+impl<'a> Hostlist<'a> {
+    /// Parses and checks `expr`; nothing is expanded.
+    pub fn parse(expr: &'a str) -> Result<Self, HostlistError> {
+        if expr.is_empty() {
+            return fail(expr, "the list is empty; give at least one name");
         }
-        expand_one(expr, item, &mut out)?;
+        let mut items = Vec::new();
+        for item in split_top_level(expr)? {
+            if item.is_empty() {
+                return fail(expr, "empty item (two commas, or a comma at an end)");
+            }
+            items.push(parse_item(expr, item)?);
+        }
+        let len = items.iter().fold(0u64, |sum, item| {
+            let n = item.groups.iter().fold(1u64, |p, (_, ranges)| {
+                p.saturating_mul(ranges.iter().fold(0u64, |s, r| {
+                    s.saturating_add((r.hi - r.lo).saturating_add(1))
+                }))
+            });
+            sum.saturating_add(n)
+        });
+        Ok(Hostlist { expr, items, len })
     }
-    Ok(out)
+
+    /// How many names [`Hostlist::expand`] makes (duplicates count), without making them.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The text it was parsed from.
+    pub fn expr(&self) -> &'a str {
+        self.expr
+    }
+
+    /// The names, in written order (leftmost group outermost, as Slurm does). The caller
+    /// decides whether [`Hostlist::len`] names are affordable.
+    pub fn expand(&self) -> Vec<String> {
+        use std::fmt::Write;
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        for item in &self.items {
+            let mut partial = vec![String::new()];
+            for (literal, ranges) in &item.groups {
+                let mut next = Vec::new();
+                for p in &partial {
+                    for r in ranges {
+                        for v in r.lo..=r.hi {
+                            let mut s = String::with_capacity(p.len() + literal.len() + 8);
+                            s.push_str(p);
+                            s.push_str(literal);
+                            let _ = write!(s, "{v:0w$}", w = r.width);
+                            next.push(s);
+                        }
+                    }
+                }
+                partial = next;
+            }
+            out.extend(partial.into_iter().map(|p| p + item.tail));
+        }
+        out
+    }
+}
+
+/// Expands a hostlist expression into names, in written order; more than [`MAX_EXPANSION`]
+/// names is an error (found before any name is made).
+pub fn expand(expr: &str) -> Result<Vec<String>, HostlistError> {
+    let list = Hostlist::parse(expr)?;
+    if list.len() > MAX_EXPANSION as u64 {
+        return fail(expr, too_many(list.len(), MAX_EXPANSION));
+    }
+    Ok(list.expand())
+}
+
+/// "expands to N names, more than MAX".
+fn too_many(len: u64, max: usize) -> String {
+    if len == u64::MAX {
+        format!("expands to more than {max} names")
+    } else {
+        format!("expands to {len} names, more than {max}")
+    }
 }
 
 /// Splits at commas that are outside brackets.
@@ -62,9 +163,9 @@ fn split_top_level(expr: &str) -> Result<Vec<&str>, HostlistError> {
     Ok(items)
 }
 
-/// One bracket group: the list of (number, zero-pad width) it stands for.
-fn parse_group(expr: &str, body: &str) -> Result<Vec<String>, HostlistError> {
-    let mut values = Vec::new();
+/// One bracket group's body: its ranges, zero-pad width from each range's first number.
+fn parse_group(expr: &str, body: &str) -> Result<Vec<Range>, HostlistError> {
+    let mut ranges = Vec::new();
     for part in body.split(',') {
         if part.is_empty() {
             return fail(expr, format!("empty item in `[{body}]`"));
@@ -83,42 +184,27 @@ fn parse_group(expr: &str, body: &str) -> Result<Vec<String>, HostlistError> {
         if lo > hi {
             return fail(expr, format!("range `{part}` runs backwards"));
         }
-        if hi - lo >= MAX_EXPANSION as u64 || values.len() + (hi - lo) as usize >= MAX_EXPANSION {
-            return fail(expr, format!("expands to more than {MAX_EXPANSION} names"));
-        }
         let width = if a.len() > 1 && a.starts_with('0') {
             a.len()
         } else {
             0
         };
-        values.extend((lo..=hi).map(|v| format!("{v:0width$}")));
+        ranges.push(Range { lo, hi, width });
     }
-    Ok(values)
+    Ok(ranges)
 }
 
-fn expand_one(expr: &str, item: &str, out: &mut Vec<String>) -> Result<(), HostlistError> {
-    // Split into literal text and bracket groups, then take the cartesian product, leftmost
-    // group outermost (Slurm's order).
-    let mut partial = vec![String::new()];
+/// Splits an item into literal text and bracket groups (brackets are balanced and not nested:
+/// [`split_top_level`] checked).
+fn parse_item<'a>(expr: &str, item: &'a str) -> Result<Item<'a>, HostlistError> {
+    let mut groups = Vec::new();
     let mut rest = item;
     while let Some(open) = rest.find('[') {
         let close = rest[open..].find(']').expect("balanced") + open;
-        let literal = &rest[..open];
-        let group = parse_group(expr, &rest[open + 1..close])?;
-        if partial.len().saturating_mul(group.len()) > MAX_EXPANSION {
-            return fail(expr, format!("expands to more than {MAX_EXPANSION} names"));
-        }
-        partial = partial
-            .iter()
-            .flat_map(|p| group.iter().map(move |g| format!("{p}{literal}{g}")))
-            .collect();
+        groups.push((&rest[..open], parse_group(expr, &rest[open + 1..close])?));
         rest = &rest[close + 1..];
     }
-    if out.len() + partial.len() > MAX_EXPANSION {
-        return fail(expr, format!("expands to more than {MAX_EXPANSION} names"));
-    }
-    out.extend(partial.into_iter().map(|p| p + rest));
-    Ok(())
+    Ok(Item { groups, tail: rest })
 }
 
 /// [`fold`], cut after `max` top-level items: `cn[1-4],gpu[1-2],... and 998 more groups (5000
@@ -326,6 +412,34 @@ mod tests {
             assert!(expand(bad).is_err(), "{bad} must be refused");
         }
         assert!(expand("n[0-99999999]").is_err());
+    }
+
+    /// The size is known before a name is made, so a budget is kept without paying for it.
+    #[test]
+    fn sizes_without_expanding() {
+        let huge = Hostlist::parse("n[1-1000000000000]").unwrap();
+        assert_eq!(huge.len(), 1_000_000_000_000);
+        assert_eq!(huge.expr(), "n[1-1000000000000]");
+        let l = Hostlist::parse("r[1-2]-c[01-03],x,y[7,9-10]").unwrap();
+        assert_eq!(l.len(), 10);
+        assert_eq!(l.expand().len(), 10);
+        let beyond = "a[0-999999999999999999][0-999999999999999999][0-9]";
+        assert_eq!(Hostlist::parse(beyond).unwrap().len(), u64::MAX);
+        let over = format!("n[1-{}]", MAX_EXPANSION + 1);
+        assert_eq!(
+            expand(&over).unwrap_err().reason,
+            format!(
+                "expands to {} names, more than {MAX_EXPANSION}",
+                MAX_EXPANSION + 1
+            )
+        );
+        assert_eq!(
+            expand(beyond).unwrap_err().reason,
+            format!("expands to more than {MAX_EXPANSION} names")
+        );
+        // Syntax is checked before the size: the same errors as before.
+        assert!(Hostlist::parse("n[2-1]").is_err());
+        assert!(Hostlist::parse("n[1-2,]").is_err());
     }
 
     #[test]

@@ -7,6 +7,12 @@ use std::path::Path;
 
 /// Topology files (a 10,000-node fat tree is about 1 MB).
 pub const TOPOLOGY: u64 = 64 << 20;
+/// Nodes one topology file may describe, counted over all its `nodes` entries before any
+/// hostlist is expanded (each node's port list is as long). It is also the most names one
+/// hostlist (`--nodes`, `SLURM_JOB_NODELIST`) may expand to: a job only names nodes of its
+/// topology. Loading the largest such file (`jobnet topology generate fat-tree --nodes NODES`)
+/// takes under a second in a release build (docs/benchmarks.md).
+pub const NODES: usize = 200_000;
 /// Driver profiles.
 pub const PROFILE: u64 = 1 << 20;
 /// The credentials file.

@@ -121,7 +121,7 @@ pub fn run(line: &str, cwd: Option<&Path>, timeout: Duration) -> Result<Finished
     let status = loop {
         match child.try_wait().map_err(RunError::Wait)? {
             Some(s) => break s,
-            None if crate::base::deadline::interrupted() => {
+            None if crate::base::deadline::work_interrupted() => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(RunError::Interrupted);

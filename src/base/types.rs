@@ -202,14 +202,14 @@ pub fn check_word(what: &str, text: &str, punct: &str, max: usize) -> Result<(),
         .find(|c| !(c.is_ascii_alphanumeric() || punct.contains(*c)))
     {
         return err(format!(
-            "{what} `{}` contains `{}`; allowed are letters, digits and `{punct}`",
+            "{what} `{}` contains `{}`; allowed are ASCII letters, digits and `{punct}`",
             text.escape_debug(),
             c.escape_debug()
         ));
     }
     if !text.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return err(format!(
-            "{what} `{}` must start with a letter or digit",
+            "{what} `{}` must start with an ASCII letter or digit",
             text.escape_debug()
         ));
     }

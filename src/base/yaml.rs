@@ -4,8 +4,9 @@
 //! error jobnet reports (a duplicate port, an unknown switch, a bad GUID) must name the exact
 //! `LINE:COL` of the value, and because scalars must keep their raw text: YAML 1.2 would turn an
 //! unquoted `0x1000` into the integer 4096 and `0002c9...` GUIDs into numbers. Duplicate mapping
-//! keys, which many YAML libraries silently overwrite, are reported. Anchors, aliases and tags
-//! are refused: topology files are data written by people, not programs.
+//! keys, which many YAML libraries silently overwrite, are reported, every one of them (the
+//! document's shape is still known past one). Anchors, aliases and tags are refused: topology
+//! files are data written by people, not programs.
 
 use crate::base::diag::{Diagnostics, Loc};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -121,10 +122,12 @@ pub fn unknown_keys<'n>(
 /// `file`, a syntax error among them.
 pub fn parse_document(text: &str, file: &str) -> (Diagnostics, Option<Node>) {
     let mut d = Diagnostics::new(file);
-    let root = match parse(text) {
+    let root = match parse_all_errors(text) {
         Ok(root) => root,
-        Err(e) => {
-            d.error(e.loc, e.message, "fix the YAML");
+        Err(errors) => {
+            for e in errors {
+                d.error(e.loc, e.message, "fix the YAML");
+            }
             None
         }
     };
@@ -163,8 +166,30 @@ enum Frame {
     Map(Loc, Vec<(Node, Node)>, Option<Node>),
 }
 
-/// Parses one YAML document. An empty input gives `Ok(None)`.
+/// Parses one YAML document. An empty input gives `Ok(None)`. The error is the first of
+/// [`parse_all_errors`].
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    parse_all_errors(text).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// Parses one YAML document. An empty input gives `Ok(None)`. The errors are in document order:
+/// every duplicate key (parsing goes on past them), then the error that stopped the parse, if
+/// one did.
+pub fn parse_all_errors(text: &str) -> Result<Option<Node>, Vec<SyntaxError>> {
+    let mut duplicates = Vec::new();
+    match parse_tree(text, &mut duplicates) {
+        Ok(root) if duplicates.is_empty() => Ok(root),
+        Ok(_) => Err(duplicates),
+        Err(stop) => {
+            duplicates.push(stop);
+            Err(duplicates)
+        }
+    }
+}
+
+/// The tree of `text`; duplicate keys go to `duplicates` (and their pairs into the tree, which
+/// the caller then drops).
+fn parse_tree(text: &str, duplicates: &mut Vec<SyntaxError>) -> Result<Option<Node>, SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
@@ -232,15 +257,21 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
             _ => None,
         };
         if let Some(node) = finished {
-            place(node, &mut stack, &mut root)?;
+            place(node, &mut stack, &mut root, duplicates)?;
         }
     }
     Ok(root)
 }
 
 /// Puts a finished node where it belongs: the root, the next item of the open sequence, or the
-/// next key or value of the open mapping (keys must be scalars and unique).
-fn place(node: Node, stack: &mut [Frame], root: &mut Option<Node>) -> Result<(), SyntaxError> {
+/// next key or value of the open mapping (keys must be scalars; a key seen before in the same
+/// mapping goes to `duplicates`).
+fn place(
+    node: Node,
+    stack: &mut [Frame],
+    root: &mut Option<Node>,
+    duplicates: &mut Vec<SyntaxError>,
+) -> Result<(), SyntaxError> {
     match stack.last_mut() {
         None => *root = Some(node),
         Some(Frame::Seq(_, items)) => items.push(node),
@@ -253,7 +284,7 @@ fn place(node: Node, stack: &mut [Frame], root: &mut Option<Node>) -> Result<(),
                     });
                 }
                 if let Some((first, _)) = pairs.iter().find(|(k, _)| k.as_str() == node.as_str()) {
-                    return Err(SyntaxError {
+                    duplicates.push(SyntaxError {
                         loc: node.loc,
                         message: format!(
                             "duplicate key `{}` (first at line {}); remove one of them",
@@ -326,5 +357,34 @@ mod tests {
         assert!(e.message.starts_with("YAML syntax"), "{e}");
         assert!(parse("a: &x 1\nb: *x\n").is_err());
         assert!(parse("").unwrap().is_none());
+    }
+
+    #[test]
+    fn reports_every_duplicate_key() {
+        let text = "a: 1\nb: 2\na: 3\nc:\n  x: 1\n  x: 2\n  x: 3\nb: [1, 2\n";
+        let errors = parse_all_errors(text).unwrap_err();
+        let found: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.loc, e.message))
+            .collect();
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert_eq!(
+            found[..4],
+            [
+                "3:1: duplicate key `a` (first at line 1); remove one of them",
+                "6:3: duplicate key `x` (first at line 5); remove one of them",
+                "7:3: duplicate key `x` (first at line 5); remove one of them",
+                "8:1: duplicate key `b` (first at line 2); remove one of them",
+            ]
+        );
+        assert!(found[4].contains("YAML syntax"), "{found:#?}");
+        assert_eq!(parse(text).unwrap_err().loc, Loc { line: 3, col: 1 });
+        let (d, root) = parse_document("a: 1\na: 2\na: 3\n", "f.yaml");
+        assert!(root.is_none());
+        assert_eq!(
+            d.errors_text(),
+            "f.yaml:2:1: error: duplicate key `a` (first at line 1); remove one of them, fix the YAML\n\
+             f.yaml:3:1: error: duplicate key `a` (first at line 1); remove one of them, fix the YAML"
+        );
     }
 }

@@ -15,11 +15,24 @@ use jobnet::topology;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn usage() -> ! {
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        b"usage: jobnet-switch-sim --topology FILE --out DIR [--login-latency-ms N] [--command-latency-ms N] [--legacy-only SW,SW] [--ports site|factory]\n",
+const USAGE: &str = "usage: jobnet-switch-sim --topology FILE --out DIR [--login-latency-ms N] [--command-latency-ms N] [--legacy-only SW,SW] [--ports site|factory]\n";
+
+/// Asked for (`--help`): what it does and the usage on stdout, exit 0.
+fn help() -> ! {
+    let text = format!(
+        "jobnet-switch-sim: serves every switch of a topology as a simulated switch over SSH on \
+         127.0.0.1 and writes a lab directory (topology.yaml, credentials.yaml, known_hosts, ready) \
+         for `jobnet up/down`; runs until killed. Test kit only, never a real device.\n\n{USAGE}\n\
+         --ports site     ports as a site prepares them for jobnet (default)\n\
+         --ports factory  ports as the vendors ship them\n"
     );
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    std::process::exit(0)
+}
+
+/// A command line it cannot use: the usage on stderr, exit 2.
+fn usage() -> ! {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), USAGE.as_bytes());
     std::process::exit(2)
 }
 
@@ -36,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             "--login-latency-ms" => login = val().parse()?,
             "--command-latency-ms" => command = val().parse()?,
             "--legacy-only" => legacy = val().split(',').map(str::to_string).collect(),
+            "-h" | "--help" => help(),
             "--ports" => {
                 ports = match val().as_str() {
                     "site" => SitePorts::Prepared,

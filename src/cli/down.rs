@@ -45,6 +45,7 @@ pub fn down(ctx: &Context, a: &DownArgs) -> Result<(), Fail> {
         None => None,
     };
     interrupts()?;
+    jobnet::base::deadline::finish_work_after_signals();
     missing_state(ctx)?;
     let bar = progress::for_terminal(&format!("down {job}"));
     let r = ctx.down(&job, fabric.as_ref(), a.force, bar.as_ref());
@@ -88,6 +89,7 @@ fn down_text(r: &DownReport) -> String {
 
 pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
     interrupts()?;
+    jobnet::base::deadline::finish_work_after_signals();
     missing_state(ctx)?;
     let bar = progress::for_terminal("recover");
     let results = ctx.recover(bar.as_ref());

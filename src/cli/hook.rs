@@ -166,6 +166,9 @@ fn site(config: &Path, hook: &str, job: &str) -> Result<Site, Fail> {
 fn context(site: &Site) -> Result<Context, Fail> {
     jobnet::base::process::set_programs(site.programs.clone());
     jobnet::base::deadline::set_wait(site.wait);
+    if let Some(d) = site.deadline {
+        jobnet::base::deadline::set_command_budget(d);
+    }
     let service_user = site
         .service_user
         .as_deref()
@@ -200,6 +203,9 @@ fn slurm_prolog(config: &Path) -> Result<(), Fail> {
     let job = env("SLURM_JOB_ID").unwrap_or_else(|| "?".into());
     let site = site(config, "slurm-prolog", &job)?;
     let mut log = Log::open(Some(&site.log), "slurm-prolog", &job);
+    for w in &site.warnings {
+        log.line(&w.to_string());
+    }
     let meta = slurm::from_env(&env).map_err(|e| {
         log.line(&e.0);
         Fail::new(1, e.0).reported()
@@ -219,6 +225,9 @@ fn slurm_epilog(config: &Path) -> Result<(), Fail> {
     let job = env("SLURM_JOB_ID").unwrap_or_else(|| "?".into());
     let site = site(config, "slurm-epilog", &job)?;
     let mut log = Log::open(Some(&site.log), "slurm-epilog", &job);
+    for w in &site.warnings {
+        log.line(&w.to_string());
+    }
     let id = JobId::parse(&job).map_err(|e| {
         log.line(&format!("SLURM_JOB_ID `{job}`: {e}"));
         Fail::new(1, e.to_string()).reported()
@@ -230,6 +239,9 @@ fn pbs_prologue(config: &Path, args: &[String]) -> Result<(), Fail> {
     let job = args.first().cloned().unwrap_or_else(|| "?".into());
     let site = site(config, "pbs-prologue", &job)?;
     let mut log = Log::open(Some(&site.log), "pbs-prologue", &job);
+    for w in &site.warnings {
+        log.line(&w.to_string());
+    }
     // Topologies name nodes by PBS's short host names.
     let short = |n: &str| !n.contains('.');
     let meta = pbs::from_hook(args, &site.pbs_home, &short).map_err(|e| {
@@ -254,6 +266,9 @@ fn pbs_epilogue(config: &Path, args: &[String]) -> Result<(), Fail> {
     let job = args.first().cloned().unwrap_or_else(|| "?".into());
     let site = site(config, "pbs-epilogue", &job)?;
     let mut log = Log::open(Some(&site.log), "pbs-epilogue", &job);
+    for w in &site.warnings {
+        log.line(&w.to_string());
+    }
     let id = JobId::parse(&job).map_err(|e| {
         log.line(&format!("PBS job id `{job}`: {e}"));
         Fail::new(1, e.to_string()).reported()
@@ -331,6 +346,7 @@ fn prolog(site: &Site, meta: &JobMeta, log: &mut Log) -> Result<Option<Failure>,
 fn epilog(site: &Site, job: &JobId, log: &mut Log) -> Result<(), Fail> {
     let ctx = context(site)?;
     super::interrupts()?;
+    jobnet::base::deadline::finish_work_after_signals();
     match flow::epilog(&ctx, site, job, &mut |m| log.line(m)) {
         EpilogOutcome::Untouched => Ok(()),
         EpilogOutcome::Down(r) => {
@@ -383,11 +399,17 @@ fn hold_slurm_job(job: &JobId, error: &str, failures: u32, log: &mut Log) {
     ] {
         match run(&args) {
             Ok(o) if o.status.success() => log.line(&format!("scontrol {}: done", args[0])),
-            Ok(o) => log.line(&format!(
-                "scontrol {} failed: {}",
-                args[0],
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
+            Ok(o) => {
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                let said = match stderr.trim() {
+                    "" => "(no output)",
+                    text => text,
+                };
+                log.line(&format!(
+                    "scontrol {} failed ({}): {said}",
+                    args[0], o.status
+                ))
+            }
             Err(e) => log.line(&format!("cannot run {}: {e}", scontrol.display())),
         }
     }
@@ -400,6 +422,9 @@ pub fn job(cmd: JobCmd) -> Result<(), Fail> {
         JobCmd::Down(a) => {
             let site = site(&a.config, "job-down", &a.job)?;
             let mut log = Log::open(Some(&site.log), "job-down", &a.job);
+            for w in &site.warnings {
+                log.line(&w.to_string());
+            }
             let id = JobId::parse(&a.job).map_err(|e| Fail::new(2, format!("--job: {e}")))?;
             epilog(&site, &id, &mut log)
         }
@@ -409,6 +434,9 @@ pub fn job(cmd: JobCmd) -> Result<(), Fail> {
 fn passport_up(a: &PassportArgs) -> Result<(), Fail> {
     let site = site(&a.config, "job-up", &a.job)?;
     let mut log = Log::open(Some(&site.log), "job-up", &a.job);
+    for w in &site.warnings {
+        log.line(&w.to_string());
+    }
     let id = JobId::parse(&a.job).map_err(|e| Fail::new(2, format!("--job: {e}")))?;
     let nodes = jobnet::base::hostlist::expand(&a.nodes)
         .map_err(|e| Fail::new(2, format!("--nodes: {e}; write e.g. cn[001-040]")))?;

@@ -140,7 +140,7 @@ fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
 fn setup(ctx: &Context, args: &JobArgs) -> Result<(JobRequest, Fabric), Fail> {
     let req = request(args)?;
     let fabric = super::output::fabric(ctx, &args.topology, TOPOLOGY_HINT)?;
-    warn(fabric.warnings.iter().map(|w| w.to_string()));
+    warn(jobnet::base::diag::printed(&fabric.warnings));
     Ok((req, fabric))
 }
 
@@ -172,7 +172,9 @@ pub fn up(ctx: &Context, a: &UpArgs) -> Result<(), Fail> {
         };
         return print_plan(ctx, &a.job, format, ViewArg::Auto);
     }
-    let (req, fabric) = setup(ctx, &a.job)?;
+    let (req, mut fabric) = setup(ctx, &a.job)?;
+    // Recorded with the job: absolute, so that `status` run from anywhere names the file.
+    fabric.path = std::path::absolute(&fabric.path).unwrap_or(fabric.path);
     interrupts()?;
     let bar = progress::for_terminal(&format!("up {}", req.job));
     let r = ctx.up(

@@ -4,6 +4,7 @@
 //! exhausted, 4 failed and rolled back, 5 needs attention), printed as text or, with
 //! `--format json`, as a JSON object on stdout.
 
+mod config;
 mod down;
 mod hook;
 mod ib;
@@ -30,7 +31,7 @@ const GLOBAL: &str = "Global options";
     version,
     about = "Per-job isolated networks (VLANs, InfiniBand partitions) for HPC batch jobs",
     long_about = "Per-job isolated networks (VLANs, InfiniBand partitions) for HPC batch jobs.\n\nFrom a topology file, jobnet computes the smallest loop-free part of the fabric that joins a job's nodes, puts a job VLAN on exactly those switch ports and links and an InfiniBand partition on the job's HCA ports, and takes both away when the job ends. Exit codes: 0 ok, 1 environment or I/O, 2 invalid input, 3 pool exhausted, 4 failed and rolled back, 5 needs attention.",
-    after_help = "Start with a dry run: jobnet plan --topology topology/two-tier.yaml --job 1234 --nodes 'cn[001-004]'"
+    after_help = "Start with a dry run: jobnet plan --topology /etc/jobnet/topology.yaml --job 1234 --nodes 'cn[001-004]'"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -52,6 +53,10 @@ struct Global {
     /// --state was given on the command line (not the default or the environment).
     #[arg(skip)]
     state_explicit: bool,
+    /// The global options given as a flag or by their environment variable, and how ("--state",
+    /// "$JOBNET_STATE"): these override jobnet.yaml.
+    #[arg(skip)]
+    given: std::collections::BTreeMap<String, String>,
     /// Sessions all jobnet processes together may open to one device.
     #[arg(long, global = true, default_value_t = 4, help_heading = GLOBAL)]
     sessions_per_device: usize,
@@ -118,6 +123,9 @@ enum Cmd {
     /// InfiniBand tools.
     #[command(subcommand)]
     Ib(ib::Cmd),
+    /// The effective site configuration (jobnet.yaml, flags, environment).
+    #[command(subcommand)]
+    Config(config::Cmd),
     /// Batch-system hooks (Slurm PrologSlurmctld/EpilogSlurmctld, PBS prologue/epilogue),
     /// configured by /etc/jobnet/jobnet.yaml.
     #[command(subcommand)]
@@ -147,6 +155,7 @@ impl Cmd {
             Cmd::Prune(a) => a.format == output::Format::Json,
             Cmd::Recover(a) => a.format == output::Format::Json,
             Cmd::Ib(c) => c.json(),
+            Cmd::Config(c) => c.json(),
             Cmd::Job(hook::JobCmd::Up(a)) => a.format == output::Format::Json,
             Cmd::Job(hook::JobCmd::Down(a)) => a.format == output::Format::Json,
             Cmd::Node(c) => c.json(),
@@ -175,7 +184,7 @@ pub fn main() -> ExitCode {
     if cni {
         return node::cni_main();
     }
-    let matches = match Cli::command().try_get_matches_from(args) {
+    let matches = match command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => return output::usage_error(e),
     };
@@ -184,6 +193,7 @@ pub fn main() -> ExitCode {
         Err(e) => return output::usage_error(e),
     };
     cli.global.state_explicit = given_on_command_line(&matches, "state");
+    cli.global.given = given_globals(&matches);
     let json = cli.cmd.json();
     if let Err(f) = globals_apply(&matches) {
         return f.report(json);
@@ -192,6 +202,41 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(json),
     }
+}
+
+/// The global options set by a flag or an environment variable, with how.
+fn given_globals(m: &clap::ArgMatches) -> std::collections::BTreeMap<String, String> {
+    let mut given = std::collections::BTreeMap::new();
+    for arg in Cli::command().get_arguments().filter(|a| a.is_global_set()) {
+        let id = arg.get_id().as_str().to_string();
+        if given_on_command_line(m, &id) {
+            given.insert(id.clone(), format!("--{}", arg.get_long().unwrap_or(&id)));
+        } else if let Some(env) = arg.get_env() {
+            if std::env::var_os(env).is_some() {
+                given.insert(id, format!("${}", env.to_string_lossy()));
+            }
+        }
+    }
+    given
+}
+
+/// The commands that take their settings from a configuration file and refuse the global
+/// options (see [`globals_apply`]).
+const CONFIGURED: &[&str] = &["hook", "job", "node"];
+
+/// The command line as parsed: [`Cli`]'s, with the global options left out of the help of the
+/// commands that refuse them. They still parse there, to be refused by name: each of these
+/// commands gets hidden copies, which clap passes on to its subcommands instead of the originals.
+pub fn command() -> clap::Command {
+    let cmd = Cli::command();
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    CONFIGURED.iter().fold(cmd, |c, noun| {
+        c.mut_subcommand(*noun, |sub| sub.args(hidden.iter().cloned()))
+    })
 }
 
 /// Whether the global option `id` was given on the command line (at any subcommand level).
@@ -212,7 +257,7 @@ fn globals_apply(m: &clap::ArgMatches) -> Result<(), Fail> {
     let Some((noun, mut leaf)) = m.subcommand() else {
         return Ok(());
     };
-    if !["hook", "job", "node"].contains(&noun) {
+    if !CONFIGURED.contains(&noun) {
         return Ok(());
     }
     while let Some((_, sub)) = leaf.subcommand() {
@@ -231,31 +276,14 @@ fn globals_apply(m: &clap::ArgMatches) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The facade with the one site configuration (see [`config`]): flags, then jobnet.yaml, then
+/// the defaults.
 fn context(g: &Global) -> Result<Context, Fail> {
-    site_programs()?;
-    let ctx = Context::new(g.options())?;
+    let r = config::resolve(g)?;
+    output::warn(r.warnings.iter().map(|w| format!("jobnet: {w}")));
+    jobnet::base::process::set_programs(r.programs);
+    let ctx = Context::new(r.options)?;
     faults(ctx)
-}
-
-/// The site's `programs:` table (jobnet.yaml, `$JOBNET_CONFIG`), when the site has one: commands
-/// run by hand find external programs where the hooks do.
-fn site_programs() -> Result<(), Fail> {
-    let path = std::env::var_os("JOBNET_CONFIG")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| jobnet::jobs::site::DEFAULT_CONFIG.into());
-    if !path.exists() {
-        return Ok(());
-    }
-    let site = jobnet::jobs::site::Site::load(&path).map_err(|e| match e {
-        jobnet::jobs::site::SiteError::Invalid { diagnostics, .. } => {
-            let mut f = output::invalid(format!("{} is invalid", path.display()));
-            f.diagnostics = diagnostics;
-            f
-        }
-        other => Fail::new(1, other.to_string()),
-    })?;
-    jobnet::base::process::set_programs(site.programs);
-    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), Fail> {
@@ -269,6 +297,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Status(a) => status::status(&context(g)?, &a),
         Cmd::Prune(a) => status::prune(&context(g)?, &a),
         Cmd::Ib(c) => ib::run(c),
+        Cmd::Config(c) => config::run(c, g),
         Cmd::Hook(c) => hook::run(c),
         Cmd::Job(c) => hook::job(c),
         Cmd::Node(c) => node::run(c),

@@ -46,7 +46,8 @@ impl Fail {
 
     /// Prints the failure (diagnostics first) and gives its exit code.
     pub fn report(self, json_out: bool) -> ExitCode {
-        warn(self.diagnostics.iter().map(|d| d.to_string()));
+        // At most a hundred for a person; the JSON below keeps every one.
+        warn(jobnet::base::diag::printed(&self.diagnostics));
         let _ = writeln!(std::io::stderr(), "jobnet: {}", self.message);
         if json_out && !self.in_output {
             let v = serde_json::json!({"error": {

@@ -39,6 +39,14 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "JOBNET_DRIVERS_DIR",
         "the site's driver profiles (--drivers-dir)",
     ),
+    (
+        "JOBNET_CONFIG",
+        "the site's configuration, /etc/jobnet/jobnet.yaml when not set: the settings of hook and job (their --config); the other commands read the settings they share with them from it too, such as the programs: table",
+    ),
+    (
+        "JOBNET_NODE_CONFIG",
+        "the node's configuration of node attach, detach and show (--config), /etc/jobnet/node.yaml when not set",
+    ),
 ];
 
 /// Exit codes, as in docs/cli.md.

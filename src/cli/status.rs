@@ -101,6 +101,11 @@ pub fn status(ctx: &Context, a: &StatusArgs) -> Result<(), Fail> {
 
 fn job_json(s: &JobStatus, with_journal: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(&s.row).expect("json");
+    // The pid of the process changing the job: a job that is up or down has none, whatever
+    // process last did (its pid may be another program's by now).
+    if !s.row.state.in_progress() {
+        v["pid"] = serde_json::Value::Null;
+    }
     v["devices"] = serde_json::json!(s.devices);
     if let Some(a) = &s.addresses {
         v["addresses"] = serde_json::from_str(a).unwrap_or(serde_json::Value::Null);

@@ -146,7 +146,7 @@ pub fn run(cmd: Cmd, g: &Global) -> Result<(), Fail> {
 
 fn load(ctx: &Context, file: &Path, hint: &str) -> Result<Fabric, Fail> {
     let f = super::output::fabric(ctx, file, hint)?;
-    warn(f.warnings.iter().map(|w| w.to_string()));
+    warn(jobnet::base::diag::printed(&f.warnings));
     Ok(f)
 }
 

@@ -50,7 +50,7 @@ pub enum OpenSmError {
         #[source]
         source: RunError,
     },
-    #[error("`{argv}` failed ({status}): {stderr}")]
+    #[error("`{argv}` failed ({status}): {}", if .stderr.is_empty() { "(no output)" } else { .stderr.as_str() })]
     Failed {
         argv: String,
         status: std::process::ExitStatus,

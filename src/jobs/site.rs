@@ -67,6 +67,10 @@ pub struct Site {
     pub known_hosts: PathBuf,
     pub drivers_dir: Option<PathBuf>,
     pub wait: Duration,
+    /// The hooks' whole budget (`deadline:`): every wait of a hook ends by it. Set it below the
+    /// scheduler's hook timeout (Slurm's PrologEpilogTimeout) so jobnet, not the scheduler,
+    /// decides what happens when time runs out.
+    pub deadline: Option<Duration>,
     /// Where hooks log (their stdout/stderr go nowhere).
     pub log: PathBuf,
     /// The user hooks run as; files root creates in the state directory go to it.
@@ -83,6 +87,11 @@ pub struct Site {
     /// (`jobnet node attach`); a directory the nodes share with the controller. Not set: the
     /// nodes are not told (no node attach).
     pub jobs_dir: Option<PathBuf>,
+    /// What the file holds that works but is probably not meant (the hooks log it).
+    pub warnings: Vec<Diagnostic>,
+    /// Where each top-level key was written (`jobnet config show` says where a value came
+    /// from).
+    pub locs: BTreeMap<String, Loc>,
 }
 
 /// A configuration that cannot be used: every problem with its `FILE:LINE:COL`.
@@ -130,16 +139,71 @@ impl Site {
         Site::parse(&text, &path.display().to_string())
     }
 
+    /// Reads the configuration for commands run by hand (`plan`, `up`, `down`, `recover`,
+    /// `status`, `topology`): they use only its common part (state, credentials, known_hosts,
+    /// drivers_dir, service_user, programs, wait, topology), so an error in the hooks' part
+    /// (policy, failure, addresses, log, pbs_home, jobs_dir) is returned as a warning, not a
+    /// refusal: an emergency `down` never fails on a typo in a policy rule.
+    pub fn load_common(path: &Path) -> Result<(Site, Vec<Diagnostic>), SiteError> {
+        let file = path.display().to_string();
+        let text = crate::base::limits::read_text(path, crate::base::limits::PROFILE).map_err(
+            |source| SiteError::Io {
+                path: file.clone(),
+                source,
+            },
+        )?;
+        let (mut d, root) = yaml::parse_document(&text, &file);
+        if d.has_errors() {
+            return Err(SiteError::Invalid {
+                path: file,
+                diagnostics: d.sorted(),
+            });
+        }
+        let full = Reader { d: &mut d }.site(root.as_ref(), &file);
+        if !d.has_errors() {
+            return Ok((full, Vec::new()));
+        }
+        let hooks_only = |k: &Node| k.as_str().is_some_and(|n| HOOK_KEYS.contains(&n));
+        let common_root = root.map(|mut r| {
+            if let Kind::Map(pairs) = &mut r.kind {
+                pairs.retain(|(k, _)| !hooks_only(k));
+            }
+            r
+        });
+        let mut dc = Diagnostics::new(file.clone());
+        let common = Reader { d: &mut dc }.site(common_root.as_ref(), &file);
+        if dc.has_errors() {
+            return Err(SiteError::Invalid {
+                path: file,
+                diagnostics: dc.sorted(),
+            });
+        }
+        let warnings = d
+            .sorted()
+            .into_iter()
+            .map(|mut x| {
+                x.severity = crate::base::diag::Severity::Warning;
+                x.message = format!(
+                    "{} (only the hooks use this part; this command goes on)",
+                    x.message
+                );
+                x
+            })
+            .collect();
+        Ok((common, warnings))
+    }
+
     /// Parses the configuration text (`file` names it in messages).
     pub fn parse(text: &str, file: &str) -> Result<Site, SiteError> {
         let (mut d, root) = yaml::parse_document(text, file);
-        let site = Reader { d: &mut d }.site(root.as_ref(), file);
+        let mut site = Reader { d: &mut d }.site(root.as_ref(), file);
         if d.has_errors() {
             return Err(SiteError::Invalid {
                 path: file.to_string(),
                 diagnostics: d.sorted(),
             });
         }
+        site.warnings = d.sorted();
         Ok(site)
     }
 
@@ -210,7 +274,19 @@ impl Site {
     }
 }
 
+/// The keys only the batch-system hooks use.
+const HOOK_KEYS: &[&str] = &[
+    "policy",
+    "failure",
+    "addresses",
+    "log",
+    "pbs_home",
+    "jobs_dir",
+    "deadline",
+];
+
 const TOP_KEYS: &[&str] = &[
+    "deadline",
     "topology",
     "state",
     "credentials",
@@ -266,17 +342,36 @@ impl Reader<'_> {
         let files = jobs_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/var/lib/jobnet/jobs"));
+        let wait = Duration::from_secs(
+            self.number(yaml::get(pairs, "wait"), "wait", 1, 3600)
+                .unwrap_or(60),
+        );
+        let deadline_node = yaml::get(pairs, "deadline");
+        let deadline = self
+            .number(deadline_node, "deadline", 1, 86400)
+            .map(Duration::from_secs);
+        if let (Some(d), Some(n)) = (deadline, deadline_node) {
+            if d <= wait {
+                self.d.warning(
+                    n.loc,
+                    format!(
+                        "`deadline: {}` is not longer than `wait: {}`: one wait can use the hook's whole budget",
+                        d.as_secs(),
+                        wait.as_secs()
+                    ),
+                    "make wait a fraction of deadline (e.g. wait: 30, deadline: 100 for PrologEpilogTimeout=120)",
+                );
+            }
+        }
         Site {
             file: file.to_string(),
+            deadline,
             topology: path(self, "topology", "/etc/jobnet/topology.yaml"),
             state: path(self, "state", "/var/lib/jobnet/state.db"),
             credentials: path(self, "credentials", "/etc/jobnet/credentials.yaml"),
             known_hosts: path(self, "known_hosts", "/etc/jobnet/known_hosts"),
             drivers_dir: self.path(yaml::get(pairs, "drivers_dir")),
-            wait: Duration::from_secs(
-                self.number(yaml::get(pairs, "wait"), "wait", 1, 3600)
-                    .unwrap_or(60),
-            ),
+            wait,
             log: path(self, "log", "/var/log/jobnet/hooks.log"),
             service_user: yaml::get(pairs, "service_user")
                 .and_then(|n| self.word(n, "service_user")),
@@ -286,6 +381,11 @@ impl Reader<'_> {
             addresses: yaml::get(pairs, "addresses").and_then(|n| self.addresses(n, &files)),
             pbs_home: path(self, "pbs_home", "/var/spool/pbs"),
             jobs_dir,
+            warnings: Vec::new(),
+            locs: pairs
+                .iter()
+                .filter_map(|(k, _)| k.as_str().map(|n| (n.to_string(), k.loc)))
+                .collect(),
         }
     }
 
@@ -756,5 +856,36 @@ mod tests {
             e.contains("j.yaml:3:8: error: `relative.db` is not an absolute path"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_deadline_not_longer_than_wait_is_a_warning_and_policy_typos_spare_other_commands() {
+        let site = Site::parse("wait: 60\ndeadline: 50\n", "j.yaml").unwrap();
+        assert_eq!(site.deadline, Some(Duration::from_secs(50)));
+        let w: Vec<String> = site.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(
+            w.iter()
+                .any(|x| x.contains("j.yaml:2:11") && x.contains("not longer than `wait: 60`")),
+            "{w:?}"
+        );
+        let ok = Site::parse("wait: 30\ndeadline: 100\n", "j.yaml").unwrap();
+        assert!(ok.warnings.is_empty());
+        // A typo in a policy rule: the hooks refuse the file, the other commands warn.
+        let dir = std::env::temp_dir().join(format!("jobnet-site-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("jobnet.yaml");
+        std::fs::write(
+            &f,
+            "state: /s/state.db\npolicy:\n  - {partitions: [p], fail_opn: true}\n",
+        )
+        .unwrap();
+        assert!(Site::load(&f).is_err());
+        let (common, warnings) = Site::load_common(&f).unwrap();
+        assert_eq!(common.state, PathBuf::from("/s/state.db"));
+        assert!(
+            warnings.iter().any(|d| d.message.contains("fail_opn")),
+            "{warnings:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

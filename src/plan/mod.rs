@@ -14,9 +14,10 @@ pub use crate::drivers::ops::{self, render_commands, render_op, render_undo, Op}
 use crate::base::diag::suggestion;
 use crate::base::hostlist;
 use crate::base::types::{JobId, PKey, PortGuid, PortRef, RangeSet, VlanId};
-use crate::drivers::{DriverSet, Profile};
-use crate::ib::partitions::{self, Partition, RegionError};
-use crate::topology::{PortMode, SwitchGraph, Topology};
+use crate::drivers::{DriverSet, OpKind, Profile};
+use crate::ib::partitions::{self, Partition, Refusal, RegionError};
+use crate::topology::{Ethernet, Infiniband, PortMode, SwitchGraph, Topology};
+use petgraph::visit::EdgeRef;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use subgraph::Disconnected;
@@ -197,8 +198,42 @@ pub enum PlanError {
     Request(String),
     #[error("partitions.conf: {0}")]
     Region(#[from] RegionError),
-    #[error("{path} is already invalid, so jobnet will not touch it (OpenSM falls back to its default configuration on such a file); fix these first (`jobnet ib check {path}`):\n{errors}")]
-    InvalidPartitions { path: String, errors: String },
+    /// The current partitions.conf is refused; `kind` says whether OpenSM would reject or
+    /// misread it, or whether it is jobnet's block (or a PKey merge) that is wrong.
+    #[error("{}", kind.message(path, errors))]
+    InvalidPartitions {
+        path: String,
+        kind: Refusal,
+        /// The errors, one per line.
+        errors: String,
+    },
+    // The inputs disagree with each other. A topology is validated against one driver set and
+    // its fields are public, so these can be reached through the library without a bug in it.
+    #[error("{device} uses driver profile `{driver}`, which is not among the profiles given to the planner ({known}): the topology was validated with other profiles; plan with the profiles it was loaded with (the same --drivers-dir / JOBNET_DRIVERS_DIR), or load it again with these")]
+    UnknownDriver {
+        /// `switch leaf1`, `gateway gw1`.
+        device: String,
+        driver: String,
+        /// The profiles the planner was given, comma-separated (`none` for an empty set).
+        known: String,
+    },
+    #[error("driver profile `{driver}` of {device} has no `{op}` operation, which the plan needs: the topology was validated with another profile of that name; plan with the profiles it was loaded with, or give the profile `{op}`")]
+    DriverLacksOp {
+        device: String,
+        driver: String,
+        op: &'static str,
+    },
+    #[error("{owner} names switch `{switch}`, which topology {file} does not have: the topology was changed after it was validated; load it again (topology::load or topology::parse) so that every name is checked")]
+    UnknownSwitch {
+        /// What names it: `the port ghost:1 of node cn001`, `end ghost:1 of link ghost:1 -- leaf1:Ethernet49`.
+        owner: String,
+        switch: String,
+        file: String,
+    },
+    #[error("the switch graph given with topology {file} was not built from it ({why}); build it with SwitchGraph::build from the topology as it is now")]
+    GraphMismatch { file: String, why: String },
+    #[error("topology {file} was changed after it was validated: {what}; load it again (topology::load or topology::parse) so that it is checked")]
+    Unvalidated { file: String, what: String },
 }
 
 impl PlanError {
@@ -214,13 +249,13 @@ impl PlanError {
 /// Makes the plan.
 pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
     let t = inp.topology;
+    check_graph(t, inp.graph)?;
     let nodes = job_nodes(t, req)?;
     let gateway = job_gateway(t, req)?;
     let mut warnings = Vec::new();
-    let vlan = if wants_ethernet(t, req)? {
-        Some(choose_vlan(inp, req)?)
-    } else {
-        None
+    let vlan = match wants_ethernet(t, req)? {
+        Some(eth) => Some(choose_vlan(inp, req, eth)?),
+        None => None,
     };
     if gateway.is_some() && vlan.is_none() {
         return Err(PlanError::Request(
@@ -234,18 +269,18 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
         Some(v) => ethernet_plan(inp, req, &nodes, gateway, v, &mut warnings)?,
         None => EthernetPlan::default(),
     };
-    let infiniband = match pkey {
-        Some(k) => ib_plan(
+    let infiniband = match (pkey, &t.infiniband) {
+        (Some(k), Some(ib)) => ib_plan(
             inp,
             req,
             &nodes,
             gateway,
-            k,
+            (k, ib),
             &current,
             conf_path,
             &mut warnings,
         )?,
-        None => None,
+        _ => None,
     };
     let pkey = infiniband.as_ref().map(|ib| ib.pkey);
     if vlan.is_none() && pkey.is_none() {
@@ -259,7 +294,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
             }
         )));
     }
-    let gateway = gateway_plan(inp, req, gateway, vlan, pkey, &mut warnings);
+    let gateway = gateway_plan(inp, req, gateway, vlan, pkey, &mut warnings)?;
     Ok(Plan {
         job: req.job.clone(),
         vlan,
@@ -296,7 +331,8 @@ fn current_partitions(
         (text, _) => {
             partitions::Current::read(text, conf_path).map_err(|e| PlanError::InvalidPartitions {
                 path: conf_path.to_string(),
-                errors: e.to_string(),
+                kind: e.kind,
+                errors: e.errors,
             })
         }
     }
@@ -310,16 +346,113 @@ fn gateway_plan(
     vlan: Option<VlanId>,
     pkey: Option<PKey>,
     warnings: &mut Vec<String>,
-) -> Option<DevicePlan> {
+) -> Result<Option<DevicePlan>, PlanError> {
     let (Some(g), Some(v), Some(k)) = (gateway, vlan, pkey) else {
-        return None;
+        return Ok(None);
     };
-    let profile = inp.drivers.get(&g.driver).expect("validated driver");
     let ops = vec![Op::ProxyArpCreate { vlan: v, pkey: k }];
+    let device_name = format!("gateway {}", g.name);
+    let needs = ops.iter().flat_map(op_kinds);
+    let profile = profile_for(inp.drivers, &device_name, &g.driver, needs)?;
     let name = vlan_name(&req.job, profile);
-    Some(device(
+    Ok(Some(device(
         &g.name, &g.driver, &g.address, profile, &name, ops, warnings,
-    ))
+    )))
+}
+
+/// The profile operations that write `op` and its undo.
+fn op_kinds(op: &Op) -> [OpKind; 2] {
+    [op.template(), op.inverse_template()]
+}
+
+/// The driver profile of a device, checked to give every operation in `needs`:
+/// [`Profile::render`] panics on an operation the profile lacks.
+fn profile_for<'d>(
+    drivers: &'d DriverSet,
+    device: &str,
+    driver: &str,
+    mut needs: impl Iterator<Item = OpKind>,
+) -> Result<&'d Profile, PlanError> {
+    let Some(profile) = drivers.get(driver) else {
+        let known: Vec<&str> = drivers.names().collect();
+        return Err(PlanError::UnknownDriver {
+            device: device.to_string(),
+            driver: driver.to_string(),
+            known: if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    match needs.find(|kind| !profile.ops.contains_key(kind)) {
+        Some(kind) => Err(PlanError::DriverLacksOp {
+            device: device.to_string(),
+            driver: driver.to_string(),
+            op: kind.name(),
+        }),
+        None => Ok(profile),
+    }
+}
+
+/// The graph must be the one built from this topology: the planner indexes the topology's
+/// switches and links with the indexes it finds in the graph.
+fn check_graph(t: &Topology, g: &SwitchGraph) -> Result<(), PlanError> {
+    let bad = |why: String| PlanError::GraphMismatch {
+        file: t.file.clone(),
+        why,
+    };
+    if g.graph.node_count() != t.switches.len() {
+        return Err(bad(format!(
+            "the graph has {} switch(es), the topology {}",
+            g.graph.node_count(),
+            t.switches.len()
+        )));
+    }
+    for e in g.graph.edge_references() {
+        let i = e.weight().link;
+        let Some(link) = t.links.get(i) else {
+            return Err(bad(format!(
+                "the graph uses link {}, the topology has {} link(s)",
+                i + 1,
+                t.links.len()
+            )));
+        };
+        let a = switch_of(t, &link.a, || link_end(link, &link.a))?;
+        let b = switch_of(t, &link.b, || link_end(link, &link.b))?;
+        let (u, v) = (g.switch(e.source()), g.switch(e.target()));
+        if (a, b) != (u, v) && (a, b) != (v, u) {
+            return Err(bad(format!(
+                "its edge for link {} joins {} and {}, the topology's link {} is {} -- {}",
+                i + 1,
+                t.switches.get(u).map_or("?", |s| s.name.as_str()),
+                t.switches.get(v).map_or("?", |s| s.name.as_str()),
+                i + 1,
+                link.a,
+                link.b
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `end leaf1:Ethernet49 of link spine1:Ethernet1 -- leaf1:Ethernet49`, for messages.
+fn link_end(link: &crate::topology::Link, end: &PortRef) -> String {
+    format!("end {end} of link {} -- {}", link.a, link.b)
+}
+
+/// The index of the switch of `port`; `owner` says what names it, for the error.
+fn switch_of(
+    t: &Topology,
+    port: &PortRef,
+    owner: impl FnOnce() -> String,
+) -> Result<usize, PlanError> {
+    t.switch_idx(&port.switch)
+        .ok_or_else(|| PlanError::UnknownSwitch {
+            owner: owner(),
+            switch: port.switch.clone(),
+            file: t.file.clone(),
+        })
 }
 
 /// The job's nodes: known, deduplicated, in name order.
@@ -387,11 +520,15 @@ fn job_gateway<'t>(
     })
 }
 
-/// Whether the job gets a VLAN: asked for (or `auto`) on a fabric with Ethernet.
-fn wants_ethernet(t: &Topology, req: &JobRequest) -> Result<bool, PlanError> {
+/// The fabric's Ethernet settings when the job gets a VLAN: asked for (or `auto`) on a fabric
+/// with Ethernet.
+fn wants_ethernet<'t>(
+    t: &'t Topology,
+    req: &JobRequest,
+) -> Result<Option<&'t Ethernet>, PlanError> {
     match (req.vlan, &t.ethernet) {
-        (Choice::None, _) => Ok(false),
-        (Choice::Auto, None) => Ok(false),
+        (Choice::None, _) => Ok(None),
+        (Choice::Auto, None) => Ok(None),
         (Choice::Fixed(v), None) => Err(PlanError::NotUsable {
             what: "VLAN",
             value: v.to_string(),
@@ -402,7 +539,7 @@ fn wants_ethernet(t: &Topology, req: &JobRequest) -> Result<bool, PlanError> {
             ),
             fix: "drop --vlan, or add the ethernet section".into(),
         }),
-        (_, Some(_)) => Ok(true),
+        (_, Some(eth)) => Ok(Some(eth)),
     }
 }
 
@@ -416,22 +553,31 @@ fn ethernet_plan(
     warnings: &mut Vec<String>,
 ) -> Result<EthernetPlan, PlanError> {
     let t = inp.topology;
-    let mut terminals: Vec<usize> = nodes
+    let ports = nodes
         .iter()
-        .map(|n| t.switch_idx(&port_of(n).switch).expect("validated"))
-        .collect();
+        .map(|n| port_of(t, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut terminals = Vec::with_capacity(nodes.len() + 1);
+    for (n, port) in nodes.iter().zip(&ports) {
+        terminals.push(switch_of(t, port, || {
+            format!("the port {port} of node {}", n.name)
+        })?);
+    }
     if let Some(g) = gateway {
-        terminals.push(t.switch_idx(&g.ethernet_port.switch).expect("validated"));
+        let port = &g.ethernet_port;
+        terminals.push(switch_of(t, port, || {
+            format!("the ethernet_port {port} of gateway {}", g.name)
+        })?);
     }
     let tree =
         subgraph::steiner(inp.graph, &terminals).map_err(|d| disconnected(t, nodes, gateway, d))?;
-    let mut per_switch: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    let mut per_switch = PerSwitch::new();
     for &s in &tree.switches {
-        per_switch.insert(&t.switches[s].name, Vec::new());
+        per_switch.insert(&t.switches[s].name, (s, Vec::new()));
     }
-    let links = trunk_ops(t, &tree.links, vlan, &mut per_switch);
-    edge_ops(t, nodes, gateway, vlan, &mut per_switch);
-    let devices = switch_devices(inp, req, per_switch, vlan, warnings);
+    let links = trunk_ops(t, &tree.links, vlan, &mut per_switch)?;
+    edge_ops(t, nodes, &ports, gateway, vlan, &mut per_switch)?;
+    let devices = switch_devices(inp, req, per_switch, vlan, warnings)?;
     Ok(EthernetPlan {
         switches: tree
             .switches
@@ -444,51 +590,67 @@ fn ethernet_plan(
     })
 }
 
+/// The operations per switch of the subgraph, by switch name (devices are planned in name
+/// order), with the switch's index.
+type PerSwitch<'t> = BTreeMap<&'t str, (usize, Vec<Op>)>;
+
+/// The operations of the switch of `port`; `owner` says what names the port, for the error.
+fn ops_on<'m, 't>(
+    t: &'t Topology,
+    per_switch: &'m mut PerSwitch<'t>,
+    port: &'t PortRef,
+    owner: impl FnOnce() -> String,
+) -> Result<&'m mut Vec<Op>, PlanError> {
+    let s = switch_of(t, port, owner)?;
+    Ok(&mut per_switch.entry(&port.switch).or_insert((s, Vec::new())).1)
+}
+
 /// The switch port of a node on a fabric with Ethernet.
-fn port_of(n: &crate::topology::Node) -> PortRef {
-    n.port
-        .clone()
-        .expect("validated: with `ethernet`, every node has a port")
+fn port_of<'t>(t: &Topology, n: &'t crate::topology::Node) -> Result<&'t PortRef, PlanError> {
+    n.port.as_ref().ok_or_else(|| PlanError::Unvalidated {
+        file: t.file.clone(),
+        what: format!(
+            "node {} has no port, but the topology has an `ethernet` section",
+            n.name
+        ),
+    })
 }
 
 /// Trunk operations on both ends of every link of the subgraph; the links, for the plan.
-fn trunk_ops(
-    t: &Topology,
+fn trunk_ops<'t>(
+    t: &'t Topology,
     tree_links: &[usize],
     vlan: VlanId,
-    per_switch: &mut BTreeMap<&str, Vec<Op>>,
-) -> Vec<LinkEnds> {
+    per_switch: &mut PerSwitch<'t>,
+) -> Result<Vec<LinkEnds>, PlanError> {
     let mut links = Vec::new();
     for &l in tree_links {
         let link = &t.links[l];
         for (end, other) in [(&link.a, &link.b), (&link.b, &link.a)] {
-            per_switch
-                .get_mut(end.switch.as_str())
-                .expect("in tree")
-                .push(Op::TrunkAdd {
-                    port: end.port.clone(),
-                    vlan,
-                    peer: other.to_string(),
-                });
+            ops_on(t, per_switch, end, || link_end(link, end))?.push(Op::TrunkAdd {
+                port: end.port.clone(),
+                vlan,
+                peer: other.to_string(),
+            });
         }
         links.push(LinkEnds {
             a: link.a.clone(),
             b: link.b.clone(),
         });
     }
-    links
+    Ok(links)
 }
 
 /// Operations on the edge ports: each node's port (tagged or access) and the gateway's trunk.
-fn edge_ops(
-    t: &Topology,
+fn edge_ops<'t>(
+    t: &'t Topology,
     nodes: &[&crate::topology::Node],
-    gateway: Option<&crate::topology::Gateway>,
+    ports: &[&'t PortRef],
+    gateway: Option<&'t crate::topology::Gateway>,
     vlan: VlanId,
-    per_switch: &mut BTreeMap<&str, Vec<Op>>,
-) {
-    for n in nodes {
-        let port = port_of(n);
+    per_switch: &mut PerSwitch<'t>,
+) -> Result<(), PlanError> {
+    for (n, &port) in nodes.iter().zip(ports) {
         let op = match t.node_port_mode() {
             PortMode::Tagged => Op::TaggedAdd {
                 port: port.port.clone(),
@@ -503,36 +665,40 @@ fn edge_ops(
                 replaces: None,
             },
         };
-        per_switch
-            .get_mut(port.switch.as_str())
-            .expect("in tree")
-            .push(op);
+        ops_on(t, per_switch, port, || {
+            format!("the port {port} of node {}", n.name)
+        })?
+        .push(op);
     }
     if let Some(g) = gateway {
-        per_switch
-            .get_mut(g.ethernet_port.switch.as_str())
-            .expect("in tree")
-            .push(Op::TrunkAdd {
-                port: g.ethernet_port.port.clone(),
-                vlan,
-                peer: format!("gateway {}", g.name),
-            });
+        let port = &g.ethernet_port;
+        ops_on(t, per_switch, port, || {
+            format!("the ethernet_port {port} of gateway {}", g.name)
+        })?
+        .push(Op::TrunkAdd {
+            port: port.port.clone(),
+            vlan,
+            peer: format!("gateway {}", g.name),
+        });
     }
+    Ok(())
 }
 
 /// One device plan per switch, in name order, each starting by creating the VLAN.
 fn switch_devices(
     inp: Inputs,
     req: &JobRequest,
-    per_switch: BTreeMap<&str, Vec<Op>>,
+    per_switch: PerSwitch,
     vlan: VlanId,
     warnings: &mut Vec<String>,
-) -> Vec<DevicePlan> {
+) -> Result<Vec<DevicePlan>, PlanError> {
     let t = inp.topology;
     let mut devices = Vec::with_capacity(per_switch.len());
-    for (name, ops) in per_switch {
-        let sw = &t.switches[t.switch_idx(name).expect("known")];
-        let profile = inp.drivers.get(&sw.driver).expect("validated driver");
+    for (name, (s, ops)) in per_switch {
+        let sw = &t.switches[s];
+        let create = [OpKind::CreateVlan, OpKind::DeleteVlan];
+        let needs = create.into_iter().chain(ops.iter().flat_map(op_kinds));
+        let profile = profile_for(inp.drivers, &format!("switch {name}"), &sw.driver, needs)?;
         let vlan_name = vlan_name(&req.job, profile);
         let mut all = vec![Op::CreateVlan {
             vlan,
@@ -549,7 +715,7 @@ fn switch_devices(
             warnings,
         ));
     }
-    devices
+    Ok(devices)
 }
 
 /// The job's partition and the new partitions.conf text, or `None` when no node has a GUID and
@@ -560,16 +726,12 @@ fn ib_plan(
     req: &JobRequest,
     nodes: &[&crate::topology::Node],
     gateway: Option<&crate::topology::Gateway>,
-    pkey: PKey,
+    (pkey, ib_settings): (PKey, &Infiniband),
     current: &partitions::Current,
     conf_path: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Option<IbPlan>, PlanError> {
     let t = inp.topology;
-    let ib_settings = t
-        .infiniband
-        .as_ref()
-        .expect("a PKey needs an infiniband section");
     let mut members: Vec<PortGuid> = nodes.iter().filter_map(|n| n.ib_guid).collect();
     let lacking: Vec<&str> = nodes
         .iter()
@@ -678,9 +840,8 @@ fn holders_text(items: &BTreeMap<u16, String>, hex: bool, max: usize) -> String 
 }
 
 /// The job's VLAN: the given one if usable, else the one it holds, else the first free one.
-fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
+fn choose_vlan(inp: Inputs, req: &JobRequest, eth: &Ethernet) -> Result<VlanId, PlanError> {
     let t = inp.topology;
-    let eth = t.ethernet.as_ref().expect("checked by wants_ethernet");
     let usable = eth.usable();
     let others: BTreeMap<u16, String> = inp
         .held
@@ -749,7 +910,7 @@ fn choose_vlan(inp: Inputs, req: &JobRequest) -> Result<VlanId, PlanError> {
                         file: t.file.clone(),
                     }
                 })?;
-            Ok(VlanId::new(v).expect("pool values are valid VLANs"))
+            VlanId::new(v).map_err(|e| pool_value(t, "vlan_pool", e))
         }
     }
 }
@@ -887,7 +1048,15 @@ fn free_pkey(
                 file: t.file.clone(),
             }
         })?;
-    Ok(PKey::new(k).expect("pool values are valid PKeys"))
+    PKey::new(k).map_err(|e| pool_value(t, "pkey_pool", e))
+}
+
+/// A pool value validation would have refused.
+fn pool_value(t: &Topology, pool: &str, e: crate::base::types::ValueError) -> PlanError {
+    PlanError::Unvalidated {
+        file: t.file.clone(),
+        what: format!("its {pool} holds a value that is not usable: {e}"),
+    }
 }
 
 fn disconnected(
@@ -925,3 +1094,6 @@ fn disconnected(
         file: t.file.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -90,7 +90,7 @@ fn db_error(path: &str, source: rusqlite::Error) -> StateError {
         code,
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     ) {
-        let interrupted = crate::base::deadline::interrupted();
+        let interrupted = crate::base::deadline::work_interrupted();
         return StateError::Locked {
             path: path.to_string(),
             holder: db_holder(Path::new(path)),
@@ -199,7 +199,7 @@ fn busy(attempt: i32) -> bool {
     if attempt == 0 {
         STARTED.with(|s| s.set(Some(Instant::now())));
     }
-    if deadline::interrupted() {
+    if deadline::work_interrupted() {
         return false;
     }
     let budget = deadline::wait().unwrap_or(DEFAULT_BUSY);

@@ -409,9 +409,47 @@ impl server::Handler for Connection {
     }
 }
 
+/// A string as a YAML double-quoted scalar (JSON's escapes are YAML's too).
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// How `up` applies partitions: `reload`, `reload_window_ms`, `verify`, `partition_flags`.
+fn infiniband_apply(y: &mut String, ib: &crate::topology::Infiniband) {
+    use crate::topology::Reload;
+    use std::fmt::Write;
+    if let Some(r) = &ib.reload {
+        let (key, value) = match r {
+            Reload::Pidfile(p) => ("pidfile", p.display().to_string()),
+            Reload::SystemdUnit(u) => ("systemd_unit", u.clone()),
+            Reload::Command(c) => ("command", c.clone()),
+        };
+        let _ = writeln!(y, "  reload: {{{key}: {}}}", quoted(&value));
+    }
+    let _ = writeln!(y, "  reload_window_ms: {}", ib.reload_window_ms);
+    if let Some(c) = &ib.verify_command {
+        let _ = writeln!(
+            y,
+            "  verify: {{command: {}, timeout_ms: {}}}",
+            quoted(c),
+            ib.verify_timeout_ms
+        );
+    }
+    if !ib.partition_flags.is_empty() {
+        let flags: Vec<String> = ib
+            .partition_flags
+            .iter()
+            .filter_map(|f| f.split_once('='))
+            .map(|(k, v)| format!("{k}: {}", quoted(v)))
+            .collect();
+        let _ = writeln!(y, "  partition_flags: {{{}}}", flags.join(", "));
+    }
+}
+
 /// The topology with every switch's and gateway's address pointing at its simulator
 /// (`127.0.0.1:PORT`), its login at the credentials entry `credentials`, and `ssh_legacy` set for
-/// the switches in `legacy`.
+/// the switches in `legacy`. The InfiniBand settings are kept as they are (standby SMs, which no
+/// simulator serves, are left out).
 pub fn rewrite_topology(
     t: &crate::topology::Topology,
     ports: &BTreeMap<String, u16>,
@@ -451,6 +489,7 @@ pub fn rewrite_topology(
             ib.pkey_pool.display(true),
             ib.partitions_conf
         );
+        infiniband_apply(&mut y, ib);
     }
     let addr = |name: &str, original: &str| {
         ports
@@ -556,4 +595,54 @@ pub fn random_password() -> std::io::Result<String> {
     let mut b = [0u8; 12];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_topology_keeps_how_partitions_are_applied() {
+        let drivers = crate::drivers::DriverSet::builtin();
+        let original = "name: ib\ninfiniband:\n  pkey_pool: \"0x10-0x12\"\n  partitions_conf: /etc/opensm/partitions.conf\n  reload: {systemd_unit: opensm.service}\n  reload_window_ms: 50\n  verify: {command: \"smpquery -G pkeys {guid} 1\", timeout_ms: 700}\n  partition_flags: {mtu: 4, rate: 7, sl: 1, defmember: full}\nnodes:\n  - {name: \"n[1-2]\", ib_guids: [\"0x100001\", \"0x100004\"]}\n";
+        let before = crate::topology::parse(original, "ib.yaml", &drivers)
+            .unwrap()
+            .topology;
+        let text = rewrite_topology(&before, &BTreeMap::new(), "sim", &[]);
+        let after = crate::topology::parse(&text, "lab.yaml", &drivers)
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+            .topology;
+        let (b, a) = (
+            before.infiniband.as_ref().unwrap(),
+            after.infiniband.as_ref().unwrap(),
+        );
+        assert_eq!(a.apply_settings(), b.apply_settings(), "{text}");
+        assert!(a.apply_settings().is_some(), "{text}");
+        assert_eq!(a.reload_window_ms, 50, "{text}");
+        assert_eq!(a.verify_command, b.verify_command, "{text}");
+        assert_eq!(a.verify_timeout_ms, 700, "{text}");
+        assert_eq!(
+            a.partition_flags,
+            ["mtu=4", "rate=7", "sl=1", "defmember=full"],
+            "{text}"
+        );
+        for (reload, key) in [
+            ("{pidfile: /run/opensm.pid}", "pidfile"),
+            ("{command: \"/usr/sbin/opensm-reload --now\"}", "command"),
+        ] {
+            let other = original.replace("{systemd_unit: opensm.service}", reload);
+            let t = crate::topology::parse(&other, "ib.yaml", &drivers)
+                .unwrap()
+                .topology;
+            let text = rewrite_topology(&t, &BTreeMap::new(), "sim", &[]);
+            assert!(text.contains(&format!("reload: {{{key}: ")), "{text}");
+            let again = crate::topology::parse(&text, "lab.yaml", &drivers)
+                .unwrap()
+                .topology;
+            assert_eq!(
+                again.infiniband.unwrap().reload,
+                t.infiniband.unwrap().reload
+            );
+        }
+    }
 }

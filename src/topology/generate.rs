@@ -49,7 +49,8 @@ impl FatTreeSpec {
     /// Refuses shapes the generator cannot honour, instead of bending them.
     pub fn check(&self) -> Result<(), ShapeError> {
         for (flag, v, max) in [
-            ("--nodes", self.nodes, 1_000_000),
+            // The largest file a topology may be: what the benchmarks validate.
+            ("--nodes", self.nodes, crate::base::limits::NODES),
             ("--hosts-per-leaf", self.hosts_per_leaf, 4096),
             ("--leaves-per-pod", self.leaves_per_pod, 4096),
             ("--aggs-per-pod", self.aggs_per_pod, 1024),

@@ -7,7 +7,8 @@
 
 use super::*;
 use crate::base::diag::{suggestion, Diagnostic, Diagnostics, Loc};
-use crate::base::hostlist;
+use crate::base::hostlist::{self, Hostlist};
+use crate::base::limits;
 use crate::base::types::{check_word, PKey, PortGuid, PortRef, RangeSet, VlanId, NAME_PUNCT};
 use crate::base::yaml::{self, Kind, Node as Y};
 use crate::drivers::{DeviceKind, DriverSet};
@@ -100,7 +101,7 @@ const SECRET_KEYS: &[&str] = &[
 /// Parses and validates topology text; `file` is used in messages.
 pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, LoadError> {
     let mut d = Diagnostics::new(file);
-    let root = match yaml::parse(text) {
+    let root = match yaml::parse_all_errors(text) {
         Ok(Some(root)) => root,
         Ok(None) => {
             d.error(
@@ -110,8 +111,10 @@ pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, Load
             );
             return Err(LoadError::Invalid(d.sorted()));
         }
-        Err(e) => {
-            d.error(e.loc, e.message, "fix the YAML syntax at that position");
+        Err(errors) => {
+            for e in errors {
+                d.error(e.loc, e.message, "fix the YAML syntax at that position");
+            }
             return Err(LoadError::Invalid(d.sorted()));
         }
     };
@@ -119,6 +122,7 @@ pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, Load
         d: &mut d,
         drivers,
         switches_incomplete: false,
+        over_budget: false,
     }
     .read(&root, file);
     match topo {
@@ -140,6 +144,9 @@ struct Reader<'a> {
     /// then a reference to a switch that is not known is not reported again — one mistake, one
     /// error, not one per link and node.
     switches_incomplete: bool,
+    /// The `nodes` entries name more than [`limits::NODES`] nodes in all (the error is
+    /// recorded): no entry is expanded, each is still checked.
+    over_budget: bool,
 }
 
 /// The key/value pairs of a mapping, after unknown keys were reported.
@@ -151,6 +158,25 @@ struct Fields<'n> {
 impl<'n> Fields<'n> {
     fn get(&self, key: &str) -> Option<&'n Y> {
         yaml::get(self.pairs, key)
+    }
+}
+
+/// Who uses a port or a GUID, for messages; written out only when there is one to write.
+#[derive(Clone, Copy)]
+enum User<'t> {
+    /// A link end, by its other end.
+    Link(&'t PortRef),
+    Node(&'t str),
+    Gateway(&'t str),
+}
+
+impl std::fmt::Display for User<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            User::Link(other) => write!(f, "link to {other}"),
+            User::Node(n) => write!(f, "node {n}"),
+            User::Gateway(g) => write!(f, "gateway {g}"),
+        }
     }
 }
 
@@ -227,12 +253,17 @@ impl Reader<'_> {
     }
 
     fn word(&mut self, what: &str, text: &str, loc: Loc) -> Option<String> {
+        self.word_ok(what, text, loc).then(|| text.to_string())
+    }
+
+    /// Whether `text` is a name (the error is recorded when not).
+    fn word_ok(&mut self, what: &str, text: &str, loc: Loc) -> bool {
         match check_word(what, text, NAME_PUNCT, 64) {
-            Ok(()) => Some(text.to_string()),
+            Ok(()) => true,
             Err(e) => {
                 self.d
                     .error(loc, e.0, "use letters, digits, `-`, `_` and `.`");
-                None
+                false
             }
         }
     }
@@ -335,11 +366,11 @@ impl Reader<'_> {
         let switches = self.list(&top, "switches", |r, y| r.switch(y));
         self.switches_incomplete = written.is_some_and(|n| n != switches.len());
         let links = self.list(&top, "links", |r, y| r.link(y));
-        let nodes: Vec<Node> = self
-            .list(&top, "nodes", |r, y| r.nodes(y))
-            .into_iter()
-            .flatten()
-            .collect();
+        let named = top.get("nodes").map_or(0, |n| self.count_nodes(n));
+        let mut nodes: Vec<Node> = Vec::with_capacity(named);
+        for entry in self.list(&top, "nodes", |r, y| r.nodes(y)) {
+            nodes.extend(entry);
+        }
         let gateways = self.list(&top, "gateways", |r, y| r.gateway(y));
         self.sections(&top, &nodes);
         let mut t = Topology {
@@ -871,7 +902,9 @@ impl Reader<'_> {
         })
     }
 
-    /// One `nodes` entry, expanded: hostlist names zipped with the port range and GUIDs.
+    /// One `nodes` entry, expanded: hostlist names zipped with the port range and GUIDs. Both
+    /// hostlists are sized, paired and counted against the file's budget before either is
+    /// expanded.
     fn nodes(&mut self, y: &Y) -> Option<Vec<Node>> {
         let f = self.fields(y, "a nodes entry", NODE_KEYS)?;
         let (name_expr, nloc) = self.req_str(&f, "name", "a nodes entry")?;
@@ -879,7 +912,7 @@ impl Reader<'_> {
             Some(p) => Some(self.scalar(p, "`port`")?),
             None => None,
         };
-        let names = match hostlist::expand(name_expr) {
+        let names = match Hostlist::parse(name_expr) {
             Ok(n) => n,
             Err(e) => {
                 self.d
@@ -887,12 +920,28 @@ impl Reader<'_> {
                 return None;
             }
         };
-        let ports = self.node_ports(name_expr, names.len(), port_field)?;
-        let ploc = port_field.map_or(nloc, |(_, l)| l);
+        if names.len() > limits::NODES as u64 {
+            return None; // more than a file may hold: `count_nodes` said so
+        }
+        let ports = match port_field {
+            Some((text, ploc)) => Some((self.port_list(&names, text, ploc)?, ploc)),
+            None => None,
+        };
+        if self.over_budget {
+            return None;
+        }
+        let names = names.expand();
+        let ploc = ports.as_ref().map_or(nloc, |(_, l)| *l);
+        let ports: Vec<Option<String>> = match ports {
+            Some((p, _)) => p.expand().into_iter().map(Some).collect(),
+            None => vec![None; names.len()],
+        };
         let guids = self.node_guids(&f, name_expr, names.len())?;
         let mut out = Vec::with_capacity(names.len());
         for ((name, port), ib_guid) in names.into_iter().zip(ports).zip(guids) {
-            let name = self.word("node name", &name, nloc)?;
+            if !self.word_ok("node name", &name, nloc) {
+                return None;
+            }
             let port = match port {
                 Some(p) => Some(self.port(&p, ploc)?),
                 None => None,
@@ -907,40 +956,84 @@ impl Reader<'_> {
         Some(out)
     }
 
-    /// The expanded `port` range of a nodes entry, one per node (all `None` without `port`).
-    fn node_ports(
-        &mut self,
-        name_expr: &str,
-        count: usize,
-        port_field: Option<(&str, Loc)>,
-    ) -> Option<Vec<Option<String>>> {
-        let Some((port_expr, ploc)) = port_field else {
-            return Some(vec![None; count]);
-        };
-        let ports = match hostlist::expand(port_expr) {
+    /// The `port` hostlist of a nodes entry, parsed and paired with its `names` (not expanded).
+    fn port_list<'t>(&mut self, names: &Hostlist, text: &'t str, loc: Loc) -> Option<Hostlist<'t>> {
+        let ports = match Hostlist::parse(text) {
             Ok(p) => p,
             Err(e) => {
                 self.d.error(
-                    ploc,
+                    loc,
                     e.to_string(),
                     "write a port range like leaf1:Ethernet[1-24]",
                 );
                 return None;
             }
         };
-        if count != ports.len() {
+        if ports.len() != names.len() {
             self.d.error(
-                ploc,
+                loc,
                 format!(
-                    "`{name_expr}` names {} nodes but `{port_expr}` names {} ports",
-                    count,
+                    "`{}` names {} nodes but `{text}` names {} ports",
+                    names.expr(),
+                    names.len(),
                     ports.len()
                 ),
                 "nodes and ports are paired one to one; make both ranges the same length",
             );
             return None;
         }
-        Some(ports.into_iter().map(Some).collect())
+        Some(ports)
+    }
+
+    /// Counts the nodes of every `nodes` entry, before any is expanded: the entry that takes
+    /// the total past [`limits::NODES`] is reported, and then none is expanded, so six
+    /// `n[1-1000000]` hostlists in a 756-byte file cost a message, not seconds and gigabytes.
+    /// Entries that cannot be read are left to [`Reader::nodes`] to report. Returns the
+    /// nodes named, 0 past the bound.
+    fn count_nodes(&mut self, entries: &Y) -> usize {
+        let Kind::Seq(items) = &entries.kind else {
+            return 0;
+        };
+        let mut total = 0u64;
+        for item in items {
+            let Some(name) = item.pairs().and_then(|p| yaml::get(p, "name")) else {
+                continue;
+            };
+            let Some(list) = name.as_str().and_then(|t| Hostlist::parse(t).ok()) else {
+                continue;
+            };
+            let before = total;
+            total = total.saturating_add(list.len());
+            if total > limits::NODES as u64 {
+                self.too_many_nodes(&list, before, total, name.loc);
+                return 0;
+            }
+        }
+        total as usize
+    }
+
+    /// The entry `list` at `loc` takes the file from `before` nodes to `total`, past the bound.
+    fn too_many_nodes(&mut self, list: &Hostlist, before: u64, total: u64, loc: Loc) {
+        let count = |n: u64| match n {
+            u64::MAX => format!("at least {n}"),
+            n => n.to_string(),
+        };
+        let file = if before == 0 {
+            String::new()
+        } else {
+            format!(" and brings this file to {}", count(total))
+        };
+        self.d.error(
+            loc,
+            format!(
+                "`{}` names {} nodes{file}, more than the {} one topology may describe",
+                list.expr(),
+                count(list.len()),
+                limits::NODES
+            ),
+            "check the range for a typo (a digit too many?); a larger fabric needs one topology file per part, each with its own switches (docs/topology.md)",
+        );
+        self.over_budget = true;
     }
 
     /// The `ib_guids` of a nodes entry, one per node (`None` where absent or malformed).
@@ -1040,84 +1133,105 @@ impl Reader<'_> {
         }
     }
 
-    /// Names: one namespace for switches, nodes and gateways; fills the topology's indexes.
+    /// Names: one namespace for switches, nodes and gateways; fills the topology's indexes,
+    /// which are also what duplicates are found with (one hash per name: a large file pays for
+    /// no second map of its names).
     fn check_names(&mut self, t: &mut Topology) {
+        use std::collections::hash_map::Entry;
+        let Topology {
+            switches,
+            nodes,
+            gateways,
+            switch_index,
+            node_index,
+            ..
+        } = t;
         // Sized up front: a 10,000-node fabric would otherwise rehash (and page-fault) its way up.
-        let mut names: HashMap<String, (&'static str, Loc)> =
-            HashMap::with_capacity(t.switches.len() + t.nodes.len() + t.gateways.len());
-        t.switch_index.reserve(t.switches.len());
-        t.node_index.reserve(t.nodes.len());
-        let mut claim = |d: &mut Diagnostics, name: &str, what: &'static str, loc: Loc| {
-            if let Some((first_what, first)) = names.get(name) {
-                d.error(
-                    loc,
-                    format!(
-                        "duplicate name `{name}`: a {what} here and a {first_what} at line {}",
-                        first.line
-                    ),
-                    "every switch, node and gateway needs its own name",
-                );
-                false
-            } else {
-                names.insert(name.to_string(), (what, loc));
-                true
-            }
+        switch_index.reserve(switches.len());
+        node_index.reserve(nodes.len());
+        let d = &mut *self.d;
+        let mut dup = |name: &str, what: &str, loc: Loc, first_what: &str, first: Loc| {
+            d.error(
+                loc,
+                format!(
+                    "duplicate name `{name}`: a {what} here and a {first_what} at line {}",
+                    first.line
+                ),
+                "every switch, node and gateway needs its own name",
+            )
         };
-        for (i, s) in t.switches.iter().enumerate() {
-            if claim(self.d, &s.name, "switch", s.loc) {
-                t.switch_index.insert(s.name.clone(), i);
+        for (i, s) in switches.iter().enumerate() {
+            match switch_index.entry(s.name.clone()) {
+                Entry::Occupied(e) => {
+                    dup(&s.name, "switch", s.loc, "switch", switches[*e.get()].loc)
+                }
+                Entry::Vacant(v) => _ = v.insert(i),
             }
         }
-        for (i, n) in t.nodes.iter().enumerate() {
-            if claim(self.d, &n.name, "node", n.loc) {
-                t.node_index.insert(n.name.clone(), i);
+        for (i, n) in nodes.iter().enumerate() {
+            match node_index.entry(n.name.clone()) {
+                Entry::Occupied(e) => dup(&n.name, "node", n.loc, "node", nodes[*e.get()].loc),
+                Entry::Vacant(v) => _ = v.insert(i),
             }
         }
-        for g in &t.gateways {
-            claim(self.d, &g.name, "gateway", g.loc);
+        // Switches are few: they look for their names among the nodes, not the other way round.
+        for s in switches.iter() {
+            if let Some(&i) = node_index.get(&s.name) {
+                dup(&s.name, "node", nodes[i].loc, "switch", s.loc);
+            }
+        }
+        let mut seen: HashMap<&str, Loc> = HashMap::new();
+        for g in gateways.iter() {
+            let first = if let Some(&i) = switch_index.get(&g.name) {
+                Some(("switch", switches[i].loc))
+            } else if let Some(&i) = node_index.get(&g.name) {
+                Some(("node", nodes[i].loc))
+            } else {
+                seen.get(g.name.as_str()).map(|&l| ("gateway", l))
+            };
+            match first {
+                Some((what, loc)) => dup(&g.name, "gateway", g.loc, what, loc),
+                None => _ = seen.insert(&g.name, g.loc),
+            }
         }
     }
 
-    /// Ports: each used once, each on a known switch.
+    /// Ports: each used once, each on a known switch; then their names
+    /// ([`Reader::check_port_names`]). Ports are kept per switch, so only the port part of a
+    /// name is hashed again.
     fn check_ports(&mut self, t: &Topology) {
         let n = 2 * t.links.len() + t.nodes.len() + t.gateways.len();
-        let mut ports: HashMap<&PortRef, (String, Loc)> = HashMap::with_capacity(n);
         let switch_names: Vec<&str> = t.switches.iter().map(|s| s.name.as_str()).collect();
-        let mut uses: Vec<(&PortRef, String, Loc)> = Vec::with_capacity(n);
+        let mut uses: Vec<(&PortRef, User, Loc)> = Vec::with_capacity(n);
         for l in &t.links {
-            uses.push((&l.a, format!("link to {}", l.b), l.loc));
-            uses.push((&l.b, format!("link to {}", l.a), l.loc));
+            uses.push((&l.a, User::Link(&l.b), l.loc));
+            uses.push((&l.b, User::Link(&l.a), l.loc));
         }
         for n in &t.nodes {
             if let Some(p) = &n.port {
-                uses.push((p, format!("node {}", n.name), n.loc));
+                uses.push((p, User::Node(&n.name), n.loc));
             }
         }
         for g in &t.gateways {
-            uses.push((&g.ethernet_port, format!("gateway {}", g.name), g.loc));
+            uses.push((&g.ethernet_port, User::Gateway(&g.name), g.loc));
         }
+        let mut known = Vec::with_capacity(uses.len());
+        let mut per_switch = vec![0usize; t.switches.len()];
         for (port, user, loc) in uses {
-            if !t.switch_index.contains_key(&port.switch) && self.switches_incomplete {
+            let Some(sw) = t.switch_idx(&port.switch) else {
+                if !self.switches_incomplete {
+                    self.unknown_switch(port, user, loc, &switch_names);
+                }
                 continue;
-            }
-            if !t.switch_index.contains_key(&port.switch) {
-                let hint = suggestion(&port.switch, switch_names.iter().copied());
-                let help = if hint.is_empty() {
-                    "add the switch to `switches` or fix the name".to_string()
-                } else {
-                    hint
-                };
-                self.d.error(
-                    loc,
-                    format!(
-                        "{user} refers to unknown switch `{}` (in `{port}`)",
-                        port.switch
-                    ),
-                    help,
-                );
-                continue;
-            }
-            if let Some((first_user, first)) = ports.get(port) {
+            };
+            per_switch[sw] += 1;
+            known.push((sw, port, user, loc));
+        }
+        // Sized up front, as the indexes are.
+        let mut ports: Vec<HashMap<&str, (User, Loc)>> =
+            per_switch.into_iter().map(HashMap::with_capacity).collect();
+        for &(sw, port, user, loc) in &known {
+            if let Some((first_user, first)) = ports[sw].get(port.port.as_str()) {
                 self.d.error(
                     loc,
                     format!(
@@ -1127,23 +1241,99 @@ impl Reader<'_> {
                     "each switch port can carry one link, node or gateway",
                 );
             } else {
-                ports.insert(port, (user, loc));
+                ports[sw].insert(&port.port, (user, loc));
             }
+        }
+        self.check_port_names(t, &known);
+    }
+
+    fn unknown_switch(&mut self, port: &PortRef, user: User, loc: Loc, switch_names: &[&str]) {
+        let hint = suggestion(&port.switch, switch_names.iter().copied());
+        let help = if hint.is_empty() {
+            "add the switch to `switches` or fix the name".to_string()
+        } else {
+            hint
+        };
+        self.d.error(
+            loc,
+            format!(
+                "{user} refers to unknown switch `{}` (in `{port}`)",
+                port.switch
+            ),
+            help,
+        );
+    }
+
+    /// Port names in the form of their switch's profile (its `port_names`), for the port uses
+    /// on known switches. A warning, not an error: the patterns follow the vendors' manuals
+    /// and cannot know every model's names, and the shipped topology/jscc.yaml writes an Onyx
+    /// port-channel as `Po1` on purpose. One warning per link end, per gateway and per switch
+    /// of a `nodes` entry.
+    fn check_port_names(&mut self, t: &Topology, uses: &[(usize, &PortRef, User, Loc)]) {
+        let forms: Vec<Option<(&str, &crate::drivers::PortNames)>> = t
+            .switches
+            .iter()
+            .map(|s| {
+                let p = self.drivers.get(&s.driver)?;
+                Some((p.name.as_str(), p.port_names.as_ref()?))
+            })
+            .collect();
+        // (line, col, switch) -> where, the nodes or the link end or gateway using the ports,
+        // and the ports that do not fit
+        type Misfit<'t> = (Loc, Vec<&'t str>, Option<User<'t>>, Vec<String>);
+        let mut misfits: BTreeMap<(usize, usize, usize), Misfit> = BTreeMap::new();
+        for &(sw, port, user, loc) in uses {
+            if forms[sw].is_none_or(|(_, f)| f.fits(&port.port)) {
+                continue;
+            }
+            let e = misfits
+                .entry((loc.line, loc.col, sw))
+                .or_insert_with(|| (loc, Vec::new(), None, Vec::new()));
+            match user {
+                User::Node(n) => e.1.push(n),
+                other => e.2 = Some(other),
+            }
+            e.3.push(port.to_string());
+        }
+        for ((_, _, sw), (loc, nodes, user, ports)) in misfits {
+            let (profile, form) = forms[sw].expect("only switches with a form have misfits");
+            let users = user.map_or_else(
+                || format!("node(s) {}", hostlist::fold_short(&nodes, 4)),
+                |u| u.to_string(),
+            );
+            let (what, verb, them) = if ports.len() == 1 {
+                ("port", "does", "it")
+            } else {
+                ("ports", "do", "them")
+            };
+            self.d.warning(
+                loc,
+                format!(
+                    "{what} {} ({users}) {verb} not fit how {profile}, the driver of switch {}, names ports: `{}`",
+                    hostlist::fold_short(&ports, 4),
+                    t.switches[sw].name,
+                    form.pattern
+                ),
+                format!(
+                    "write {them} as {profile} does, e.g. {}:{}; if the switch really names {them} so, widen port_names in a copy of the profile in --drivers-dir (docs/drivers.md)",
+                    t.switches[sw].name, form.example
+                ),
+            );
         }
     }
 
     /// GUIDs: unique across nodes and gateways.
     fn check_guids(&mut self, t: &Topology) {
-        let mut guids: HashMap<PortGuid, (String, Loc)> =
+        let mut guids: HashMap<PortGuid, (User, Loc)> =
             HashMap::with_capacity(t.nodes.len() + t.gateways.len());
         let node_guids = t
             .nodes
             .iter()
-            .filter_map(|n| n.ib_guid.map(|g| (g, format!("node {}", n.name), n.loc)));
+            .filter_map(|n| n.ib_guid.map(|g| (g, User::Node(&n.name), n.loc)));
         let gw_guids = t
             .gateways
             .iter()
-            .map(|g| (g.ib_guid, format!("gateway {}", g.name), g.loc));
+            .map(|g| (g.ib_guid, User::Gateway(&g.name), g.loc));
         for (g, owner, loc) in node_guids.chain(gw_guids) {
             if let Some((first, floc)) = guids.get(&g) {
                 self.d.error(

@@ -254,6 +254,41 @@ pub struct SimAnswers {
     pub invalid: String,
 }
 
+/// How the platform names the ports its templates write as `{port}`: topology validation warns
+/// about a port that does not fit (another vendor's style, `Ethernet1/1` on Onyx) and shows the
+/// example.
+#[derive(Clone, Debug)]
+pub struct PortNames {
+    /// The pattern as the profile writes it (matched against the whole name).
+    pub pattern: String,
+    /// A name in the platform's form, for messages (checked to fit).
+    pub example: String,
+    whole: regex::Regex,
+}
+
+impl PortNames {
+    /// `pattern` is matched against the whole name; the example must fit it.
+    pub fn new(pattern: &str, example: &str) -> Result<Self, String> {
+        let whole = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| format!("`{pattern}` is not a regex: {e}"))?;
+        if !whole.is_match(example) {
+            return Err(format!(
+                "the example `{example}` does not fit the pattern `{pattern}`"
+            ));
+        }
+        Ok(PortNames {
+            pattern: pattern.to_string(),
+            example: example.to_string(),
+            whole,
+        })
+    }
+
+    /// Whether `port` (without the switch name) is written in the platform's form.
+    pub fn fits(&self, port: &str) -> bool {
+        self.whole.is_match(port)
+    }
+}
+
 /// Which driver speaks a profile (`driver:` in the file). Only CLI dialects exist today; an SNMP
 /// or API driver becomes another variant with its own implementation of
 /// [`crate::drivers::cli::DeviceDriver`].
@@ -278,6 +313,8 @@ pub struct Profile {
     pub reserved_vlans: RangeSet,
     /// Longest VLAN name the platform accepts.
     pub vlan_name_max: usize,
+    /// How the platform names its ports; `None`: any name (not checked).
+    pub port_names: Option<PortNames>,
     /// The command that enters privileged mode (`enable`), sent first after login over SSH; a
     /// password prompt is answered with the credentials entry's `enable_password`.
     pub enable: Option<String>,
@@ -536,6 +573,200 @@ mod tests {
             .to_string();
         assert!(err.contains("read.port.names"), "{err}");
         assert!(err.contains("needs two groups"), "{err}");
+    }
+
+    /// Each shipped Ethernet profile's `port_names` takes the platform's own names and refuses
+    /// the other vendors' forms (the issue's cases: `Ethernet1/1` on Onyx, `GigabitEthernet0/1`
+    /// on Junos).
+    #[test]
+    fn shipped_port_names_take_their_vendors_form_only() {
+        let set = DriverSet::builtin();
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "arista-eos",
+                &[
+                    "Ethernet1",
+                    "Ethernet49/1",
+                    "Ethernet3/1/1",
+                    "Et12",
+                    "Port-Channel1",
+                    "Po10",
+                    "ethernet7",
+                ],
+                &[
+                    "GigabitEthernet1/0/1",
+                    "ge-0/0/1",
+                    "swp1",
+                    "1/1",
+                    "Management1",
+                    "Ethernet1.100",
+                ],
+            ),
+            (
+                "cisco-ios",
+                &[
+                    "GigabitEthernet1/0/1",
+                    "TenGigabitEthernet1/1/1",
+                    "FastEthernet0/1",
+                    "TwentyFiveGigE1/0/1",
+                    "HundredGigE1/0/49",
+                    "Gi1/0/24",
+                    "Te1/1/4",
+                    "Port-channel1",
+                    "Po2",
+                    "Ethernet0",
+                ],
+                &[
+                    "ge-0/0/1",
+                    "swp1",
+                    "1/1",
+                    "ethernet 1/1",
+                    "Vlan10",
+                    "GigabitEthernet1/0/1.10",
+                ],
+            ),
+            (
+                "cisco-nxos",
+                &[
+                    "Ethernet1/1",
+                    "Ethernet1/49/2",
+                    "Ethernet101/1/1",
+                    "Eth1/1",
+                    "port-channel10",
+                    "Po1",
+                ],
+                &[
+                    "Ethernet1",
+                    "GigabitEthernet1/0/1",
+                    "ge-0/0/1",
+                    "swp1",
+                    "1/1",
+                    "mgmt0",
+                ],
+            ),
+            (
+                "dell-os10",
+                &["ethernet1/1/1", "ethernet1/1/49:2", "port-channel1"],
+                &[
+                    "Ethernet1/1",
+                    "ethernet1/1",
+                    "GigabitEthernet1/0/1",
+                    "swp1",
+                    "1/1/1",
+                    "mgmt1/1/1",
+                ],
+            ),
+            (
+                "junos",
+                &[
+                    "ge-0/0/1",
+                    "xe-0/0/48",
+                    "et-0/0/0",
+                    "xe-0/0/1:2",
+                    "mge-0/0/3",
+                    "ae0",
+                ],
+                &[
+                    "GigabitEthernet0/1",
+                    "Ethernet1",
+                    "ge-0/0/1.0",
+                    "swp1",
+                    "1/1",
+                    "ethernet1/1/1",
+                ],
+            ),
+            (
+                "mellanox-onyx",
+                &["1/1", "1/49", "1/1/2"],
+                &[
+                    "Ethernet1/1",
+                    "Eth1/1",
+                    "ethernet 1/1",
+                    "Po1",
+                    "swp1",
+                    "ge-0/0/1",
+                ],
+            ),
+            (
+                "cumulus-nvue",
+                &["swp1", "swp49s0", "bond0", "peerlink"],
+                &[
+                    "Ethernet1/1",
+                    "Ethernet1",
+                    "GigabitEthernet0/1",
+                    "ge-0/0/1",
+                    "1/1",
+                    "ethernet1/1/1",
+                    "swp1.100",
+                    "averyveryverylongbond",
+                ],
+            ),
+            (
+                "openvswitch",
+                &["eth1", "h1p", "leaf1-up1", "Ethernet1/1"],
+                &[],
+            ),
+        ];
+        let ethernet = set
+            .profiles
+            .values()
+            .filter(|p| p.kind == DeviceKind::Ethernet);
+        assert_eq!(
+            ethernet.count(),
+            cases.len(),
+            "every Ethernet profile has cases"
+        );
+        for (name, fit, misfit) in cases {
+            let names = set.get(name).unwrap().port_names.as_ref().unwrap();
+            assert!(names.fits(&names.example), "{name}: its example");
+            for port in *fit {
+                assert!(names.fits(port), "{name} must take {port}");
+            }
+            for port in *misfit {
+                assert!(!names.fits(port), "{name} must not take {port}");
+            }
+        }
+        assert!(set.get("mellanox-gateway").unwrap().port_names.is_none());
+    }
+
+    #[test]
+    fn bad_port_names_are_refused_with_positions() {
+        let base = include_str!("../../../switch-drivers/mellanox-onyx.yaml");
+        let line = r#"port_names: {pattern: "\\d+/\\d+(/\\d+)?", example: "1/1"}"#;
+        assert!(
+            base.contains(line),
+            "the shipped onyx profile names its ports"
+        );
+        for (bad, want) in [
+            (
+                r#"port_names: {pattern: "\\d+/\\d+", example: "Eth1/1"}"#,
+                r"port_names: the example `Eth1/1` does not fit the pattern `\d+/\d+`",
+            ),
+            (
+                r#"port_names: {pattern: "(\\d+", example: "1"}"#,
+                r"port_names: `(\d+` is not a regex",
+            ),
+            (
+                r#"port_names: {pattern: "\\d+"}"#,
+                "port_names lacks `example`",
+            ),
+            (
+                r#"port_names: {pattern: ".+", example: "x", form: y}"#,
+                "unknown key `form` in port_names",
+            ),
+        ] {
+            let err = parse_profile(&base.replace(line, bad), "onyx.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(err.contains("onyx.yaml:29:"), "{bad}: {err}");
+        }
+        let gw = include_str!("../../../switch-drivers/mellanox-gateway.yaml").replace(
+            "verified: false\n",
+            "verified: false\nport_names: {pattern: \".+\", example: \"x\"}\n",
+        );
+        let err = parse_profile(&gw, "gw.yaml").unwrap_err().to_string();
+        assert!(err.contains("port_names in a gateway profile"), "{err}");
     }
 
     /// The gateway's proxy-arp syntax is not yet found in a vendor source: plans say so.

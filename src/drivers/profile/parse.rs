@@ -4,8 +4,8 @@
 
 use super::read::{Allowed, AllowedField, ModeField, PortRead, VlanField, VlanRead};
 use super::{
-    Advice, DeviceKind, DriverError, DriverKind, OpKind, Profile, SimAnswers, SshDialect,
-    OPERATIONS,
+    Advice, DeviceKind, DriverError, DriverKind, OpKind, PortNames, Profile, SimAnswers,
+    SshDialect, OPERATIONS,
 };
 use crate::base::diag::{Diagnostics, Loc};
 use crate::base::types::{RangeSet, VlanId};
@@ -20,6 +20,7 @@ const PROFILE_KEYS: &[&str] = &[
     "verified",
     "reserved_vlans",
     "vlan_name_max",
+    "port_names",
     "session",
     "ops",
     "read",
@@ -34,7 +35,7 @@ const PROFILE_KEYS: &[&str] = &[
 /// placeholders, balanced braces, regexes that compile.
 pub fn parse_profile(text: &str, file: &str) -> Result<Profile, DriverError> {
     let mut d = Diagnostics::new(file);
-    let root = match yaml::parse(text) {
+    let root = match yaml::parse_all_errors(text) {
         Ok(Some(r)) => r,
         Ok(None) => {
             d.error(
@@ -44,8 +45,10 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, DriverError> {
             );
             return Err(DriverError::Invalid(d.sorted()));
         }
-        Err(e) => {
-            d.error(e.loc, e.message, "fix the YAML");
+        Err(errors) => {
+            for e in errors {
+                d.error(e.loc, e.message, "fix the YAML");
+            }
             return Err(DriverError::Invalid(d.sorted()));
         }
     };
@@ -217,6 +220,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         .and_then(Node::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or(32);
+    let port_names = get(pairs, "port_names").and_then(|n| port_names(d, n, kind));
     let session = session(d, get(pairs, "session"));
     let ops = operations(d, root, get(pairs, "ops"), kind);
     let (read_vlans, read_port) = reads(d, root, get(pairs, "read"), kind);
@@ -233,6 +237,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         verified,
         reserved_vlans,
         vlan_name_max,
+        port_names,
         enable: session.enable,
         setup: session.setup,
         begin: session.begin,
@@ -297,6 +302,37 @@ fn verified(d: &mut Diagnostics, pairs: &[(Node, Node)], root: &Node) -> bool {
                 "write true or false",
             );
             true
+        }
+    }
+}
+
+/// `port_names: {pattern, example}`: how an Ethernet platform names its ports. A gateway has no
+/// ports of its own (its `ethernet_port` is a switch's, checked by that switch's profile).
+fn port_names(d: &mut Diagnostics, node: &Node, kind: DeviceKind) -> Option<PortNames> {
+    let what = "port_names";
+    let pairs = map_pairs(d, node, what, &["pattern", "example"])?;
+    if kind == DeviceKind::Gateway {
+        d.error(
+            node.loc,
+            "port_names in a gateway profile: a gateway has no ports of its own",
+            "leave it out; the gateway's ethernet_port is checked by its switch's profile",
+        );
+        return None;
+    }
+    let pattern = required(d, pairs, node, what, "pattern")
+        .and_then(|n| plain_lines(d, n, "port_names.pattern").pop());
+    let example = required(d, pairs, node, what, "example")
+        .and_then(|n| plain_lines(d, n, "port_names.example").pop());
+    let ((pattern, loc), (example, _)) = (pattern?, example?);
+    match PortNames::new(&pattern, &example) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            d.error(
+                loc,
+                format!("port_names: {e}"),
+                "write a regex that the whole of every port name fits, and an example that fits it",
+            );
+            None
         }
     }
 }

@@ -124,8 +124,12 @@ impl Credentials {
     pub fn parse(text: &str, path: &str) -> Result<Self, CredentialsError> {
         let mut d = Diagnostics::new(path);
         let mut entries = BTreeMap::new();
-        match yaml::parse(text) {
-            Err(e) => d.error(e.loc, e.message, "fix the YAML"),
+        match yaml::parse_all_errors(text) {
+            Err(errors) => {
+                for e in errors {
+                    d.error(e.loc, e.message, "fix the YAML");
+                }
+            }
             Ok(None) => {}
             Ok(Some(root)) => match &root.kind {
                 Kind::Map(pairs) => {

@@ -44,6 +44,9 @@ pub enum DeviceError {
         command: String,
         reason: String,
     },
+    /// A signal asked jobnet to stop (`up` unwinds): the wait for the device was abandoned.
+    #[error("{device}: `{command}` abandoned: a signal asked jobnet to stop")]
+    Interrupted { device: String, command: String },
     /// The device answered a read in a shape its profile does not describe: nothing is assumed.
     #[error("{device}: cannot understand the answer to `{command}` (expected {expected}); it answered: {}; nothing is assumed from it: the device's output does not look like what its driver profile expects (docs/drivers.md)", excerpt(.answer))]
     Unreadable {
@@ -67,10 +70,31 @@ fn excerpt(answer: &str) -> String {
 }
 
 impl DeviceError {
+    /// A wait for `device` that ran out: a timeout, or abandoned because a signal arrived.
+    pub fn ran_out(device: &str, command: &str, secs: u64) -> Self {
+        if crate::base::deadline::work_interrupted() {
+            DeviceError::Interrupted {
+                device: device.to_string(),
+                command: command.to_string(),
+            }
+        } else {
+            DeviceError::Timeout {
+                device: device.to_string(),
+                command: command.to_string(),
+                secs,
+            }
+        }
+    }
+
     /// A timeout or a lost connection: the device may have acted on the line or not, and the
     /// session can no longer be trusted to keep answers and lines in step.
     pub fn session_broken(&self) -> bool {
-        matches!(self, DeviceError::Timeout { .. } | DeviceError::Lost { .. })
+        matches!(
+            self,
+            DeviceError::Timeout { .. }
+                | DeviceError::Lost { .. }
+                | DeviceError::Interrupted { .. }
+        )
     }
 }
 
@@ -119,6 +143,13 @@ impl Target {
 pub trait Connector: Sync {
     fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError>;
 
+    /// Whether `target` can be reached as configured, without contacting it (credentials
+    /// present for it): checked before any change, so a missing login is bad input, not a
+    /// rollback.
+    fn preflight(&self, _target: &Target) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Replaces the file `path` on the device with `text`, atomically on the device's side
     /// (used for partitions.conf on standby subnet managers).
     fn install_file(&self, target: &Target, path: &str, _text: &str) -> Result<(), DeviceError> {
@@ -147,6 +178,13 @@ impl Connector for RealConnector {
             )));
         }
         self.ssh.connect(target, profile)
+    }
+
+    fn preflight(&self, target: &Target) -> Result<(), String> {
+        if target.is_local() {
+            return Ok(());
+        }
+        self.ssh.preflight(target)
     }
 
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {

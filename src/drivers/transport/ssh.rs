@@ -132,6 +132,28 @@ fn learn(
     russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path)
 }
 
+/// A wait that ran out (its limit, the command's deadline, or a signal during `up`).
+#[derive(Debug)]
+struct Elapsed;
+
+/// `tokio::time::timeout`, but never past the command's deadline, and over within 0.1 s once a
+/// signal arrived during `up` (see [`crate::base::deadline`]): the caller reports a timeout and
+/// the executor then sees the signal and unwinds.
+async fn bounded<F: std::future::Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    use crate::base::deadline;
+    let limit = deadline::Deadline::within_command(limit).left();
+    let signal = async {
+        while !deadline::work_interrupted() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        r = fut => Ok(r),
+        _ = tokio::time::sleep(limit) => Err(Elapsed),
+        _ = signal => Err(Elapsed),
+    }
+}
+
 fn config(legacy: bool, timeout: Duration) -> client::Config {
     let mut preferred = russh::Preferred::default();
     if legacy {
@@ -168,6 +190,27 @@ impl SshConnector {
 }
 
 impl SshConnector {
+    /// The login the credentials file gives `target`, or why there is none.
+    fn login_of(
+        &self,
+        target: &Target,
+    ) -> Result<crate::drivers::transport::credentials::Login, String> {
+        let creds = self.opts.credentials.as_ref().ok_or_else(|| {
+            format!(
+                "credentials file {} does not exist; create it (mode 0600) or point --credentials / $JOBNET_CREDENTIALS at it",
+                self.opts.credentials_path.display()
+            )
+        })?;
+        let name = target
+            .credentials
+            .as_deref()
+            .ok_or_else(|| "the topology gives it no `credentials:` entry name".to_string())?;
+        creds
+            .get(name, &target.name)
+            .cloned()
+            .map_err(|e| e.to_string())
+    }
+
     /// Connects, checks the host key and logs in.
     fn login(
         &self,
@@ -186,20 +229,8 @@ impl SshConnector {
             address: target.address.clone(),
             reason,
         };
-        let creds = self.opts.credentials.as_ref().ok_or_else(|| {
-            fail(format!(
-                "credentials file {} does not exist; create it (mode 0600) or point --credentials / $JOBNET_CREDENTIALS at it",
-                self.opts.credentials_path.display()
-            ))
-        })?;
-        let name = target
-            .credentials
-            .as_deref()
-            .ok_or_else(|| fail("the topology gives it no `credentials:` entry name".into()))?;
-        let login = creds
-            .get(name, &target.name)
-            .map_err(|e| fail(e.to_string()))?
-            .clone();
+        let login = self.login_of(target).map_err(fail)?;
+        let name = target.credentials.as_deref().unwrap_or_default();
         let problem = Arc::new(Mutex::new(None));
         let handler = Client {
             host: host.clone(),
@@ -215,12 +246,18 @@ impl SshConnector {
             .runtime
             .handle()
             .block_on(async {
-                let mut client = tokio::time::timeout(
+                let mut client = bounded(
                     timeout,
                     client::connect(cfg, (host.as_str(), port), handler),
                 )
                 .await
-                .map_err(|_| format!("no SSH connection within {} s", timeout.as_secs()))?
+                .map_err(|_| {
+                    if crate::base::deadline::work_interrupted() {
+                        "abandoned: a signal asked jobnet to stop".to_string()
+                    } else {
+                        format!("no SSH connection within {} s", timeout.as_secs())
+                    }
+                })?
                 .map_err(|e| {
                     problem
                         .lock()
@@ -290,6 +327,10 @@ async fn authenticate(
 }
 
 impl Connector for SshConnector {
+    fn preflight(&self, target: &Target) -> Result<(), String> {
+        self.login_of(target).map(|_| ())
+    }
+
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
         // The remote half of base::fsutil::replace_file (this runs on another host, so it is a
         // command line): keep the old file's owner and mode (cp -p), write a temporary copy in
@@ -312,7 +353,7 @@ impl Connector for SshConnector {
         let (client, _, _) = self.login(target)?;
         let timeout = self.opts.command_timeout;
         let result = self.runtime.handle().block_on(async {
-            tokio::time::timeout(timeout, async {
+            bounded(timeout, async {
                 let mut ch = client
                     .channel_open_session()
                     .await
@@ -341,11 +382,11 @@ impl Connector for SshConnector {
                 .handle()
                 .block_on(client.disconnect(Disconnect::ByApplication, "", "en"));
         match result {
-            Err(_) => Err(DeviceError::Timeout {
-                device: target.name.clone(),
-                command: format!("install {path}"),
-                secs: timeout.as_secs(),
-            }),
+            Err(_) => Err(DeviceError::ran_out(
+                &target.name,
+                &format!("install {path}"),
+                timeout.as_secs(),
+            )),
             Ok(Err(reason)) => Err(DeviceError::Lost {
                 device: target.name.clone(),
                 command: format!("install {path}"),
@@ -386,7 +427,7 @@ impl Connector for SshConnector {
                 // A device that only speaks NETCONF or an API refuses the shell: say so at once
                 // instead of waiting for a prompt that never comes.
                 let mut early = String::new();
-                let answered = tokio::time::timeout(connect_timeout, async {
+                let answered = bounded(connect_timeout, async {
                     loop {
                         match ch.wait().await {
                             Some(ChannelMsg::Success) => return Ok(()),
@@ -478,7 +519,7 @@ impl SshSession {
         };
         let buffer = &mut self.buffer;
         let result = self.handle.block_on(async {
-            tokio::time::timeout(timeout, async {
+            bounded(timeout, async {
                 let mut after_pager = false;
                 loop {
                     if let Some(m) = ssh.pager.find(buffer) {
@@ -532,11 +573,11 @@ impl SshSession {
         match result {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(reason)) => Err(self.lost(command, &reason)),
-            Err(_) => Err(DeviceError::Timeout {
-                device: self.device.clone(),
-                command: command.to_string(),
-                secs: timeout.as_secs(),
-            }),
+            Err(_) => Err(DeviceError::ran_out(
+                &self.device,
+                command,
+                timeout.as_secs(),
+            )),
         }
     }
 
@@ -582,7 +623,7 @@ impl SshSession {
         let timeout = self.timeout;
         let client = &self.client;
         let result = self.handle.block_on(async {
-            tokio::time::timeout(timeout, async {
+            bounded(timeout, async {
                 let mut ch = client
                     .channel_open_session()
                     .await
@@ -610,11 +651,7 @@ impl SshSession {
             .await
         });
         match result {
-            Err(_) => Err(DeviceError::Timeout {
-                device: self.device.clone(),
-                command: line.to_string(),
-                secs: timeout.as_secs(),
-            }),
+            Err(_) => Err(DeviceError::ran_out(&self.device, line, timeout.as_secs())),
             Ok(Err(reason)) => Err(self.lost(line, &reason)),
             Ok(Ok((_, err, Some(code)))) if code != 0 => Err(DeviceError::Rejected {
                 device: self.device.clone(),

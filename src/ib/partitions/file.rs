@@ -28,7 +28,10 @@ pub enum WriteError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is invalid, so jobnet will not touch it (OpenSM falls back to its default configuration on such a file); fix it first (`jobnet ib check {path}`):\n{errors}")]
+    /// The current file is refused. `errors` is the whole refusal ([`super::Unusable`]'s
+    /// text): whether OpenSM would reject or misread the file, or jobnet's block in it is
+    /// broken, and every error.
+    #[error("{errors}")]
     Invalid { path: String, errors: String },
     #[error("internal error: the new text of {path} fails the OpenSM grammar check, nothing was written:\n{errors}")]
     Generated { path: String, errors: String },

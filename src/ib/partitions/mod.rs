@@ -313,6 +313,39 @@ pub struct Verdict {
     pub opensm_errors: usize,
     /// A broken BEGIN/END pair (also among the diagnostics).
     pub region: Option<RegionError>,
+    /// What kind of problem the errors are; `None` when there are none.
+    pub refusal: Option<Refusal>,
+}
+
+/// Why jobnet refuses a partitions.conf. The kinds need different fixes and different words:
+/// only a file OpenSM would reject makes it fall back to its default configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The file breaks OpenSM's grammar or runs into one of its parser traps: OpenSM would
+    /// reject it (and fall back to its default configuration, dropping every custom partition)
+    /// or may apply something else than it says (tests/opensm-cases: `reject`, `misread`, and
+    /// the grammar cases of `stricter`).
+    OpenSm,
+    /// OpenSM reads the file as written, but jobnet's managed block is broken (BEGIN without
+    /// END, two BEGINs, a stray END) or holds text jobnet did not write, which the next rewrite
+    /// of the block would drop.
+    Block,
+    /// OpenSM reads the file as written and merges a job's partition with another partition of
+    /// the same PKey: the job is not isolated.
+    Merge,
+}
+
+impl Refusal {
+    /// The refusal of the file at `path`, for `plan`, `up` and `down`, with its errors (one per
+    /// line) below.
+    pub fn message(self, path: &str, errors: &str) -> String {
+        let what = match self {
+            Refusal::OpenSm => format!("{path} is already invalid, so jobnet will not touch it: it breaks OpenSM's grammar or runs into one of its parser traps, so OpenSM would reject it (and fall back to its default configuration, dropping every custom partition) or may apply something else than it says"),
+            Refusal::Block => format!("{path} is one OpenSM reads, but jobnet will not change it: jobnet's managed block in it is broken or holds text jobnet did not write, and jobnet rewrites that block on every `up` and `down`"),
+            Refusal::Merge => format!("{path} is one OpenSM reads, but jobnet will not change it: OpenSM merges a job's partition in it with another partition of the same PKey, so that job is not isolated"),
+        };
+        format!("{what}; fix these first (`jobnet ib check {path}`):\n{errors}")
+    }
 }
 
 /// The one check of a partitions.conf text before jobnet relies on it (`plan`, `up`, `down`):
@@ -331,20 +364,32 @@ pub fn check_file(text: &str, path: &str) -> Verdict {
 
 fn verdict(mut checked: grammar::Checked, text: &str, path: &str, merges: bool) -> Verdict {
     let opensm_errors = checked.diagnostics.error_count();
+    // The first kind found wins: OpenSM's reading, then the block, then merges.
+    let mut refusal = (opensm_errors > 0).then_some(Refusal::OpenSm);
+    let mut note = |kind: Refusal, d: &Diagnostics, before: usize| {
+        if d.error_count() > before && refusal.is_none() {
+            refusal = Some(kind);
+        }
+    };
     let mut region = None;
     match layout(text, path) {
         Err(e) => {
+            let before = checked.diagnostics.error_count();
             if let Some((line, what, help)) = e.diagnostic() {
                 checked.diagnostics.error(Loc { line, col: 1 }, what, help);
             }
+            note(Refusal::Block, &checked.diagnostics, before);
             region = Some(e);
         }
         // The statements of a file OpenSM stops reading are incomplete: judge only whole ones.
         Ok(l) if opensm_errors == 0 => {
             let owners = owners(&l, &checked.statements);
-            foreign(&l, &checked.statements, &owners, &mut checked.diagnostics);
+            let d = &mut checked.diagnostics;
+            foreign(&l, &checked.statements, &owners, d);
+            note(Refusal::Block, d, 0);
             if merges {
-                merged(&l, &checked.statements, &owners, &mut checked.diagnostics);
+                merged(&l, &checked.statements, &owners, d);
+                note(Refusal::Merge, d, 0);
             }
         }
         Ok(_) => {}
@@ -353,6 +398,7 @@ fn verdict(mut checked: grammar::Checked, text: &str, path: &str, merges: bool) 
         checked,
         opensm_errors,
         region,
+        refusal,
     }
 }
 
@@ -601,15 +647,17 @@ pub enum Current {
     Valid(ConfFile),
 }
 
-/// Why jobnet will not touch a partitions.conf.
+/// Why jobnet will not touch a partitions.conf: the kind of problem and every error. Its text
+/// says which kind it is ([`Refusal::message`]).
 #[derive(Debug, thiserror::Error)]
-pub enum Unusable {
-    /// OpenSM would reject or misread it, or jobnet's block in it is not as jobnet wrote it:
-    /// one diagnostic per line.
-    #[error("{0}")]
-    Rejected(String),
-    #[error(transparent)]
-    Region(#[from] RegionError),
+#[error("{}", kind.message(path, errors))]
+pub struct Unusable {
+    pub kind: Refusal,
+    pub path: String,
+    /// The errors, one per line (at most [`MAX_ERRORS`], with a count of the rest).
+    pub errors: String,
+    /// A broken BEGIN/END pair, when that is one of the problems.
+    pub region: Option<RegionError>,
 }
 
 impl Current {
@@ -631,16 +679,30 @@ impl Current {
             return Ok(Current::Missing);
         };
         let v = verdict(grammar::check(text, path), text, path, merges);
-        if v.checked.diagnostics.has_errors() {
-            return Err(match v.region {
-                Some(e) if v.opensm_errors == 0 => Unusable::Region(e),
-                _ => Unusable::Rejected(bounded_errors(v.checked.diagnostics, path)),
+        if let Some(kind) = v.refusal {
+            // A broken marker is the only error jobnet's block checks find then: said as itself.
+            let errors = match (&v.region, kind) {
+                (Some(e), Refusal::Block) => e.to_string(),
+                _ => bounded_errors(v.checked.diagnostics, path),
+            };
+            return Err(Unusable {
+                kind,
+                path: path.to_string(),
+                errors,
+                region: v.region,
             });
         }
         if v.checked.empty {
             return Ok(Current::NoPartitions(text.to_string()));
         }
-        Ok(Current::Valid(ConfFile::parse(text, path)?))
+        ConfFile::parse(text, path)
+            .map(Current::Valid)
+            .map_err(|e| Unusable {
+                kind: Refusal::Block,
+                path: path.to_string(),
+                errors: e.to_string(),
+                region: Some(e),
+            })
     }
 
     /// The file to add a job to.
@@ -804,7 +866,7 @@ mod tests {
         assert!(e.contains("p:2:1: error: the partition `storage` (`storage=0x8010 : 0x100007=full;`) has PKey 0x0010, as job 7's partition `jobnet_7` at p:5 (`jobnet_7=0x0010, ipoib :`): OpenSM merges them into one partition, so job 7 is no longer isolated (PKeys compare without the membership bit: 0x8010 is 0x0010), give `storage` a PKey no job uses"), "{e}");
         assert!(matches!(
             Current::read(Some(&text), "p"),
-            Err(Unusable::Rejected(m)) if m == e
+            Err(Unusable { kind: Refusal::Merge, errors, .. }) if errors == e
         ));
         // Writing: a file that still merges job 7 is refused, the one without job 7 is not.
         let conf = match Current::read_for_update(Some(&text), "p").unwrap() {
@@ -859,7 +921,7 @@ mod tests {
             let e = errors(&text);
             assert!(e.contains(want), "{text}\n{e}");
             assert!(
-                matches!(Current::read(Some(&text), "p"), Err(Unusable::Rejected(m)) if m == e)
+                matches!(Current::read(Some(&text), "p"), Err(Unusable { kind: Refusal::Block, errors, .. }) if errors == e)
             );
             assert!(
                 Current::read_for_update(Some(&text), "p").is_err(),
@@ -891,7 +953,11 @@ mod tests {
         for read in [Current::read, Current::read_for_update] {
             assert!(matches!(
                 read(Some(&text), "p"),
-                Err(Unusable::Region(RegionError::Unterminated { line: 2, .. }))
+                Err(Unusable {
+                    kind: Refusal::Block,
+                    region: Some(RegionError::Unterminated { line: 2, .. }),
+                    ..
+                })
             ));
         }
         assert!(errors(&format!("{ADMIN}{END}\n"))
@@ -931,7 +997,12 @@ mod tests {
         // Many errors: a refusal lists 20 and counts the rest.
         let caps: String = (1..=30).map(|g| format!("    {g:#x}=FULL,\n")).collect();
         let text = format!("{ADMIN}a=0x10 :\n{caps}    0x99=full;\n");
-        let Err(Unusable::Rejected(m)) = Current::read(Some(&text), "p") else {
+        let Err(Unusable {
+            kind: Refusal::OpenSm,
+            errors: m,
+            ..
+        }) = Current::read(Some(&text), "p")
+        else {
             panic!("accepted")
         };
         assert_eq!(m.lines().count(), 21, "{m}");
@@ -955,5 +1026,62 @@ mod tests {
         assert!(new.starts_with(&format!("# site\n{DEFAULT_STATEMENT}\n{BEGIN}\n")));
         assert!(new.ends_with(&format!("{END}\n# tail\n")));
         assert_eq!(errors(&new), "");
+    }
+
+    /// Issue 13: every refusal began "is invalid ... OpenSM falls back to its default
+    /// configuration", also for a file OpenSM reads as written and jobnet refuses for its block
+    /// or for a PKey merge.
+    #[test]
+    fn a_refusal_says_what_kind_it_is() {
+        let job7 =
+            ConfFile::parse(ADMIN, "p")
+                .unwrap()
+                .with_partition(&part("7", 0x10, &[0x100001]));
+        let merged = job7.replacen(
+            BEGIN,
+            &format!("storage=0x8010 : 0x100007=full;\n{BEGIN}"),
+            1,
+        );
+        let inside = job7.replacen(BEGIN, &format!("{BEGIN}\nstorage=0x20 : 0x100007=full;"), 1);
+        let open = job7.replacen(&format!("{END}\n"), "", 1);
+        let grammar = format!("{ADMIN}x=0x10 : 0x1\n ;\n");
+        let opensm_reads = "is one OpenSM reads, but jobnet will not change it";
+        for (text, kind, lead) in [
+            (&grammar, Refusal::OpenSm, "p is already invalid, so jobnet will not touch it: it breaks OpenSM's grammar or runs into one of its parser traps, so OpenSM would reject it (and fall back to its default configuration, dropping every custom partition) or may apply something else than it says; fix these first (`jobnet ib check p`):\np:3:2: error: `;` is the first character"),
+            (&merged, Refusal::Merge, "p is one OpenSM reads, but jobnet will not change it: OpenSM merges a job's partition in it with another partition of the same PKey, so that job is not isolated; fix these first (`jobnet ib check p`):\np:2:1: error: the partition `storage`"),
+            (&inside, Refusal::Block, "p is one OpenSM reads, but jobnet will not change it: jobnet's managed block in it is broken or holds text jobnet did not write, and jobnet rewrites that block on every `up` and `down`; fix these first (`jobnet ib check p`):\np:3:1: error: 1 line(s) inside jobnet's managed block"),
+            (&open, Refusal::Block, "p is one OpenSM reads, but jobnet will not change it: jobnet's managed block in it is broken or holds text jobnet did not write, and jobnet rewrites that block on every `up` and `down`; fix these first (`jobnet ib check p`):\np:2: `# BEGIN jobnet managed` has no matching `# END jobnet managed`; restore the END line or remove the block"),
+        ] {
+            assert_eq!(check(text, "p").refusal, Some(kind), "{text}");
+            assert_eq!(check_file(text, "p").refusal, Some(kind), "{text}");
+            let e = Current::read(Some(text), "p").unwrap_err();
+            assert_eq!(e.kind, kind);
+            let m = e.to_string();
+            assert!(m.starts_with(lead), "{m}");
+            assert_eq!(m.contains("falls back") || m.contains("fall back"), kind == Refusal::OpenSm, "{m}");
+            assert_eq!(m.contains(opensm_reads), kind != Refusal::OpenSm, "{m}");
+        }
+        assert_eq!(check(&job7, "p").refusal, None);
+        // `down` reads without the merge check (it may be the job that ends the merge); the
+        // others are refused by `down` with the same words, through the writer.
+        assert!(Current::read_for_update(Some(&merged), "p").is_ok());
+        let dir = std::env::temp_dir().join(format!("jobnet-refusal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("partitions.conf");
+        let shown = path.display().to_string();
+        for (text, lead) in [
+            (&grammar, format!("{shown} is already invalid, so jobnet will not touch it: it breaks OpenSM's grammar")),
+            (&inside, format!("{shown} {opensm_reads}: jobnet's managed block in it is broken")),
+            (&open, format!("{shown} {opensm_reads}: jobnet's managed block in it is broken")),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = file::update(&path, std::time::Duration::from_secs(5), |c| c.without_job("7"))
+                .unwrap_err();
+            assert!(matches!(e, file::WriteError::Invalid { .. }), "{e:?}");
+            assert!(e.to_string().starts_with(&lead), "{e}");
+            assert_eq!(&std::fs::read_to_string(&path).unwrap(), text, "untouched");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,7 +8,7 @@
 //! `rank=same` group per layer keeps the layers in rows. Gateways are hexagons wired to their
 //! Ethernet port's cell.
 
-use super::scene::{natural_cmp, Scene};
+use super::scene::{natural_cmp, Drawn, Scene};
 use crate::base::types::PortRef;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -48,9 +48,8 @@ impl Ports {
             cell.entry((side, port.to_string()))
                 .or_insert_with(|| format!("p{n}"));
         };
-        for &i in &sc.links {
+        for &Drawn { i, a, b } in &sc.links {
             let l = &sc.t.links[i];
-            let (a, b) = sc.ends(l);
             let (sa, sb) = sides(sc, a, b);
             add(a, sa, &l.a.port);
             add(b, sb, &l.b.port);
@@ -101,8 +100,8 @@ pub fn render(sc: &Scene) -> String {
         switch(&mut o, sc, &ports, s);
     }
     ranks(&mut o, sc);
-    for &i in &sc.links {
-        link(&mut o, sc, &ports, i);
+    for &d in &sc.links {
+        link(&mut o, sc, &ports, d);
     }
     for &g in &sc.gateways {
         gateway(&mut o, sc, &ports, g);
@@ -201,7 +200,7 @@ fn port_hot(sc: &Scene, s: usize, port: &str) -> bool {
     let on = |p: &PortRef| &p.switch == name && p.port == port;
     sc.links
         .iter()
-        .any(|&i| sc.hot_link[i] && (on(&sc.t.links[i].a) || on(&sc.t.links[i].b)))
+        .any(|&Drawn { i, .. }| sc.hot_link[i] && (on(&sc.t.links[i].a) || on(&sc.t.links[i].b)))
         || sc
             .gateways
             .iter()
@@ -209,9 +208,8 @@ fn port_hot(sc: &Scene, s: usize, port: &str) -> bool {
 }
 
 /// One link, written from its higher end so dot ranks it top-down.
-fn link(o: &mut String, sc: &Scene, ports: &Ports, i: usize) {
+fn link(o: &mut String, sc: &Scene, ports: &Ports, Drawn { i, a, b }: Drawn) {
     let l = &sc.t.links[i];
-    let (a, b) = sc.ends(l);
     let (sa, sb) = sides(sc, a, b);
     let (ea, eb) = (ports.end(a, sa, &l.a), ports.end(b, sb, &l.b));
     let (tail, head) = if sc.layer[a] >= sc.layer[b] {

@@ -12,7 +12,7 @@
 //! comes closest to a 3:2 landscape. A block (or the top layer) wider than `cols` wraps its
 //! layers into balanced rows.
 
-use super::scene::{natural_cmp, Scene};
+use super::scene::{natural_cmp, Drawn, Scene};
 
 pub const BOX_W: f64 = 128.0;
 pub const BOX_H: f64 = 38.0;
@@ -124,8 +124,7 @@ fn parts(scene: &Scene) -> Parts {
     let n = t.switches.len();
     let mut adj = vec![Vec::new(); n];
     let mut hot_adj = vec![Vec::new(); n];
-    for &i in &scene.links {
-        let (a, b) = scene.ends(&t.links[i]);
+    for &Drawn { i, a, b } in &scene.links {
         adj[a].push(b);
         adj[b].push(a);
         if scene.hot_link[i] {

@@ -27,6 +27,16 @@ pub struct LeftOut {
     pub gateways: usize,
 }
 
+/// A link that is drawn: its index into `Topology::links` and the switch indexes of its ends.
+/// A link naming a switch the topology does not have (a topology changed after it was validated)
+/// has no place in a picture and is not drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drawn {
+    pub i: usize,
+    pub a: usize,
+    pub b: usize,
+}
+
 /// One picture's content; every `Vec` indexed by switch is as long as `Topology::switches`.
 pub struct Scene<'a> {
     pub t: &'a Topology,
@@ -40,8 +50,8 @@ pub struct Scene<'a> {
     /// Layer of each shown switch, 0 = bottom, compacted over the shown switches.
     pub layer: Vec<usize>,
     pub layers: usize,
-    /// Indexes into `Topology::links` of the links drawn, in file order.
-    pub links: Vec<usize>,
+    /// The links drawn, in file order.
+    pub links: Vec<Drawn>,
     /// Per link of the topology: carries the job's VLAN.
     pub hot_link: Vec<bool>,
     /// Indexes into `Topology::gateways` of the gateways drawn.
@@ -86,9 +96,9 @@ impl<'a> Scene<'a> {
             ring(t, &focus)
         };
         let is_focus = |s: usize| shown[s] && !context[s];
-        let links: Vec<usize> = (0..t.links.len())
-            .filter(|&i| {
-                let (a, b) = ends(t, &t.links[i]);
+        let links: Vec<Drawn> = (0..t.links.len())
+            .filter_map(|i| ends(t, &t.links[i]).map(|(a, b)| Drawn { i, a, b }))
+            .filter(|&Drawn { a, b, .. }| {
                 shown[a] && shown[b] && (focus.is_empty() || is_focus(a) || is_focus(b))
             })
             .collect();
@@ -123,11 +133,6 @@ impl<'a> Scene<'a> {
             job_nodes,
             left_out,
         }
-    }
-
-    /// Switch indexes of both ends of a link.
-    pub fn ends(&self, l: &Link) -> (usize, usize) {
-        ends(self.t, l)
     }
 
     /// Whether gateway `g` (index into `Topology::gateways`) is the plan's.
@@ -207,11 +212,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn ends(t: &Topology, l: &Link) -> (usize, usize) {
-    (
-        t.switch_idx(&l.a.switch).expect("validated link end"),
-        t.switch_idx(&l.b.switch).expect("validated link end"),
-    )
+/// Switch indexes of both ends of a link; `None` when it names a switch the topology does not
+/// have.
+fn ends(t: &Topology, l: &Link) -> Option<(usize, usize)> {
+    Some((t.switch_idx(&l.a.switch)?, t.switch_idx(&l.b.switch)?))
 }
 
 /// The switches a job view centres on: the subgraph, the switches of the job's nodes (a job
@@ -237,8 +241,7 @@ fn ring(t: &Topology, focus: &[usize]) -> (Vec<bool>, Vec<bool>) {
         shown[s] = true;
     }
     let mut context = vec![false; n];
-    for l in &t.links {
-        let (a, b) = ends(t, l);
+    for (a, b) in t.links.iter().filter_map(|l| ends(t, l)) {
         for (x, y) in [(a, b), (b, a)] {
             if shown[x] && focus.binary_search(&y).is_err() {
                 context[y] = true;
@@ -268,8 +271,7 @@ fn layers(t: &Topology, by_switch: &[Vec<&Node>]) -> Vec<usize> {
         }
     }
     let mut adj = vec![Vec::new(); n];
-    for l in &t.links {
-        let (a, b) = ends(t, l);
+    for (a, b) in t.links.iter().filter_map(|l| ends(t, l)) {
         adj[a].push(b);
         adj[b].push(a);
     }

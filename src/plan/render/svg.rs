@@ -9,7 +9,7 @@
 use super::layout::{
     below, layout, Layout, BOX_H, BOX_W, GW_PITCH, LINE_H, MARGIN, NODES_GAP, NODES_PAD,
 };
-use super::scene::Scene;
+use super::scene::{Drawn, Scene};
 use std::fmt::Write;
 
 const RED: &str = "#d62728";
@@ -110,10 +110,10 @@ pub fn render(scene: &Scene) -> String {
     .fold(480.0, f64::max);
     // Room for the title lines, and for arcs over the top row if it has links within itself.
     let top = scene.layers - 1;
-    let arcs = scene.links.iter().any(|&i| {
-        let (a, b) = scene.ends(&scene.t.links[i]);
-        scene.layer[a] == top && scene.layer[b] == top
-    });
+    let arcs = scene
+        .links
+        .iter()
+        .any(|d| scene.layer[d.a] == top && scene.layer[d.b] == top);
     let header =
         MARGIN + 30.0 + if caption.is_some() { 18.0 } else { 0.0 } + if arcs { 56.0 } else { 30.0 };
     let lay = layout(scene, header, text_w + 2.0 * MARGIN);
@@ -134,8 +134,8 @@ pub fn render(scene: &Scene) -> String {
         );
     }
     let faint = scene.links.len() > FAINT_ABOVE;
-    for &i in scene.links.iter().filter(|&&i| !scene.hot_link[i]) {
-        c.link(i, faint);
+    for &d in scene.links.iter().filter(|d| !scene.hot_link[d.i]) {
+        c.link(d, faint);
     }
     for s in (0..scene.t.switches.len()).filter(|&s| scene.shown[s]) {
         c.switch(s);
@@ -144,8 +144,8 @@ pub fn render(scene: &Scene) -> String {
     c.gateways();
     // The job's links over the boxes, from edge to edge: one that passes a box is seen to
     // pass it, not to end there.
-    for &i in scene.links.iter().filter(|&&i| scene.hot_link[i]) {
-        c.link(i, false);
+    for &d in scene.links.iter().filter(|d| scene.hot_link[d.i]) {
+        c.link(d, false);
     }
     let late = std::mem::take(&mut c.late);
     c.out.push_str(&late);
@@ -211,10 +211,9 @@ impl Canvas<'_, '_> {
         }
     }
 
-    /// The path of link `i`; parallel links between the same two switches are drawn side by
+    /// The path of a drawn link; parallel links between the same two switches are drawn side by
     /// side (`offset` pixels apart), not on top of each other.
-    fn path(&self, i: usize) -> Path {
-        let (a, b) = self.scene.ends(&self.scene.t.links[i]);
+    fn path(&self, Drawn { i, a, b }: Drawn) -> Path {
         let ((x1, y1), (x2, y2)) = (self.lay.xy[a], self.lay.xy[b]);
         // The sideways direction is taken from the lower switch index, so parallel links written
         // in opposite directions still separate.
@@ -235,10 +234,10 @@ impl Canvas<'_, '_> {
         }
     }
 
-    fn link(&mut self, i: usize, faint: bool) {
+    fn link(&mut self, d: Drawn, faint: bool) {
         let sc = self.scene;
+        let Drawn { i, a, b } = d;
         let l = &sc.t.links[i];
-        let (a, b) = sc.ends(l);
         let hot = sc.hot_link[i];
         let (color, w) = if hot {
             (RED, if l.lag { 5.0 } else { 3.5 })
@@ -254,7 +253,7 @@ impl Canvas<'_, '_> {
         if faint && !hot {
             extra.push_str(r#" stroke-opacity="0.45""#);
         }
-        let d = match self.path(i) {
+        let d = match self.path(d) {
             Path::Line(p, q) if hot => {
                 let (path, back) = (Path::Line(p, q), Path::Line(q, p));
                 let (p, q) = (path.at(path.edge()), back.at(back.edge()));
@@ -276,9 +275,10 @@ impl Canvas<'_, '_> {
     /// Port names at both ends of each of the job's links, its cost in the middle.
     fn link_labels(&mut self) {
         let sc = self.scene;
-        for &i in sc.links.iter().filter(|&&i| sc.hot_link[i]) {
+        for &d in sc.links.iter().filter(|d| sc.hot_link[d.i]) {
+            let i = d.i;
             let l = &sc.t.links[i];
-            let path = self.path(i);
+            let path = self.path(d);
             let back = match path {
                 Path::Line(p, q) => Path::Line(q, p),
                 Path::Arc(p, c, q) => Path::Arc(q, c, p),
@@ -496,8 +496,7 @@ impl Canvas<'_, '_> {
 /// Sideways offsets of parallel links: 0 for a link alone, ±3, ±6 ... px for several.
 fn offsets(scene: &Scene) -> Vec<f64> {
     let mut pairs: std::collections::HashMap<(usize, usize), Vec<usize>> = Default::default();
-    for &i in &scene.links {
-        let (a, b) = scene.ends(&scene.t.links[i]);
+    for &Drawn { i, a, b } in &scene.links {
         pairs.entry((a.min(b), a.max(b))).or_default().push(i);
     }
     let mut offset = vec![0.0; scene.t.links.len()];
