@@ -248,7 +248,8 @@ fn legacy_algorithms_only_for_switches_marked_legacy() {
         &["leaf3".to_string()],
     );
     std::fs::write(lab.path("topology.yaml"), legacy_topo).unwrap();
-    let (code, _, err) = lab.up("2", &[]);
+    // Legacy key exchange (RSA, DH group 14) is slow in a debug build on a loaded machine.
+    let (code, _, err) = lab.up("2", &["--connect-timeout", "60"]);
     assert_eq!(code, 0, "{err}");
     assert!(lab.snapshot()["leaf3"].vlans.contains_key(&1000));
     assert_eq!(lab.jn(&["down", "--job", "2"]).0, 0);
@@ -262,7 +263,7 @@ fn legacy_algorithms_only_for_switches_marked_legacy() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(lab.path("known_hosts"), without).unwrap();
-    let (code, _, err) = lab.up("3", &[]);
+    let (code, _, err) = lab.up("3", &["--connect-timeout", "60"]);
     assert_eq!(code, 4, "{err}");
     assert!(
         err.contains(&format!("for this ssh_legacy switch: ssh -o KexAlgorithms=+diffie-hellman-group14-sha1 -o HostKeyAlgorithms=+ssh-rsa -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={} -o HashKnownHosts=no -p {port} USER@127.0.0.1", lab.path("known_hosts"))),

@@ -505,7 +505,7 @@ impl FileLock {
         Self::acquire_until(
             path,
             path.parent().and_then(dir_owner),
-            crate::base::deadline::Deadline::after(wait),
+            crate::base::deadline::Deadline::within_command(wait),
         )
     }
 }

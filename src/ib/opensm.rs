@@ -226,7 +226,12 @@ pub fn verify(s: &IbApply, guids: &[String], pkey_full: &str) -> Result<(), Open
     let Some(template) = &s.verify_command else {
         return Ok(());
     };
-    let deadline = Instant::now() + Duration::from_millis(s.verify_timeout_ms);
+    // The verification's own timeout, never past the command's deadline.
+    let deadline = Instant::now()
+        + crate::base::deadline::Deadline::within_command(Duration::from_millis(
+            s.verify_timeout_ms,
+        ))
+        .left();
     let mut pending: Vec<&String> = guids.iter().collect();
     loop {
         let left = deadline
@@ -238,7 +243,7 @@ pub fn verify(s: &IbApply, guids: &[String], pkey_full: &str) -> Result<(), Open
         if pending.is_empty() {
             return Ok(());
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || crate::base::deadline::work_interrupted() {
             return Err(OpenSmError::NotVerified {
                 pkey: pkey_full.into(),
                 ports: pending.iter().map(|g| g.to_string()).collect(),

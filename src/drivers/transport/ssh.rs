@@ -38,16 +38,24 @@ pub struct SshOptions {
 }
 
 /// Splits `host`, `host:port` or `[v6]:port` (default port 22).
-pub fn split_address(address: &str) -> (String, u16) {
+pub fn split_address(address: &str) -> Result<(String, u16), String> {
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "address `{}`: port `{}` is not a number in 1..65535",
+            address.escape_debug(),
+            p.escape_debug()
+        )),
+    };
     if let Some(rest) = address.strip_prefix('[') {
         if let Some((h, p)) = rest.split_once("]:") {
-            return (h.to_string(), p.parse().unwrap_or(22));
+            return Ok((h.to_string(), port(p)?));
         }
-        return (rest.trim_end_matches(']').to_string(), 22);
+        return Ok((rest.trim_end_matches(']').to_string(), 22));
     }
     match address.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().unwrap_or(22)),
-        _ => (address.to_string(), 22),
+        Some((h, p)) if !h.contains(':') => Ok((h.to_string(), port(p)?)),
+        _ => Ok((address.to_string(), 22)),
     }
 }
 
@@ -223,7 +231,12 @@ impl SshConnector {
         ),
         DeviceError,
     > {
-        let (host, port) = split_address(&target.address);
+        let (host, port) =
+            split_address(&target.address).map_err(|reason| DeviceError::Connect {
+                device: target.name.clone(),
+                address: target.address.clone(),
+                reason,
+            })?;
         let fail = |reason: String| DeviceError::Connect {
             device: target.name.clone(),
             address: target.address.clone(),
@@ -701,13 +714,23 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(split_address("192.0.2.1"), ("192.0.2.1".into(), 22));
-        assert_eq!(split_address("127.0.0.1:2201"), ("127.0.0.1".into(), 2201));
-        assert_eq!(split_address("sw.example:830"), ("sw.example".into(), 830));
+        assert_eq!(split_address("192.0.2.1"), Ok(("192.0.2.1".into(), 22)));
+        assert_eq!(
+            split_address("127.0.0.1:2201"),
+            Ok(("127.0.0.1".into(), 2201))
+        );
+        assert_eq!(
+            split_address("sw.example:830"),
+            Ok(("sw.example".into(), 830))
+        );
+        // A bad port is an error naming it, never port 22.
+        let e = split_address("sw.example:22x").unwrap_err();
+        assert!(e.contains("port `22x` is not a number"), "{e}");
+        assert!(split_address("[2001:db8::1]:0").is_err());
         assert_eq!(
             split_address("[2001:db8::1]:2222"),
-            ("2001:db8::1".into(), 2222)
+            Ok(("2001:db8::1".into(), 2222))
         );
-        assert_eq!(split_address("2001:db8::1"), ("2001:db8::1".into(), 22));
+        assert_eq!(split_address("2001:db8::1"), Ok(("2001:db8::1".into(), 22)));
     }
 }
