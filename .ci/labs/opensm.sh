@@ -233,6 +233,16 @@ fi
 JOBNET_CONFIG="$D/jobnet.yaml" "${J[@]}" down --job S > /dev/null || bad "down S"
 
 # Files OpenSM would misread are never touched or reloaded: a CRLF file keeps the fabric as it is.
+# First let the sweeps that earlier reloads asked for finish (OpenSM re-reads the file on each):
+# a sweep still pending from `down S` would read the CRLF file and prove nothing about jobnet.
+settle() {
+  local n m
+  for _ in $(seq 30); do
+    n=$(grep -c "SUBNET UP" "$D/osm.log"); sleep 1; m=$(grep -c "SUBNET UP" "$D/osm.log")
+    [ "$n" = "$m" ] && return 0
+  done
+}
+settle
 cp "$D/p.conf" "$D/good.conf"
 printf 'Default=0x7fff, ipoib : ALL=full;\r\nstorage=0x0010 : %s=full;\r\n' "${G[5]}" > "$D/p.conf"
 cp "$D/p.conf" "$D/crlf.conf"
