@@ -1459,3 +1459,32 @@ fn a_full_disk_during_up_undoes_everything_and_says_disk_full() {
     assert!(!text.contains("disk I/O error"), "{text}");
     assert_eq!(lab.snapshot(), baseline, "nothing changed");
 }
+
+/// A record left `applying` by a process that is gone (a killed prolog, a slurmctld that forgot
+/// the job) does not block the next job on its nodes: `up` finishes it from its journal first,
+/// and says so.
+#[test]
+fn a_record_whose_owner_died_is_undone_by_the_next_up_on_its_nodes() {
+    let lab = Lab::new("orphan", Some(ACCESS));
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    lab.up(&none, "7", "n1,n3").unwrap();
+    // Its process died mid-apply: the record says applying, owned by a pid that does not run.
+    let conn = rusqlite::Connection::open(lab.dir.join("state.db")).unwrap();
+    conn.execute(
+        "UPDATE jobs SET state='applying', pid=999999999, pid_start=1 WHERE job='7'",
+        [],
+    )
+    .unwrap();
+    let r = lab.up(&none, "8", "n1").unwrap();
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("job 7 was left applying") && w.contains("undone first")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(lab.store.job(&j("7")).unwrap().unwrap().state, JobState::Down);
+    apply::down(&lab.env(&none), &j("8"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline, "nothing of job 7 or 8 is left");
+}

@@ -288,6 +288,7 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
     let started = Instant::now();
     let (req, settings, mut warnings) = lifecycle::normalise(env.drivers, inp, req, false)?;
     let job = req.job.to_string();
+    warnings.extend(unwind_orphans(env, &req)?);
     let mut foreign: BTreeMap<u16, String> = BTreeMap::new();
     for _attempt in 0..16 {
         let plan = match allocate(env, inp, &req, &settings, &foreign)? {
@@ -416,6 +417,35 @@ fn apply_ready(
     } else {
         Err(failures)
     }
+}
+
+/// Records of other jobs on the requested nodes that a process left half-done and died (its
+/// owner is gone: a killed prolog, a slurmctld that forgot the job): they must not block this
+/// job. Each is finished from its journal as `jobnet recover` would, and said in a warning.
+fn unwind_orphans(env: &Env, req: &JobRequest) -> Result<Vec<String>, ApplyError> {
+    let wanted: std::collections::BTreeSet<&str> = req.nodes.iter().map(String::as_str).collect();
+    let mut said = Vec::new();
+    for row in env.store.jobs()? {
+        let dead = row.owner.is_some_and(|o| !env.store.alive(&o));
+        let shares = row.nodes.iter().any(|n| wanted.contains(n.as_str()));
+        if row.job == req.job || !row.state.in_progress() || !dead || !shares {
+            continue;
+        }
+        if let Claim::Claimed(_) = env.store.claim(&row.job, ClaimFor::Recover)? {
+            let pid = row.owner.map_or(0, |o| o.pid);
+            match finish_teardown(env, &row.job, false) {
+                Ok(r) => said.push(format!(
+                    "job {} was left {} on these nodes by process {pid}, which is gone: undone first from its journal ({} operation(s))",
+                    row.job, row.state, r.undone
+                )),
+                Err(e) => said.push(format!(
+                    "job {} was left {} on these nodes by process {pid}, which is gone; undoing it failed: {e}",
+                    row.job, row.state
+                )),
+            }
+        }
+    }
+    Ok(said)
 }
 
 /// The failures, led by the signal when one stopped the work (device waits it cut short say
