@@ -1484,7 +1484,10 @@ fn a_record_whose_owner_died_is_undone_by_the_next_up_on_its_nodes() {
         "{:?}",
         r.warnings
     );
-    assert_eq!(lab.store.job(&j("7")).unwrap().unwrap().state, JobState::Down);
+    assert_eq!(
+        lab.store.job(&j("7")).unwrap().unwrap().state,
+        JobState::Down
+    );
     apply::down(&lab.env(&none), &j("8"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline, "nothing of job 7 or 8 is left");
 }
