@@ -90,6 +90,38 @@ impl Lab {
         )
     }
 
+    /// A stand-in for scontrol at `scontrol` in the lab: every call is appended to
+    /// `scontrol.calls` as `[arg][arg]...`; `update JobId=N K=V ...` appends each `K=V` to the job
+    /// record `job-N` and `hold N` appends `Held=yes`, as slurmctld would change the job.
+    fn fake_scontrol(&self) -> PathBuf {
+        let d = self.dir.display();
+        let path = self.path("scontrol");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done >> {d}/scontrol.calls\necho >> {d}/scontrol.calls\ncase \"$1\" in\n  update) id=${{2#JobId=}}; shift 2; for kv in \"$@\"; do printf '%s\\n' \"$kv\" >> {d}/job-$id; done ;;\n  hold) echo Held=yes >> {d}/job-$2 ;;\nesac\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn scontrol_calls(&self) -> String {
+        std::fs::read_to_string(self.path("scontrol.calls")).unwrap_or_default()
+    }
+
+    /// The last value of `key` in the fake scontrol's record of `job`.
+    fn job_field(&self, job: &str, key: &str) -> Option<String> {
+        let record = std::fs::read_to_string(self.path(&format!("job-{job}"))).ok()?;
+        record
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+    }
+
     fn status(&self, job: &str) -> serde_json::Value {
         let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
             .args([
@@ -562,5 +594,189 @@ fn a_wrong_configuration_is_bad_input_said_once() {
             .count(),
         1,
         "{err}"
+    );
+}
+
+/// The job's `jobnet:` request is its own: a hold puts jobnet's reason in the AdminComment, and
+/// once released the job gets exactly what it asked for (the fake scontrol keeps the job's
+/// record as slurmctld would; the rerun reads its Comment from there).
+#[test]
+fn a_held_job_keeps_its_request_and_gets_exactly_it_once_released() {
+    let d = scratch_dir("release");
+    let lab = Lab::new(
+        "release",
+        POLICY,
+        &format!(
+            "failure: {{hold_after: 2}}\nprograms: {{scontrol: {d}/scontrol}}\naddresses: {{pool: 10.66.0.0/16, prefix: 24, dir: {d}/files}}\n",
+            d = d.display()
+        ),
+    );
+    lab.fake_scontrol();
+    let request = "nightly jobnet:vlan=none,ib=0x0012,vms=2 (ticket 7)";
+    std::fs::write(lab.path("job-31"), format!("Comment={request}\n")).unwrap();
+    let run = |restarts: &str, fault: Option<&str>| {
+        let comment = lab.job_field("31", "Comment").unwrap();
+        let mut env = vec![
+            ("SLURM_JOB_ID", "31"),
+            ("SLURM_JOB_NODELIST", "n[1-2]"),
+            ("SLURM_JOB_PARTITION", "batch"),
+            ("SLURM_JOB_USER", "alice"),
+            ("SLURM_JOB_COMMENT", comment.as_str()),
+            ("SLURM_JOB_RESTART_COUNT", restarts),
+        ];
+        if let Some(f) = fault {
+            env.push(("JOBNET_FAILPOINT", f));
+        }
+        lab.hook(
+            Path::new(env!("CARGO_BIN_EXE_jobnet")),
+            &["hook", "slurm-prolog"],
+            &env,
+        )
+    };
+    // A device fault, twice: requeued once, then held.
+    assert_eq!(run("0", Some("intent:1:error")).0, 1);
+    assert_eq!(lab.scontrol_calls(), "", "not held after one failure");
+    assert_eq!(run("1", Some("intent:1:error")).0, 1);
+    let calls = lab.scontrol_calls();
+    assert!(
+        calls.contains(
+            "[update][JobId=31][AdminComment=jobnet: held after 2 failed network setup(s): "
+        ) && calls.contains("[hold][31]"),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains("[Comment="),
+        "the user's comment is never written: {calls}"
+    );
+    assert_eq!(lab.job_field("31", "Comment").as_deref(), Some(request));
+    assert!(
+        lab.job_field("31", "AdminComment")
+            .is_some_and(|c| c.contains("failure injected by JOBNET_FAILPOINT")),
+        "{:?}",
+        std::fs::read_to_string(lab.path("job-31"))
+    );
+    // Released by an administrator after the fault is gone: exactly the request.
+    let (code, err) = run("2", None);
+    assert_eq!(code, 0, "{err}");
+    let conf = std::fs::read_to_string(lab.path("partitions.conf")).unwrap();
+    assert!(conf.contains("jobnet_31=0x0012"), "{conf}");
+    let s = lab.status("31");
+    assert_eq!(
+        (s["state"].as_str(), s["pkey"].as_str()),
+        (Some("up"), Some("0x0012")),
+        "{s}"
+    );
+    assert_eq!(
+        s["addresses"]["vms"].as_array().map(Vec::len),
+        Some(4),
+        "two VMs on each of the two nodes: {s}"
+    );
+    assert_eq!(lab.slurm("slurm-epilog", "31", "n[1-2]", "batch", "").0, 0);
+}
+
+/// A configuration error goes to the log the file names (FILE:LINE:COL), not to a fixed path;
+/// the Slurm prolog holds the job (a requeue would read the same file) with the reason in its
+/// AdminComment, and exits 2; the epilog exits 2; PBS's prologue aborts the job (1).
+#[test]
+fn a_broken_configuration_is_reported_in_its_log_and_holds_the_job() {
+    let d = scratch_dir("broken");
+    let lab = Lab::new(
+        "broken",
+        POLICY,
+        &format!(
+            "programs: {{scontrol: {}/scontrol}}\nfailure: {{hold_aftr: 2}}\n",
+            d.display()
+        ),
+    );
+    lab.fake_scontrol();
+    let yaml = lab.path("jobnet.yaml");
+    let line = std::fs::read_to_string(&yaml)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("failure:"))
+        .unwrap()
+        + 1;
+    let at = format!(
+        "{}:{line}:11: error: unknown key `hold_aftr`",
+        yaml.display()
+    );
+    let (code, err) = lab.slurm("slurm-prolog", "60", "n1", "batch", "jobnet:vms=2");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&at), "{err}");
+    let log = lab.log();
+    assert!(
+        log.contains("slurm-prolog job=60: ") && log.contains(&at),
+        "{log}"
+    );
+    let calls = lab.scontrol_calls();
+    assert!(
+        calls.contains("[update][JobId=60][AdminComment=jobnet: held (fix the site configuration, then scontrol release 60): ")
+            && calls.contains(&at)
+            && calls.contains("[hold][60]"),
+        "{calls}"
+    );
+    // The epilog cannot do anything either: said, exit 2, no hold.
+    let (code, _) = lab.slurm("slurm-epilog", "60", "n1", "batch", "");
+    assert_eq!(code, 2);
+    assert!(lab.log().contains("slurm-epilog job=60: "), "{}", lab.log());
+    assert_eq!(
+        lab.scontrol_calls().lines().count(),
+        2,
+        "{}",
+        lab.scontrol_calls()
+    );
+    // PBS: 1 aborts the job; 2 would requeue it for ever.
+    let (code, _) = lab.hook(
+        Path::new(env!("CARGO_BIN_EXE_jobnet")),
+        &["hook", "pbs-prologue", "61.server", "alice", "users"],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        lab.log()
+            .contains("pbs-prologue job=61.server: aborting the job"),
+        "{}",
+        lab.log()
+    );
+    // A file whose `log:` is wrong too: stderr (and syslog) have it, the job is still held.
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let log_line = text.lines().find(|l| l.starts_with("log:")).unwrap();
+    std::fs::write(&yaml, text.replace(log_line, "log: hooks.log")).unwrap();
+    let (code, err) = lab.slurm("slurm-prolog", "62", "n1", "batch", "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`hooks.log` is not an absolute path"), "{err}");
+    assert!(
+        lab.scontrol_calls().contains("[hold][62]"),
+        "{}",
+        lab.scontrol_calls()
+    );
+}
+
+/// An environment the prolog cannot read is the same on a retry: held at once.
+#[test]
+fn a_job_environment_the_prolog_cannot_read_holds_the_job() {
+    let d = scratch_dir("no-nodes");
+    let lab = Lab::new(
+        "no-nodes",
+        POLICY,
+        &format!("programs: {{scontrol: {}/scontrol}}\n", d.display()),
+    );
+    lab.fake_scontrol();
+    let (code, _) = lab.hook(
+        Path::new(env!("CARGO_BIN_EXE_jobnet")),
+        &["hook", "slurm-prolog"],
+        &[("SLURM_JOB_ID", "70"), ("SLURM_JOB_PARTITION", "vm")],
+    );
+    assert_eq!(code, 1);
+    let calls = lab.scontrol_calls();
+    assert!(
+        calls.contains("[AdminComment=jobnet: held: SLURM_JOB_NODELIST is not set")
+            && calls.contains("[hold][70]"),
+        "{calls}"
+    );
+    assert!(
+        lab.log().contains("job=70: SLURM_JOB_NODELIST is not set"),
+        "{}",
+        lab.log()
     );
 }

@@ -2,7 +2,9 @@
 //! by .ci/labs/nodes.sh): Linux bridge backends against this kernel (which lacks bridge VLAN
 //! filtering and 802.1Q: the kernel's refusal is reported and nothing is left), Proxmox and
 //! libvirt configuration from a job's network.json, and the CNI plugin's VERSION and errors as
-//! a runtime sees them.
+//! a runtime sees them. Then the `jobnet` binary on the test kit's simulated node
+//! (`$JOBNET_NODE_SIM`): twenty CNI ADDs and DELs at once, a process killed after any command
+//! on the node, interfaces that are never a VM's, and interface names per job.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -138,7 +140,11 @@ fn linux_bridge_backends_report_what_the_kernel_refuses() {
         let (code, _, err) = jobnet(&["node", "attach", "--job", "9", "--node", "cn001", "--vm", &format!("vs1={tap}")], &cfg);
         assert_eq!(code, 1, "{backend}: {err}");
         assert!(err.contains(want), "{backend}: {err}");
-        let leftovers: Vec<_> = walk(&d.join(format!("state-{backend}")));
+        // The node's lock file stays (as lock files do); no record may.
+        let leftovers: Vec<_> = walk(&d.join(format!("state-{backend}")))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
         assert!(leftovers.is_empty(), "{backend} recorded a change it did not make: {leftovers:?}");
         assert!(!Path::new("/sys/class/net/jnt9up.160").exists() && !Path::new("/sys/class/net/vmbr0v160").exists());
         // Nothing attached, nothing to detach.
@@ -232,4 +238,444 @@ fn the_cni_plugin_answers_as_the_spec_says() {
     // DEL of a container never added: success, nothing printed.
     let (code, _) = cni("DEL", &conf);
     assert_eq!(code, 0);
+}
+
+// --- on the test kit's simulated node ---
+
+use jobnet::node::sim::World;
+
+/// A job's network.json with `vms` VMs on cn001 in 10.N.0.0/24 (N = `net`).
+fn network_of(dir: &Path, job: &str, vlan: u16, net: u8, vms: u8) {
+    let list: Vec<String> = (1..=vms)
+        .map(|i| {
+            format!(
+                r#"{{"name": "vs{i}", "node": "cn001", "ip": "10.{net}.0.{}", "mac": "02:00:0a:{net:02x}:00:{:02x}"}}"#,
+                10 + i,
+                10 + i
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(dir.join(job)).unwrap();
+    std::fs::write(
+        dir.join(job).join("network.json"),
+        format!(
+            r#"{{"job": "{job}", "vlan": {vlan}, "pkey": null, "nodes": ["cn001"],
+  "addresses": {{"job": "{job}", "subnet": "10.{net}.0.0/24", "gateway": "10.{net}.0.1", "dns": [], "vms": [{}]}}}}"#,
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+/// An Open vSwitch node: bridge br-vm, uplink up0 (trunks 4094), management port mgmt0, VM
+/// taps `taps`, namespaces /run/netns/c1..cN.
+fn ovs_world(taps: &[&str], namespaces: usize) -> World {
+    let mut w = World::default();
+    w.ovs_bridge("br-vm")
+        .ovs_port("br-vm", "up0", None, &[4094])
+        .ovs_port("br-vm", "mgmt0", Some(4000), &[]);
+    for t in taps {
+        w.link(t, "tap");
+    }
+    for i in 1..=namespaces {
+        w.namespace(&format!("/run/netns/c{i}"));
+    }
+    w
+}
+
+/// A Linux node for the two bridge backends: bridge br-vm, uplink up0, management mgmt0, taps.
+fn linux_world(taps: &[&str]) -> World {
+    let mut w = World::default();
+    w.link("br-vm", "bridge")
+        .link("up0", "veth")
+        .link("mgmt0", "veth");
+    for t in taps {
+        w.link(t, "tap");
+    }
+    for l in w.links.values_mut() {
+        if l.kind != "bridge" {
+            l.master = Some("br-vm".into());
+            l.vlans = [1].into();
+        }
+    }
+    w
+}
+
+fn node_yaml(d: &Path, backend: &str, interface: &str) -> PathBuf {
+    let cfg = d.join(format!("node-{backend}.yaml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "jobs_dir: {d}\nstate_dir: {d}/state\nbackend: {backend}\nbridge: br-vm\nuplink: up0\nmanagement: mgmt0\ninterface: \"{interface}\"\nnodes:\n  cn002: {{uplink: up2}}\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// `jobnet ARGS` on the simulated node `world`, dying after its `crash_after`-th command there.
+fn sim_jobnet(
+    args: &[&str],
+    config: &Path,
+    world: &Path,
+    crash_after: Option<usize>,
+) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jobnet"));
+    c.args(args)
+        .env("JOBNET_NODE_CONFIG", config)
+        .env("JOBNET_NODE_SIM", world)
+        .env_remove("SLURMD_NODENAME")
+        .env_remove("JOBNET_FAILPOINT_NODE");
+    if let Some(n) = crash_after {
+        c.env("JOBNET_FAILPOINT_NODE", n.to_string());
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The CNI plugin (the binary called `jobnet-cni`) on the simulated node, started, not waited for.
+fn sim_cni(
+    dir: &Path,
+    world: &Path,
+    command: &str,
+    container: &str,
+    netns: &str,
+    conf: &str,
+    crash_after: Option<usize>,
+) -> std::process::Child {
+    let link = dir.join("jobnet-cni");
+    if !link.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_jobnet"), &link).unwrap();
+    }
+    let mut c = Command::new(&link);
+    c.env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_NETNS", netns)
+        .env("CNI_PATH", dir.display().to_string())
+        .env("JOBNET_NODE_SIM", world)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(n) = crash_after {
+        c.env("JOBNET_FAILPOINT_NODE", n.to_string());
+    }
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+    }
+    child
+}
+
+fn finish(c: std::process::Child) -> (i32, serde_json::Value, String) {
+    let o = c.wait_with_output().unwrap();
+    let v = serde_json::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap_or_default();
+    (
+        o.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn cni_conf(d: &Path, job: &str) -> String {
+    format!(
+        r#"{{"cniVersion":"1.0.0","name":"job-{job}","type":"jobnet-cni","job":"{job}","jobs_dir":"{d}","state_dir":"{d}/state","bridge":"br-vm","uplink":"up0","node":"cn001"}}"#,
+        d = d.display()
+    )
+}
+
+fn records(d: &Path) -> Vec<PathBuf> {
+    walk(&d.join("state"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect()
+}
+
+/// Container runtimes call ADD in parallel: twenty at once for two jobs on one node get twenty
+/// different VM slots (MAC and address), every veth is recorded, and twenty DELs at once remove
+/// every one and give the uplink back.
+#[test]
+fn twenty_parallel_cni_adds_and_dels_for_two_jobs_take_twenty_slots_and_leave_nothing() {
+    let d = scratch("cni-parallel");
+    network_of(&d, "A", 160, 1, 10);
+    network_of(&d, "B", 161, 2, 10);
+    let wf = d.join("world.json");
+    let mut w = ovs_world(&[], 20);
+    // Every command takes a little while, as on a real node: wide windows for a race.
+    w.delay_ms = 1;
+    w.save(&wf).unwrap();
+    let before = w.state();
+    let who = |i: usize| {
+        (
+            if i.is_multiple_of(2) { "A" } else { "B" },
+            format!("ctr{i}"),
+            format!("/run/netns/c{i}"),
+        )
+    };
+    let adds: Vec<_> = (1..=20)
+        .map(|i| {
+            let (job, ctr, ns) = who(i);
+            sim_cni(&d, &wf, "ADD", &ctr, &ns, &cni_conf(&d, job), None)
+        })
+        .collect();
+    let mut slots = std::collections::BTreeSet::new();
+    for (i, c) in (1..=20).zip(adds) {
+        let (code, v, err) = finish(c);
+        assert_eq!(code, 0, "ADD {i}: {v} {err}");
+        let ip = v["ips"][0]["address"].as_str().unwrap().to_string();
+        let mac = v["interfaces"][1]["mac"].as_str().unwrap().to_string();
+        assert!(
+            slots.insert(ip.clone()),
+            "ADD {i}: address {ip} given twice"
+        );
+        assert!(slots.insert(mac.clone()), "ADD {i}: MAC {mac} given twice");
+    }
+    assert_eq!(slots.len(), 40, "{slots:?}");
+    let w = World::load(&wf).unwrap();
+    let veths: Vec<_> = w.links.keys().filter(|l| l.starts_with("jn")).collect();
+    assert_eq!(veths.len(), 20, "{veths:?}");
+    assert_eq!(w.ports["up0"].trunks, [160, 161, 4094].into());
+    for i in 1..=20 {
+        let (job, ..) = who(i);
+        let eth0 = &w.netns[&format!("/run/netns/c{i}")]["eth0"];
+        let mac = eth0.mac.as_deref().unwrap();
+        assert!(
+            mac.starts_with(if job == "A" {
+                "02:00:0a:01"
+            } else {
+                "02:00:0a:02"
+            }),
+            "container {i} of job {job} has {mac}"
+        );
+    }
+    for job in ["A", "B"] {
+        let r: jobnet::node::Record = serde_json::from_slice(
+            &std::fs::read(d.join("state/cn001").join(format!("{job}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.changes.len(),
+            21,
+            "job {job}: the uplink, 10 veths, 10 ports: {r:?}"
+        );
+    }
+    let dels: Vec<_> = (1..=20)
+        .map(|i| {
+            let (job, ctr, ns) = who(i);
+            sim_cni(&d, &wf, "DEL", &ctr, &ns, &cni_conf(&d, job), None)
+        })
+        .collect();
+    for (i, c) in (1..=20).zip(dels) {
+        let (code, v, err) = finish(c);
+        assert_eq!(code, 0, "DEL {i}: {v} {err}");
+    }
+    assert_eq!(
+        World::load(&wf).unwrap().state(),
+        before,
+        "the node is not as before"
+    );
+    assert!(records(&d).is_empty(), "{:?}", records(&d));
+}
+
+/// Record, then change, as a killed process sees it: `attach` and a CNI ADD die right after
+/// their N-th command on the node, for every N; whatever they changed is recorded, and detach
+/// (or the container's DEL) gives the node back exactly what it had.
+#[test]
+fn a_process_killed_after_any_command_leaves_a_record_that_undoes_it() {
+    let d = scratch("killed");
+    network_of(&d, "7", 160, 1, 2);
+    let cfg = node_yaml(&d, "ovs", "{node}v{slot}");
+    let wf = d.join("world.json");
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(d.join("state"));
+        let mut w = ovs_world(&["cn001v1"], 1);
+        w.ovs_port("br-vm", "cn001v2", Some(4012), &[]);
+        w.save(&wf).unwrap();
+        w.state()
+    };
+    for n in 1.. {
+        let before = fresh();
+        let (code, _, err) = sim_jobnet(
+            &["node", "attach", "--job", "7", "--node", "cn001"],
+            &cfg,
+            &wf,
+            Some(n),
+        );
+        let killed = code == -1;
+        assert!(
+            killed || code == 0,
+            "attach with a kill after command {n}: {code} {err}"
+        );
+        if World::load(&wf).unwrap().state() != before {
+            assert!(
+                !records(&d).is_empty(),
+                "killed after command {n}: a change no record names"
+            );
+        }
+        let (code, _, err) = sim_jobnet(
+            &["node", "detach", "--job", "7", "--node", "cn001"],
+            &cfg,
+            &wf,
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            World::load(&wf).unwrap().state(),
+            before,
+            "attach killed after command {n}"
+        );
+        if !killed {
+            assert!(n > 5, "attach ran only {n} command(s)");
+            break;
+        }
+    }
+    for n in 1.. {
+        let before = fresh();
+        let (code, v, err) = finish(sim_cni(
+            &d,
+            &wf,
+            "ADD",
+            "ctr1",
+            "/run/netns/c1",
+            &cni_conf(&d, "7"),
+            Some(n),
+        ));
+        let killed = code == -1;
+        assert!(
+            killed || code == 0,
+            "ADD with a kill after command {n}: {code} {v} {err}"
+        );
+        let (code, v, err) = finish(sim_cni(
+            &d,
+            &wf,
+            "DEL",
+            "ctr1",
+            "/run/netns/c1",
+            &cni_conf(&d, "7"),
+            None,
+        ));
+        assert_eq!(code, 0, "{v} {err}");
+        assert_eq!(
+            World::load(&wf).unwrap().state(),
+            before,
+            "ADD killed after command {n}"
+        );
+        assert!(records(&d).is_empty());
+        if !killed {
+            assert!(n > 10, "ADD ran only {n} command(s)");
+            break;
+        }
+    }
+}
+
+/// The uplink, the bridge, a management port and an interface the configuration names for
+/// another node are refused as a VM interface by every backend, with exit 2, before anything
+/// changes.
+#[test]
+fn interfaces_the_node_configuration_names_are_never_a_vm_interface() {
+    let d = scratch("reserved");
+    network_of(&d, "7", 160, 1, 2);
+    for backend in ["ovs", "bridge-vlan", "bridge-classic"] {
+        let cfg = node_yaml(&d, backend, "{node}v{slot}");
+        let wf = d.join(format!("world-{backend}.json"));
+        let mut w = if backend == "ovs" {
+            ovs_world(&["tap1"], 0)
+        } else {
+            linux_world(&["tap1"])
+        };
+        w.link("up2", "veth");
+        w.save(&wf).unwrap();
+        for (iface, why) in [
+            ("up0", "interface up0 is node cn001's uplink (`uplink:` in the node configuration); it is never a VM interface: nothing was changed"),
+            ("br-vm", "interface br-vm is node cn001's bridge"),
+            ("mgmt0", "interface mgmt0 is a management port of node cn001 (`management:` in the node configuration)"),
+            ("up2", "interface up2 is named by `nodes.cn002.uplink` in the node configuration"),
+        ] {
+            let (code, _, err) = sim_jobnet(
+                &["node", "attach", "--job", "7", "--node", "cn001", "--vm", "vs1=tap1", "--vm", &format!("vs2={iface}")],
+                &cfg,
+                &wf,
+                None,
+            );
+            assert_eq!(code, 2, "{backend} {iface}: {err}");
+            assert!(err.contains(why), "{backend} {iface}: {err}");
+            assert_eq!(World::load(&wf).unwrap().state(), w.state(), "{backend} {iface}: the node changed");
+            assert!(records(&d).is_empty(), "{backend} {iface}");
+        }
+    }
+}
+
+/// VM names and slots restart in every job: `tap{vm}` gives two jobs the same names (the second
+/// is refused, the interface named), `{job}` keeps them apart; a name past Linux's 15 bytes is
+/// refused before any change, and an unknown placeholder when the configuration is read.
+#[test]
+fn the_job_placeholder_keeps_two_jobs_taps_apart() {
+    let d = scratch("placeholders");
+    network_of(&d, "7", 160, 1, 2);
+    network_of(&d, "8", 161, 2, 2);
+    network_of(&d, "123456789.x+1", 162, 3, 1);
+    let wf = d.join("world.json");
+    let run = |cfg: &Path, job: &str| {
+        sim_jobnet(
+            &["node", "attach", "--job", job, "--node", "cn001"],
+            cfg,
+            &wf,
+            None,
+        )
+    };
+    // Without {job}: the second job's taps are the first's.
+    ovs_world(&["tapvs1", "tapvs2"], 0).save(&wf).unwrap();
+    let cfg = node_yaml(&d, "ovs", "tap{vm}");
+    assert_eq!(run(&cfg, "7").0, 0);
+    let (code, _, err) = run(&cfg, "8");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("interface tapvs1 is attached to job 7"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(d.join("state"));
+    // With {job}: each job its own.
+    ovs_world(&["t7v1", "t7v2", "t8v1", "t8v2"], 0)
+        .save(&wf)
+        .unwrap();
+    let cfg = node_yaml(&d, "ovs", "t{job}v{slot}");
+    for job in ["7", "8"] {
+        let (code, out, err) = run(&cfg, job);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("t{job}v1, t{job}v2")), "{out}");
+    }
+    let w = World::load(&wf).unwrap();
+    assert_eq!(
+        (w.ports["t7v2"].tag, w.ports["t8v1"].tag),
+        (Some(160), Some(161))
+    );
+    // A job id that does not fit: refused, named, nothing changed.
+    let before = w.state();
+    let (code, _, err) = run(&cfg, "123456789.x+1");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`interface: t{job}v{slot}` gives `t123456789_x_1v1` for job 123456789.x+1, VM vs1 on node cn001: interface `t123456789_x_1v1` is longer than 15 characters"),
+        "{err}"
+    );
+    assert_eq!(World::load(&wf).unwrap().state(), before);
+    let cfg = node_yaml(&d, "ovs", "tap{jobid}");
+    let (code, _, err) = run(&cfg, "7");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has the unknown placeholder `{jobid}`")
+            && err.contains("{job}, {vm}, {slot}, {node}"),
+        "{err}"
+    );
 }

@@ -7,7 +7,8 @@
 # of a job reaches every other (same node and across switches), nothing of the other job nor the
 # node's management address; faults are refused cleanly; detach + down give back byte-identical
 # switches and node bridges. Then the CNI plugin, driven as a runtime drives it (with the
-# reference `static` IPAM plugin chained in). Needs root. Ends with "N passed, N failed".
+# reference `static` IPAM plugin chained in), and twenty ADDs and DELs at once for two jobs on
+# one node. Needs root. Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOBNET=$(realpath "${JOBNET:-target/debug/jobnet}")
@@ -106,10 +107,10 @@ backend: ovs
 ovs_db: unix:$D/db.sock
 interface: "{node}v{slot}"
 nodes:
-  node1: {bridge: brn1, uplink: n1up}
-  node2: {bridge: brn2, uplink: n2up}
-  node3: {bridge: brn3, uplink: n3up}
-  node4: {bridge: brn4, uplink: n4up}
+  node1: {bridge: brn1, uplink: n1up, management: [m1]}
+  node2: {bridge: brn2, uplink: n2up, management: [m2]}
+  node3: {bridge: brn3, uplink: n3up, management: [m3]}
+  node4: {bridge: brn4, uplink: n4up, management: [m4]}
 YAML
 printf '[VM]\nTemplate=/images/vm.qcow2\n[Network]\nVlan=auto\nPkey=none\nVMs=2\n' > "$J/passport.ini"
 export JOBNET_CONFIG=$J/jobnet.yaml JOBNET_NODE_CONFIG=$J/node.yaml
@@ -157,11 +158,16 @@ check "nor across the fabric" isolated node3v1 "$anet.200"
 
 # --- faults ---
 before=$(state)
-sed 's/node3: {bridge: brn3, uplink: n3up}/node3: {bridge: brn3, uplink: n3gone}/' "$J/node.yaml" > "$J/node-bad.yaml"
+sed 's/node3: {bridge: brn3, uplink: n3up,/node3: {bridge: brn3, uplink: n3gone,/' "$J/node.yaml" > "$J/node-bad.yaml"
 out=$("${JN[@]}" node attach --job A --node node3 --config "$J/node-bad.yaml" 2>&1) && rc=0 || rc=$?
 check "attach with a missing uplink: exit 2, the uplink named" sh -c "[ $rc = 2 ] && echo \"\$0\" | grep -q 'uplink n3gone is not a port of bridge brn3: nothing was changed'" "$out"
 check "and nothing changed" test "$(state)" = "$before"
 check "detach of a job never attached: exit 0" "${JN[@]}" node detach --job NEVER --node node1
+for port in n1up m1 brn1 n2up; do
+  out=$("${JN[@]}" node attach --job A --node node1 --vm "vs1=$port" 2>&1) && rc=0 || rc=$?
+  check "the node's own interface $port is refused as a VM interface (exit 2, named)" sh -c "[ $rc = 2 ] && echo \"\$0\" | grep -q 'interface $port is .*never a VM interface: nothing was changed'" "$out"
+done
+check "and nothing changed" test "$(state)" = "$before"
 
 # --- the CNI plugin, as a runtime drives it ---
 mkdir -p "$J/cni"; ln -sf "$JOBNET" "$J/cni/jobnet-cni"
@@ -169,7 +175,10 @@ CNIPATH=$J/cni:/usr/lib/cni
 check "job C (for containers) comes up on node1 and node3" "${JN[@]}" job up --passport "$J/passport.ini" --job C --nodes node1,node3
 out=$("${JN[@]}" node attach --job C --node node1 --vm vs1=node1v1 2>&1) && rc=0 || rc=$?
 check "a VM interface of job A is refused to job C" sh -c "[ $rc = 2 ] && echo \"\$0\" | grep -q 'interface node1v1 is attached to job A'" "$out"
-conf() { printf '{"cniVersion":"1.0.0","name":"job-C","type":"jobnet-cni","job":"C","jobs_dir":"%s","state_dir":"%s","bridge":"%s","uplink":"%s","ovs_db":"unix:%s/db.sock","node":"%s"%s}' "$J/shared" "$J/nodestate" "$1" "$2" "$D" "$3" "${4:-}"; }
+conf() { # BRIDGE UPLINK NODE [EXTRA [JOB]]
+  local job=${5:-C}
+  printf '{"cniVersion":"1.0.0","name":"job-%s","type":"jobnet-cni","job":"%s","jobs_dir":"%s","state_dir":"%s","bridge":"%s","uplink":"%s","ovs_db":"unix:%s/db.sock","node":"%s"%s}' "$job" "$job" "$J/shared" "$J/nodestate" "$1" "$2" "$D" "$3" "${4:-}"
+}
 cni() { # COMMAND CONTAINER NETNS CONF
   CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=eth0 CNI_PATH=$CNIPATH "$J/cni/jobnet-cni" <<<"$4"
 }
@@ -194,13 +203,56 @@ check "DEL c1" cni DEL c1 /var/run/netns/c1 "$(conf brn1 n1up node1)"
 check "DEL c1 again is harmless" cni DEL c1 /var/run/netns/c1 "$(conf brn1 n1up node1)"
 check "DEL c2" cni DEL c2 /var/run/netns/c2 "$(conf brn3 n3up node3 "$STATIC")"
 
+# --- twenty ADDs at once for two jobs on node1, then twenty DELs at once ---
+printf '[VM]\nTemplate=/images/vm.qcow2\n[Network]\nVlan=auto\nPkey=none\nVMs=10\n' > "$J/passport10.ini"
+check "jobs D and E (10 VM slots each) come up on node1" sh -c "'$JOBNET' job up --passport '$J/passport10.ini' --job D --nodes node1 >/dev/null && '$JOBNET' job up --passport '$J/passport10.ini' --job E --nodes node1 >/dev/null"
+trunks_before=$("${V[@]}" get port n1up trunks)
+for i in $(seq 1 20); do ip netns add "p$i"; NS+=("p$i"); done
+par() { # COMMAND: twenty containers pI, even ones of job D, odd ones of job E, all at once
+  local i
+  for i in $(seq 1 20); do
+    ( if [ $((i % 2)) = 0 ]; then j=D; else j=E; fi
+      cni "$1" "p$i" "/var/run/netns/p$i" "$(conf brn1 n1up node1 "" $j)" > "$D/$1-$i.out" 2> "$D/$1-$i.err" && rc=0 || rc=$?
+      echo "$rc" > "$D/$1-$i.rc" ) &
+  done
+  wait
+}
+all_ok() { local i; for i in $(seq 1 20); do [ "$(cat "$D/$1-$i.rc")" = 0 ] || { cat "$D/$1-$i.out" "$D/$1-$i.err"; return 1; }; done; }
+par ADD
+check "twenty parallel ADDs succeed" all_ok ADD
+distinct() {
+  python3 - "$D" <<'PY'
+import json, sys
+ips, macs = set(), set()
+for i in range(1, 21):
+    r = json.load(open(f"{sys.argv[1]}/ADD-{i}.out"))
+    ips.add(r["ips"][0]["address"]); macs.add(r["interfaces"][1]["mac"])
+sys.exit(0 if len(ips) == 20 and len(macs) == 20 else 1)
+PY
+}
+check "twenty different VM slots: twenty addresses, twenty MACs" distinct
+check "twenty veths on node1's bridge" test "$("${V[@]}" list-ports brn1 | grep -c '^jn')" = 20
+macs_in_containers() {
+  local i mac
+  for i in $(seq 1 20); do
+    mac=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["interfaces"][1]["mac"])' "$D/ADD-$i.out")
+    ip -n "p$i" link show eth0 | grep -qi "$mac" || return 1
+  done
+}
+check "each container has its slot's MAC" macs_in_containers
+par DEL
+check "twenty parallel DELs succeed" all_ok DEL
+no_veths() { ! "${V[@]}" list-ports brn1 | grep -q '^jn' && ! ip -o link | grep -q ': jn'; }
+check "every veth is gone (bridge and node)" no_veths
+check "node1's uplink carries what it did before" test "$("${V[@]}" get port n1up trunks)" = "$trunks_before"
+
 # --- the end: detach everywhere, down, byte-identical switches and node bridges ---
 for n in node1 node3; do check "detach job A on $n" "${JN[@]}" node detach --job A --node "$n"; done
 for n in node2 node4; do check "detach job B on $n" "${JN[@]}" node detach --job B --node "$n"; done
 check "detach twice is harmless" "${JN[@]}" node detach --job A --node node1
-for j in A B C; do check "job $j down" "${JN[@]}" job down --job "$j"; done
+for j in A B C D E; do check "job $j down" "${JN[@]}" job down --job "$j"; done
 check "switches and node bridges are byte-identical to before" test "$(state)" = "$BASE"
-check "no node record is left" test -z "$(find "$J/nodestate" -type f)"
+check "no node record is left (the lock files stay)" test -z "$(find "$J/nodestate" -type f -name '*.json')"
 
 echo "nodes lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]

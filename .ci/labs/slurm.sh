@@ -5,8 +5,12 @@
 # (hosts h1..h4 in network namespaces behind them). Proves: a policy job and a job asking in its
 # comment get exactly their ports and trunks and their address files, and the fabric is
 # byte-identical afterwards; two jobs get different VLANs and only reach their own hosts; a device
-# fault rolls back and requeues, and the second failure holds the job; slurmctld killed during a
-# prolog reruns it to a correct network; a job that asked for nothing is untouched.
+# fault rolls back and requeues, the second failure holds the job with jobnet's reason in its
+# AdminComment and its Comment (the request) intact, and once released it gets exactly the VLAN it
+# asked for; a typo in jobnet.yaml is said FILE:LINE:COL in the configured log and holds the job
+# at once, and without any jobnet.yaml syslog has it; slurmctld killed during a prolog reruns it
+# to a correct network; a job that asked for nothing is untouched. jobnet is installed by
+# docs/slurm.md's copy-paste block (run under a prefix), and the jobs' user reads its addresses.
 # Needs root. Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +23,7 @@ pass=0 fail=0
 check() { local what=$1; shift; if "$@"; then pass=$((pass+1)); echo "ok   - $what"; else fail=$((fail+1)); echo "FAIL - $what"; fi; }
 cleanup() {
   local i
+  if [ -n "${SYSLOG_PID:-}" ]; then kill "$SYSLOG_PID" 2>/dev/null || true; rm -f /dev/log; fi
   slurm_lab_stop || true
   for i in 1 2 3 4; do
     ip netns del "node00${i}v1" 2>/dev/null || true
@@ -38,17 +43,16 @@ ovs_state() { "${V[@]}" --format=csv --columns=name,tag,trunks list port | sort;
 tag_of() { "${V[@]}" get port "$1" tag; }
 trunks_of() { "${V[@]}" get port "$1" trunks; }
 
-# --- jobnet installed as docs/slurm.md says ---
+# --- jobnet installed as docs/slurm.md says: its copy-paste block, run under a prefix R that
+# stands for the machine's / (system directories a machine has are made first) ---
 J=$D/jobnet
-mkdir -p "$J/bin" "$J/drivers" "$J/state" "$J/log" "$J/net"
-cp "$JOBNET" "$J/bin/jobnet"
-ln -s jobnet "$J/bin/jobnet-slurmctld-prolog"
-ln -s jobnet "$J/bin/jobnet-slurmctld-epilog"
-chown slurm:slurm "$J/state" "$J/log" "$J/net"
-chmod 0700 "$J/state"
-# The ovsdb socket is not at its default path here: a site copy of the profile names it.
-sed "s#ovs-vsctl #ovs-vsctl --db=unix:$D/ovs/db.sock #g" switch-drivers/openvswitch.yaml > "$J/drivers/openvswitch.yaml"
-cat > "$J/topology.yaml" <<YAML
+R=$J/root
+mkdir -p "$J/src" "$J/bin" "$R/usr/local/bin" "$R/etc" "$R/var/lib" "$R/var/log"
+chmod 0755 "$J" "$R"
+ETC=$R/etc/jobnet STATE=$R/var/lib/jobnet NET=$R/var/lib/jobnet-jobs LOGD=$R/var/log/jobnet
+HOOKS=$R/usr/local/lib/jobnet
+cp "$JOBNET" "$J/src/jobnet"
+cat > "$J/src/topology.yaml" <<YAML
 name: slurm-lab
 ethernet: {vlan_pool: "100-199", node_port_mode: access}
 switches:
@@ -60,11 +64,12 @@ nodes:
   - {name: "node[001-002]", port: "jnsw1:h[1-2]-sw"}
   - {name: "node[003-004]", port: "jnsw2:h[3-4]-sw"}
 YAML
-cat > "$J/jobnet.yaml" <<YAML
-topology: $J/topology.yaml
-state: $J/state/state.db
-log: $J/log/hooks.log
-drivers_dir: $J/drivers
+# An Open vSwitch-only site: no credentials.yaml, no known_hosts (docs/slurm.md).
+cat > "$J/src/jobnet.yaml" <<YAML
+topology: $ETC/topology.yaml
+state: $STATE/state.db
+log: $LOGD/hooks.log
+drivers_dir: $ETC/drivers
 service_user: slurm
 wait: 20
 programs: {ovs-vsctl: /usr/bin/ovs-vsctl, scontrol: /usr/bin/scontrol}
@@ -72,17 +77,30 @@ policy:
   - {partitions: [vm], network: {vlan: auto, ib: no}}
   - {partitions: ["*"], requests: allow}
 failure: {hold_after: 2}
-addresses: {pool: 10.80.0.0/16, prefix: 24, first: 10, gateway: 1, names: "vs{n}", dir: $J/net}
+addresses: {pool: 10.80.0.0/16, prefix: 24, first: 10, gateway: 1, names: "vs{n}", dir: $NET}
 YAML
-check "the lab's topology and hook configuration are valid" "$J/bin/jobnet" topology validate --drivers-dir "$J/drivers" "$J/topology.yaml"
+awk '/^## Installation/ {f = 1} f && /^```sh$/ {on = 1; next} on && /^```$/ {exit} on {print}' docs/slurm.md |
+  sed -e "s# /usr/local/# $R/usr/local/#g" -e "s# /etc/# $R/etc/#g" -e "s# /var/# $R/var/#g" > "$J/install.sh"
+check "docs/slurm.md's installation block runs as written" bash -c "cd '$J/src' && set -ex && . '$J/install.sh'"
+mode_owner() { [ "$(stat -c '%a %U' "$1")" = "$2" ]; }
+check "it made the state directory private to slurm" mode_owner "$STATE" "700 slurm"
+check "and the address files' directory readable by all, beside it" mode_owner "$NET" "755 slurm"
+check "the configuration directory and file exist" test -r "$ETC/jobnet.yaml" -a -d "$ETC/drivers"
+# The ovsdb socket is not at its default path here: a site copy of the profile names it.
+sed "s#ovs-vsctl #ovs-vsctl --db=unix:$D/ovs/db.sock #g" switch-drivers/openvswitch.yaml > "$ETC/drivers/openvswitch.yaml"
+check "the lab's topology and hook configuration are valid" "$R/usr/local/bin/jobnet" topology validate --drivers-dir "$ETC/drivers" "$ETC/topology.yaml"
 
 SLURM_LAB_CRED_EXPIRE=5 SLURM_LAB_EXTRA="SchedulerParameters=batch_sched_delay=0,bf_interval=2,sched_interval=5" \
-  slurm_lab_start "$D/slurm" "$J/bin/jobnet-slurmctld-prolog" "$J/bin/jobnet-slurmctld-epilog"
+  slurm_lab_start "$D/slurm" "$HOOKS/jobnet-slurmctld-prolog" "$HOOKS/jobnet-slurmctld-epilog"
+# slurmctld passes its hooks SLURM_* variables only: a site's jobnet.yaml is /etc/jobnet/jobnet.yaml.
+# The lab's is under R, so the lab's hook wrapper (slurm-setup.sh) sets JOBNET_CONFIG from this file.
 HOOKENV=$D/slurm/run/hook.env
-echo "JOBNET_CONFIG=$J/jobnet.yaml; export JOBNET_CONFIG" > "$HOOKENV"
+CONF=$ETC/jobnet.yaml
+hookenv() { printf 'JOBNET_CONFIG=%s; export JOBNET_CONFIG\n' "${1:-$CONF}" > "$HOOKENV"; if [ -n "${2:-}" ]; then printf '%s\n' "$2" >> "$HOOKENV"; fi; }
+hookenv
 id jnuser >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin jnuser
 as_user() { runuser -u jnuser -- env SLURM_CONF="$SLURM_CONF" SBATCH_OUTPUT="$SBATCH_OUTPUT" "$@"; }
-JN=("$J/bin/jobnet" --state "$J/state/state.db")
+JN=("$R/usr/local/bin/jobnet" --state "$STATE/state.db")
 vlan_of() { "${JN[@]}" status --job "$1" --format json | sed -n 's/^ *"vlan": \([0-9]*\),*$/\1/p' | head -1; }
 state_of() { "${JN[@]}" status --job "$1" --format json 2>/dev/null | sed -n 's/^ *"state": "\([a-z-]*\)",*$/\1/p' | head -1; }
 hosts_of() { scontrol show hostnames "$(squeue -h -j "$1" -o %N)"; }
@@ -117,20 +135,20 @@ A=$(as_user sbatch --parsable -p vm -N 3 --wrap "sleep 6")
 check "policy job $A runs" slurm_lab_wait_job "$A" RUNNING 30
 check "exactly its 3 ports and the trunks carry its VLAN" network_is_right "$A"
 check "jobnet status shows it up" test "$(state_of "$A")" = up
-check "its address list exists and its user can read it" runuser -u jnuser -- grep -q "^Virtual machine ip list:" "$J/net/$A/ip-list.txt"
-check "three VMs, numbered in the job's subnet" test "$(grep -c '^10\.80\.0\.' "$J/net/$A/ip-list.txt")" = 3
+check "its address list exists and its user can read it" runuser -u jnuser -- grep -q "^Virtual machine ip list:" "$NET/$A/ip-list.txt"
+check "three VMs, numbered in the job's subnet" test "$(grep -c '^10\.80\.0\.' "$NET/$A/ip-list.txt")" = 3
 mapfile -t AH < <(hosts_of "$A")
 check "its hosts reach each other" reaches "$(host "${AH[0]}")" "$(host "${AH[1]}")"
 check "policy job completes" slurm_lab_wait_job "$A" COMPLETED 30
 for _ in $(seq 50); do [ "$(state_of "$A")" = down ] && break; sleep 0.1; done
 check "after it: the fabric is byte-identical to before" test "$(ovs_state)" = "$BASE"
-check "after it: its address files are gone" test ! -e "$J/net/$A"
+check "after it: its address files are gone" test ! -e "$NET/$A"
 
 # --- a job asking in its comment ---
 B=$(as_user sbatch --parsable -p batch -N 2 --comment "nightly jobnet:vlan=auto,ib=no,vms=2 see ticket" --wrap "sleep 5")
 check "comment job $B runs" slurm_lab_wait_job "$B" RUNNING 30
 check "its 2 ports carry its VLAN" network_is_right "$B"
-check "two VMs per node: 4 addresses" test "$(grep -c '^10\.80\.' "$J/net/$B/ip-list.txt")" = 4
+check "two VMs per node: 4 addresses" test "$(grep -c '^10\.80\.' "$NET/$B/ip-list.txt")" = 4
 check "comment job completes" slurm_lab_wait_job "$B" COMPLETED 30
 for _ in $(seq 50); do [ "$(state_of "$B")" = down ] && break; sleep 0.1; done
 check "after it: byte-identical fabric" test "$(ovs_state)" = "$BASE"
@@ -152,39 +170,105 @@ slurm_lab_wait_job "$C2" COMPLETED 30 || true
 for _ in $(seq 50); do [ "$(state_of "$C2")" = down ] && [ "$(state_of "$C1")" = down ] && break; sleep 0.1; done
 check "after both: byte-identical fabric" test "$(ovs_state)" = "$BASE"
 
-# --- a device fault during the prolog: rolled back, requeued, held after the second ---
-echo "JOBNET_CONFIG=$J/jobnet.yaml JOBNET_FAILPOINT=intent:2:error; export JOBNET_CONFIG JOBNET_FAILPOINT" > "$HOOKENV"
-F=$(as_user sbatch --parsable -p vm -N 2 --wrap "sleep 2")
-held=""
-for _ in $(seq 600); do
-  r=$(slurm_lab_job_field "$F" Reason)
-  case $r in JobHeldAdmin|job_requeued_in_held_state) held=$r; break ;; esac
-  sleep 0.1
-done
-echo "JOBNET_CONFIG=$J/jobnet.yaml; export JOBNET_CONFIG" > "$HOOKENV"
-check "the failing job is held after 2 failed prologs (Reason=$held)" test -n "$held"
+# --- a device fault during the prolog of a job that asked in its comment: rolled back,
+# requeued, held after the second; the comment keeps the request; released once the fault is
+# gone, the job gets exactly what it asked for ---
+field_line() { scontrol show job "$1" | sed -n "s/^ *$2=\(.*[^ ]\) *\$/\1/p"; }
+is_held() { case $(slurm_lab_job_field "$1" Reason) in JobHeldAdmin|job_requeued_in_held_state) return 0 ;; esac; return 1; }
+wait_held() { local i; for i in $(seq "$((${2:-60} * 10))"); do is_held "$1" && return 0; sleep 0.1; done; return 1; }
+# Every pending job that jobnet held, as an administrator finds them (docs/slurm.md).
+jobnet_held() { scontrol -o show job | sed -n 's/^JobId=\([0-9]*\) .*JobState=PENDING Reason=JobHeldAdmin .*AdminComment=jobnet: held.*/\1/p'; }
+hookenv "$CONF" "JOBNET_FAILPOINT=intent:2:error; export JOBNET_FAILPOINT"
+ASK="nightly jobnet:vlan=150,ib=no,vms=2 see ticket 12"
+F=$(as_user sbatch --parsable -p batch -w node001,node003 --comment "$ASK" --wrap "sleep 6")
+wait_held "$F" 60 || true
+hookenv
+check "the failing job $F is held after 2 failed prologs (Reason=$(slurm_lab_job_field "$F" Reason))" is_held "$F"
 check "it was requeued in between (Restarts >= 1)" test "$(slurm_lab_job_field "$F" Restarts)" -ge 1
 logged_and_held() {
-  grep -q "job=$1: failed (2 time(s) for this job): .*injected" "$J/log/hooks.log" &&
-    grep -q "job=$1: scontrol hold: done" "$J/log/hooks.log"
+  grep -q "job=$1: failed (2 time(s) for this job): .*injected" "$LOGD/hooks.log" &&
+    grep -q "job=$1: scontrol hold: done" "$LOGD/hooks.log"
 }
 check "the log says why, twice, and that it held the job" logged_and_held "$F"
+check "its Comment is still the user's request" test "$(field_line "$F" Comment)" = "$ASK"
+admin_says() { [[ $(field_line "$1" AdminComment) == "jobnet: held after 2 failed network setup(s): "*injected* ]]; }
+check "its AdminComment says why jobnet held it" admin_says "$F"
 check "nothing of it is left on the switches" test "$(ovs_state)" = "$BASE"
 sleep 12   # longer than Slurm's retry interval here (cred_expire 5 s + a scheduler pass)
-stays_held() {
-  case $(slurm_lab_job_field "$1" Reason) in JobHeldAdmin|job_requeued_in_held_state) ;; *) return 1 ;; esac
-  ! grep -q "job=$1: failed (3 time(s)" "$J/log/hooks.log"
-}
+stays_held() { is_held "$1" && ! grep -q "job=$1: failed (3 time(s)" "$LOGD/hooks.log"; }
 check "and stays held: no third attempt" stays_held "$F"
-scancel "$F"
+check "the administrators' listing of jobs jobnet held finds it" test "$(jobnet_held)" = "$F"
+scontrol release "$F"
+check "released, it runs" slurm_lab_wait_job "$F" RUNNING 40
+check "on exactly the VLAN it asked for" test "$(vlan_of "$F")" = 150
+check "exactly its 2 ports carry it" network_is_right "$F"
+check "with its 2 VMs per node: 4 addresses" test "$(grep -c '^10\.80\.' "$NET/$F/ip-list.txt")" = 4
+reads_as_jnuser() { runuser -u jnuser -- cat "$1" > /dev/null; }
+check "which its user (jnuser, not root) can read" reads_as_jnuser "$NET/$F/ip-list.txt"
+check "released job completes" slurm_lab_wait_job "$F" COMPLETED 30
+for _ in $(seq 50); do [ "$(state_of "$F")" = down ] && break; sleep 0.1; done
+check "after it: byte-identical fabric" test "$(ovs_state)" = "$BASE"
+
+# --- a typo in jobnet.yaml: said FILE:LINE:COL in the configured log and in the job's
+# AdminComment, the job held at once (not requeued for ever); fixed and released, it runs ---
+sed 's/^failure: {hold_after: 2}$/failure: {hold_aftr: 2}/' "$CONF" > "$J/jobnet-typo.yaml"
+TYPO="$J/jobnet-typo.yaml:$(grep -n '^failure:' "$J/jobnet-typo.yaml" | cut -d: -f1):11: error: unknown key \`hold_aftr\`"
+hookenv "$J/jobnet-typo.yaml"
+T=$(as_user sbatch --parsable -p batch -w node002 --comment "jobnet:vlan=160" --wrap "true")
+wait_held "$T" 30 || true
+check "with a typo in jobnet.yaml, job $T is held at the first prolog" is_held "$T"
+check "the configured log has the error with its FILE:LINE:COL" grep -qF "slurm-prolog job=$T: $J/jobnet-typo.yaml is invalid: | $TYPO" "$LOGD/hooks.log"
+typo_in_admin_comment() { [[ $(field_line "$1" AdminComment) == "jobnet: held (fix the site configuration, then scontrol release $1): "*"$TYPO"* ]]; }
+check "and the job's AdminComment too" typo_in_admin_comment "$T"
+check "slurmctld saw the prolog exit 2" grep -q "JobId=$T prolog exit status 2:0" "$D/slurm/log/slurmctld.log"
+sleep 8
+once() { [ "$(grep -c "slurm-prolog job=$1: .*is invalid" "$LOGD/hooks.log")" = 1 ] && is_held "$1"; }
+check "no second attempt" once "$T"
+hookenv
+scontrol release "$T"
+check "fixed and released, it runs to the end" slurm_lab_wait_job "$T" COMPLETED 40
+check "having had the VLAN it asked for" grep -q "slurm-prolog job=$T: up: VLAN 160 " "$LOGD/hooks.log"
+
+# --- no configuration at all: nothing names a log, so syslog has it (a listener stands in for
+# syslogd when the machine has none); the job is held with the scontrol of the system's
+# directories ---
+SYSLOG=$D/syslog.txt SYSLOG_PID=""
+if [ ! -e /dev/log ]; then
+  python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+os.chmod("/dev/log", 0o666)
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536) + b"\n")
+' "$SYSLOG" &
+  SYSLOG_PID=$!
+  for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done
+fi
+hookenv "$J/missing.yaml"
+M=$(as_user sbatch --parsable -p batch -N 1 --wrap "true")
+wait_held "$M" 30 || true
+hookenv
+check "without jobnet.yaml, job $M is held at the first prolog" is_held "$M"
+missing_said() { [[ $(field_line "$1" AdminComment) == *"cannot read the jobnet configuration $J/missing.yaml"* ]]; }
+check "its AdminComment says the file is missing" missing_said "$M"
+if [ -n "$SYSLOG_PID" ]; then
+  check "syslog has it" grep -q "jobnet\[[0-9]*\]: slurm-prolog job=$M: cannot read the jobnet configuration $J/missing.yaml" "$SYSLOG"
+  kill "$SYSLOG_PID"; wait "$SYSLOG_PID" 2>/dev/null || true
+  rm -f /dev/log; SYSLOG_PID=""
+else
+  echo "skip - syslog check: /dev/log belongs to this machine's syslog daemon"
+fi
+scancel "$M"
 
 # --- slurmctld killed while a prolog runs; the rerun ends with a correct network ---
-FP=$J/state/fp; rm -f "$FP"
-echo "JOBNET_CONFIG=$J/jobnet.yaml JOBNET_FAILPOINT=intent:2:pause JOBNET_FAILPOINT_FILE=$FP; export JOBNET_CONFIG JOBNET_FAILPOINT JOBNET_FAILPOINT_FILE" > "$HOOKENV"
+FP=$STATE/fp; rm -f "$FP"
+hookenv "$CONF" "JOBNET_FAILPOINT=intent:2:pause JOBNET_FAILPOINT_FILE=$FP; export JOBNET_FAILPOINT JOBNET_FAILPOINT_FILE"
 K=$(as_user sbatch --parsable -p vm -w node001,node004 --wrap "sleep 8")
 for _ in $(seq 300); do [ -s "$FP" ] && break; sleep 0.1; done
 check "the prolog of job $K stopped half-way (one port changed)" test -s "$FP"
-echo "JOBNET_CONFIG=$J/jobnet.yaml; export JOBNET_CONFIG" > "$HOOKENV"
+hookenv
 sleep 8   # let slurmctld save the job's state (a job younger than its last save is lost)
 slurm_lab_ctld_kill KILL
 slurm_lab_ctld_start
@@ -200,7 +284,7 @@ check "an untouched job runs" slurm_lab_wait_job "$U" COMPLETED 30
 unknown_to_jobnet() { ! "${JN[@]}" status --all --format json | grep -q "\"job\": \"$1\""; }
 check "its hooks recorded nothing" unknown_to_jobnet "$U"
 check "and touched nothing" test "$(ovs_state)" = "$BASE"
-owned_by_slurm() { ! find "$J/state" ! -user slurm | grep -q .; }
+owned_by_slurm() { ! find "$STATE" ! -user slurm | grep -q .; }
 check "state and lock files belong to slurm" owned_by_slurm
 
 # --- per-node Prolog/Epilog (PrologFlags=Alloc): the job's VMs on its VLAN while it runs ---
@@ -229,9 +313,12 @@ nodes:
   - {name: "node[001-002]", port: "jnsw1:n[1-2]sw"}
   - {name: "node[003-004]", port: "jnsw2:n[3-4]sw"}
 YAML
-sed -e "s#^topology: .*#topology: $J/topology-vm.yaml#" -e "s#^addresses: .*#addresses: {pool: 10.81.0.0/16, prefix: 24, first: 10, names: \"vs{n}\"}#" "$J/jobnet.yaml" > "$J/jobnet-vm.yaml"
+sed -e "s#^topology: .*#topology: $J/topology-vm.yaml#" -e "s#^addresses: .*#addresses: {pool: 10.81.0.0/16, prefix: 24, first: 10, names: \"vs{n}\"}#" "$CONF" > "$J/jobnet-vm.yaml"
 echo "jobs_dir: $J/shared" >> "$J/jobnet-vm.yaml"
-mkdir -p "$J/shared" "$J/nodestate"; chown slurm:slurm "$J/shared"
+# jobs_dir as docs/slurm.md says: made by the administrator, slurm's (the controller's hooks
+# write there), 0755 (the nodes' root and the jobs' users read it).
+install -d -o slurm -g slurm -m 0755 "$J/shared"
+mkdir -p "$J/nodestate"
 cat > "$J/node.yaml" <<YAML
 jobs_dir: $J/shared
 state_dir: $J/nodestate
@@ -247,15 +334,15 @@ nodes:
 YAML
 for what in attach detach; do
   f=$J/bin/node-$([ $what = attach ] && echo prolog || echo epilog)
-  printf '#!/bin/sh\nJOBNET_NODE_CONFIG=%s/node.yaml exec %s/bin/jobnet node %s --job "$SLURM_JOB_ID" >> %s/log/node-hooks.log 2>&1\n' "$J" "$J" "$what" "$J" > "$f"
+  printf '#!/bin/sh\nJOBNET_NODE_CONFIG=%s/node.yaml exec %s node %s --job "$SLURM_JOB_ID" >> %s/node-hooks.log 2>&1\n' "$J" "$R/usr/local/bin/jobnet" "$what" "$LOGD" > "$f"
   chmod 0755 "$f"
 done
 SLURM_LAB_CRED_EXPIRE=5 SLURM_LAB_EXTRA="SchedulerParameters=batch_sched_delay=0,bf_interval=2,sched_interval=5
 PrologFlags=Alloc
 Prolog=$J/bin/node-prolog
 Epilog=$J/bin/node-epilog" \
-  slurm_lab_start "$D/slurm" "$J/bin/jobnet-slurmctld-prolog" "$J/bin/jobnet-slurmctld-epilog"
-echo "JOBNET_CONFIG=$J/jobnet-vm.yaml; export JOBNET_CONFIG" > "$D/slurm/run/hook.env"
+  slurm_lab_start "$D/slurm" "$HOOKS/jobnet-slurmctld-prolog" "$HOOKS/jobnet-slurmctld-epilog"
+hookenv "$J/jobnet-vm.yaml"
 BASE2=$(ovs_state)
 tag_is() { [ "$(tag_of "$1")" = "$2" ]; }
 wait_tag() { local i; for i in $(seq 200); do tag_is "$1" "$2" && return 0; sleep 0.1; done; return 1; }
@@ -265,6 +352,7 @@ NV=$(vlan_of "$N")
 both_tagged() { wait_tag node001v1 "$1" && wait_tag node003v1 "$2"; }
 check "node prologs put node001's and node003's VMs on VLAN $NV" both_tagged "$NV" "$NV"
 check "node002's VM stays parked" tag_is node002v1 4002
+check "the job's user reads its address list in jobs_dir" reads_as_jnuser "$J/shared/$N/ip-list.txt"
 vmip() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([v["ip"] for v in d["addresses"]["vms"] if v["node"]==sys.argv[2]][0])' "$J/shared/$N/network.json" "$1"; }
 for n in node001 node003; do ip -n "${n}v1" addr replace "$(vmip "$n")/24" dev eth0; done
 vm_reaches() { ip netns exec node001v1 ping -c1 -W1 "$1" >/dev/null 2>&1 || ip netns exec node001v1 ping -c2 -W1 "$1" >/dev/null 2>&1; }
@@ -273,7 +361,7 @@ check "VM job completes" slurm_lab_wait_job "$N" COMPLETED 40
 check "node epilogs give the VMs back" both_tagged 4001 4003
 for _ in $(seq 50); do [ "$(state_of "$N")" = down ] && [ "$(ovs_state)" = "$BASE2" ] && break; sleep 0.1; done
 check "after it: switches and node bridges byte-identical" test "$(ovs_state)" = "$BASE2"
-check "no node record is left" test -z "$(find "$J/nodestate" -type f)"
+check "no node record is left" test -z "$(find "$J/nodestate" -type f -name '*.json')"
 
 echo "slurm lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]

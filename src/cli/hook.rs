@@ -1,18 +1,22 @@
 //! `jobnet hook …` — the batch systems' entry points (slurm.conf's PrologSlurmctld /
 //! EpilogSlurmctld, PBS's prologue / epilogue) — and `jobnet job up|down --passport` for
 //! SUPPZ-style prologs. Hooks take no flags: everything comes from the site's jobnet.yaml
-//! (`$JOBNET_CONFIG`). Their stdout and stderr go nowhere, so every line is also appended to the
-//! configured log with the time, the hook and the job id.
+//! (/etc/jobnet/jobnet.yaml: slurmctld starts its hooks with SLURM_* variables only, so
+//! `$JOBNET_CONFIG` reaches them only through a wrapper). Their stdout and stderr go nowhere, so
+//! every line is also appended to the configured log with the time, the hook and the job id
+//! (syslog when there is no usable log).
 //!
-//! Exit codes are the batch system's: Slurm requeues a batch job on any non-zero prolog exit;
-//! PBS aborts the job on 1 and requeues it on other non-zero codes.
+//! Exit codes are the batch system's (docs/slurm.md, docs/pbs.md): Slurm requeues a batch job on
+//! any non-zero prolog exit, so a failure that a retry would repeat (a refused request, an
+//! unreadable job environment, a broken site configuration, the `hold_after`-th failed setup)
+//! also holds the job; PBS aborts the job on 1 and requeues it on other non-zero codes.
 
 use super::output::{Fail, Format};
 use clap::{Args, Subcommand};
 use jobnet::base::time::rfc3339;
 use jobnet::base::types::JobId;
 use jobnet::jobs::flow::{self, EpilogOutcome, PrologOutcome};
-use jobnet::jobs::site::{Site, DEFAULT_CONFIG};
+use jobnet::jobs::site::{Site, SiteError, DEFAULT_CONFIG};
 use jobnet::jobs::{passport, pbs, slurm, JobMeta};
 use jobnet::{Context, Options};
 use std::io::Write;
@@ -98,7 +102,10 @@ pub struct PassportDownArgs {
     pub format: Format,
 }
 
-/// Appends hook lines to the site's log (and stderr, for a person running the hook by hand).
+/// Where a hook's lines go: the site's `log:` file, or syslog (facility daemon) when that file
+/// cannot be opened or the configuration could not be read far enough to name it; and stderr,
+/// for a person running the hook by hand (slurmctld 22.05 discards a PrologSlurmctld's output,
+/// PBS's MoM a prologue's).
 struct Log {
     hook: String,
     job: String,
@@ -109,36 +116,49 @@ struct Log {
 
 impl Log {
     fn open(path: Option<&Path>, hook: &str, job: &str) -> Log {
-        let file = path.and_then(|p| {
-            std::fs::OpenOptions::new()
+        let mut log = Log {
+            hook: hook.to_string(),
+            job: job.to_string(),
+            file: None,
+            to_stderr: true,
+        };
+        if let Some(p) = path {
+            match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
-                .ok()
-        });
-        Log {
-            hook: hook.to_string(),
-            job: job.to_string(),
-            file,
-            to_stderr: true,
+            {
+                Ok(f) => log.file = Some(f),
+                Err(e) => log.line(&format!(
+                    "cannot open the log {}: {e}; logging to syslog instead",
+                    p.display()
+                )),
+            }
         }
+        log
     }
 
     fn line(&mut self, message: &str) {
+        self.write(libc::LOG_NOTICE, message);
+    }
+
+    fn error(&mut self, message: &str) {
+        self.write(libc::LOG_ERR, message);
+    }
+
+    fn write(&mut self, priority: libc::c_int, message: &str) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        let text = format!(
-            "{} jobnet[{}] {} job={}: {}\n",
-            rfc3339(now),
-            std::process::id(),
-            self.hook,
-            self.job,
-            message.replace('\n', " | ")
-        );
-        if let Some(f) = &mut self.file {
-            let _ = f.write_all(text.as_bytes());
+        let event = format!("{} job={}: {}", self.hook, self.job, one_line(message));
+        let text = format!("{} jobnet[{}] {event}\n", rfc3339(now), std::process::id());
+        let written = match &mut self.file {
+            Some(f) => f.write_all(text.as_bytes()).is_ok(),
+            None => false,
+        };
+        if !written {
+            syslog(priority, &event);
         }
         if self.to_stderr {
             let _ = std::io::stderr().write_all(text.as_bytes());
@@ -146,25 +166,77 @@ impl Log {
     }
 }
 
-/// The site's configuration; a hook that cannot read it logs where it can (the default log;
-/// the failure itself goes to stderr once) and fails: 2 for a file that is wrong or missing, 1
-/// for one that cannot be read.
-fn site(config: &Path, hook: &str, job: &str) -> Result<Site, Fail> {
-    Site::load(config).map_err(|e| {
-        let mut log = Log::open(Some(Path::new("/var/log/jobnet/hooks.log")), hook, job);
-        log.to_stderr = false;
-        log.line(&e.to_string());
-        let code = match &e {
-            jobnet::jobs::site::SiteError::Io { source, .. } => source.exit_code(),
-            jobnet::jobs::site::SiteError::Invalid { .. } => 2,
-        };
-        Fail::new(code, e.to_string())
-    })
+/// A message on one line: its lines joined with ` | `, no other control characters.
+fn one_line(message: &str) -> String {
+    message
+        .trim_end()
+        .replace('\n', " | ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
 }
 
-/// The facade, configured from the site's file.
+/// One line to syslog as `jobnet[PID]`, facility daemon. Without a syslog daemon it is lost;
+/// stderr still has it.
+fn syslog(priority: libc::c_int, line: &str) {
+    let Ok(text) = std::ffi::CString::new(line.replace('\0', "")) else {
+        return;
+    };
+    // SAFETY: the identity is a static C string (openlog keeps the pointer) and the message a
+    // valid C string passed through "%s", so it is never read as a format.
+    unsafe {
+        libc::openlog(c"jobnet".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON);
+        libc::syslog(priority, c"%s".as_ptr(), text.as_ptr());
+    }
+}
+
+/// The site's configuration and the hook's log (its warnings logged).
+///
+/// A configuration that cannot be used is reported in the log it names, if the file can be
+/// read that far (else syslog), and on stderr once (by the failure the caller returns). The
+/// site's `programs:` are set either way (of a broken file, the entries that read cleanly), so
+/// a hook that holds a job runs the site's scontrol (else the one in the system directories).
+/// The caller decides the exit code.
+fn site(config: &Path, hook: &str, job: &str) -> Result<(Site, Log), Box<Unusable>> {
+    match Site::load(config) {
+        Ok(site) => {
+            jobnet::base::process::set_programs(site.programs.clone());
+            let mut log = Log::open(Some(&site.log), hook, job);
+            for w in &site.warnings {
+                log.line(&w.to_string());
+            }
+            Ok((site, log))
+        }
+        Err(e) => {
+            let salvage = Site::salvage(config);
+            jobnet::base::process::set_programs(salvage.programs);
+            let mut log = Log::open(salvage.log.as_deref(), hook, job);
+            log.to_stderr = false;
+            log.error(&e.to_string());
+            log.to_stderr = true;
+            Err(Box::new(Unusable { error: e, log }))
+        }
+    }
+}
+
+/// A site configuration the hook cannot use, and the log it was reported in.
+struct Unusable {
+    error: SiteError,
+    log: Log,
+}
+
+/// A configuration error as the exit code of docs/cli.md (for `jobnet job up|down`): 2 for a
+/// file that is wrong or missing, 1 for one that cannot be read.
+fn config_fail(e: &SiteError) -> Fail {
+    let code = match e {
+        SiteError::Io { source, .. } => source.exit_code(),
+        SiteError::Invalid { .. } => 2,
+    };
+    Fail::new(code, e.to_string())
+}
+
+/// The facade, configured from the site's file (its `programs:` were set by [`site`]).
 fn context(site: &Site) -> Result<Context, Fail> {
-    jobnet::base::process::set_programs(site.programs.clone());
     jobnet::base::deadline::set_wait(site.wait);
     if let Some(d) = site.deadline {
         jobnet::base::deadline::set_command_budget(d);
@@ -201,19 +273,34 @@ fn env(k: &str) -> Option<String> {
 
 fn slurm_prolog(config: &Path) -> Result<(), Fail> {
     let job = env("SLURM_JOB_ID").unwrap_or_else(|| "?".into());
-    let site = site(config, "slurm-prolog", &job)?;
-    let mut log = Log::open(Some(&site.log), "slurm-prolog", &job);
-    for w in &site.warnings {
-        log.line(&w.to_string());
-    }
+    // Without its site configuration the hook cannot tell what the job needs, and a requeued
+    // job reads the same file: the job is held until an administrator fixes it.
+    let (site, mut log) = site(config, "slurm-prolog", &job).map_err(|u| {
+        let Unusable { error: e, mut log } = *u;
+        if let Ok(id) = JobId::parse(&job) {
+            let reason = format!(
+                "jobnet: held (fix the site configuration, then scontrol release {id}): {e}"
+            );
+            hold_slurm_job(&id, &reason, &mut log);
+        }
+        Fail::new(2, e.to_string()).reported()
+    })?;
+    // Slurm sets the same environment on a retry: held, as for a bad configuration.
     let meta = slurm::from_env(&env).map_err(|e| {
-        log.line(&e.0);
+        log.error(&e.0);
+        if let Ok(id) = JobId::parse(&job) {
+            hold_slurm_job(&id, &format!("jobnet: held: {}", e.0), &mut log);
+        }
         Fail::new(1, e.0).reported()
     })?;
     match prolog(&site, &meta, &mut log)? {
         Some(failure) => {
             if failure.hold {
-                hold_slurm_job(&meta.id, &failure.error, failure.failures, &mut log);
+                let reason = format!(
+                    "jobnet: held after {} failed network setup(s): {}",
+                    failure.failures, failure.error
+                );
+                hold_slurm_job(&meta.id, &reason, &mut log);
             }
             Err(Fail::new(1, failure.error).reported())
         }
@@ -223,13 +310,10 @@ fn slurm_prolog(config: &Path) -> Result<(), Fail> {
 
 fn slurm_epilog(config: &Path) -> Result<(), Fail> {
     let job = env("SLURM_JOB_ID").unwrap_or_else(|| "?".into());
-    let site = site(config, "slurm-epilog", &job)?;
-    let mut log = Log::open(Some(&site.log), "slurm-epilog", &job);
-    for w in &site.warnings {
-        log.line(&w.to_string());
-    }
+    let (site, mut log) = site(config, "slurm-epilog", &job)
+        .map_err(|u| Fail::new(2, u.error.to_string()).reported())?;
     let id = JobId::parse(&job).map_err(|e| {
-        log.line(&format!("SLURM_JOB_ID `{job}`: {e}"));
+        log.error(&format!("SLURM_JOB_ID `{job}`: {e}"));
         Fail::new(1, e.to_string()).reported()
     })?;
     epilog(&site, &id, &mut log)
@@ -237,15 +321,17 @@ fn slurm_epilog(config: &Path) -> Result<(), Fail> {
 
 fn pbs_prologue(config: &Path, args: &[String]) -> Result<(), Fail> {
     let job = args.first().cloned().unwrap_or_else(|| "?".into());
-    let site = site(config, "pbs-prologue", &job)?;
-    let mut log = Log::open(Some(&site.log), "pbs-prologue", &job);
-    for w in &site.warnings {
-        log.line(&w.to_string());
-    }
+    // PBS: 1 aborts the job, any other non-zero exit requeues it; a requeued job would read the
+    // same broken configuration.
+    let (site, mut log) = site(config, "pbs-prologue", &job).map_err(|u| {
+        let Unusable { error, mut log } = *u;
+        log.error("aborting the job: the site configuration cannot be used");
+        Fail::new(1, error.to_string()).reported()
+    })?;
     // Topologies name nodes by PBS's short host names.
     let short = |n: &str| !n.contains('.');
     let meta = pbs::from_hook(args, &site.pbs_home, &short).map_err(|e| {
-        log.line(&e.0);
+        log.error(&e.0);
         Fail::new(1, e.0).reported()
     })?;
     match prolog(&site, &meta, &mut log)? {
@@ -264,13 +350,10 @@ fn pbs_prologue(config: &Path, args: &[String]) -> Result<(), Fail> {
 
 fn pbs_epilogue(config: &Path, args: &[String]) -> Result<(), Fail> {
     let job = args.first().cloned().unwrap_or_else(|| "?".into());
-    let site = site(config, "pbs-epilogue", &job)?;
-    let mut log = Log::open(Some(&site.log), "pbs-epilogue", &job);
-    for w in &site.warnings {
-        log.line(&w.to_string());
-    }
+    let (site, mut log) = site(config, "pbs-epilogue", &job)
+        .map_err(|u| Fail::new(2, u.error.to_string()).reported())?;
     let id = JobId::parse(&job).map_err(|e| {
-        log.line(&format!("PBS job id `{job}`: {e}"));
+        log.error(&format!("PBS job id `{job}`: {e}"));
         Fail::new(1, e.to_string()).reported()
     })?;
     epilog(&site, &id, &mut log)
@@ -319,7 +402,7 @@ fn prolog(site: &Site, meta: &JobMeta, log: &mut Log) -> Result<Option<Failure>,
             None
         }
         PrologOutcome::FailOpen { error } => {
-            log.line(&format!(
+            log.error(&format!(
                 "FAIL-OPEN: the job runs WITHOUT its isolated network (policy fail_open): {error}"
             ));
             None
@@ -330,7 +413,7 @@ fn prolog(site: &Site, meta: &JobMeta, log: &mut Log) -> Result<Option<Failure>,
             failures,
             hold,
         } => {
-            log.line(&format!(
+            log.error(&format!(
                 "failed ({failures} time(s) for this job): {error}"
             ));
             Some(Failure {
@@ -362,24 +445,22 @@ fn epilog(site: &Site, job: &JobId, log: &mut Log) -> Result<(), Fail> {
             Ok(())
         }
         EpilogOutcome::Failed { error } => {
-            log.line(&format!("down failed: {error}"));
+            log.error(&format!("down failed: {error}"));
             Err(Fail::new(1, error).reported())
         }
     }
 }
 
-/// Stops Slurm from retrying a job whose network cannot be set up: it is held (JobHeldAdmin)
-/// with the reason in its comment. Run from the failing prolog, before its non-zero exit.
-fn hold_slurm_job(job: &JobId, error: &str, failures: u32, log: &mut Log) {
-    let reason: String = format!("jobnet: held after {failures} failed network setup(s): {error}")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+/// Stops Slurm from retrying a job: it is held (JobHeldAdmin) with jobnet's `reason` in its
+/// AdminComment, where Slurm keeps administrators' notes. Never in its Comment: that holds the
+/// user's `jobnet:` request, which a released job must find again. Run from the failing prolog,
+/// before its non-zero exit; as SlurmUser, which may set AdminComment (Slurm 22.05, the lab).
+fn hold_slurm_job(job: &JobId, reason: &str, log: &mut Log) {
+    let reason: String = one_line(reason).chars().take(400).collect();
     let scontrol = match jobnet::base::process::resolve("scontrol") {
         Ok(p) => p,
         Err(e) => {
-            log.line(&format!("cannot hold the job: {e}"));
+            log.error(&format!("cannot hold the job: {e}"));
             return;
         }
     };
@@ -389,12 +470,12 @@ fn hold_slurm_job(job: &JobId, error: &str, failures: u32, log: &mut Log) {
             .stdin(std::process::Stdio::null())
             .output()
     };
-    let comment = format!("Comment={reason}");
+    let note = format!("AdminComment={reason}");
     // Tried on Slurm 22.05 (the lab): `scontrol hold` from the failing prolog leaves the job
     // PENDING with Reason=JobHeldAdmin after the prolog's non-zero exit requeues it;
     // `requeuehold` raced with that requeue and the job was retried once more.
     for args in [
-        vec!["update", &format!("JobId={job}") as &str, &comment],
+        vec!["update", &format!("JobId={job}") as &str, &note],
         vec!["hold", job.as_str()],
     ] {
         match run(&args) {
@@ -405,12 +486,12 @@ fn hold_slurm_job(job: &JobId, error: &str, failures: u32, log: &mut Log) {
                     "" => "(no output)",
                     text => text,
                 };
-                log.line(&format!(
+                log.error(&format!(
                     "scontrol {} failed ({}): {said}",
                     args[0], o.status
                 ))
             }
-            Err(e) => log.line(&format!("cannot run {}: {e}", scontrol.display())),
+            Err(e) => log.error(&format!("cannot run {}: {e}", scontrol.display())),
         }
     }
 }
@@ -420,11 +501,8 @@ pub fn job(cmd: JobCmd) -> Result<(), Fail> {
     match cmd {
         JobCmd::Up(a) => passport_up(&a),
         JobCmd::Down(a) => {
-            let site = site(&a.config, "job-down", &a.job)?;
-            let mut log = Log::open(Some(&site.log), "job-down", &a.job);
-            for w in &site.warnings {
-                log.line(&w.to_string());
-            }
+            let (site, mut log) =
+                site(&a.config, "job-down", &a.job).map_err(|u| config_fail(&u.error))?;
             let id = JobId::parse(&a.job).map_err(|e| Fail::new(2, format!("--job: {e}")))?;
             epilog(&site, &id, &mut log)
         }
@@ -432,11 +510,7 @@ pub fn job(cmd: JobCmd) -> Result<(), Fail> {
 }
 
 fn passport_up(a: &PassportArgs) -> Result<(), Fail> {
-    let site = site(&a.config, "job-up", &a.job)?;
-    let mut log = Log::open(Some(&site.log), "job-up", &a.job);
-    for w in &site.warnings {
-        log.line(&w.to_string());
-    }
+    let (site, mut log) = site(&a.config, "job-up", &a.job).map_err(|u| config_fail(&u.error))?;
     let id = JobId::parse(&a.job).map_err(|e| Fail::new(2, format!("--job: {e}")))?;
     let nodes = jobnet::base::hostlist::expand(&a.nodes)
         .map_err(|e| Fail::new(2, format!("--nodes: {e}; write e.g. cn[001-040]")))?;

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use jobnet::base::types::JobId;
 use jobnet::jobs::addresses::Vm;
 use jobnet::jobs::network::JobNetwork;
-use jobnet::node::config::{BackendKind, NodeConfig, NodeSettings, DEFAULT_CONFIG};
-use jobnet::node::{self, Backend, Change, NodeError, Records};
+use jobnet::node::config::{NodeConfig, NodeSettings, DEFAULT_CONFIG};
+use jobnet::node::{self, Host, NodeError, Session};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -111,12 +111,13 @@ fn settings(config: &std::path::Path, node: Option<&str>) -> Result<NodeSettings
         .map_err(|e| invalid(e.to_string()))
 }
 
-fn backend(s: &NodeSettings) -> Box<dyn Backend> {
-    match s.backend {
-        BackendKind::Ovs => Box::new(node::ovs::Ovs::new(s.ovs_db.as_deref())),
-        BackendKind::BridgeVlan => Box::new(node::linux::BridgeVlan),
-        BackendKind::BridgeClassic => Box::new(node::linux::Classic),
+/// This node; in a test-kit build, the simulated node `$JOBNET_NODE_SIM` names when it is set.
+fn host() -> Box<dyn Host> {
+    #[cfg(feature = "testkit")]
+    if let Some(sim) = node::sim::SimHost::from_env() {
+        return Box::new(sim);
     }
+    Box::new(node::host::System)
 }
 
 fn fail(e: NodeError) -> Fail {
@@ -154,15 +155,18 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
         .filter(|v| v.node == s.node)
         .cloned()
         .collect();
-    let ports = if let Some(ns) = &a.netns {
-        vec![netns_port(a, ns, &s, &job, &net, &mine)?]
+    let (ports, veth) = if let Some(ns) = &a.netns {
+        (vec![], Some(netns_veth(a, ns, &s, &job, &net, &mine)?))
     } else if !a.vms.is_empty() {
-        named_ports(&a.vms, &s, &job, &net, &mine)?
+        (named_ports(&a.vms, &s, &job, &net, &mine)?, None)
     } else {
-        configured_ports(&s, &mine)
+        (configured_ports(&s, &job, &mine).map_err(fail)?, None)
     };
-    let mut b = backend(&s);
-    let r = node::attach(&s, b.as_mut(), &job, &net, &ports).map_err(fail)?;
+    let mut h = host();
+    let mut session = Session::open(&s, h.as_mut()).map_err(fail)?;
+    let r = session
+        .attach(&job, &net, &ports, veth.as_ref())
+        .map_err(fail)?;
     out(&match c.format {
         Format::Json => json(&r),
         Format::Text => attached_text(&job, &s, &r),
@@ -183,15 +187,15 @@ fn no_network(format: Format, job: &JobId, s: &NodeSettings, path: &str) -> Resu
     })
 }
 
-/// Makes (and records first) the veth into `ns` for the one `--vm`, returning its host end.
-fn netns_port(
+/// The veth into `ns` for the one `--vm` (made, after it is recorded, by attach).
+fn netns_veth(
     a: &AttachArgs,
     ns: &str,
     s: &NodeSettings,
     job: &JobId,
     net: &JobNetwork,
     mine: &[Vm],
-) -> Result<String, Fail> {
+) -> Result<node::Veth, Fail> {
     let [name] = a.vms.as_slice() else {
         return Err(invalid(
             "--netns takes exactly one --vm NAME (the job's VM slot it is)",
@@ -201,39 +205,16 @@ fn netns_port(
         .iter()
         .find(|v| &v.name == name)
         .ok_or_else(|| invalid(format!("job {job} has no VM {name} on node {}", s.node)))?;
-    let host = node::veth_name(&format!("{ns}/{name}"));
-    let records = Records::for_node(s);
-    let mut record = records
-        .load(job)
-        .map_err(fail)?
-        .unwrap_or_else(|| node::Record {
-            job: job.to_string(),
-            vlan: net.vlan.unwrap_or(0),
-            changes: vec![],
-        });
-    if !record
-        .changes
-        .iter()
-        .any(|ch| matches!(ch, Change::Veth { host: h, .. } if *h == host))
-    {
-        record.changes.push(Change::Veth {
-            host: host.clone(),
-            netns: ns.to_string(),
-            ifname: format!("{}#{}", a.ifname, vm.name),
-        });
-        records.save(&record, job).map_err(fail)?;
-    }
     let ad = net.addresses.as_ref().expect("a VM was found");
-    node::make_veth(
-        &host,
-        ns,
-        &a.ifname,
-        &vm.mac,
-        Some((vm.ip, ad.subnet.prefix())),
-        ad.gateway,
-    )
-    .map_err(fail)?;
-    Ok(host)
+    Ok(node::Veth {
+        host: node::veth_name(&format!("{ns}/{name}")),
+        netns: ns.to_string(),
+        ifname: a.ifname.clone(),
+        vm: vm.name.clone(),
+        mac: vm.mac.clone(),
+        ip: Some((vm.ip, ad.subnet.prefix())),
+        gateway: ad.gateway,
+    })
 }
 
 /// The interfaces given as `--vm NAME=IFACE`, each checked to be a VM of the job on this node.
@@ -262,16 +243,12 @@ fn named_ports(
     Ok(ports)
 }
 
-/// The interfaces of the job's VMs on this node, named by the configuration's `interface:`.
-fn configured_ports(s: &NodeSettings, mine: &[Vm]) -> Vec<String> {
+/// The interfaces of the job's VMs on this node, named by the configuration's `interface:`;
+/// every name is checked before anything changes.
+fn configured_ports(s: &NodeSettings, job: &JobId, mine: &[Vm]) -> Result<Vec<String>, NodeError> {
     mine.iter()
         .enumerate()
-        .map(|(slot, vm)| {
-            s.interface
-                .replace("{vm}", &vm.name)
-                .replace("{slot}", &(slot + 1).to_string())
-                .replace("{node}", &s.node)
-        })
+        .map(|(slot, vm)| s.interface_name(job, &vm.name, slot + 1))
         .collect()
 }
 
@@ -296,8 +273,10 @@ fn attached_text(job: &JobId, s: &NodeSettings, r: &node::Attached) -> String {
 fn detach(c: &CommonArgs) -> Result<(), Fail> {
     let job = job_id(&c.job)?;
     let s = settings(&c.config, c.node.as_deref())?;
-    let mut b = backend(&s);
-    let n = node::detach(&s, b.as_mut(), &job).map_err(fail)?;
+    let mut h = host();
+    let n = Session::open(&s, h.as_mut())
+        .and_then(|mut session| session.detach(&job))
+        .map_err(fail)?;
     out(&match c.format {
         Format::Json => {
             json(&serde_json::json!({"job": job.as_str(), "node": s.node, "undone": n}))
@@ -365,7 +344,7 @@ pub fn cni_main() -> std::process::ExitCode {
     let _ = std::io::stdin().take(1 << 20).read_to_string(&mut stdin);
     let env = |k: &str| std::env::var(k).ok();
     let (result, version) = match node::cni::Invocation::read(&env, &stdin) {
-        Ok(inv) => (node::cni::run(&inv), inv.version()),
+        Ok(inv) => (node::cni::run(&inv, host().as_mut()), inv.version()),
         Err(e) => (Err(e), "1.0.0".to_string()),
     };
     match result {

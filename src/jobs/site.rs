@@ -13,7 +13,7 @@
 //!   - {partitions: [vm], network: {vlan: auto, ib: yes}}
 //!   - {partitions: ["*"], requests: allow, gateways: [gw1]}
 //! failure: {hold_after: 3}
-//! addresses: {pool: 10.64.0.0/16, prefix: 24, dir: /var/lib/jobnet/jobs}
+//! addresses: {pool: 10.64.0.0/16, prefix: 24, dir: /var/lib/jobnet-jobs}
 //! ```
 
 use super::addresses::{AddressPlan, MacScheme, Subnets};
@@ -26,6 +26,14 @@ use std::time::Duration;
 
 /// Where the site's hook configuration is unless `$JOBNET_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/jobnet/jobnet.yaml";
+
+/// Where the hooks log unless `log:` says otherwise.
+pub const DEFAULT_LOG: &str = "/var/log/jobnet/hooks.log";
+
+/// Where the jobs' address files go unless `addresses.dir` or `jobs_dir` say otherwise: beside
+/// the state directory, not in it (that one is private to the service user; the job's user
+/// reads these).
+pub const DEFAULT_ADDRESSES_DIR: &str = "/var/lib/jobnet-jobs";
 
 /// One rule of the policy: which jobs it covers and what they get.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -110,6 +118,17 @@ pub enum SiteError {
     },
 }
 
+/// What a hook can still use of a configuration that [`Site::load`] refuses, to report that and
+/// hold the job: each key only when its own value reads cleanly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Salvage {
+    /// `log:` ([`DEFAULT_LOG`] when the file is a mapping without it); `None` when the file
+    /// cannot be read or parsed that far, or `log:` itself is wrong.
+    pub log: Option<PathBuf>,
+    /// The entries of `programs:` that are right.
+    pub programs: BTreeMap<String, PathBuf>,
+}
+
 /// What the policy says about one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -191,6 +210,26 @@ impl Site {
             })
             .collect();
         Ok((common, warnings))
+    }
+
+    /// What a hook can use of a file that [`Site::load`] refused (see [`Salvage`]).
+    pub fn salvage(path: &Path) -> Salvage {
+        let file = path.display().to_string();
+        let Ok(text) = crate::base::limits::read_text(path, crate::base::limits::PROFILE) else {
+            return Salvage::default();
+        };
+        let (_, root) = yaml::parse_document(&text, &file);
+        let Some(pairs) = root.as_ref().and_then(Node::pairs) else {
+            return Salvage::default();
+        };
+        let mut d = Diagnostics::new(file.clone());
+        let log = match yaml::get(pairs, "log") {
+            None => Some(PathBuf::from(DEFAULT_LOG)),
+            Some(n) => Reader { d: &mut d }.path(Some(n)),
+        };
+        let mut d = Diagnostics::new(file);
+        let programs = Reader { d: &mut d }.programs(yaml::get(pairs, "programs"));
+        Salvage { log, programs }
     }
 
     /// Parses the configuration text (`file` names it in messages).
@@ -341,7 +380,7 @@ impl Reader<'_> {
         let jobs_dir = self.path(yaml::get(pairs, "jobs_dir"));
         let files = jobs_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/jobnet/jobs"));
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ADDRESSES_DIR));
         let wait = Duration::from_secs(
             self.number(yaml::get(pairs, "wait"), "wait", 1, 3600)
                 .unwrap_or(60),
@@ -372,7 +411,7 @@ impl Reader<'_> {
             known_hosts: path(self, "known_hosts", "/etc/jobnet/known_hosts"),
             drivers_dir: self.path(yaml::get(pairs, "drivers_dir")),
             wait,
-            log: path(self, "log", "/var/log/jobnet/hooks.log"),
+            log: path(self, "log", DEFAULT_LOG),
             service_user: yaml::get(pairs, "service_user")
                 .and_then(|n| self.word(n, "service_user")),
             programs: self.programs(yaml::get(pairs, "programs")),
@@ -841,6 +880,39 @@ mod tests {
             deny.decide(Some("x"), None, None, &["jobnet"]),
             Decision::Refused(m) if m.contains("may not ask")
         ));
+    }
+
+    #[test]
+    fn address_files_are_not_under_the_private_state_directory_by_default() {
+        let s = Site::parse("addresses: {pool: 10.64.0.0/16, prefix: 24}\n", "j.yaml").unwrap();
+        let dir = s.addresses.unwrap().dir;
+        assert_eq!(dir, PathBuf::from(DEFAULT_ADDRESSES_DIR));
+        assert!(!dir.starts_with(s.state.parent().unwrap()), "{dir:?}");
+    }
+
+    #[test]
+    fn a_refused_file_still_names_its_log_and_programs() {
+        let dir = std::env::temp_dir().join(format!("jobnet-salvage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("jobnet.yaml");
+        let salvage = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            assert!(Site::load(&f).is_err(), "{text}");
+            Site::salvage(&f)
+        };
+        let s = salvage(
+            "log: /l/hooks.log\nprograms: {scontrol: /opt/bin/scontrol, x: rel}\npolcy: []\n",
+        );
+        assert_eq!(s.log, Some(PathBuf::from("/l/hooks.log")));
+        assert_eq!(
+            s.programs.into_iter().collect::<Vec<_>>(),
+            [("scontrol".to_string(), PathBuf::from("/opt/bin/scontrol"))]
+        );
+        assert_eq!(salvage("polcy: []\n").log, Some(PathBuf::from(DEFAULT_LOG)));
+        assert_eq!(salvage("log: rel.log\n").log, None);
+        assert_eq!(salvage("- a list\n"), Salvage::default());
+        assert_eq!(Site::salvage(&dir.join("missing.yaml")), Salvage::default());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

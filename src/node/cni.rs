@@ -17,10 +17,12 @@
 //! carries the VLAN. With `ipam`, the address comes from the delegated IPAM plugin (e.g. the
 //! reference `static` or `host-local`) instead. DEL undoes it and is harmless when repeated or
 //! when the namespace is gone; CHECK verifies the interface, its MAC and VLAN; VERSION answers.
+//!
+//! Runtimes call ADD and DEL in parallel: each holds the node's lock ([`Session`]) from reading
+//! the job's record, through choosing the VM slot and recording the veth, to the last change, so
+//! two containers never get one slot (one MAC, one address) and no record loses a veth.
 
-use super::{
-    config::NodeSettings, make_veth, ovs::Ovs, remove_veth, veth_name, Backend, Change, Records,
-};
+use super::{config::NodeSettings, remove_veth, veth_name, Change, Host, NodeError, Session, Veth};
 use crate::base::types::JobId;
 use crate::jobs::addresses::Vm;
 use crate::jobs::network::JobNetwork;
@@ -142,17 +144,28 @@ fn settings(inv: &Invocation) -> Result<Settings, CniError> {
         }
     }
     let node = text(c, "node").unwrap_or_else(hostname);
+    let (bridge, uplink) = (name("bridge")?, name("uplink")?);
+    let mut reserved = std::collections::BTreeMap::new();
+    reserved.insert(
+        uplink.clone(),
+        "the node's uplink (\"uplink\" in the network configuration)".to_string(),
+    );
+    reserved.insert(
+        bridge.clone(),
+        "the node bridge (\"bridge\" in the network configuration)".to_string(),
+    );
     Ok(Settings {
         job,
         node: NodeSettings {
             node,
-            jobs_dir: dir("jobs_dir", "/var/lib/jobnet/jobs")?,
+            jobs_dir: dir("jobs_dir", crate::jobs::site::DEFAULT_ADDRESSES_DIR)?,
             state_dir: dir("state_dir", "/var/lib/jobnet/node")?,
             backend: super::config::BackendKind::Ovs,
-            bridge: name("bridge")?,
-            uplink: name("uplink")?,
+            bridge,
+            uplink,
             interface: String::new(),
             ovs_db,
+            reserved,
         },
     })
 }
@@ -170,8 +183,8 @@ pub fn hostname() -> String {
     name.split('.').next().unwrap_or("").to_string()
 }
 
-/// Runs the invocation; `Ok(Some(json))` is printed on stdout.
-pub fn run(inv: &Invocation) -> Result<Option<Value>, CniError> {
+/// Runs the invocation on the node `host`; `Ok(Some(json))` is printed on stdout.
+pub fn run(inv: &Invocation, host: &mut dyn Host) -> Result<Option<Value>, CniError> {
     let version = inv.version();
     if inv.command == "VERSION" {
         return Ok(Some(
@@ -198,11 +211,11 @@ pub fn run(inv: &Invocation) -> Result<Option<Value>, CniError> {
         }
     }
     let s = settings(inv)?;
-    let host = veth_name(&format!("{}/{}", inv.container, inv.ifname));
+    let veth = veth_name(&format!("{}/{}", inv.container, inv.ifname));
     match inv.command.as_str() {
-        "ADD" => add(inv, &s, &host).map(Some),
-        "DEL" => del(inv, &s, &host).map(|()| None),
-        "CHECK" => check(inv, &s, &host).map(|()| None),
+        "ADD" => add(inv, &s, &veth, host).map(Some),
+        "DEL" => del(inv, &s, &veth, host).map(|()| None),
+        "CHECK" => check(inv, &s, &veth, host).map(|()| None),
         other => Err(CniError::new(
             4,
             format!("CNI_COMMAND {other} is unknown"),
@@ -211,50 +224,83 @@ pub fn run(inv: &Invocation) -> Result<Option<Value>, CniError> {
     }
 }
 
-fn io(e: super::NodeError) -> CniError {
-    CniError::new(5, e.to_string(), "")
+/// A node error as the spec's codes say: 11 (try again later) for a node busy past the wait, 7
+/// for what the configuration must fix, 5 for a failed command or file.
+fn io(e: NodeError) -> CniError {
+    let code = match &e {
+        NodeError::Lock(_) => 11,
+        NodeError::Config(_) | NodeError::Refused(_) | NodeError::Network(_) => 7,
+        NodeError::Command { .. }
+        | NodeError::Io { .. }
+        | NodeError::Unwind { .. }
+        | NodeError::Teardown { .. } => 5,
+    };
+    CniError::new(code, e.to_string(), "")
 }
 
-/// The VM slot of the job on this node the container takes.
+/// The VM slot of the job on this node the container `veth` takes: the one it has already (a
+/// repeated ADD), the one `CNI_ARGS` names, else the first no other container has. Read while
+/// the node's lock is held, so the slot stays this container's until it is recorded.
 fn slot<'a>(
     net: &'a JobNetwork,
     s: &Settings,
     inv: &Invocation,
-) -> Result<&'a crate::jobs::addresses::Vm, CniError> {
+    session: &Session,
+    veth: &str,
+) -> Result<&'a Vm, CniError> {
     let a = net.addresses.as_ref().ok_or_else(|| {
         CniError::new(7, format!("job {} has no address list (addresses: in the controller's jobnet.yaml), and no ipam is configured", s.job), "")
     })?;
-    let wanted = inv
-        .args
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("JOBNET_VM="))
-        .map(str::to_string);
     let mine: Vec<_> = a.vms.iter().filter(|v| v.node == s.node.node).collect();
-    if let Some(w) = wanted {
-        return mine.into_iter().find(|v| v.name == w).ok_or_else(|| {
-            CniError::new(
-                7,
-                format!("job {} has no VM {w} on node {}", s.job, s.node.node),
-                "",
-            )
-        });
-    }
-    let records = Records::for_node(&s.node);
-    let taken: Vec<String> = records
+    // Slot name → the container's veth that has it.
+    let taken: Vec<(String, String)> = session
+        .records()
         .load(&s.job)
         .map_err(io)?
         .map(|r| {
             r.changes
                 .iter()
                 .filter_map(|c| match c {
-                    Change::Veth { ifname, .. } => Some(ifname.clone()),
+                    Change::Veth { host, ifname, .. } => ifname
+                        .split_once('#')
+                        .map(|(_, vm)| (vm.to_string(), host.clone())),
                     _ => None,
                 })
                 .collect()
         })
         .unwrap_or_default();
+    if let Some((vm, _)) = taken.iter().find(|(_, h)| h == veth) {
+        if let Some(v) = mine.iter().find(|v| &v.name == vm) {
+            return Ok(v);
+        }
+    }
+    let wanted = inv
+        .args
+        .split(';')
+        .find_map(|kv| kv.strip_prefix("JOBNET_VM="))
+        .map(str::to_string);
+    if let Some(w) = wanted {
+        let v = mine.into_iter().find(|v| v.name == w).ok_or_else(|| {
+            CniError::new(
+                7,
+                format!("job {} has no VM {w} on node {}", s.job, s.node.node),
+                "",
+            )
+        })?;
+        if let Some((_, other)) = taken.iter().find(|(vm, _)| *vm == w) {
+            return Err(CniError::new(
+                11,
+                format!(
+                    "VM slot {w} of job {} on node {} is another container's (veth {other})",
+                    s.job, s.node.node
+                ),
+                "try again after that container has gone",
+            ));
+        }
+        return Ok(v);
+    }
     mine.into_iter()
-        .find(|v| !taken.iter().any(|t| t.ends_with(&format!("#{}", v.name))))
+        .find(|v| !taken.iter().any(|(vm, _)| *vm == v.name))
         .ok_or_else(|| {
             CniError::new(
                 11,
@@ -319,7 +365,7 @@ fn ipam(inv: &Invocation, command: &str) -> Result<Option<Value>, CniError> {
     Ok(serde_json::from_str(&text).ok())
 }
 
-fn add(inv: &Invocation, s: &Settings, host: &str) -> Result<Value, CniError> {
+fn add(inv: &Invocation, s: &Settings, veth: &str, host: &mut dyn Host) -> Result<Value, CniError> {
     if inv.netns.is_empty() {
         return Err(CniError::new(
             4,
@@ -329,30 +375,30 @@ fn add(inv: &Invocation, s: &Settings, host: &str) -> Result<Value, CniError> {
     }
     let net = JobNetwork::read(&s.node.jobs_dir, &s.job)
         .map_err(|e| CniError::new(7, e.to_string(), ""))?;
-    let vlan = net.vlan.ok_or_else(|| {
-        CniError::new(
+    if net.vlan.is_none() {
+        return Err(CniError::new(
             7,
             format!("job {} has no VLAN (InfiniBand only)", s.job),
             "",
-        )
-    })?;
+        ));
+    }
     let delegated = ipam(inv, "ADD")?;
-    let vm = slot(&net, s, inv)?;
+    // From here to the last change, the node is this ADD's: the slot it reads as free is
+    // recorded as its own before any other ADD or DEL reads the record.
+    let mut session = Session::open(&s.node, host).map_err(io)?;
+    let vm = slot(&net, s, inv, &session, veth)?;
     let (ip, prefix, gateway) = address(delegated.as_ref(), &net, vm)?;
-    record_veth(inv, s, host, vlan, vm)?;
-    make_veth(
-        host,
-        &inv.netns,
-        &inv.ifname,
-        &vm.mac,
-        Some((ip, prefix)),
+    let spec = Veth {
+        host: veth.to_string(),
+        netns: inv.netns.clone(),
+        ifname: inv.ifname.clone(),
+        vm: vm.name.clone(),
+        mac: vm.mac.clone(),
+        ip: Some((ip, prefix)),
         gateway,
-    )
-    .map_err(io)?;
-    let mut backend = Ovs::new(s.node.ovs_db.as_deref());
-    super::attach(&s.node, &mut backend, &s.job, &net, &[host.to_string()])
-        .map_err(|e| CniError::new(5, e.to_string(), ""))?;
-    Ok(add_result(inv, host, vm, (ip, prefix, gateway), &net))
+    };
+    session.attach(&s.job, &net, &[], Some(&spec)).map_err(io)?;
+    Ok(add_result(inv, veth, vm, (ip, prefix, gateway), &net))
 }
 
 /// The container's address, prefix and gateway: from the IPAM plugin's result if one was
@@ -382,39 +428,6 @@ fn address(
     }
 }
 
-/// Records the veth `host` in the job's node record (once) before it is made.
-fn record_veth(
-    inv: &Invocation,
-    s: &Settings,
-    host: &str,
-    vlan: u16,
-    vm: &Vm,
-) -> Result<(), CniError> {
-    let records = Records::for_node(&s.node);
-    let mut record = records
-        .load(&s.job)
-        .map_err(io)?
-        .unwrap_or_else(|| super::Record {
-            job: s.job.to_string(),
-            vlan,
-            changes: vec![],
-        });
-    if !record
-        .changes
-        .iter()
-        .any(|c| matches!(c, Change::Veth { host: h, .. } if h == host))
-    {
-        record.changes.push(Change::Veth {
-            host: host.to_string(),
-            netns: inv.netns.clone(),
-            // `IFNAME#VM`: which of the job's VM slots the container has.
-            ifname: format!("{}#{}", inv.ifname, vm.name),
-        });
-        records.save(&record, &s.job).map_err(io)?;
-    }
-    Ok(())
-}
-
 /// The CNI result of ADD: both ends of the veth, the address and gateway, and the job's DNS.
 fn add_result(
     inv: &Invocation,
@@ -441,64 +454,50 @@ fn add_result(
     result
 }
 
-fn del(inv: &Invocation, s: &Settings, host: &str) -> Result<(), CniError> {
+fn del(inv: &Invocation, s: &Settings, veth: &str, host: &mut dyn Host) -> Result<(), CniError> {
     let _ = ipam(inv, "DEL");
-    let records = Records::for_node(&s.node);
-    let Some(mut record) = records.load(&s.job).map_err(io)? else {
-        // Never added (or deleted already): DEL is harmless.
-        return remove_veth(host).map_err(io);
-    };
-    let mut backend = Ovs::new(s.node.ovs_db.as_deref());
-    // This container's port and veth, newest first.
-    let mine: Vec<Change> = record
-        .changes
-        .iter()
-        .filter(|c| super::change_port(c) == Some(host))
-        .cloned()
-        .collect();
-    for c in mine.iter().rev() {
-        match c {
-            Change::Veth { host, .. } => remove_veth(host).map_err(io)?,
-            other => backend.undo(other).map_err(io)?,
+    let mut session = Session::open(&s.node, host).map_err(io)?;
+    let records = super::Records::for_node(&s.node);
+    if let Some(record) = records.load(&s.job).map_err(io)? {
+        // This container's port and veth, newest first, going on past a failure.
+        session
+            .undo_where(&s.job, record, |c| super::change_port(c) == Some(veth))
+            .map_err(io)?;
+        // The last container of the job on this node: the uplink stops carrying its VLAN.
+        if let Some(rest) = records.load(&s.job).map_err(io)? {
+            if !rest.changes.iter().any(|c| super::change_port(c).is_some()) {
+                session.detach(&s.job).map_err(io)?;
+            }
         }
-        record.changes.retain(|x| x != c);
-        records.save(&record, &s.job).map_err(io)?;
     }
-    // The last container of the job on this node: the uplink stops carrying its VLAN.
-    if !record
-        .changes
-        .iter()
-        .any(|c| super::change_port(c).is_some())
-    {
-        super::detach(&s.node, &mut backend, &s.job).map_err(io)?;
+    // Never added, deleted already, or made by an ADD that died before recording it: a veth of
+    // this container's name that no job records is removed (DEL is harmless either way).
+    if records.owner_of(veth, &s.job).is_none() {
+        remove_veth(session.host(), veth).map_err(io)?;
     }
     Ok(())
 }
 
-fn check(inv: &Invocation, s: &Settings, host: &str) -> Result<(), CniError> {
+fn check(inv: &Invocation, s: &Settings, veth: &str, h: &mut dyn Host) -> Result<(), CniError> {
     let net = JobNetwork::read(&s.node.jobs_dir, &s.job)
         .map_err(|e| CniError::new(7, e.to_string(), ""))?;
     let vlan = net.vlan.unwrap_or(0);
-    if !std::path::Path::new("/sys/class/net").join(host).exists() {
+    if !h.exists(veth) {
         return Err(CniError::new(
             100,
-            format!("interface {host} of container {} is gone", inv.container),
+            format!("interface {veth} of container {} is gone", inv.container),
             "",
         ));
     }
-    let mut argv = vec!["ovs-vsctl".to_string()];
-    if let Some(db) = &s.node.ovs_db {
-        argv.push(format!("--db={db}"));
-    }
-    argv.extend(["get", "port", host, "tag"].map(str::to_string));
-    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let tag = super::run(&refs).map_err(io)?;
-    if tag.trim() != vlan.to_string() {
+    let tag = super::ovs::Ovs::new(s.node.ovs_db.as_deref())
+        .tag_of(h, veth)
+        .map_err(io)?;
+    if tag != Some(vlan) {
         return Err(CniError::new(
             101,
             format!(
-                "interface {host} is on VLAN {}, not on job {}'s VLAN {vlan}",
-                tag.trim(),
+                "interface {veth} is on VLAN {}, not on job {}'s VLAN {vlan}",
+                tag.map_or("none".to_string(), |t| t.to_string()),
                 s.job
             ),
             "",
@@ -506,14 +505,15 @@ fn check(inv: &Invocation, s: &Settings, host: &str) -> Result<(), CniError> {
     }
     if !inv.netns.is_empty() {
         let net_arg = format!("--net={}", inv.netns);
-        let link = super::run(&["nsenter", &net_arg, "ip", "-o", "link", "show", &inv.ifname])
+        let link = h
+            .run(&["nsenter", &net_arg, "ip", "-o", "link", "show", &inv.ifname])
             .map_err(io)?;
-        let records = Records::for_node(&s.node);
+        let records = super::Records::for_node(&s.node);
         let vm_name = records.load(&s.job).map_err(io)?.and_then(|r| {
             r.changes.iter().find_map(|c| match c {
-                Change::Veth {
-                    host: h, ifname, ..
-                } if h == host => ifname.split('#').nth(1).map(str::to_string),
+                Change::Veth { host, ifname, .. } if host == veth => {
+                    ifname.split('#').nth(1).map(str::to_string)
+                }
                 _ => None,
             })
         });

@@ -9,13 +9,24 @@
 //! backend: ovs                 # ovs | bridge-vlan | bridge-classic
 //! bridge: br-vm                # the bridge the VMs' taps are on
 //! uplink: eth1                 # the node's port toward its fabric switch
-//! interface: "tap{vm}"         # a VM's interface when the launcher does not name it: {vm} its
-//!                              # name, {slot} 1.. among this node's VMs, {node} the node
+//! management: [eno1]           # the node's own ports on the bridge: never a VM's
+//! interface: "tap{job}v{slot}" # a VM's interface when the launcher does not name it
 //! ovs_db: unix:/run/openvswitch/db.sock
 //! programs: {ovs-vsctl: /usr/bin/ovs-vsctl, ip: /usr/sbin/ip, bridge: /usr/sbin/bridge}
 //! nodes:
-//!   node001: {bridge: brn1, uplink: brn1-up}
+//!   node001: {bridge: brn1, uplink: brn1-up, management: [brn1-mgmt]}
 //! ```
+//!
+//! `interface:` placeholders ([`PLACEHOLDERS`]): `{job}` the job id (every character but
+//! `A-Za-z0-9_-` written `_`), `{vm}` the VM's name, `{slot}` 1.. among the job's VMs on this
+//! node, `{node}` the node's name. VM names and slots restart in every job, so without `{job}`
+//! two jobs on one node get the same names and the second is refused. The result must be a
+//! Linux interface name (letters, digits, `-_.`, at most 15 bytes): the pattern is checked with
+//! short sample values when the file is read, and each name again when a job is attached — one
+//! that would be longer is refused (exit 2, naming the job, the VM and the name), never cut.
+//!
+//! The uplink, the bridge, the management ports and every interface the file names (any node's)
+//! are never a VM interface ([`NodeSettings::reserved`]).
 
 use crate::base::diag::{Diagnostic, Diagnostics, Loc};
 use crate::base::yaml::{self, Kind, Node};
@@ -42,7 +53,16 @@ pub struct NodeConfig {
     pub interface: String,
     pub ovs_db: Option<String>,
     pub programs: BTreeMap<String, PathBuf>,
-    pub nodes: BTreeMap<String, (Option<String>, Option<String>)>,
+    pub management: Vec<String>,
+    pub nodes: BTreeMap<String, NodeOverride>,
+}
+
+/// One node's settings under `nodes:`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeOverride {
+    pub bridge: Option<String>,
+    pub uplink: Option<String>,
+    pub management: Option<Vec<String>>,
 }
 
 /// What one node uses.
@@ -56,6 +76,42 @@ pub struct NodeSettings {
     pub uplink: String,
     pub interface: String,
     pub ovs_db: Option<String>,
+    /// Interfaces that are never a VM interface, each with why (the uplink, the bridge, the
+    /// management ports, every interface the configuration names for any node).
+    pub reserved: BTreeMap<String, String>,
+}
+
+/// The placeholders of `interface:`.
+pub const PLACEHOLDERS: &[&str] = &["{job}", "{vm}", "{slot}", "{node}"];
+
+impl NodeSettings {
+    /// The interface of VM `vm` (the `slot`-th of the job on this node, from 1) as `interface:`
+    /// names it: the job id escaped to `A-Za-z0-9_-`; a name Linux would not take (too long)
+    /// is refused, never cut (a cut name could be another job's).
+    pub fn interface_name(
+        &self,
+        job: &crate::base::types::JobId,
+        vm: &str,
+        slot: usize,
+    ) -> Result<String, super::NodeError> {
+        let name = expand(&self.interface, &job.sanitized(), vm, slot, &self.node);
+        crate::base::types::check_word("interface", &name, "-_.", 15).map_err(|e| {
+            super::NodeError::Config(format!(
+                "`interface: {}` gives `{name}` for job {job}, VM {vm} on node {}: {}; use a shorter pattern (e.g. `t{{job}}v{{slot}}`) or name the VM's interface with --vm {vm}=IFACE",
+                self.interface, self.node, e.0
+            ))
+        })?;
+        Ok(name)
+    }
+}
+
+/// `pattern` with its placeholders filled in.
+fn expand(pattern: &str, job: &str, vm: &str, slot: usize, node: &str) -> String {
+    pattern
+        .replace("{job}", job)
+        .replace("{vm}", vm)
+        .replace("{slot}", &slot.to_string())
+        .replace("{node}", node)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +138,7 @@ const KEYS: &[&str] = &[
     "bridge",
     "uplink",
     "interface",
+    "management",
     "ovs_db",
     "programs",
     "nodes",
@@ -112,13 +169,62 @@ impl NodeConfig {
 
     /// The settings of node `node`.
     pub fn for_node(&self, node: &str) -> Result<NodeSettings, NodeConfigError> {
-        let (b, u) = self.nodes.get(node).cloned().unwrap_or((None, None));
-        let bridge = b.or_else(|| self.bridge.clone()).ok_or_else(|| {
+        let o = self.nodes.get(node).cloned().unwrap_or_default();
+        let bridge = o.bridge.or_else(|| self.bridge.clone()).ok_or_else(|| {
             NodeConfigError::Node(format!("no bridge for node {node}: set `bridge:` (or nodes.{node}.bridge) in the node configuration"))
         })?;
-        let uplink = u.or_else(|| self.uplink.clone()).ok_or_else(|| {
+        let uplink = o.uplink.or_else(|| self.uplink.clone()).ok_or_else(|| {
             NodeConfigError::Node(format!("no uplink for node {node}: set `uplink:` (or nodes.{node}.uplink) in the node configuration"))
         })?;
+        let management = o.management.unwrap_or_else(|| self.management.clone());
+        // This node's own first: its reason is the one a refusal names.
+        let mut reserved = BTreeMap::new();
+        let mut reserve = |name: &str, why: String| {
+            reserved.entry(name.to_string()).or_insert(why);
+        };
+        reserve(
+            &uplink,
+            format!("node {node}'s uplink (`uplink:` in the node configuration)"),
+        );
+        reserve(
+            &bridge,
+            format!("node {node}'s bridge (`bridge:` in the node configuration)"),
+        );
+        for m in &management {
+            reserve(
+                m,
+                format!(
+                    "a management port of node {node} (`management:` in the node configuration)"
+                ),
+            );
+        }
+        for (key, name) in [("bridge", &self.bridge), ("uplink", &self.uplink)] {
+            if let Some(n) = name {
+                reserve(n, format!("named by `{key}:` in the node configuration"));
+            }
+        }
+        for m in &self.management {
+            reserve(
+                m,
+                "named by `management:` in the node configuration".to_string(),
+            );
+        }
+        for (other, o) in &self.nodes {
+            for (key, name) in [("bridge", &o.bridge), ("uplink", &o.uplink)] {
+                if let Some(n) = name {
+                    reserve(
+                        n,
+                        format!("named by `nodes.{other}.{key}` in the node configuration"),
+                    );
+                }
+            }
+            for m in o.management.iter().flatten() {
+                reserve(
+                    m,
+                    format!("named by `nodes.{other}.management` in the node configuration"),
+                );
+            }
+        }
         Ok(NodeSettings {
             node: node.to_string(),
             jobs_dir: self.jobs_dir.clone(),
@@ -128,6 +234,7 @@ impl NodeConfig {
             uplink,
             interface: self.interface.clone(),
             ovs_db: self.ovs_db.clone(),
+            reserved,
         })
     }
 }
@@ -145,7 +252,12 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
         "write `key: value` lines",
     )?;
     yaml::report_unknown(d, pairs, KEYS, "the node configuration", &|_, _| false);
-    let jobs_dir = path(d, pairs, "jobs_dir", "/var/lib/jobnet/jobs");
+    let jobs_dir = path(
+        d,
+        pairs,
+        "jobs_dir",
+        crate::jobs::site::DEFAULT_ADDRESSES_DIR,
+    );
     let state_dir = path(d, pairs, "state_dir", "/var/lib/jobnet/node");
     let backend = backend(d, pairs);
     let b = text(d, pairs, "bridge");
@@ -153,6 +265,9 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
     let u = text(d, pairs, "uplink");
     let uplink = ifname(d, u, "uplink");
     let interface = interface(d, pairs);
+    let management = yaml::get(pairs, "management")
+        .map(|n| names(d, n, "management"))
+        .unwrap_or_default();
     let ovs_db = ovs_db(d, pairs);
     let programs = programs(d, pairs);
     let nodes = nodes(d, pairs);
@@ -165,8 +280,40 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
         interface,
         ovs_db,
         programs,
+        management,
         nodes,
     })
+}
+
+/// One interface name or a list of them (`key` is the setting), each checked as [`ifname`].
+fn names(d: &mut Diagnostics, n: &Node, key: &str) -> Vec<String> {
+    let items: Vec<&Node> = match &n.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        Kind::Scalar { .. } if !n.is_null() => vec![n],
+        _ => {
+            d.error(
+                n.loc,
+                format!(
+                    "`{key}` must be an interface name or a list of them, found {}",
+                    n.kind_name()
+                ),
+                "",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(s) => out.extend(ifname(d, Some((s.to_string(), item.loc)), key)),
+            None => d.error(
+                item.loc,
+                format!("`{key}` lists interface names, found {}", item.kind_name()),
+                "",
+            ),
+        }
+    }
+    out
 }
 
 /// The single value under `key` with where it stands; a list or a map there is an error.
@@ -236,17 +383,37 @@ fn ifname(d: &mut Diagnostics, v: Option<(String, Loc)>, what: &str) -> Option<S
     }
 }
 
-/// The `interface` pattern for a VM's interface, checked by filling in sample values.
+/// The `interface` pattern for a VM's interface: only known placeholders, and interface names
+/// with short sample values (each real name is checked again when a job is attached).
 fn interface(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> String {
     match text(d, pairs, "interface") {
         None => "{node}v{slot}".to_string(),
         Some((t, loc)) => {
-            let sample = t
-                .replace("{vm}", "vm1")
-                .replace("{slot}", "1")
-                .replace("{node}", "n1");
-            if crate::base::types::check_word("interface", &sample, "-_.", 15).is_err() {
-                d.error(loc, format!("`interface: {}` does not give interface names (letters, digits, `-_.`, at most 15 after {{vm}}, {{slot}}, {{node}})", t.escape_debug()), "");
+            let mut rest = t.as_str();
+            while let Some(at) = rest.find('{') {
+                let end = rest[at..].find('}').map_or(rest.len(), |e| at + e + 1);
+                let p = &rest[at..end];
+                if !PLACEHOLDERS.contains(&p) {
+                    d.error(
+                        loc,
+                        format!(
+                            "`interface: {}` has the unknown placeholder `{}`",
+                            t.escape_debug(),
+                            p.escape_debug()
+                        ),
+                        format!("the placeholders are {}", PLACEHOLDERS.join(", ")),
+                    );
+                    return t;
+                }
+                rest = &rest[end..];
+            }
+            let sample = expand(&t, "1", "vm1", 1, "n1");
+            if let Err(e) = crate::base::types::check_word("interface", &sample, "-_.", 15) {
+                d.error(
+                    loc,
+                    format!("`interface: {}` does not give interface names: with job 1, VM vm1, slot 1, node n1: {}", t.escape_debug(), e.0),
+                    "interface names: letters, digits, `-_.`, at most 15 with the real job id, VM and node names",
+                );
             }
             t
         }
@@ -288,17 +455,14 @@ fn programs(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, Pat
 }
 
 /// The per-node bridge and uplink overrides under `nodes`.
-fn nodes(
-    d: &mut Diagnostics,
-    pairs: &[(Node, Node)],
-) -> BTreeMap<String, (Option<String>, Option<String>)> {
+fn nodes(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, NodeOverride> {
     let mut nodes = BTreeMap::new();
     if let Some(n) = yaml::get(pairs, "nodes") {
         if let Some(np) = yaml::mapping(
             d,
             n,
             "`nodes`",
-            "write `NODE: {bridge: ..., uplink: ...}` lines",
+            "write `NODE: {bridge: ..., uplink: ..., management: [...]}` lines",
         ) {
             for (k, v) in np {
                 let Some(name) = k.as_str() else { continue };
@@ -311,30 +475,28 @@ fn nodes(
     nodes
 }
 
-/// One node's `{bridge, uplink}` override; None when it is not a mapping.
-fn node_override(
-    d: &mut Diagnostics,
-    name: &str,
-    v: &Node,
-) -> Option<(Option<String>, Option<String>)> {
+/// One node's `{bridge, uplink, management}` override; None when it is not a mapping.
+fn node_override(d: &mut Diagnostics, name: &str, v: &Node) -> Option<NodeOverride> {
     let vp = yaml::mapping(
         d,
         v,
         &format!("nodes.{name}"),
-        "write {bridge: ..., uplink: ...}",
+        "write {bridge: ..., uplink: ..., management: [...]}",
     )?;
     yaml::report_unknown(
         d,
         vp,
-        &["bridge", "uplink"],
+        &["bridge", "uplink", "management"],
         &format!("nodes.{name}"),
         &|_, _| false,
     );
     let get =
         |key: &str| yaml::get(vp, key).and_then(|x| x.as_str().map(|s| (s.to_string(), x.loc)));
-    let b = ifname(d, get("bridge"), "bridge");
-    let u = ifname(d, get("uplink"), "uplink");
-    Some((b, u))
+    Some(NodeOverride {
+        bridge: ifname(d, get("bridge"), "bridge"),
+        uplink: ifname(d, get("uplink"), "uplink"),
+        management: yaml::get(vp, "management").map(|n| names(d, n, "management")),
+    })
 }
 
 #[cfg(test)]
@@ -372,5 +534,46 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no bridge for node x"));
+    }
+
+    #[test]
+    fn interface_placeholders_and_management_ports() {
+        let job = |j: &str| crate::base::types::JobId::parse(j).unwrap();
+        let c = NodeConfig::parse(
+            "bridge: br-vm\nuplink: eth1\nmanagement: eno1\ninterface: \"t{job}{vm}s{slot}\"\nnodes:\n  cn2: {uplink: eth2, management: [m2, m3]}\n",
+            "n.yaml",
+        )
+        .unwrap();
+        let s = c.for_node("cn1").unwrap();
+        assert_eq!(s.interface_name(&job("7"), "vs1", 1).unwrap(), "t7vs1s1");
+        assert_eq!(
+            s.interface_name(&job("1.2+x"), "vs2", 2).unwrap(),
+            "t1_2_xvs2s2"
+        );
+        let e = s
+            .interface_name(&job("123456789012"), "vs1", 1)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("gives `t123456789012vs1s1` for job 123456789012, VM vs1 on node cn1: interface `t123456789012vs1s1` is longer than 15 characters"),
+            "{e}"
+        );
+        let reserved: Vec<_> = s.reserved.keys().map(String::as_str).collect();
+        assert_eq!(reserved, ["br-vm", "eno1", "eth1", "eth2", "m2", "m3"]);
+        assert!(s.reserved["eth1"].contains("node cn1's uplink"));
+        // A node's own management ports replace the common ones.
+        let two = c.for_node("cn2").unwrap();
+        assert!(two.reserved["m2"].contains("a management port of node cn2"));
+        assert!(two.reserved["eno1"].contains("named by `management:`"));
+        for (text, want) in [
+            ("interface: \"tap{jobid}\"\n", "has the unknown placeholder `{jobid}`"),
+            ("interface: \"tap{job\"\n", "has the unknown placeholder `{job`"),
+            ("interface: \"a-very-long-name{job}\"\n", "with job 1, VM vm1, slot 1, node n1: interface `a-very-long-name1` is longer than 15"),
+            ("management: [eth0, {a: b}]\n", "`management` lists interface names, found a mapping"),
+            ("management: eth0!\n", "management `eth0!` contains `!`"),
+        ] {
+            let e = NodeConfig::parse(text, "n.yaml").unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 }

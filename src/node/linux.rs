@@ -10,15 +10,17 @@
 //!   Undo: the port back to its previous master (or none), the bridge and `UPLINK.V` deleted.
 //!
 //! Both need the kernel's bridge VLAN filtering or 802.1Q; on a kernel without them (the CI
-//! machine) the first command fails with the kernel's message and nothing has changed.
+//! machine) the first command fails with the kernel's message and nothing has changed. What the
+//! backends read ([`Backend`]) changes nothing; the changes are the functions below, made only
+//! after the change is recorded, each safe to repeat.
 
-use super::{run, Backend, Change, NodeError};
+use super::{Backend, Change, Host, NodeError};
 
 pub struct BridgeVlan;
 
 /// The VLANs `bridge -j vlan show dev PORT` lists for the port.
-fn port_vlans(port: &str) -> Result<Vec<u16>, NodeError> {
-    let out = run(&["bridge", "-j", "vlan", "show", "dev", port])?;
+fn port_vlans(h: &mut dyn Host, port: &str) -> Result<Vec<u16>, NodeError> {
+    let out = h.run(&["bridge", "-j", "vlan", "show", "dev", port])?;
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null);
     let mut vids = Vec::new();
     for entry in v.as_array().into_iter().flatten() {
@@ -32,14 +34,70 @@ fn port_vlans(port: &str) -> Result<Vec<u16>, NodeError> {
     Ok(vids)
 }
 
-fn exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
+/// The uplink carries `vlan` tagged (`bridge vlan add` of a VLAN it has is harmless).
+pub fn trunk(h: &mut dyn Host, uplink: &str, vlan: u16) -> Result<(), NodeError> {
+    h.run(&[
+        "bridge",
+        "vlan",
+        "add",
+        "dev",
+        uplink,
+        "vid",
+        &vlan.to_string(),
+    ])
+    .map(|_| ())
+}
+
+/// The uplink stops carrying `vlan` (an uplink that is gone carries nothing).
+pub fn untrunk(h: &mut dyn Host, uplink: &str, vlan: u16) -> Result<(), NodeError> {
+    if !h.exists(uplink) || !port_vlans(h, uplink)?.contains(&vlan) {
+        return Ok(());
+    }
+    h.run(&[
+        "bridge",
+        "vlan",
+        "del",
+        "dev",
+        uplink,
+        "vid",
+        &vlan.to_string(),
+    ])
+    .map(|_| ())
+}
+
+/// `port` an untagged member of `vlan` only.
+pub fn member(h: &mut dyn Host, port: &str, vlan: u16) -> Result<(), NodeError> {
+    h.run(&["bridge", "vlan", "del", "dev", port, "vid", "1-4094"])?;
+    h.run(&[
+        "bridge",
+        "vlan",
+        "add",
+        "dev",
+        port,
+        "vid",
+        &vlan.to_string(),
+        "pvid",
+        "untagged",
+    ])
+    .map(|_| ())
+}
+
+/// `port` back on the VLANs it had (a port that is gone has nothing to give back).
+pub fn unmember(h: &mut dyn Host, port: &str, previous: &[u16]) -> Result<(), NodeError> {
+    if !h.exists(port) {
+        return Ok(());
+    }
+    h.run(&["bridge", "vlan", "del", "dev", port, "vid", "1-4094"])?;
+    for v in previous {
+        h.run(&["bridge", "vlan", "add", "dev", port, "vid", &v.to_string()])?;
+    }
+    Ok(())
 }
 
 impl Backend for BridgeVlan {
-    fn check(&mut self, bridge: &str, uplink: &str) -> Result<(), NodeError> {
+    fn check(&self, h: &mut dyn Host, bridge: &str, uplink: &str) -> Result<(), NodeError> {
         for (what, name) in [("bridge", bridge), ("uplink", uplink)] {
-            if !exists(name) {
+            if !h.exists(name) {
                 return Err(NodeError::Refused(format!(
                     "the {what} {name} does not exist on this node: nothing was changed"
                 )));
@@ -48,32 +106,30 @@ impl Backend for BridgeVlan {
         Ok(())
     }
 
-    fn uplink(
-        &mut self,
+    fn uplink_change(
+        &self,
+        h: &mut dyn Host,
         _bridge: &str,
         uplink: &str,
         vlan: u16,
     ) -> Result<Option<Change>, NodeError> {
-        if port_vlans(uplink)?.contains(&vlan) {
+        if port_vlans(h, uplink)?.contains(&vlan) {
             return Ok(None);
         }
-        run(&[
-            "bridge",
-            "vlan",
-            "add",
-            "dev",
-            uplink,
-            "vid",
-            &vlan.to_string(),
-        ])?;
         Ok(Some(Change::BridgeUplink {
             uplink: uplink.to_string(),
             vlan,
         }))
     }
 
-    fn port_change(&mut self, _bridge: &str, port: &str, vlan: u16) -> Result<Change, NodeError> {
-        if !exists(port) {
+    fn port_change(
+        &self,
+        h: &mut dyn Host,
+        _bridge: &str,
+        port: &str,
+        vlan: u16,
+    ) -> Result<Change, NodeError> {
+        if !h.exists(port) {
             return Err(NodeError::Refused(format!(
                 "interface {port} does not exist on this node"
             )));
@@ -81,50 +137,8 @@ impl Backend for BridgeVlan {
         Ok(Change::BridgePort {
             port: port.to_string(),
             vlan,
-            previous: port_vlans(port)?,
+            previous: port_vlans(h, port)?,
         })
-    }
-
-    fn apply(&mut self, change: &Change, vlan: u16) -> Result<(), NodeError> {
-        let Change::BridgePort { port, .. } = change else {
-            return Ok(());
-        };
-        run(&["bridge", "vlan", "del", "dev", port, "vid", "1-4094"])?;
-        run(&[
-            "bridge",
-            "vlan",
-            "add",
-            "dev",
-            port,
-            "vid",
-            &vlan.to_string(),
-            "pvid",
-            "untagged",
-        ])
-        .map(|_| ())
-    }
-
-    fn undo(&mut self, change: &Change) -> Result<(), NodeError> {
-        match change {
-            Change::BridgeUplink { uplink, vlan } if exists(uplink) => run(&[
-                "bridge",
-                "vlan",
-                "del",
-                "dev",
-                uplink,
-                "vid",
-                &vlan.to_string(),
-            ])
-            .map(|_| ()),
-            Change::BridgePort { port, previous, .. } if exists(port) => {
-                run(&["bridge", "vlan", "del", "dev", port, "vid", "1-4094"])?;
-                for v in previous {
-                    run(&["bridge", "vlan", "add", "dev", port, "vid", &v.to_string()])?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 }
 
@@ -135,38 +149,16 @@ pub fn classic_names(uplink: &str, vlan: u16) -> (String, String) {
     (format!("{uplink}.{vlan}"), format!("vmbr0v{vlan}"))
 }
 
-fn master_of(port: &str) -> Option<String> {
-    std::fs::read_link(
-        std::path::Path::new("/sys/class/net")
-            .join(port)
-            .join("master"),
-    )
-    .ok()
-    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-}
-
-impl Backend for Classic {
-    fn check(&mut self, _bridge: &str, uplink: &str) -> Result<(), NodeError> {
-        if !exists(uplink) {
-            return Err(NodeError::Refused(format!(
-                "the uplink {uplink} does not exist on this node: nothing was changed"
-            )));
-        }
-        Ok(())
-    }
-
-    fn uplink(
-        &mut self,
-        _bridge: &str,
-        uplink: &str,
-        vlan: u16,
-    ) -> Result<Option<Change>, NodeError> {
-        let (vif, br) = classic_names(uplink, vlan);
-        super::check_ifname("VLAN interface", &vif)?;
-        if exists(&br) {
-            return Ok(None);
-        }
-        run(&[
+/// `UPLINK.V` and the bridge `vmbr0vV` over it, up; what exists already is kept.
+pub fn vlan_bridge(
+    h: &mut dyn Host,
+    uplink: &str,
+    bridge: &str,
+    vlan: u16,
+) -> Result<(), NodeError> {
+    let (vif, _) = classic_names(uplink, vlan);
+    if !h.exists(&vif) {
+        h.run(&[
             "ip",
             "link",
             "add",
@@ -179,15 +171,70 @@ impl Backend for Classic {
             "id",
             &vlan.to_string(),
         ])?;
-        let made = (|| {
-            run(&["ip", "link", "add", "name", &br, "type", "bridge"])?;
-            run(&["ip", "link", "set", &vif, "master", &br, "up"])?;
-            run(&["ip", "link", "set", &br, "up"])
-        })();
-        if let Err(e) = made {
-            let _ = run(&["ip", "link", "del", &br]);
-            let _ = run(&["ip", "link", "del", &vif]);
-            return Err(e);
+    }
+    if !h.exists(bridge) {
+        h.run(&["ip", "link", "add", "name", bridge, "type", "bridge"])?;
+    }
+    h.run(&["ip", "link", "set", &vif, "master", bridge, "up"])?;
+    h.run(&["ip", "link", "set", bridge, "up"]).map(|_| ())
+}
+
+/// Deletes the bridge `vmbr0vV` and `UPLINK.V`; what is gone already is fine.
+pub fn no_vlan_bridge(
+    h: &mut dyn Host,
+    uplink: &str,
+    bridge: &str,
+    vlan: u16,
+) -> Result<(), NodeError> {
+    if h.exists(bridge) {
+        h.run(&["ip", "link", "del", bridge])?;
+    }
+    let (vif, _) = classic_names(uplink, vlan);
+    if h.exists(&vif) {
+        h.run(&["ip", "link", "del", &vif])?;
+    }
+    Ok(())
+}
+
+/// `port` enslaved to `bridge`.
+pub fn enslave(h: &mut dyn Host, port: &str, bridge: &str) -> Result<(), NodeError> {
+    h.run(&["ip", "link", "set", port, "master", bridge])
+        .map(|_| ())
+}
+
+/// `port` back to its previous master (or none); a port that is gone is given back already.
+pub fn release(h: &mut dyn Host, port: &str, previous: Option<&str>) -> Result<(), NodeError> {
+    if !h.exists(port) {
+        return Ok(());
+    }
+    match previous {
+        Some(m) => h.run(&["ip", "link", "set", port, "master", m]),
+        None => h.run(&["ip", "link", "set", port, "nomaster"]),
+    }
+    .map(|_| ())
+}
+
+impl Backend for Classic {
+    fn check(&self, h: &mut dyn Host, _bridge: &str, uplink: &str) -> Result<(), NodeError> {
+        if !h.exists(uplink) {
+            return Err(NodeError::Refused(format!(
+                "the uplink {uplink} does not exist on this node: nothing was changed"
+            )));
+        }
+        Ok(())
+    }
+
+    fn uplink_change(
+        &self,
+        h: &mut dyn Host,
+        _bridge: &str,
+        uplink: &str,
+        vlan: u16,
+    ) -> Result<Option<Change>, NodeError> {
+        let (vif, br) = classic_names(uplink, vlan);
+        super::check_ifname("VLAN interface", &vif)?;
+        if h.exists(&br) {
+            return Ok(None);
         }
         Ok(Some(Change::ClassicVlanBridge {
             uplink: uplink.to_string(),
@@ -196,47 +243,22 @@ impl Backend for Classic {
         }))
     }
 
-    fn port_change(&mut self, _bridge: &str, port: &str, vlan: u16) -> Result<Change, NodeError> {
-        if !exists(port) {
+    fn port_change(
+        &self,
+        h: &mut dyn Host,
+        _bridge: &str,
+        port: &str,
+        vlan: u16,
+    ) -> Result<Change, NodeError> {
+        if !h.exists(port) {
             return Err(NodeError::Refused(format!(
                 "interface {port} does not exist on this node"
             )));
         }
         Ok(Change::ClassicPort {
             port: port.to_string(),
-            bridge: format!("vmbr0v{vlan}"),
-            previous: master_of(port),
+            bridge: classic_names("", vlan).1,
+            previous: h.master_of(port),
         })
-    }
-
-    fn apply(&mut self, change: &Change, _vlan: u16) -> Result<(), NodeError> {
-        let Change::ClassicPort { port, bridge, .. } = change else {
-            return Ok(());
-        };
-        run(&["ip", "link", "set", port, "master", bridge]).map(|_| ())
-    }
-
-    fn undo(&mut self, change: &Change) -> Result<(), NodeError> {
-        match change {
-            Change::ClassicPort { port, previous, .. } if exists(port) => match previous {
-                Some(m) => run(&["ip", "link", "set", port, "master", m]).map(|_| ()),
-                None => run(&["ip", "link", "set", port, "nomaster"]).map(|_| ()),
-            },
-            Change::ClassicVlanBridge {
-                uplink,
-                bridge,
-                vlan,
-            } => {
-                if exists(bridge) {
-                    run(&["ip", "link", "del", bridge])?;
-                }
-                let (vif, _) = classic_names(uplink, *vlan);
-                if exists(&vif) {
-                    run(&["ip", "link", "del", &vif])?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 }

@@ -1,0 +1,56 @@
+//! How the node side reaches the node: the programs it runs (`ovs-vsctl`, `ip`, `bridge`,
+//! `nsenter`) and the interfaces it sees. [`System`] is the real node; the test kit's
+//! [`super::sim`] is a simulated one, so the order of records and changes, the node lock and
+//! teardown are tested without root, Open vSwitch or a kernel with VLAN filtering.
+
+use super::NodeError;
+
+/// The node's programs and interfaces.
+pub trait Host {
+    /// Runs a program line (its words; the program found as [`crate::base::process::resolve`]
+    /// says), giving its stdout, or its stderr as [`NodeError::Command`].
+    fn run(&mut self, argv: &[&str]) -> Result<String, NodeError>;
+    /// Whether the interface `name` exists on the node (in its own network namespace).
+    fn exists(&mut self, name: &str) -> bool;
+    /// The bridge the interface `port` is enslaved to.
+    fn master_of(&mut self, port: &str) -> Option<String>;
+}
+
+/// This machine.
+pub struct System;
+
+impl Host for System {
+    fn run(&mut self, argv: &[&str]) -> Result<String, NodeError> {
+        let line = argv.join(" ");
+        let done = crate::base::process::run(&line, None, std::time::Duration::from_secs(30))
+            .map_err(|e| NodeError::Command {
+                command: line.clone(),
+                answer: e.to_string(),
+            })?;
+        if !done.status.success() {
+            return Err(NodeError::Command {
+                command: line,
+                answer: if done.stderr.trim().is_empty() {
+                    format!("exit status {}", done.status)
+                } else {
+                    done.stderr.trim().to_string()
+                },
+            });
+        }
+        Ok(done.stdout)
+    }
+
+    fn exists(&mut self, name: &str) -> bool {
+        std::path::Path::new("/sys/class/net").join(name).exists()
+    }
+
+    fn master_of(&mut self, port: &str) -> Option<String> {
+        std::fs::read_link(
+            std::path::Path::new("/sys/class/net")
+                .join(port)
+                .join("master"),
+        )
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    }
+}
