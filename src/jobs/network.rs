@@ -9,6 +9,11 @@ use crate::base::types::{JobId, VlanId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Where the jobs' files (address files, network.json) go unless `addresses.dir` or `jobs_dir`
+/// say otherwise: beside the state directory, not in it (that one is private to the service
+/// user; the job's user and the nodes read these).
+pub const DEFAULT_ADDRESSES_DIR: &str = "/var/lib/jobnet-jobs";
+
 /// A job's network as the nodes need it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobNetwork {

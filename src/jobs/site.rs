@@ -30,10 +30,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/jobnet/jobnet.yaml";
 /// Where the hooks log unless `log:` says otherwise.
 pub const DEFAULT_LOG: &str = "/var/log/jobnet/hooks.log";
 
-/// Where the jobs' address files go unless `addresses.dir` or `jobs_dir` say otherwise: beside
-/// the state directory, not in it (that one is private to the service user; the job's user
-/// reads these).
-pub const DEFAULT_ADDRESSES_DIR: &str = "/var/lib/jobnet-jobs";
+pub use super::network::DEFAULT_ADDRESSES_DIR;
 
 /// One rule of the policy: which jobs it covers and what they get.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -158,7 +158,7 @@ fn settings(inv: &Invocation) -> Result<Settings, CniError> {
         job,
         node: NodeSettings {
             node,
-            jobs_dir: dir("jobs_dir", crate::jobs::site::DEFAULT_ADDRESSES_DIR)?,
+            jobs_dir: dir("jobs_dir", crate::jobs::network::DEFAULT_ADDRESSES_DIR)?,
             state_dir: dir("state_dir", "/var/lib/jobnet/node")?,
             backend: super::config::BackendKind::Ovs,
             bridge,

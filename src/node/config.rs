@@ -256,7 +256,7 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
         d,
         pairs,
         "jobs_dir",
-        crate::jobs::site::DEFAULT_ADDRESSES_DIR,
+        crate::jobs::network::DEFAULT_ADDRESSES_DIR,
     );
     let state_dir = path(d, pairs, "state_dir", "/var/lib/jobnet/node");
     let backend = backend(d, pairs);
