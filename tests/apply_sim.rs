@@ -3,6 +3,8 @@
 //! every position, undo failures, recorded access VLANs, VLANs that exist on a switch, and many
 //! `up`s at once against one state file.
 
+mod common;
+
 use jobnet::apply::DownResult;
 use jobnet::apply::Interrupt;
 use jobnet::apply::{self, ApplyError, Env, UpInputs};
@@ -1379,18 +1381,15 @@ fn a_state_file_deleted_during_up_is_noticed_and_everything_is_undone() {
     }
 }
 
-/// A full disk in the middle of `up` (a small tmpfs, root only): jobnet stops sending, undoes
-/// from memory what it applied, and says "disk full" with `jobnet recover`; a disk already full
-/// fails before any change, saying "disk full".
+/// A full disk in the middle of `up` (a small tmpfs: as root, or in a user namespace): jobnet
+/// stops sending, undoes from memory what it applied, and says "disk full" with `jobnet
+/// recover`; a disk already full fails before any change, saying "disk full".
 #[test]
 fn a_full_disk_during_up_undoes_everything_and_says_disk_full() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs this as root (tmpfs)"
-        );
-        eprintln!("not root: the tmpfs test is not run here");
+    if !common::root_or_namespace(
+        "a_full_disk_during_up_undoes_everything_and_says_disk_full",
+        "mounts a tmpfs",
+    ) {
         return;
     }
     let lab = Lab::new("disk-full", None);

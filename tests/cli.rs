@@ -1,6 +1,8 @@
 //! End-to-end tests of the `jobnet` binary: every class of bad input gets its exact
 //! `FILE:LINE:COL: error: ...` line and exit code, and good input gives the documented output.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -1693,28 +1695,52 @@ fn read_only_commands_only_read_the_state_file() {
     drop(conn);
     let dir = std::path::Path::new(&st).parent().unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&st, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mode = |dir_mode, file_mode| {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        std::fs::set_permissions(&st, std::fs::Permissions::from_mode(file_mode)).unwrap();
+    };
+    // A user who may read the file but not write it: as root (who may write anything), nobody;
+    // as anyone else, this user, with the file and its directory made read-only.
+    let root = common::is_root();
+    if root {
+        mode(0o755, 0o644);
+    } else {
+        mode(0o555, 0o444);
+    }
+    // Writable again however the test ends: the next run removes the directory.
+    struct Writable(std::path::PathBuf);
+    impl Drop for Writable {
+        fn drop(&mut self) {
+            let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+    let writable = Writable(dir.to_path_buf());
     let before = std::fs::read(&st).unwrap();
-    // A user who may read the file but not write it (nobody).
-    let as_nobody = |args: &[&str]| {
-        let o = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_jobnet"))
-            .args(args)
-            .output()
-            .expect("setpriv (util-linux)");
+    let as_reader = |args: &[&str]| {
+        let o = if root {
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_jobnet"))
+                .args(args)
+                .output()
+                .expect("setpriv (util-linux)")
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_jobnet"))
+                .args(args)
+                .output()
+                .expect("run jobnet")
+        };
         Out {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     };
-    as_nobody(&["--state", &st, "status"]).code(0).out_has("up");
-    as_nobody(&["--state", &st, "status", "--abandoned"])
+    as_reader(&["--state", &st, "status"]).code(0).out_has("up");
+    as_reader(&["--state", &st, "status", "--abandoned"])
         .code(0)
         .out_has("nothing abandoned");
-    as_nobody(&[
+    as_reader(&[
         "--state",
         &st,
         "plan",
@@ -1732,6 +1758,8 @@ fn read_only_commands_only_read_the_state_file() {
         before,
         "the file was not written"
     );
+    drop(writable);
+    mode(0o755, 0o644);
     jobnet(&["--state", &st, "down", "--job", "1"]).code(0);
 }
 

@@ -4,6 +4,8 @@
 //! on an InfiniBand-only fabric whose OpenSM "reload" is `true`, so no device or root is needed
 //! (the Slurm lab in .ci/labs/slurm.sh runs the real thing).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,7 +18,8 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// A lab: a topology with nodes n1..n4 (IB only), its partitions.conf, and a jobnet.yaml.
+/// A lab: a topology with nodes n1..n4 (IB only), its partitions.conf, a jobs directory, and a
+/// jobnet.yaml.
 struct Lab {
     dir: PathBuf,
 }
@@ -26,6 +29,9 @@ impl Lab {
         let dir = scratch(name);
         let conf = dir.join("partitions.conf");
         std::fs::write(&conf, "Default=0x7fff, ipoib : ALL=full;\n").unwrap();
+        // The jobs' files (network.json, addresses) stay in the lab, never in the default
+        // /var/lib/jobnet-jobs of this machine.
+        std::fs::create_dir_all(dir.join("jobs")).unwrap();
         std::fs::write(
             dir.join("topology.yaml"),
             format!(
@@ -37,7 +43,7 @@ impl Lab {
         std::fs::write(
             dir.join("jobnet.yaml"),
             format!(
-                "topology: {d}/topology.yaml\nstate: {d}/state/state.db\nlog: {d}/hooks.log\npolicy:\n{policy}\n{extra}",
+                "topology: {d}/topology.yaml\nstate: {d}/state/state.db\nlog: {d}/hooks.log\njobs_dir: {d}/jobs\npolicy:\n{policy}\n{extra}",
                 d = dir.display()
             ),
         )
@@ -522,9 +528,12 @@ fn a_passport_brings_up_what_it_says() {
 /// (after a failed rollback, docs/operations.md) leaves nothing the hooks cannot open.
 #[test]
 fn root_keeps_the_state_usable_for_the_service_user() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        panic!("this test needs root (CI runs as root): it checks files root creates");
+    // Not in a user namespace: its single-uid map has no uid 65534 to give the files to.
+    if !common::needs_root(
+        "root_keeps_the_state_usable_for_the_service_user",
+        "checks the files root creates in a directory owned by uid 65534",
+    ) {
+        return;
     }
     let lab = Lab::new("owner", POLICY, "");
     let state = lab.path("state");

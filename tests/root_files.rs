@@ -6,6 +6,8 @@
 //! directories, network.json, node records — and checks that no file outside changed owner,
 //! mode or content, and that each refusal names what it found.
 
+mod common;
+
 use jobnet::base::fsutil::Dir;
 use jobnet::base::types::JobId;
 use jobnet::jobs::network::JobNetwork;
@@ -20,17 +22,10 @@ use std::time::Duration;
 const NOBODY: u32 = 65534;
 const SECRET: &str = "root:$6$planted$hash:19000:0:99999:7:::\n";
 
-fn root_or_fail() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "this test must run as root in CI (it plants files as another user)"
-    );
-    eprintln!("root_files: not root, test not run (CI runs it as root)");
-    false
+/// Root, or the test is skipped (failed in CI): planting files as uid 65534 needs a real
+/// root; a user namespace's single-uid map has no uid 65534.
+fn root_or_skip(test: &str) -> bool {
+    common::needs_root(test, "plants files owned by uid 65534 for root to meet")
 }
 
 struct Lab {
@@ -147,7 +142,7 @@ fn must_not_follow<T, E: std::fmt::Display>(r: Result<T, E>, kind: Plant, what: 
 
 #[test]
 fn state_files_and_locks_planted_by_the_service_user_are_refused() {
-    if !root_or_fail() {
+    if !root_or_skip("state_files_and_locks_planted_by_the_service_user_are_refused") {
         return;
     }
     let mut lab = Lab::new("state");
@@ -212,7 +207,7 @@ fn state_files_and_locks_planted_by_the_service_user_are_refused() {
 
 #[test]
 fn partitions_conf_companions_planted_by_the_service_user_are_refused() {
-    if !root_or_fail() {
+    if !root_or_skip("partitions_conf_companions_planted_by_the_service_user_are_refused") {
         return;
     }
     use jobnet::ib::partitions::file;
@@ -289,7 +284,7 @@ fn partitions_conf_companions_planted_by_the_service_user_are_refused() {
 
 #[test]
 fn address_files_network_json_and_node_records_never_follow_planted_links() {
-    if !root_or_fail() {
+    if !root_or_skip("address_files_network_json_and_node_records_never_follow_planted_links") {
         return;
     }
     let mut lab = Lab::new("jobs");
