@@ -68,7 +68,8 @@ pub enum LockError {
     Interrupted { path: String },
 }
 
-fn euid() -> u32 {
+/// The effective user id (0: root).
+pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
 }
@@ -127,6 +128,32 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
         "a device"
     } else {
         "not a regular file"
+    }
+}
+
+/// Errs (naming what is there) unless `m`, the entry at `path` itself, is a regular file.
+fn not_regular(path: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
+    if m.file_type().is_file() {
+        Ok(())
+    } else if m.file_type().is_symlink() {
+        Err(link_refused(path))
+    } else {
+        Err(refused(format!(
+            "{} is {}, not a regular file: remove it and run again",
+            path.display(),
+            kind_of(m)
+        )))
+    }
+}
+
+/// Errs unless what is at `path` (the entry itself, never followed) is a regular file or
+/// nothing: for a file jobnet is about to replace beside one it changes, checked before any
+/// change so a planted link or FIFO stops the update with nothing written.
+pub fn regular_or_missing(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => not_regular(path, &m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -393,17 +420,7 @@ impl Dir {
         owner: Option<(u32, u32)>,
     ) -> std::io::Result<()> {
         if let Some(m) = self.entry(name)? {
-            if !m.file_type().is_file() {
-                return Err(if m.file_type().is_symlink() {
-                    link_refused(&self.at(name))
-                } else {
-                    refused(format!(
-                        "{} is {}, not a regular file: remove it and run again",
-                        self.at(name).display(),
-                        kind_of(&m)
-                    ))
-                });
-            }
+            not_regular(&self.at(name), &m)?;
         }
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -259,8 +259,7 @@ fn write_files(
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<PathBuf> {
     let dir = job_dir(plan, job);
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = fsutil::euid() == 0;
     let owner = owner.filter(|_| root);
     let (dmode, fmode) = if owner.is_some() {
         (0o750, 0o640)

@@ -129,11 +129,7 @@ impl Backend for BridgeVlan {
         port: &str,
         vlan: u16,
     ) -> Result<Change, NodeError> {
-        if !h.exists(port) {
-            return Err(NodeError::Refused(format!(
-                "interface {port} does not exist on this node"
-            )));
-        }
+        must_exist(h, port)?;
         Ok(Change::BridgePort {
             port: port.to_string(),
             vlan,
@@ -250,15 +246,22 @@ impl Backend for Classic {
         port: &str,
         vlan: u16,
     ) -> Result<Change, NodeError> {
-        if !h.exists(port) {
-            return Err(NodeError::Refused(format!(
-                "interface {port} does not exist on this node"
-            )));
-        }
+        must_exist(h, port)?;
         Ok(Change::ClassicPort {
             port: port.to_string(),
             bridge: classic_names("", vlan).1,
             previous: h.master_of(port),
         })
+    }
+}
+
+/// A VM interface must exist before it is put on the job's VLAN.
+fn must_exist(h: &mut dyn Host, port: &str) -> Result<(), NodeError> {
+    if h.exists(port) {
+        Ok(())
+    } else {
+        Err(NodeError::Refused(format!(
+            "interface {port} does not exist on this node"
+        )))
     }
 }

@@ -183,10 +183,7 @@ pub struct SqliteStore {
     memory: Mutex<Vec<JournalRow>>,
 }
 
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
-}
+use crate::base::fsutil::euid;
 
 /// SQLite's busy handler: waits in short steps for at most one wait (`--wait`; 60 s when not
 /// set) and never past the command's deadline (see [`crate::base::deadline`]), and gives up at

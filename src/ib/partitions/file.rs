@@ -97,8 +97,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, WriteError> {
     let shown = std::fs::read_link(path)
         .map(|t| t.display().to_string())
         .unwrap_or_else(|_| "?".into());
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = fsutil::euid();
     let trusted = |uid: u32| uid == 0 || uid == me;
     let dir = path
         .parent()
@@ -249,23 +248,7 @@ pub fn update(
     // The backup and the generation counter are checked before anything is written: a link or
     // FIFO planted there fails the update with nothing changed.
     for companion in [backup_path(path), Generations::path(path)] {
-        if let Ok(m) = std::fs::symlink_metadata(&companion) {
-            if !m.file_type().is_file() {
-                let what = if m.file_type().is_symlink() {
-                    "is a symbolic link"
-                } else {
-                    "is not a regular file"
-                };
-                return Err(WriteError::Io {
-                    path: companion.display().to_string(),
-                    op: "use it",
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!("{what}; jobnet never follows or writes through one (another user may have planted it): remove it and run again"),
-                    ),
-                });
-            }
-        }
+        fsutil::regular_or_missing(&companion).map_err(io(&companion, "use it"))?;
     }
     if let Some(text) = &old {
         let backup = backup_path(path);
