@@ -49,8 +49,8 @@ pub struct Options {
     pub save_config: bool,
     /// The service user's (uid, gid): files root creates in the state directory go to it.
     pub service_user: Option<(u32, u32)>,
-    /// The state path was named (--state, $JOBNET_STATE, a configuration file), not the
-    /// default: a missing file there is an error, not "no jobs".
+    /// The caller named the state path itself (the CLI's `--state`, a hook's site
+    /// configuration): a missing file there is an error for `down`/`recover`, not "no jobs".
     pub state_explicit: bool,
 }
 
@@ -362,7 +362,7 @@ impl Context {
         let path = &self.options.state;
         if self.options.state_explicit {
             return Some(format!(
-                "state file {} does not exist; it was named explicitly (--state, $JOBNET_STATE or the site configuration): check the path (jobnet only warns when the default path is missing)",
+                "state file {} does not exist; it was named explicitly with --state: check the path (a state file from $JOBNET_STATE, jobnet.yaml or the default that is missing is only a warning, unless it was deleted)",
                 path.display()
             ));
         }
