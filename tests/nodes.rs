@@ -692,3 +692,179 @@ fn the_job_placeholder_keeps_two_jobs_taps_apart() {
         "{err}"
     );
 }
+
+/// The per-node Prolog runs before the job's VMs exist: `prepare` makes the uplink carry the
+/// VLAN and nothing else; `attach` before a VM's interface exists is refused with nothing
+/// changed (exit 2: Slurm drains a node whose prolog fails, so the prolog never runs it), and
+/// succeeds once the launcher made it; detach gives everything back. A job the controller wrote
+/// no network for: `prepare` has nothing to do (exit 0, every job runs the prolog), `attach`
+/// exits 3 with nothing changed, so a launcher never starts a VM off the job network unaware.
+#[test]
+fn the_prolog_prepares_the_uplink_and_the_launcher_attaches_each_vm() {
+    let d = scratch("prepare");
+    network_of(&d, "7", 160, 1, 2);
+    for backend in ["ovs", "bridge-vlan", "bridge-classic"] {
+        let cfg = node_yaml(&d, backend, "t{job}v{slot}");
+        let wf = d.join(format!("world-{backend}.json"));
+        let fresh = if backend == "ovs" {
+            ovs_world(&[], 0)
+        } else {
+            linux_world(&[])
+        };
+        fresh.save(&wf).unwrap();
+        let before = fresh.state();
+        let run = |args: &[&str]| sim_jobnet(args, &cfg, &wf, None);
+        let (code, out, err) = run(&["node", "prepare", "--job", "7", "--node", "cn001"]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        assert!(
+            out.contains("the uplink up0 carries VLAN 160"),
+            "{backend}: {out}"
+        );
+        let prepared = World::load(&wf).unwrap().state();
+        assert_ne!(prepared, before, "{backend}: prepare changed nothing");
+        assert_eq!(records(&d).len(), 1, "{backend}");
+        // The VMs are not there yet.
+        let (code, _, err) = run(&["node", "attach", "--job", "7", "--node", "cn001"]);
+        assert_eq!(code, 2, "{backend}: {err}");
+        assert!(
+            err.contains("interface t7v1 does not exist on this node"),
+            "{backend}: {err}"
+        );
+        assert_eq!(World::load(&wf).unwrap().state(), prepared, "{backend}");
+        // The launcher made the taps.
+        let add_taps = |w: &mut World| {
+            for t in ["t7v1", "t7v2"] {
+                w.link(t, "tap");
+                if backend != "ovs" {
+                    let l = w.links.get_mut(t).unwrap();
+                    l.master = Some("br-vm".into());
+                    l.vlans = [1].into();
+                }
+            }
+        };
+        let mut w = World::load(&wf).unwrap();
+        add_taps(&mut w);
+        w.save(&wf).unwrap();
+        let mut with_taps = fresh.clone();
+        add_taps(&mut with_taps);
+        let with_taps = with_taps.state();
+        let (code, out, err) = run(&["node", "attach", "--job", "7", "--node", "cn001"]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        assert!(out.contains("VLAN 160 on t7v1, t7v2"), "{backend}: {out}");
+        let (code, _, err) = run(&["node", "detach", "--job", "7", "--node", "cn001"]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        assert_eq!(World::load(&wf).unwrap().state(), with_taps, "{backend}");
+        assert!(records(&d).is_empty(), "{backend}");
+        // No network.json for job 99.
+        let (code, out, err) = run(&["node", "prepare", "--job", "99", "--node", "cn001"]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        assert!(out.contains("job 99 has no jobnet network"), "{out}");
+        let (code, _, err) = run(&[
+            "node", "attach", "--job", "99", "--node", "cn001", "--vm", "vs1=t7v1",
+        ]);
+        assert_eq!(code, 3, "{backend}: {err}");
+        assert!(
+            err.contains("job 99 has no network from the controller")
+                && err.contains(
+                    "a VM attached now would not be on a job network: nothing was changed"
+                ),
+            "{err}"
+        );
+        assert_eq!(World::load(&wf).unwrap().state(), with_taps, "{backend}");
+        assert!(records(&d).is_empty(), "{backend}");
+    }
+}
+
+/// A container (the CNI plugin, and `attach --netns`) on the two Linux backends: the node's end
+/// of the veth becomes a port of the job's VLAN only (a VLAN-aware bridge's port, or the
+/// per-VLAN bridge's), CHECK reads it through the backend, DEL gives the node back exactly.
+#[test]
+fn containers_on_the_linux_bridge_backends() {
+    let d = scratch("cni-linux");
+    network_of(&d, "7", 160, 1, 2);
+    for backend in ["bridge-vlan", "bridge-classic"] {
+        let wf = d.join(format!("world-{backend}.json"));
+        let mut w = linux_world(&[]);
+        w.namespace("/run/netns/c1").namespace("/run/netns/c2");
+        w.save(&wf).unwrap();
+        let before = w.state();
+        let conf = cni_conf(&d, "7").replace(
+            r#""node":"cn001""#,
+            &format!(r#""node":"cn001","backend":"{backend}""#),
+        );
+        let (code, v, err) = finish(sim_cni(
+            &d,
+            &wf,
+            "ADD",
+            "ctr1",
+            "/run/netns/c1",
+            &conf,
+            None,
+        ));
+        assert_eq!(code, 0, "{backend}: {v} {err}");
+        let host = v["interfaces"][0]["name"].as_str().unwrap().to_string();
+        let w = World::load(&wf).unwrap();
+        let l = &w.links[&host];
+        assert!(l.up, "{backend}: {l:?}");
+        match backend {
+            "bridge-vlan" => {
+                assert_eq!(l.master.as_deref(), Some("br-vm"), "{backend}");
+                assert_eq!(l.vlans, [160].into(), "{backend}");
+                assert!(w.links["up0"].vlans.contains(&160), "{backend}");
+            }
+            _ => {
+                assert_eq!(l.master.as_deref(), Some("br-vmv160"), "{backend}: {l:?}");
+                assert!(w.links.contains_key("up0.160"), "{backend}");
+            }
+        }
+        let (code, v, err) = finish(sim_cni(
+            &d,
+            &wf,
+            "CHECK",
+            "ctr1",
+            "/run/netns/c1",
+            &conf,
+            None,
+        ));
+        assert_eq!(code, 0, "{backend}: CHECK {v} {err}");
+        // `attach --netns` for a second container, then detach of the whole job.
+        let cfg = node_yaml(&d, backend, "t{job}v{slot}");
+        let (code, _, err) = sim_jobnet(
+            &[
+                "node",
+                "attach",
+                "--job",
+                "7",
+                "--node",
+                "cn001",
+                "--vm",
+                "vs2",
+                "--netns",
+                "/run/netns/c2",
+            ],
+            &cfg,
+            &wf,
+            None,
+        );
+        assert_eq!(code, 0, "{backend}: {err}");
+        let (code, v, err) = finish(sim_cni(
+            &d,
+            &wf,
+            "DEL",
+            "ctr1",
+            "/run/netns/c1",
+            &conf,
+            None,
+        ));
+        assert_eq!(code, 0, "{backend}: DEL {v} {err}");
+        let (code, _, err) = sim_jobnet(
+            &["node", "detach", "--job", "7", "--node", "cn001"],
+            &cfg,
+            &wf,
+            None,
+        );
+        assert_eq!(code, 0, "{backend}: {err}");
+        assert_eq!(World::load(&wf).unwrap().state(), before, "{backend}");
+        assert!(records(&d).is_empty(), "{backend}");
+    }
+}

@@ -133,6 +133,17 @@ for v in d["addresses"]["vms"]:
     print(f'{v["node"]}v{slots[v["node"]]} {v["mac"]} {v["ip"]} {prefix}')
 PY
 }
+# The per-node Prolog (every job, before its VMs exist) prepares the uplink; the VM launcher
+# attaches the VMs. A job the controller wrote no network for: prepare has nothing to do
+# (exit 0), a launcher's attach exits 3 with nothing changed.
+before=$(state)
+check "the prolog's prepare of a job without a network: exit 0" "${JN[@]}" node prepare --job NONET --node node1
+out=$("${JN[@]}" node attach --job NONET --node node1 --vm vs1=node1v1 2>&1) && rc=0 || rc=$?
+check "a launcher's attach of a job without a network: exit 3, said" sh -c "[ $rc = 3 ] && echo \"\$0\" | grep -q 'would not be on a job network: nothing was changed'" "$out"
+check "and nothing changed" test "$(state)" = "$before"
+for n in node1 node3; do check "the prolog prepares node $n for job A" "${JN[@]}" node prepare --job A --node "$n"; done
+vlanA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vlan"])' "$J/shared/A/network.json")
+check "node1's uplink carries job A's VLAN $vlanA after prepare" sh -c "ovs-vsctl --db=unix:$D/db.sock get port n1up trunks | grep -qw $vlanA"
 for n in node1 node3; do check "attach job A on $n" "${JN[@]}" node attach --job A --node "$n"; done
 for n in node2 node4; do check "attach job B on $n" "${JN[@]}" node attach --job B --node "$n"; done
 configure_vms A; configure_vms B

@@ -6,6 +6,7 @@ pub mod deadline;
 pub mod diag;
 pub mod fsutil;
 pub mod hostlist;
+pub mod jobstate;
 pub mod limits;
 pub mod process;
 pub mod time;

@@ -250,6 +250,18 @@ impl JobId {
             })
             .collect()
     }
+
+    /// The job's file or directory name under a directory of jobs (`<jobs_dir>/<name>`, the
+    /// node's `<node>/<name>.json`): the id itself, and an id that starts with `.` (`..`, a
+    /// hidden name) behind a `%`, which no job id contains — so the name never climbs out of
+    /// the directory and no two jobs share one.
+    pub fn file_name(&self) -> String {
+        if self.0.starts_with('.') {
+            format!("%{}", self.0)
+        } else {
+            self.0.clone()
+        }
+    }
 }
 
 impl fmt::Display for JobId {
@@ -430,6 +442,21 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_file_names_stay_in_their_directory_and_apart() {
+        let name = |id: &str| JobId::parse(id).unwrap().file_name();
+        assert_eq!(name("1234"), "1234");
+        assert_eq!(name("77_3"), "77_3");
+        assert_eq!(name(".."), "%..");
+        assert_eq!(name(".x"), "%.x");
+        // `_.x` is a job id of its own and keeps its name: no two jobs share a directory.
+        assert_ne!(name(".x"), name("_.x"));
+        for id in ["..", ".", ".hidden", "a.b", "+1"] {
+            let n = name(id);
+            assert!(!n.starts_with('.') && !n.contains('/'), "{id} -> {n}");
+        }
+    }
 
     #[test]
     fn vlan_and_pkey_ranges() {

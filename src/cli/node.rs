@@ -1,5 +1,6 @@
-//! `jobnet node attach|detach|show`: the node side, for per-node Prolog/Epilog (root) and VM or
-//! container launchers; and `jobnet-cni` (the binary called by that name) for CNI runtimes.
+//! `jobnet node prepare|attach|detach|show`: the node side — `prepare` and `detach` for the
+//! per-node Prolog/Epilog (root, every job), `attach` for VM or container launchers once a VM's
+//! interface exists; and `jobnet-cni` (the binary called by that name) for CNI runtimes.
 //! Configured by `/etc/jobnet/node.yaml` (`$JOBNET_NODE_CONFIG`).
 
 use super::output::{invalid, json, out, Fail, Format};
@@ -13,7 +14,11 @@ use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum NodeCmd {
-    /// Put the job's VM/container interfaces on its VLAN, and the uplink in it.
+    /// Make the node ready for the job before its VMs exist: the uplink carries the job's VLAN
+    /// (per-node Prolog; a job without a jobnet network: nothing to do, exit 0).
+    Prepare(CommonArgs),
+    /// Put the job's VM/container interfaces on its VLAN, and the uplink in it (VM launcher,
+    /// once the interfaces exist; a job without a jobnet network: exit 3, nothing changed).
     Attach(AttachArgs),
     /// Give the node back what it had before the job (safe to repeat).
     Detach(CommonArgs),
@@ -86,6 +91,7 @@ pub struct ShowArgs {
 impl NodeCmd {
     pub fn json(&self) -> bool {
         match self {
+            NodeCmd::Prepare(a) => a.format == Format::Json,
             NodeCmd::Attach(a) => a.common.format == Format::Json,
             NodeCmd::Detach(a) => a.format == Format::Json,
             NodeCmd::Show(a) => a.format == ShowFormat::Json,
@@ -130,24 +136,50 @@ fn job_id(text: &str) -> Result<JobId, Fail> {
 
 pub fn run(cmd: NodeCmd) -> Result<(), Fail> {
     match cmd {
+        NodeCmd::Prepare(a) => prepare(&a),
         NodeCmd::Attach(a) => attach(&a),
         NodeCmd::Detach(a) => detach(&a),
         NodeCmd::Show(a) => show(&a),
     }
 }
 
-fn attach(a: &AttachArgs) -> Result<(), Fail> {
-    let c = &a.common;
+/// Exit code of `attach` for a job the controller wrote no network for: the launcher's VM would
+/// start off the job network, and must know (nothing was changed).
+pub const NO_NETWORK: u8 = 3;
+
+/// The uplink only: what the per-node Prolog does for every job, before any VM exists.
+fn prepare(c: &CommonArgs) -> Result<(), Fail> {
     let job = job_id(&c.job)?;
     let s = settings(&c.config, c.node.as_deref())?;
     let net = match JobNetwork::read(&s.jobs_dir, &job) {
         Ok(n) => n,
-        // Most jobs have no jobnet network: a node prolog run for every job must not fail them.
+        // Most jobs have no jobnet network: a prolog run for every job must not fail them.
         Err(jobnet::jobs::network::NetworkFileError::Missing { path, .. }) => {
             return no_network(c.format, &job, &s, &path);
         }
         Err(e) => return Err(Fail::new(2, e.to_string())),
     };
+    let mut h = host();
+    let mut session = Session::open(&s, h.as_mut()).map_err(fail)?;
+    let r = session.attach(&job, &net, &[], None).map_err(fail)?;
+    out(&match c.format {
+        Format::Json => json(&r),
+        Format::Text => attached_text(&job, &s, &r),
+    })
+}
+
+fn attach(a: &AttachArgs) -> Result<(), Fail> {
+    let c = &a.common;
+    let job = job_id(&c.job)?;
+    let s = settings(&c.config, c.node.as_deref())?;
+    let net = JobNetwork::read(&s.jobs_dir, &job).map_err(|e| match e {
+        // A VM started now would be on no job network: say so with a code of its own.
+        jobnet::jobs::network::NetworkFileError::Missing { .. } => Fail::new(
+            NO_NETWORK,
+            format!("{e}; a VM attached now would not be on a job network: nothing was changed (exit {NO_NETWORK})"),
+        ),
+        _ => Fail::new(2, e.to_string()),
+    })?;
     let mine: Vec<_> = net
         .addresses
         .iter()
@@ -159,6 +191,11 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
         (vec![], Some(netns_veth(a, ns, &s, &job, &net, &mine)?))
     } else if !a.vms.is_empty() {
         (named_ports(&a.vms, &s, &job, &net, &mine)?, None)
+    } else if mine.is_empty() && net.vlan.is_some() {
+        return Err(invalid(format!(
+            "job {job} has no VMs on node {} in its network.json: name the VM's interface with --vm NAME=IFACE, or run `jobnet node prepare --job {job}` for the uplink alone: nothing was changed",
+            s.node
+        )));
     } else {
         (configured_ports(&s, &job, &mine).map_err(fail)?, None)
     };
@@ -173,7 +210,8 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
     })
 }
 
-/// Reports (without failing) that the controller wrote no network for the job.
+/// Reports (without failing: `prepare` runs for every job) that the controller wrote no network
+/// for the job.
 fn no_network(format: Format, job: &JobId, s: &NodeSettings, path: &str) -> Result<(), Fail> {
     eprintln!("jobnet: job {job} has no network from the controller ({path} does not exist): nothing to do on {}", s.node);
     out(&match format {
@@ -256,14 +294,14 @@ fn configured_ports(s: &NodeSettings, job: &JobId, mine: &[Vm]) -> Result<Vec<St
 fn attached_text(job: &JobId, s: &NodeSettings, r: &node::Attached) -> String {
     match (&r.note, r.vlan) {
         (Some(n), _) => format!("job {job} on {}: {n}\n", s.node),
+        (None, Some(v)) if r.interfaces.is_empty() => format!(
+            "job {job} on {}: the uplink {} carries VLAN {v}; its VMs' interfaces are attached when they exist\n",
+            s.node, s.uplink
+        ),
         (None, Some(v)) => format!(
             "job {job} attached on {}: VLAN {v} on {} (uplink {})\n",
             s.node,
-            if r.interfaces.is_empty() {
-                "no VM interface".to_string()
-            } else {
-                r.interfaces.join(", ")
-            },
+            r.interfaces.join(", "),
             s.uplink
         ),
         (None, None) => String::new(),

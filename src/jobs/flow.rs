@@ -11,10 +11,10 @@ use super::site::{Decision, Site};
 use super::JobMeta;
 use crate::apply::{DownReport, Silent, UpReport};
 use crate::base::fsutil;
+use crate::base::jobstate::{AllocationKind, JobState};
 use crate::base::types::JobId;
 use crate::context::Context;
 use crate::plan::JobRequest;
-use crate::state::{AllocationKind, JobState};
 use std::path::PathBuf;
 
 /// A job's VM addresses and the directory of their files.
@@ -240,14 +240,7 @@ fn number(
 
 /// The job's directory of address files: `plan.dir/<job id>`.
 pub fn job_dir(plan: &AddressPlan, job: &JobId) -> PathBuf {
-    let id = job.as_str();
-    // Job ids may hold dots: never a name that climbs out of the directory.
-    let name = if id.starts_with('.') {
-        format!("_{id}")
-    } else {
-        id.to_string()
-    };
-    plan.dir.join(name)
+    super::network::job_dir(&plan.dir, job)
 }
 
 /// Writes the job's files. Run as root, they belong to the job's user (`owner`), unreadable to

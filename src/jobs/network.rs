@@ -37,12 +37,7 @@ pub enum NetworkFileError {
 
 /// `<jobs_dir>/<job id>`, never a name that climbs out of the directory.
 pub fn job_dir(jobs_dir: &Path, job: &JobId) -> PathBuf {
-    let id = job.as_str();
-    jobs_dir.join(if id.starts_with('.') {
-        format!("_{id}")
-    } else {
-        id.to_string()
-    })
+    jobs_dir.join(job.file_name())
 }
 
 impl JobNetwork {

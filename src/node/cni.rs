@@ -7,11 +7,13 @@
 //! ```json
 //! {"cniVersion": "1.0.0", "name": "job-1234", "type": "jobnet-cni", "job": "1234",
 //!  "jobs_dir": "/shared/jobnet/jobs", "state_dir": "/var/lib/jobnet/node",
-//!  "bridge": "br-vm", "uplink": "eth1", "ovs_db": "unix:/run/openvswitch/db.sock",
+//!  "backend": "ovs", "bridge": "br-vm", "uplink": "eth1", "ovs_db": "unix:/run/openvswitch/db.sock",
 //!  "node": "cn001", "ipam": {"type": "static", "addresses": [{"address": "10.1.0.5/24"}]}}
 //! ```
 //!
-//! ADD makes a veth pair (`jnXXXXXXXX` on the node bridge with the job's VLAN tag, `CNI_IFNAME`
+//! `backend` is the node's (`ovs`, the default, `bridge-vlan` or `bridge-classic`, as in
+//! node.yaml); `node` is the node's name in network.json (default: the host's short name).
+//! ADD makes a veth pair (`jnXXXXXXXX` on the node bridge with the job's VLAN, `CNI_IFNAME`
 //! in the container with the MAC and address of the container's VM slot in the job's list — the
 //! VM named by `CNI_ARGS` `JOBNET_VM=vs2`, else the next free one of this node), and the uplink
 //! carries the VLAN. With `ipam`, the address comes from the delegated IPAM plugin (e.g. the
@@ -144,6 +146,17 @@ fn settings(inv: &Invocation) -> Result<Settings, CniError> {
         }
     }
     let node = text(c, "node").unwrap_or_else(hostname);
+    let backend = match text(c, "backend").as_deref() {
+        None | Some("ovs") => super::config::BackendKind::Ovs,
+        Some("bridge-vlan") => super::config::BackendKind::BridgeVlan,
+        Some("bridge-classic") => super::config::BackendKind::BridgeClassic,
+        Some(other) => {
+            return Err(bad(format!(
+                "\"backend\": `{}` is unknown; use ovs, bridge-vlan or bridge-classic (as in node.yaml)",
+                other.escape_debug()
+            )))
+        }
+    };
     let (bridge, uplink) = (name("bridge")?, name("uplink")?);
     let mut reserved = std::collections::BTreeMap::new();
     reserved.insert(
@@ -160,7 +173,7 @@ fn settings(inv: &Invocation) -> Result<Settings, CniError> {
             node,
             jobs_dir: dir("jobs_dir", crate::jobs::network::DEFAULT_ADDRESSES_DIR)?,
             state_dir: dir("state_dir", "/var/lib/jobnet/node")?,
-            backend: super::config::BackendKind::Ovs,
+            backend,
             bridge,
             uplink,
             interface: String::new(),
@@ -489,9 +502,7 @@ fn check(inv: &Invocation, s: &Settings, veth: &str, h: &mut dyn Host) -> Result
             "",
         ));
     }
-    let tag = super::ovs::Ovs::new(s.node.ovs_db.as_deref())
-        .tag_of(h, veth)
-        .map_err(io)?;
+    let tag = super::backend(&s.node).port_vlan(h, veth).map_err(io)?;
     if tag != Some(vlan) {
         return Err(CniError::new(
             101,

@@ -1,7 +1,8 @@
 //! A node's configuration, `/etc/jobnet/node.yaml` (`$JOBNET_NODE_CONFIG`): where the controller
 //! writes the jobs' network.json (a shared directory), where this node records what it changed,
 //! which backend changes its virtual switch, the node bridge and its uplink — one file may serve
-//! a whole cluster, with per-node overrides under `nodes:`.
+//! a whole cluster, with per-node overrides under `nodes:` (backend, bridge, uplink, management,
+//! interface, ovs_db: [`NODE_KEYS`]; the directories and `programs` are the cluster's).
 //!
 //! ```yaml
 //! jobs_dir: /shared/jobnet/jobs
@@ -57,13 +58,30 @@ pub struct NodeConfig {
     pub nodes: BTreeMap<String, NodeOverride>,
 }
 
-/// One node's settings under `nodes:`.
+/// One node's settings under `nodes:` ([`NODE_KEYS`]); what it does not set is the file's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeOverride {
+    pub backend: Option<BackendKind>,
     pub bridge: Option<String>,
     pub uplink: Option<String>,
     pub management: Option<Vec<String>>,
+    pub interface: Option<String>,
+    pub ovs_db: Option<String>,
 }
+
+/// What a node may set for itself under `nodes.NODE`. The directories and `programs` are the
+/// cluster's: one place the controller writes, one layout of records, one set of programs.
+pub const NODE_KEYS: &[&str] = &[
+    "backend",
+    "bridge",
+    "uplink",
+    "management",
+    "interface",
+    "ovs_db",
+];
+
+/// Keys of the file that a node cannot set for itself.
+const CLUSTER_KEYS: &[&str] = &["jobs_dir", "state_dir", "programs", "nodes"];
 
 /// What one node uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,11 +247,11 @@ impl NodeConfig {
             node: node.to_string(),
             jobs_dir: self.jobs_dir.clone(),
             state_dir: self.state_dir.clone(),
-            backend: self.backend,
+            backend: o.backend.unwrap_or(self.backend),
             bridge,
             uplink,
-            interface: self.interface.clone(),
-            ovs_db: self.ovs_db.clone(),
+            interface: o.interface.unwrap_or_else(|| self.interface.clone()),
+            ovs_db: o.ovs_db.or_else(|| self.ovs_db.clone()),
             reserved,
         })
     }
@@ -259,12 +277,12 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
         crate::jobs::network::DEFAULT_ADDRESSES_DIR,
     );
     let state_dir = path(d, pairs, "state_dir", "/var/lib/jobnet/node");
-    let backend = backend(d, pairs);
+    let backend = backend(d, pairs).unwrap_or(BackendKind::Ovs);
     let b = text(d, pairs, "bridge");
     let bridge = ifname(d, b, "bridge");
     let u = text(d, pairs, "uplink");
     let uplink = ifname(d, u, "uplink");
-    let interface = interface(d, pairs);
+    let interface = interface(d, pairs).unwrap_or_else(|| "{node}v{slot}".to_string());
     let management = yaml::get(pairs, "management")
         .map(|n| names(d, n, "management"))
         .unwrap_or_default();
@@ -351,19 +369,21 @@ fn path(d: &mut Diagnostics, pairs: &[(Node, Node)], key: &str, default: &str) -
     }
 }
 
-/// The `backend` setting; absent or unknown means Open vSwitch.
-fn backend(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BackendKind {
-    match text(d, pairs, "backend") {
-        None => BackendKind::Ovs,
-        Some((t, loc)) => match t.as_str() {
-            "ovs" => BackendKind::Ovs,
-            "bridge-vlan" => BackendKind::BridgeVlan,
-            "bridge-classic" => BackendKind::BridgeClassic,
-            other => {
-                d.error(loc, format!("`backend: {}` is unknown", other.escape_debug()), "use ovs, bridge-vlan or bridge-classic (Proxmox and libvirt: `jobnet node show`)");
-                BackendKind::Ovs
-            }
-        },
+/// The `backend` setting, when set (an unknown one is an error).
+fn backend(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> Option<BackendKind> {
+    let (t, loc) = text(d, pairs, "backend")?;
+    match t.as_str() {
+        "ovs" => Some(BackendKind::Ovs),
+        "bridge-vlan" => Some(BackendKind::BridgeVlan),
+        "bridge-classic" => Some(BackendKind::BridgeClassic),
+        other => {
+            d.error(
+                loc,
+                format!("`backend: {}` is unknown", other.escape_debug()),
+                "use ovs, bridge-vlan or bridge-classic (Proxmox and libvirt: `jobnet node show`)",
+            );
+            None
+        }
     }
 }
 
@@ -385,9 +405,9 @@ fn ifname(d: &mut Diagnostics, v: Option<(String, Loc)>, what: &str) -> Option<S
 
 /// The `interface` pattern for a VM's interface: only known placeholders, and interface names
 /// with short sample values (each real name is checked again when a job is attached).
-fn interface(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> String {
+fn interface(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> Option<String> {
     match text(d, pairs, "interface") {
-        None => "{node}v{slot}".to_string(),
+        None => None,
         Some((t, loc)) => {
             let mut rest = t.as_str();
             while let Some(at) = rest.find('{') {
@@ -403,7 +423,7 @@ fn interface(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> String {
                         ),
                         format!("the placeholders are {}", PLACEHOLDERS.join(", ")),
                     );
-                    return t;
+                    return Some(t);
                 }
                 rest = &rest[end..];
             }
@@ -415,7 +435,7 @@ fn interface(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> String {
                     "interface names: letters, digits, `-_.`, at most 15 with the real job id, VM and node names",
                 );
             }
-            t
+            Some(t)
         }
     }
 }
@@ -454,7 +474,7 @@ fn programs(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, Pat
     programs
 }
 
-/// The per-node bridge and uplink overrides under `nodes`.
+/// The per-node settings under `nodes`.
 fn nodes(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, NodeOverride> {
     let mut nodes = BTreeMap::new();
     if let Some(n) = yaml::get(pairs, "nodes") {
@@ -462,7 +482,7 @@ fn nodes(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, NodeOv
             d,
             n,
             "`nodes`",
-            "write `NODE: {bridge: ..., uplink: ..., management: [...]}` lines",
+            "write `NODE: {bridge: ..., uplink: ..., management: [...], ...}` lines",
         ) {
             for (k, v) in np {
                 let Some(name) = k.as_str() else { continue };
@@ -475,27 +495,40 @@ fn nodes(d: &mut Diagnostics, pairs: &[(Node, Node)]) -> BTreeMap<String, NodeOv
     nodes
 }
 
-/// One node's `{bridge, uplink, management}` override; None when it is not a mapping.
+/// One node's override ([`NODE_KEYS`]); None when it is not a mapping. A key the cluster
+/// shares (`jobs_dir`, ...) is an error that says so.
 fn node_override(d: &mut Diagnostics, name: &str, v: &Node) -> Option<NodeOverride> {
     let vp = yaml::mapping(
         d,
         v,
         &format!("nodes.{name}"),
-        "write {bridge: ..., uplink: ..., management: [...]}",
+        "write {bridge: ..., uplink: ..., management: [...], ...}",
     )?;
-    yaml::report_unknown(
-        d,
-        vp,
-        &["bridge", "uplink", "management"],
-        &format!("nodes.{name}"),
-        &|_, _| false,
-    );
-    let get =
-        |key: &str| yaml::get(vp, key).and_then(|x| x.as_str().map(|s| (s.to_string(), x.loc)));
+    yaml::report_unknown(d, vp, NODE_KEYS, &format!("nodes.{name}"), &|key, _| {
+        CLUSTER_KEYS.contains(&key)
+    });
+    for (k, _) in vp {
+        let Some(key) = k.as_str().filter(|k| CLUSTER_KEYS.contains(k)) else {
+            continue;
+        };
+        d.error(
+            k.loc,
+            format!("`nodes.{name}.{key}`: `{key}` is the same for every node"),
+            format!(
+                "set `{key}:` at the top of the file; a node may set {}",
+                NODE_KEYS.join(", ")
+            ),
+        );
+    }
+    let b = text(d, vp, "bridge");
+    let u = text(d, vp, "uplink");
     Some(NodeOverride {
-        bridge: ifname(d, get("bridge"), "bridge"),
-        uplink: ifname(d, get("uplink"), "uplink"),
+        backend: backend(d, vp),
+        bridge: ifname(d, b, "bridge"),
+        uplink: ifname(d, u, "uplink"),
         management: yaml::get(vp, "management").map(|n| names(d, n, "management")),
+        interface: interface(d, vp),
+        ovs_db: ovs_db(d, vp),
     })
 }
 
@@ -513,6 +546,48 @@ mod tests {
         assert_eq!(c.for_node("node001").unwrap().bridge, "br-vm");
         let two = c.for_node("node002").unwrap();
         assert_eq!((two.bridge.as_str(), two.uplink.as_str()), ("brn2", "eth1"));
+        // Every per-node key overrides the file's; the cluster's keys are refused there.
+        let c = NodeConfig::parse(
+            "bridge: br-vm\nuplink: eth1\ninterface: \"t{job}v{slot}\"\nnodes:\n  px1: {backend: bridge-classic, bridge: vmbr0, interface: \"tap{job}i{slot}\", ovs_db: \"unix:/run/o.sock\"}\n",
+            "node.yaml",
+        )
+        .unwrap();
+        let px = c.for_node("px1").unwrap();
+        assert_eq!(
+            (
+                px.backend,
+                px.bridge.as_str(),
+                px.uplink.as_str(),
+                px.interface.as_str(),
+                px.ovs_db.as_deref()
+            ),
+            (
+                BackendKind::BridgeClassic,
+                "vmbr0",
+                "eth1",
+                "tap{job}i{slot}",
+                Some("unix:/run/o.sock")
+            )
+        );
+        let other = c.for_node("cn1").unwrap();
+        assert_eq!(
+            (other.backend, other.interface.as_str(), other.ovs_db),
+            (BackendKind::Ovs, "t{job}v{slot}", None)
+        );
+        let e = NodeConfig::parse(
+            "nodes:\n  px1: {jobs_dir: /x, backend: vpp, bridgee: b}\n",
+            "node.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "node.yaml:2:9: error: `nodes.px1.jobs_dir`: `jobs_dir` is the same for every node",
+            "a node may set backend, bridge, uplink, management, interface, ovs_db",
+            "`backend: vpp` is unknown",
+            "unknown key `bridgee` in nodes.px1",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
         let e = NodeConfig::parse(
             "backend: vpp\nbridge: a-very-long-bridge-name\nstate_dir: rel\n",
             "n.yaml",

@@ -95,6 +95,18 @@ pub fn unmember(h: &mut dyn Host, port: &str, previous: &[u16]) -> Result<(), No
 }
 
 impl Backend for BridgeVlan {
+    fn veth_master(&self, bridge: &str) -> Option<String> {
+        Some(bridge.to_string())
+    }
+
+    /// The one VLAN a VM port is a member of (jobnet makes it the only one).
+    fn port_vlan(&self, h: &mut dyn Host, port: &str) -> Result<Option<u16>, NodeError> {
+        Ok(match port_vlans(h, port)?.as_slice() {
+            [v] => Some(*v),
+            _ => None,
+        })
+    }
+
     fn check(&self, h: &mut dyn Host, bridge: &str, uplink: &str) -> Result<(), NodeError> {
         for (what, name) in [("bridge", bridge), ("uplink", uplink)] {
             if !h.exists(name) {
@@ -211,6 +223,14 @@ pub fn release(h: &mut dyn Host, port: &str, previous: Option<&str>) -> Result<(
 }
 
 impl Backend for Classic {
+    /// The VLAN of the per-VLAN bridge the port is enslaved to (`<bridge>v<V>`).
+    fn port_vlan(&self, h: &mut dyn Host, port: &str) -> Result<Option<u16>, NodeError> {
+        Ok(h.master_of(port).and_then(|m| {
+            let (_, v) = m.rsplit_once('v')?;
+            v.parse().ok()
+        }))
+    }
+
     fn check(&self, h: &mut dyn Host, _bridge: &str, uplink: &str) -> Result<(), NodeError> {
         if !h.exists(uplink) {
             return Err(NodeError::Refused(format!(

@@ -266,6 +266,13 @@ pub trait Backend {
         port: &str,
         vlan: u16,
     ) -> Result<Change, NodeError>;
+    /// The bridge a veth jobnet makes must be a port of before its port change can be made
+    /// (a VLAN-aware Linux bridge sets VLANs only on its own ports); it stays down until then.
+    fn veth_master(&self, _bridge: &str) -> Option<String> {
+        None
+    }
+    /// The VLAN a VM port is on now (the CNI plugin's CHECK); `None`: on none.
+    fn port_vlan(&self, h: &mut dyn Host, port: &str) -> Result<Option<u16>, NodeError>;
 }
 
 /// The backend the node's configuration names.
@@ -307,15 +314,7 @@ impl Records {
     }
 
     fn path(&self, job: &JobId) -> PathBuf {
-        let id = job.as_str();
-        self.dir.join(format!(
-            "{}.json",
-            if id.starts_with('.') {
-                format!("_{id}")
-            } else {
-                id.to_string()
-            }
-        ))
+        self.dir.join(format!("{}.json", job.file_name()))
     }
 
     fn dir(&self) -> Result<Dir, NodeError> {
@@ -464,9 +463,12 @@ impl Veth {
     }
 }
 
-/// Makes the veth pair, up, with a default route via its gateway. Replaces a leftover of an
-/// earlier, interrupted attach (delete, then add).
-pub fn make_veth(h: &mut dyn Host, v: &Veth) -> Result<(), NodeError> {
+/// Makes the veth pair with a default route via its gateway, the container's end up and the
+/// node's end down — a port of `master` when the backend needs that ([`Backend::veth_master`]) —
+/// until its port change is made ([`Session::attach`] brings it up): the container is never on
+/// the bridge's default VLAN, not even for a moment. Replaces a leftover of an earlier,
+/// interrupted attach (delete, then add).
+pub fn make_veth(h: &mut dyn Host, v: &Veth, master: Option<&str>) -> Result<(), NodeError> {
     v.check()?;
     let (host, netns, ifname) = (v.host.as_str(), v.netns.as_str(), v.ifname.as_str());
     remove_veth(h, host)?;
@@ -497,7 +499,9 @@ pub fn make_veth(h: &mut dyn Host, v: &Veth) -> Result<(), NodeError> {
     if let Some(g) = v.gateway {
         let _ = inside(&["route", "replace", "default", "via", &g.to_string()]);
     }
-    h.run(&["ip", "link", "set", host, "up"])?;
+    if let Some(m) = master {
+        h.run(&["ip", "link", "set", host, "master", m])?;
+    }
     Ok(())
 }
 
@@ -648,6 +652,10 @@ impl<'a> Session<'a> {
         for c in planned {
             self.make(job, &mut record, c, vlan, None)?;
         }
+        if let Some(v) = veth {
+            // On the job's VLAN now: the node's end of the veth goes up.
+            self.host.run(&["ip", "link", "set", &v.host, "up"])?;
+        }
         Ok(Attached {
             job: job.to_string(),
             vlan: Some(vlan),
@@ -681,7 +689,11 @@ impl<'a> Session<'a> {
             self.records.save(record, job)?;
         }
         let made = match veth {
-            Some(v) => make_veth(self.host, v),
+            Some(v) => make_veth(
+                self.host,
+                v,
+                backend(self.cfg).veth_master(&self.cfg.bridge).as_deref(),
+            ),
             None => change.apply(self.host, self.cfg.ovs_db.as_deref(), vlan),
         };
         let Err(initial) = made else {

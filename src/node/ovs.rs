@@ -170,6 +170,10 @@ impl Backend for Ovs {
         }))
     }
 
+    fn port_vlan(&self, h: &mut dyn Host, port: &str) -> Result<Option<u16>, NodeError> {
+        self.tag_of(h, port)
+    }
+
     fn port_change(
         &self,
         h: &mut dyn Host,

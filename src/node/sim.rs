@@ -518,6 +518,10 @@ impl World {
             ["vlan", op @ ("add" | "del"), "dev", port, "vid", v, ..] => {
                 let vs = vids(v)?;
                 let l = self.links.get_mut(*port).ok_or_else(|| no_dev(port))?;
+                // As the kernel: VLANs are a bridge's and its ports', nobody else's.
+                if l.master.is_none() && l.kind != "bridge" {
+                    return Err(refused(line, "RTNETLINK answers: Operation not supported"));
+                }
                 for v in vs {
                     if *op == "add" {
                         l.vlans.insert(v);
