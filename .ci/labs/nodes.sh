@@ -3,12 +3,15 @@
 # three fabric switches in a triangle; four nodes, each an OVS "node bridge" whose uplink is a
 # veth into its switch port; each VM a network namespace whose veth is the VM's tap on the node
 # bridge. The controller side brings two jobs up (2 nodes x 2 VMs each) and writes their
-# network.json; `jobnet node attach` on each node puts the VMs on the job VLAN. Then: every VM
+# network.json; `jobnet node prepare` (the per-node Prolog) readies each node's uplink and
+# `jobnet node attach` (the VM launcher) puts the VMs on the job VLAN. Then: every VM
 # of a job reaches every other (same node and across switches), nothing of the other job nor the
 # node's management address; faults are refused cleanly; detach + down give back byte-identical
 # switches and node bridges. Then the CNI plugin, driven as a runtime drives it (with the
 # reference `static` IPAM plugin chained in), and twenty ADDs and DELs at once for two jobs on
-# one node. Needs root. Ends with "N passed, N failed".
+# one node; then `attach` and a CNI ADD killed after each of their commands in turn, each
+# followed by detach/DEL: the node is exactly as before every time. Needs root.
+# Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOBNET=$(realpath "${JOBNET:-target/debug/jobnet}")
@@ -257,11 +260,46 @@ no_veths() { ! "${V[@]}" list-ports brn1 | grep -q '^jn' && ! ip -o link | grep 
 check "every veth is gone (bridge and node)" no_veths
 check "node1's uplink carries what it did before" test "$("${V[@]}" get port n1up trunks)" = "$trunks_before"
 
+# --- killed after each command (kill -9 as abort), on real Open vSwitch ---
+# The test-kit binary dies right after its N-th command on the node ($JOBNET_FAILPOINT_NODE);
+# for every N until one run finishes: whatever it changed is recorded, and detach (or the
+# container's DEL) gives node1 back exactly what it had.
+check "job K comes up on node1" "${JN[@]}" job up --passport "$J/passport.ini" --job K --nodes node1
+for k in kv1 kv2; do ip link add "$k" type veth peer name "${k}p"; LINKS+=("$k"); ip link set "$k" up; done
+ip netns add ck; NS+=(ck)
+killed_attach() {
+  local n=1 rc before; before=$(state)
+  while :; do
+    rc=0; JOBNET_FAILPOINT_NODE=$n "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1 || rc=$?
+    if [ "$(state)" != "$before" ] && [ -z "$(find "$J/nodestate" -name K.json)" ]; then echo "killed after command $n: a change no record names"; return 1; fi
+    "${JN[@]}" node detach --job K --node node1 >/dev/null || { echo "detach after a kill at $n failed"; return 1; }
+    [ "$(state)" = "$before" ] || { echo "attach killed after command $n: node1 is not as before"; return 1; }
+    [ "$rc" = 0 ] && { echo "attach ran $n command(s); killed after each of the first $((n - 1))"; [ "$n" -gt 3 ]; return; }
+    [ "$rc" = 134 ] || { echo "attach with a kill after command $n: exit $rc"; return 1; }
+    n=$((n + 1))
+  done
+}
+check "attach killed after each of its commands: detach gives node1 back exactly" killed_attach
+killed_add() {
+  local n=1 rc before; before=$(state)
+  while :; do
+    rc=0; JOBNET_FAILPOINT_NODE=$n cni ADD ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null 2>&1 || rc=$?
+    cni DEL ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null || { echo "DEL after a kill at $n failed"; return 1; }
+    [ "$(state)" = "$before" ] || { echo "ADD killed after command $n: node1 is not as before"; return 1; }
+    ip -o link | grep -q ': jn' && { echo "ADD killed after command $n: a veth is left"; return 1; }
+    [ "$rc" = 0 ] && { echo "ADD ran $n command(s); killed after each of the first $((n - 1))"; [ "$n" -gt 5 ]; return; }
+    [ "$rc" = 134 ] || { echo "ADD with a kill after command $n: exit $rc"; return 1; }
+    n=$((n + 1))
+  done
+}
+check "a CNI ADD killed after each of its commands: DEL gives node1 back exactly" killed_add
+check "no record of job K is left" test -z "$(find "$J/nodestate" -name K.json)"
+
 # --- the end: detach everywhere, down, byte-identical switches and node bridges ---
 for n in node1 node3; do check "detach job A on $n" "${JN[@]}" node detach --job A --node "$n"; done
 for n in node2 node4; do check "detach job B on $n" "${JN[@]}" node detach --job B --node "$n"; done
 check "detach twice is harmless" "${JN[@]}" node detach --job A --node node1
-for j in A B C D E; do check "job $j down" "${JN[@]}" job down --job "$j"; done
+for j in A B C D E K; do check "job $j down" "${JN[@]}" job down --job "$j"; done
 check "switches and node bridges are byte-identical to before" test "$(state)" = "$BASE"
 check "no node record is left (the lock files stay)" test -z "$(find "$J/nodestate" -type f -name '*.json')"
 

@@ -117,11 +117,17 @@ fn settings(config: &std::path::Path, node: Option<&str>) -> Result<NodeSettings
         .map_err(|e| invalid(e.to_string()))
 }
 
-/// This node; in a test-kit build, the simulated node `$JOBNET_NODE_SIM` names when it is set.
+/// This node; in a test-kit build, the simulated node `$JOBNET_NODE_SIM` names when it is set,
+/// and the real node dying after `$JOBNET_FAILPOINT_NODE` commands when only that is.
 fn host() -> Box<dyn Host> {
     #[cfg(feature = "testkit")]
-    if let Some(sim) = node::sim::SimHost::from_env() {
-        return Box::new(sim);
+    {
+        if let Some(sim) = node::sim::SimHost::from_env() {
+            return Box::new(sim);
+        }
+        if let Some(h) = node::sim::CrashAfter::from_env(node::host::System) {
+            return Box::new(h);
+        }
     }
     Box::new(node::host::System)
 }

@@ -611,3 +611,39 @@ impl Host for SimHost {
             .and_then(|(m, _)| m)
     }
 }
+
+/// The real node (or any [`Host`]) dying — `abort`, as `kill -9` — right after its `n`-th
+/// command, for the labs' kill-at-every-command cases on real Open vSwitch
+/// (`$JOBNET_FAILPOINT_NODE` without `$JOBNET_NODE_SIM`).
+pub struct CrashAfter<H: Host> {
+    pub inner: H,
+    pub n: usize,
+    ran: usize,
+}
+
+impl<H: Host> CrashAfter<H> {
+    /// `inner` dying after `$JOBNET_FAILPOINT_NODE` commands; `None` when it is not set.
+    pub fn from_env(inner: H) -> Option<CrashAfter<H>> {
+        let n = std::env::var("JOBNET_FAILPOINT_NODE").ok()?.parse().ok()?;
+        Some(CrashAfter { inner, n, ran: 0 })
+    }
+}
+
+impl<H: Host> Host for CrashAfter<H> {
+    fn run(&mut self, argv: &[&str]) -> Result<String, NodeError> {
+        let out = self.inner.run(argv);
+        self.ran += 1;
+        if self.ran == self.n {
+            std::process::abort();
+        }
+        out
+    }
+
+    fn exists(&mut self, name: &str) -> bool {
+        self.inner.exists(name)
+    }
+
+    fn master_of(&mut self, port: &str) -> Option<String> {
+        self.inner.master_of(port)
+    }
+}
