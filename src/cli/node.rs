@@ -349,12 +349,15 @@ fn show(a: &ShowArgs) -> Result<(), Fail> {
         ShowFormat::Json => json(
             &serde_json::json!({"job": job.as_str(), "node": s.node, "vlan": vlan, "vms": vms}),
         ),
+        // A VM's slot is its place among the job's VMs on this node, as attach counts them.
         ShowFormat::Libvirt => vms
             .iter()
-            .map(|v| node::render::libvirt(v, &s.bridge, vlan))
-            .collect(),
+            .enumerate()
+            .map(|(i, v)| node::render::libvirt(&s, &job, v, i + 1, vlan))
+            .collect::<Result<String, _>>()
+            .map_err(fail)?,
         ShowFormat::Proxmox => {
-            let mut o = String::new();
+            let mut o = node::render::proxmox_note(&s, vlan);
             for v in &vms {
                 let spec = a
                     .vmids

@@ -123,6 +123,38 @@ impl NodeSettings {
     }
 }
 
+impl NodeSettings {
+    /// Why `port` is never a VM interface: an interface the configuration names
+    /// ([`NodeSettings::reserved`]) or, with `bridge-classic`, one of the node's per-VLAN
+    /// interfaces (`UPLINK.V`, `<bridge>vV`).
+    pub fn never_a_vm(&self, port: &str) -> Option<String> {
+        if let Some(why) = self.reserved.get(port) {
+            return Some(why.clone());
+        }
+        if self.backend != BackendKind::BridgeClassic {
+            return None;
+        }
+        let vlan_of = |prefix: &str| {
+            port.strip_prefix(prefix)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .is_some()
+        };
+        if vlan_of(&format!("{}.", self.uplink)) {
+            return Some(format!(
+                "a VLAN interface of node {}'s uplink (`{}.V`, made for a job's VLAN)",
+                self.node, self.uplink
+            ));
+        }
+        if vlan_of(&format!("{}v", self.bridge)) {
+            return Some(format!(
+                "a VLAN's bridge of node {} (`{}vV`, made for a job's VLAN)",
+                self.node, self.bridge
+            ));
+        }
+        None
+    }
+}
+
 /// `pattern` with its placeholders filled in.
 fn expand(pattern: &str, job: &str, vm: &str, slot: usize, node: &str) -> String {
     pattern

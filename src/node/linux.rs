@@ -1,98 +1,222 @@
 //! Linux bridges, the two ways Proxmox and plain KVM hosts use them:
 //!
 //! - **VLAN-aware bridge** (`bridge-vlan`): the uplink carries V tagged
-//!   (`bridge vlan add dev UPLINK vid V`); a VM port becomes an untagged member of V only
-//!   (`bridge vlan del dev TAP vid 1-4094`, `bridge vlan add dev TAP vid V pvid untagged`), as
-//!   Proxmox's `tap_plug` does. Undo: `bridge vlan del dev UPLINK vid V`; the port's previous
-//!   VLANs are put back.
+//!   (`bridge vlan add dev UPLINK vid V`, only when it does not carry V already); a VM port
+//!   becomes an untagged member of V only (`bridge vlan del dev TAP vid 1-4094`,
+//!   `bridge vlan add dev TAP vid V pvid untagged`), as Proxmox's `tap_plug` does. The port's
+//!   VLANs are recorded first with their flags ([`PortVlan`]: PVID, egress untagged; ranges
+//!   kept as ranges), read from `bridge -j vlan show dev TAP`. Undo: `bridge vlan del dev
+//!   UPLINK vid V` when jobnet added V; the port's VLANs are given back exactly, flags included
+//!   (without its PVID the VM's untagged frames would be dropped).
 //! - **Classic bridge per VLAN** (`bridge-classic`, Proxmox's non-VLAN-aware mode): a VLAN
-//!   interface `UPLINK.V` and a bridge `vmbr0vV` over it, the VM port enslaved to that bridge.
-//!   Undo: the port back to its previous master (or none), the bridge and `UPLINK.V` deleted.
+//!   interface `UPLINK.V` and a bridge `<bridge>vV` over it (`vmbr0` → `vmbr0v5`: the name
+//!   Proxmox's `activate_bridge_vlan` gives it, so the two share it), the VM port enslaved to
+//!   that bridge. A name past Linux's 15 bytes is refused before anything changes. Undo: the
+//!   port back to its previous master (or none), the bridge and `UPLINK.V` deleted.
 //!
-//! Both need the kernel's bridge VLAN filtering or 802.1Q; on a kernel without them (the CI
-//! machine) the first command fails with the kernel's message and nothing has changed. What the
-//! backends read ([`Backend`]) changes nothing; the changes are the functions below, made only
-//! after the change is recorded, each safe to repeat.
+//! Both need the kernel's bridge VLAN filtering or 802.1Q; on a kernel without them the first
+//! command fails with the kernel's message and is undone. What the backends read ([`Backend`])
+//! changes nothing; the changes are the functions below, made only after the change is
+//! recorded, each safe to repeat. `.ci/labs/linux-nodes.sh` proves both on Debian's stock
+//! kernel.
 
 use super::{Backend, Change, Host, NodeError};
+use serde::{Deserialize, Deserializer, Serialize};
 
-pub struct BridgeVlan;
+/// One VLAN (or a range of VLANs with the same flags) of a port of a VLAN-aware bridge, as
+/// `bridge vlan show` gives it: `pvid` — untagged frames coming in join it; `untagged` — frames
+/// of it go out untagged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PortVlan {
+    pub vlan: u16,
+    /// The last VLAN of a range `vlan..=end` (never with `pvid`: a port has one PVID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<u16>,
+    pub pvid: bool,
+    pub untagged: bool,
+}
 
-/// The VLANs `bridge -j vlan show dev PORT` lists for the port.
-fn port_vlans(h: &mut dyn Host, port: &str) -> Result<Vec<u16>, NodeError> {
-    let out = h.run(&["bridge", "-j", "vlan", "show", "dev", port])?;
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null);
-    let mut vids = Vec::new();
-    for entry in v.as_array().into_iter().flatten() {
-        for vl in entry["vlans"].as_array().into_iter().flatten() {
-            if let Some(id) = vl["vlan"].as_u64() {
-                let end = vl["vlanEnd"].as_u64().unwrap_or(id);
-                vids.extend((id..=end).filter_map(|x| u16::try_from(x).ok()));
-            }
+impl PortVlan {
+    pub fn contains(&self, vlan: u16) -> bool {
+        (self.vlan..=self.end.unwrap_or(self.vlan)).contains(&vlan)
+    }
+
+    /// `vid ...` of `bridge vlan add`: `5`, `7-9`.
+    fn vid(&self) -> String {
+        match self.end {
+            Some(e) if e != self.vlan => format!("{}-{e}", self.vlan),
+            _ => self.vlan.to_string(),
         }
     }
-    Ok(vids)
 }
 
-/// The uplink carries `vlan` tagged (`bridge vlan add` of a VLAN it has is harmless).
+/// Records written before the flags were kept list only VLAN ids (`"previous": [1]`). Such an
+/// id is read as the kernel gives VLANs to a new port: the bridge's default, VLAN 1, as PVID
+/// and egress untagged, any other tagged — the best that record can say.
+impl<'de> Deserialize<'de> for PortVlan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PortVlan, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Id(u16),
+            Full {
+                vlan: u16,
+                #[serde(default)]
+                end: Option<u16>,
+                #[serde(default)]
+                pvid: bool,
+                #[serde(default)]
+                untagged: bool,
+            },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Id(v) => PortVlan {
+                vlan: v,
+                end: None,
+                pvid: v == 1,
+                untagged: v == 1,
+            },
+            Form::Full {
+                vlan,
+                end,
+                pvid,
+                untagged,
+            } => PortVlan {
+                vlan,
+                end,
+                pvid,
+                untagged,
+            },
+        })
+    }
+}
+
+/// The VLANs of a port from `bridge -j vlan show dev PORT` (iproute2's JSON:
+/// `[{"ifname":"tap1","vlans":[{"vlan":1,"flags":["PVID","Egress Untagged"]},{"vlan":5},
+/// {"vlan":7,"vlanEnd":9}]}]`), in order, neighbours with the same flags joined into ranges.
+pub fn parse_vlans(text: &str) -> Result<Vec<PortVlan>, String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        vlans: Vec<Vl>,
+    }
+    #[derive(Deserialize)]
+    struct Vl {
+        vlan: u16,
+        #[serde(rename = "vlanEnd")]
+        end: Option<u16>,
+        #[serde(default)]
+        flags: Vec<String>,
+    }
+    let entries: Vec<Entry> = serde_json::from_str(text.trim()).map_err(|e| e.to_string())?;
+    let mut one = Vec::new();
+    for vl in entries.iter().flat_map(|e| &e.vlans) {
+        let pvid = vl.flags.iter().any(|f| f == "PVID");
+        let untagged = vl.flags.iter().any(|f| f == "Egress Untagged");
+        let end = vl.end.unwrap_or(vl.vlan);
+        if !(1..=4094).contains(&vl.vlan) || end < vl.vlan || end > 4094 || (pvid && end != vl.vlan)
+        {
+            return Err(format!(
+                "VLAN {}-{end} is not a VLAN or range of VLANs",
+                vl.vlan
+            ));
+        }
+        one.extend((vl.vlan..=end).map(|v| (v, pvid, untagged)));
+    }
+    one.sort_unstable();
+    one.dedup_by_key(|x| x.0);
+    let mut out: Vec<PortVlan> = Vec::new();
+    for (v, pvid, untagged) in one {
+        match out.last_mut() {
+            Some(last)
+                if !pvid
+                    && !last.pvid
+                    && last.untagged == untagged
+                    && last.end.unwrap_or(last.vlan) + 1 == v =>
+            {
+                last.end = Some(v);
+            }
+            _ => out.push(PortVlan {
+                vlan: v,
+                end: None,
+                pvid,
+                untagged,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The VLANs of `port`, read from the bridge; output jobnet cannot read is an error (a port
+/// read as having nothing would be given back nothing).
+fn port_vlans(h: &mut dyn Host, port: &str) -> Result<Vec<PortVlan>, NodeError> {
+    let argv = ["bridge", "-j", "vlan", "show", "dev", port];
+    let out = h.run(&argv)?;
+    parse_vlans(&out).map_err(|why| NodeError::Command {
+        command: argv.join(" "),
+        answer: format!(
+            "output jobnet cannot read ({why}): {}",
+            out.trim().chars().take(200).collect::<String>()
+        ),
+    })
+}
+
+fn carries(vlans: &[PortVlan], vlan: u16) -> bool {
+    vlans.iter().any(|v| v.contains(vlan))
+}
+
+/// The uplink carries `vlan` tagged; a VLAN it has already is left as it is (flags included).
 pub fn trunk(h: &mut dyn Host, uplink: &str, vlan: u16) -> Result<(), NodeError> {
-    h.run(&[
-        "bridge",
-        "vlan",
-        "add",
-        "dev",
-        uplink,
-        "vid",
-        &vlan.to_string(),
-    ])
-    .map(|_| ())
-}
-
-/// The uplink stops carrying `vlan` (an uplink that is gone carries nothing).
-pub fn untrunk(h: &mut dyn Host, uplink: &str, vlan: u16) -> Result<(), NodeError> {
-    if !h.exists(uplink) || !port_vlans(h, uplink)?.contains(&vlan) {
+    if carries(&port_vlans(h, uplink)?, vlan) {
         return Ok(());
     }
-    h.run(&[
-        "bridge",
-        "vlan",
-        "del",
-        "dev",
-        uplink,
-        "vid",
-        &vlan.to_string(),
-    ])
-    .map(|_| ())
+    let v = vlan.to_string();
+    h.run(&["bridge", "vlan", "add", "dev", uplink, "vid", &v])
+        .map(|_| ())
+}
+
+/// The uplink stops carrying `vlan`, which jobnet added (an uplink that is gone carries nothing).
+pub fn untrunk(h: &mut dyn Host, uplink: &str, vlan: u16) -> Result<(), NodeError> {
+    if !h.exists(uplink) || !carries(&port_vlans(h, uplink)?, vlan) {
+        return Ok(());
+    }
+    let v = vlan.to_string();
+    h.run(&["bridge", "vlan", "del", "dev", uplink, "vid", &v])
+        .map(|_| ())
 }
 
 /// `port` an untagged member of `vlan` only.
 pub fn member(h: &mut dyn Host, port: &str, vlan: u16) -> Result<(), NodeError> {
     h.run(&["bridge", "vlan", "del", "dev", port, "vid", "1-4094"])?;
+    let v = vlan.to_string();
     h.run(&[
-        "bridge",
-        "vlan",
-        "add",
-        "dev",
-        port,
-        "vid",
-        &vlan.to_string(),
-        "pvid",
-        "untagged",
+        "bridge", "vlan", "add", "dev", port, "vid", &v, "pvid", "untagged",
     ])
     .map(|_| ())
 }
 
-/// `port` back on the VLANs it had (a port that is gone has nothing to give back).
-pub fn unmember(h: &mut dyn Host, port: &str, previous: &[u16]) -> Result<(), NodeError> {
+/// `port` back on exactly the VLANs it had, with their flags (a port that is gone has nothing
+/// to give back).
+pub fn unmember(h: &mut dyn Host, port: &str, previous: &[PortVlan]) -> Result<(), NodeError> {
     if !h.exists(port) {
         return Ok(());
     }
     h.run(&["bridge", "vlan", "del", "dev", port, "vid", "1-4094"])?;
     for v in previous {
-        h.run(&["bridge", "vlan", "add", "dev", port, "vid", &v.to_string()])?;
+        let vid = v.vid();
+        let mut argv = vec!["bridge", "vlan", "add", "dev", port, "vid", &vid];
+        if v.pvid {
+            argv.push("pvid");
+        }
+        if v.untagged {
+            argv.push("untagged");
+        }
+        h.run(&argv)?;
     }
     Ok(())
 }
+
+pub struct BridgeVlan;
 
 impl Backend for BridgeVlan {
     fn veth_master(&self, bridge: &str) -> Option<String> {
@@ -125,7 +249,7 @@ impl Backend for BridgeVlan {
         uplink: &str,
         vlan: u16,
     ) -> Result<Option<Change>, NodeError> {
-        if port_vlans(h, uplink)?.contains(&vlan) {
+        if carries(&port_vlans(h, uplink)?, vlan) {
             return Ok(None);
         }
         Ok(Some(Change::BridgeUplink {
@@ -152,19 +276,41 @@ impl Backend for BridgeVlan {
 
 pub struct Classic;
 
-/// The classic layout's names for VLAN `vlan` over `uplink`: the VLAN interface and its bridge.
-pub fn classic_names(uplink: &str, vlan: u16) -> (String, String) {
-    (format!("{uplink}.{vlan}"), format!("vmbr0v{vlan}"))
+/// The classic layout's bridge for VLAN `vlan`: `<bridge>v<vlan>`, as Proxmox names it
+/// (`vmbr0` → `vmbr0v5`); a name Linux would not take is refused, never cut.
+pub fn vlan_bridge_name(bridge: &str, vlan: u16) -> Result<String, NodeError> {
+    let name = format!("{bridge}v{vlan}");
+    if name.len() > 15 {
+        return Err(NodeError::Config(format!(
+            "the bridge for VLAN {vlan} would be `{name}` (`<bridge>v<VLAN>`, as Proxmox names it), longer than Linux's 15 bytes: give `bridge:` a name of at most {} bytes; nothing was changed",
+            15 - (name.len() - bridge.len())
+        )));
+    }
+    super::check_ifname("bridge", &name)?;
+    Ok(name)
 }
 
-/// `UPLINK.V` and the bridge `vmbr0vV` over it, up; what exists already is kept.
+/// The classic layout's VLAN interface for VLAN `vlan` over `uplink`: `UPLINK.V`.
+pub fn vlan_interface_name(uplink: &str, vlan: u16) -> Result<String, NodeError> {
+    let name = format!("{uplink}.{vlan}");
+    if name.len() > 15 {
+        return Err(NodeError::Config(format!(
+            "the VLAN interface for VLAN {vlan} would be `{name}`, longer than Linux's 15 bytes: give `uplink:` a name of at most {} bytes; nothing was changed",
+            15 - (name.len() - uplink.len())
+        )));
+    }
+    super::check_ifname("VLAN interface", &name)?;
+    Ok(name)
+}
+
+/// `UPLINK.V` and the bridge over it, up; what exists already is kept.
 pub fn vlan_bridge(
     h: &mut dyn Host,
     uplink: &str,
     bridge: &str,
     vlan: u16,
 ) -> Result<(), NodeError> {
-    let (vif, _) = classic_names(uplink, vlan);
+    let vif = format!("{uplink}.{vlan}");
     if !h.exists(&vif) {
         h.run(&[
             "ip",
@@ -187,7 +333,7 @@ pub fn vlan_bridge(
     h.run(&["ip", "link", "set", bridge, "up"]).map(|_| ())
 }
 
-/// Deletes the bridge `vmbr0vV` and `UPLINK.V`; what is gone already is fine.
+/// Deletes the VLAN's bridge and `UPLINK.V`; what is gone already is fine.
 pub fn no_vlan_bridge(
     h: &mut dyn Host,
     uplink: &str,
@@ -197,7 +343,7 @@ pub fn no_vlan_bridge(
     if h.exists(bridge) {
         h.run(&["ip", "link", "del", bridge])?;
     }
-    let (vif, _) = classic_names(uplink, vlan);
+    let vif = format!("{uplink}.{vlan}");
     if h.exists(&vif) {
         h.run(&["ip", "link", "del", &vif])?;
     }
@@ -243,12 +389,12 @@ impl Backend for Classic {
     fn uplink_change(
         &self,
         h: &mut dyn Host,
-        _bridge: &str,
+        bridge: &str,
         uplink: &str,
         vlan: u16,
     ) -> Result<Option<Change>, NodeError> {
-        let (vif, br) = classic_names(uplink, vlan);
-        super::check_ifname("VLAN interface", &vif)?;
+        vlan_interface_name(uplink, vlan)?;
+        let br = vlan_bridge_name(bridge, vlan)?;
         if h.exists(&br) {
             return Ok(None);
         }
@@ -262,14 +408,15 @@ impl Backend for Classic {
     fn port_change(
         &self,
         h: &mut dyn Host,
-        _bridge: &str,
+        bridge: &str,
         port: &str,
         vlan: u16,
     ) -> Result<Change, NodeError> {
+        let br = vlan_bridge_name(bridge, vlan)?;
         must_exist(h, port)?;
         Ok(Change::ClassicPort {
             port: port.to_string(),
-            bridge: classic_names("", vlan).1,
+            bridge: br,
             previous: h.master_of(port),
         })
     }
@@ -283,5 +430,93 @@ fn must_exist(h: &mut dyn Host, port: &str) -> Result<(), NodeError> {
         Err(NodeError::Refused(format!(
             "interface {port} does not exist on this node"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pv(vlan: u16, end: Option<u16>, pvid: bool, untagged: bool) -> PortVlan {
+        PortVlan {
+            vlan,
+            end,
+            pvid,
+            untagged,
+        }
+    }
+
+    /// iproute2 6.1's JSON (Debian 12, read in the lab's VM): one entry per VLAN, flags only
+    /// when set; `vlanEnd` for a range (`bridge -c`); a port without VLANs is `[]`.
+    #[test]
+    fn reads_iproute2_json_with_flags_and_ranges() {
+        let text = r#"[{"ifname":"tapvm1","vlans":[{"vlan":1,"flags":["PVID","Egress Untagged"]},{"vlan":5},{"vlan":7,"flags":["Egress Untagged"]},{"vlan":8,"flags":["Egress Untagged"]},{"vlan":9,"flags":["Egress Untagged"]},{"vlan":100,"vlanEnd":4094}]}]"#;
+        assert_eq!(
+            parse_vlans(text).unwrap(),
+            [
+                pv(1, None, true, true),
+                pv(5, None, false, false),
+                pv(7, Some(9), false, true),
+                pv(100, Some(4094), false, false),
+            ]
+        );
+        assert_eq!(parse_vlans("[]\n").unwrap(), []);
+        assert!(parse_vlans("").is_err());
+        assert!(parse_vlans("Cannot find device").is_err());
+        assert!(parse_vlans(r#"[{"vlans":[{"vlan":0}]}]"#).is_err());
+        // A PVID is never part of a range.
+        assert_eq!(
+            parse_vlans(r#"[{"vlans":[{"vlan":1},{"vlan":2,"flags":["PVID"]},{"vlan":3}]}]"#)
+                .unwrap(),
+            [
+                pv(1, None, false, false),
+                pv(2, None, true, false),
+                pv(3, None, false, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn records_keep_the_flags_and_old_records_are_read() {
+        let c = Change::BridgePort {
+            port: "tapvm1".into(),
+            vlan: 160,
+            previous: vec![pv(1, None, true, true), pv(7, Some(9), false, false)],
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"bridge_port","port":"tapvm1","vlan":160,"previous":[{"vlan":1,"pvid":true,"untagged":true},{"vlan":7,"end":9,"pvid":false,"untagged":false}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), c);
+        // Written before the flags were kept: VLAN 1 is the kernel's default for a new port.
+        let old: Change = serde_json::from_str(
+            r#"{"kind":"bridge_port","port":"tapvm1","vlan":160,"previous":[1,5]}"#,
+        )
+        .unwrap();
+        let Change::BridgePort { previous, .. } = old else {
+            panic!("{old:?}")
+        };
+        assert_eq!(
+            previous,
+            [pv(1, None, true, true), pv(5, None, false, false)]
+        );
+    }
+
+    #[test]
+    fn the_classic_names_follow_the_bridge_and_fit_linux() {
+        assert_eq!(vlan_bridge_name("vmbr0", 5).unwrap(), "vmbr0v5");
+        assert_eq!(vlan_bridge_name("br-vm", 4094).unwrap(), "br-vmv4094");
+        let e = vlan_bridge_name("vmbr-cluster1", 160).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("the bridge for VLAN 160 would be `vmbr-cluster1v160` (`<bridge>v<VLAN>`, as Proxmox names it), longer than Linux's 15 bytes: give `bridge:` a name of at most 11 bytes; nothing was changed"),
+            "{e}"
+        );
+        assert_eq!(vlan_interface_name("eth1", 160).unwrap(), "eth1.160");
+        assert!(vlan_interface_name("enp129s0f1np1", 160)
+            .unwrap_err()
+            .to_string()
+            .contains("`enp129s0f1np1.160`"));
     }
 }

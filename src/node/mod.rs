@@ -58,13 +58,13 @@ pub enum Change {
     /// Linux VLAN-aware bridge: the uplink carries the VLAN tagged.
     BridgeUplink { uplink: String, vlan: u16 },
     /// Linux VLAN-aware bridge: a VM port is an untagged member of the VLAN only; `previous`:
-    /// the VLANs it had.
+    /// the VLANs it had, with their flags (a record of an older jobnet lists only ids).
     BridgePort {
         port: String,
         vlan: u16,
-        previous: Vec<u16>,
+        previous: Vec<linux::PortVlan>,
     },
-    /// Classic layout: `uplink.V` and the bridge `vmbr0vV` over it, created by jobnet.
+    /// Classic layout: `uplink.V` and the bridge `<bridge>vV` over it, created by jobnet.
     ClassicVlanBridge {
         uplink: String,
         bridge: String,
@@ -565,10 +565,11 @@ impl<'a> Session<'a> {
     }
 
     /// Refuses `port` as a VM interface when the node configuration names it (the uplink, the
-    /// bridge, a management port, any node's) or another job recorded it.
+    /// bridge, a management port, any node's), it is a per-VLAN interface of the classic layout,
+    /// or another job recorded it.
     fn check_port(&self, port: &str, job: &JobId) -> Result<(), NodeError> {
         check_ifname("interface", port)?;
-        if let Some(why) = self.cfg.reserved.get(port) {
+        if let Some(why) = self.cfg.never_a_vm(port) {
             return Err(NodeError::Refused(format!(
                 "interface {port} is {why}; it is never a VM interface: nothing was changed"
             )));

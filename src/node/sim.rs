@@ -40,6 +40,12 @@ pub struct Link {
     pub master: Option<String>,
     /// The bridge VLANs of a port of a VLAN-aware Linux bridge.
     pub vlans: BTreeSet<u16>,
+    /// Its PVID, one of `vlans` (untagged frames in join it).
+    #[serde(default)]
+    pub pvid: Option<u16>,
+    /// Those of `vlans` that go out untagged.
+    #[serde(default)]
+    pub untagged: BTreeSet<u16>,
     pub mac: Option<String>,
     pub addrs: BTreeSet<String>,
     pub up: bool,
@@ -506,17 +512,47 @@ impl World {
             }
         };
         match args {
+            // As iproute2 6.1 prints it: one entry per VLAN, `flags` only when there are some,
+            // `[]` for a port without VLANs.
             ["-j", "vlan", "show", "dev", port] => {
                 let l = self.links.get(*port).ok_or_else(|| no_dev(port))?;
+                if l.vlans.is_empty() {
+                    return Ok("[]\n".into());
+                }
                 let vlans: Vec<_> = l
                     .vlans
                     .iter()
-                    .map(|v| serde_json::json!({"vlan": v}))
+                    .map(|v| {
+                        let mut flags = Vec::new();
+                        if l.pvid == Some(*v) {
+                            flags.push("PVID");
+                        }
+                        if l.untagged.contains(v) {
+                            flags.push("Egress Untagged");
+                        }
+                        if flags.is_empty() {
+                            serde_json::json!({"vlan": v})
+                        } else {
+                            serde_json::json!({"vlan": v, "flags": flags})
+                        }
+                    })
                     .collect();
-                Ok(serde_json::json!([{"ifname": port, "vlans": vlans}]).to_string())
+                Ok(serde_json::json!([{"ifname": port, "vlans": vlans}]).to_string() + "\n")
             }
-            ["vlan", op @ ("add" | "del"), "dev", port, "vid", v, ..] => {
+            // As the kernel does it: adding a VLAN a port has sets its flags anew (no `pvid`
+            // takes its PVID away), deleting one it does not have is no error.
+            ["vlan", op @ ("add" | "del"), "dev", port, "vid", v, flags @ ..] => {
                 let vs = vids(v)?;
+                let (pvid, untagged) = (flags.contains(&"pvid"), flags.contains(&"untagged"));
+                if let Some(f) = flags.iter().find(|f| !["pvid", "untagged"].contains(f)) {
+                    return Err(refused(
+                        line,
+                        format!("the simulated bridge does not know `{f}`"),
+                    ));
+                }
+                if pvid && vs.len() > 1 {
+                    return Err(refused(line, "pvid cannot be configured for a vlan range"));
+                }
                 let l = self.links.get_mut(*port).ok_or_else(|| no_dev(port))?;
                 // As the kernel: VLANs are a bridge's and its ports', nobody else's.
                 if l.master.is_none() && l.kind != "bridge" {
@@ -525,8 +561,22 @@ impl World {
                 for v in vs {
                     if *op == "add" {
                         l.vlans.insert(v);
+                        if pvid {
+                            l.pvid = Some(v);
+                        } else if l.pvid == Some(v) {
+                            l.pvid = None;
+                        }
+                        if untagged {
+                            l.untagged.insert(v);
+                        } else {
+                            l.untagged.remove(&v);
+                        }
                     } else {
                         l.vlans.remove(&v);
+                        l.untagged.remove(&v);
+                        if l.pvid == Some(v) {
+                            l.pvid = None;
+                        }
                     }
                 }
                 Ok(String::new())

@@ -54,23 +54,30 @@ fn world(kind: BackendKind) -> World {
                 .link("mgmt0", "veth")
                 .link("tap1", "tap")
                 .link("tap2", "tap");
-            for (port, vlans) in [
-                ("up0", vec![1, 4094]),
-                ("tap1", vec![1]),
-                ("tap2", vec![1, 5]),
+            // As the kernel leaves a new port: VLAN 1 (the bridge's default) PVID and egress
+            // untagged; the uplink trunks 4094 too, tap2 has a tagged VLAN and an untagged range.
+            for (port, vlans, untagged) in [
+                ("up0", vec![1, 4094], vec![1]),
+                ("tap1", vec![1], vec![1]),
+                ("tap2", vec![1, 5, 7, 8, 9], vec![1, 7, 8, 9]),
             ] {
                 let l = w.links.get_mut(port).unwrap();
                 l.master = Some("br-vm".into());
                 l.vlans = vlans.into_iter().collect();
+                l.pvid = Some(1);
+                l.untagged = untagged.into_iter().collect();
             }
         }
         BackendKind::BridgeClassic => {
+            // Proxmox's layout: the uplink and tap2 on the node bridge, tap1 on none.
             w.link("up0", "veth")
                 .link("mgmt0", "veth")
-                .link("vmbr0", "bridge")
+                .link("br-vm", "bridge")
                 .link("tap1", "tap")
                 .link("tap2", "tap");
-            w.links.get_mut("tap2").unwrap().master = Some("vmbr0".into());
+            for port in ["up0", "tap2"] {
+                w.links.get_mut(port).unwrap().master = Some("br-vm".into());
+            }
         }
     }
     w.link("up2", "veth").namespace("/run/netns/c1");
@@ -169,11 +176,19 @@ fn every_change_kind_is_undone_and_the_node_is_as_before() {
             }
             BackendKind::BridgeVlan => {
                 assert!(during.links["up0"].vlans.contains(&160));
-                assert_eq!(during.links["tap2"].vlans, [160].into());
+                let tap2 = &during.links["tap2"];
+                assert_eq!(
+                    (&tap2.vlans, tap2.pvid, &tap2.untagged),
+                    (&[160].into(), Some(160), &[160].into())
+                );
             }
             BackendKind::BridgeClassic => {
-                assert!(during.links.contains_key("up0.160"));
-                assert_eq!(during.links["tap2"].master.as_deref(), Some("vmbr0v160"));
+                // Named after the configured bridge, as Proxmox names it.
+                assert_eq!(during.links["br-vmv160"].kind, "bridge");
+                assert_eq!(during.links["up0.160"].master.as_deref(), Some("br-vmv160"));
+                for tap in ["tap1", "tap2"] {
+                    assert_eq!(during.links[tap].master.as_deref(), Some("br-vmv160"));
+                }
             }
         }
         let undone = s.detach(&job()).unwrap();
@@ -265,7 +280,7 @@ fn a_change_that_fails_is_undone_and_not_left_recorded() {
             &[match kind {
                 BackendKind::Ovs => "set port tap2 tag=160",
                 BackendKind::BridgeVlan => "tap2 vid 160 pvid",
-                BackendKind::BridgeClassic => "set tap2 master vmbr0v160",
+                BackendKind::BridgeClassic => "set tap2 master br-vmv160",
             }],
         );
         let e = s.attach(&job(), &network(160), &ports(), None).unwrap_err();
@@ -440,4 +455,168 @@ fn the_lock_is_waited_for_and_a_holder_past_the_wait_is_named() {
     assert_eq!(e.exit_code(), 1);
     drop(held);
     assert!(Session::open_within(&cfg, &mut h2, Duration::from_millis(50)).is_ok());
+}
+
+/// A VM port's VLANs come back exactly: its PVID and egress-untagged VLANs included (without
+/// the PVID the VM's untagged frames would be dropped), a range as a range; the uplink loses
+/// only the VLAN jobnet added, and one it carried before stays as it was.
+#[test]
+fn bridge_vlan_detach_gives_back_every_vlan_with_its_flags() {
+    let (_d, wf, cfg) = lab("flags", "bridge-vlan", BackendKind::BridgeVlan);
+    let before = state(&wf);
+    let mut h = SimHost::new(&wf);
+    let mut s = Session::open(&cfg, &mut h).unwrap();
+    s.attach(&job(), &network(160), &ports(), None).unwrap();
+    let r = s.records().load(&job()).unwrap().unwrap();
+    let previous = r
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            Change::BridgePort { port, previous, .. } if port == "tap2" => Some(previous.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let pv = |vlan, end, pvid, untagged| linux::PortVlan {
+        vlan,
+        end,
+        pvid,
+        untagged,
+    };
+    assert_eq!(
+        previous,
+        [
+            pv(1, None, true, true),
+            pv(5, None, false, false),
+            pv(7, Some(9), false, true)
+        ]
+    );
+    s.detach(&job()).unwrap();
+    let after = state(&wf);
+    let tap2 = &after.links["tap2"];
+    assert_eq!(tap2.pvid, Some(1), "tap2 lost its PVID");
+    assert_eq!(tap2.untagged, [1, 7, 8, 9].into());
+    assert_eq!(after.links["up0"].vlans, [1, 4094].into());
+    assert_eq!(
+        (after.links["up0"].pvid, &after.links["up0"].untagged),
+        (Some(1), &[1].into())
+    );
+    assert_eq!(after, before);
+
+    // The uplink carries the job's VLAN already (untagged, as someone set it): no change is
+    // recorded for it, and detach leaves it, flags included.
+    let mut w = World::load(&wf).unwrap();
+    let up0 = w.links.get_mut("up0").unwrap();
+    up0.vlans.insert(160);
+    up0.untagged.insert(160);
+    w.save(&wf).unwrap();
+    let before = state(&wf);
+    s.attach(&job(), &network(160), &ports(), None).unwrap();
+    let r = s.records().load(&job()).unwrap().unwrap();
+    assert!(!r.changes.iter().any(Change::is_uplink), "{r:?}");
+    s.detach(&job()).unwrap();
+    assert_eq!(state(&wf), before);
+}
+
+/// A record written before the flags were kept (`"previous": [1]`) is still read, and its
+/// VLAN 1 is given back as the kernel gives it to a new port: PVID, egress untagged.
+#[test]
+fn an_old_record_of_plain_vlan_ids_is_undone() {
+    let (dir, wf, cfg) = lab("old-record", "bridge-vlan", BackendKind::BridgeVlan);
+    let mut w = World::load(&wf).unwrap();
+    let tap1 = w.links.get_mut("tap1").unwrap();
+    tap1.vlans = [160].into();
+    tap1.pvid = Some(160);
+    tap1.untagged = [160].into();
+    w.links.get_mut("up0").unwrap().vlans.insert(160);
+    w.save(&wf).unwrap();
+    std::fs::create_dir_all(dir.join("state/cn001")).unwrap();
+    std::fs::write(
+        dir.join("state/cn001/7.json"),
+        r#"{"job": "7", "vlan": 160, "changes": [
+  {"kind": "bridge_uplink", "uplink": "up0", "vlan": 160},
+  {"kind": "bridge_port", "port": "tap1", "vlan": 160, "previous": [1]}]}"#,
+    )
+    .unwrap();
+    let mut h = SimHost::new(&wf);
+    let mut s = Session::open(&cfg, &mut h).unwrap();
+    assert_eq!(s.detach(&job()).unwrap(), 2);
+    let now = state(&wf);
+    let tap1 = &now.links["tap1"];
+    assert_eq!(
+        (&tap1.vlans, tap1.pvid, &tap1.untagged),
+        (&[1].into(), Some(1), &[1].into())
+    );
+    assert_eq!(now.links["up0"].vlans, [1, 4094].into());
+}
+
+/// Node cn001 of the configuration `settings` writes, with another bridge name.
+fn settings_bridge(dir: &Path, backend: &str, bridge: &str) -> NodeSettings {
+    NodeConfig::parse(
+        &format!(
+            "jobs_dir: {d}\nstate_dir: {d}/state\nbackend: {backend}\nbridge: {bridge}\nuplink: up0\nmanagement: mgmt0\n",
+            d = dir.display()
+        ),
+        "node.yaml",
+    )
+    .unwrap()
+    .for_node("cn001")
+    .unwrap()
+}
+
+/// The classic layout's bridge is `<bridge>vV`, as Proxmox names it; one past Linux's 15 bytes
+/// is refused with its name before anything changes (exit 2), and the per-VLAN interfaces are
+/// never a VM's.
+#[test]
+fn the_classic_vlan_bridge_is_named_after_the_node_bridge() {
+    let (dir, wf, _) = lab(
+        "classic-names",
+        "bridge-classic",
+        BackendKind::BridgeClassic,
+    );
+    let mut w = World::load(&wf).unwrap();
+    w.link("vmbr0", "bridge");
+    w.save(&wf).unwrap();
+    let before = state(&wf);
+    let cfg = settings_bridge(&dir, "bridge-classic", "vmbr0");
+    let mut h = SimHost::new(&wf);
+    let mut s = Session::open(&cfg, &mut h).unwrap();
+    s.attach(&job(), &network(5), &["tap1".into()], None)
+        .unwrap();
+    let during = state(&wf);
+    assert_eq!(during.links["tap1"].master.as_deref(), Some("vmbr0v5"));
+    assert_eq!(during.links["up0.5"].master.as_deref(), Some("vmbr0v5"));
+    for (port, why) in [
+        ("up0.5", "a VLAN interface of node cn001's uplink"),
+        ("up0.77", "a VLAN interface of node cn001's uplink"),
+        ("vmbr0v5", "a VLAN's bridge of node cn001"),
+    ] {
+        let e = s
+            .attach(&job(), &network(5), &[port.into()], None)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{port}: {e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("interface {port} is {why}")),
+            "{port}: {e}"
+        );
+    }
+    assert_eq!(state(&wf), during);
+    s.detach(&job()).unwrap();
+    assert_eq!(state(&wf), before);
+    drop(s);
+
+    let cfg = settings_bridge(&dir, "bridge-classic", "vmbr-cluster1");
+    let mut h = SimHost::new(&wf);
+    let mut s = Session::open(&cfg, &mut h).unwrap();
+    let e = s
+        .attach(&job(), &network(160), &["tap1".into()], None)
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(
+        e.to_string()
+            .contains("the bridge for VLAN 160 would be `vmbr-cluster1v160`"),
+        "{e}"
+    );
+    assert_eq!(World::load(&wf).unwrap().state(), before);
+    assert!(s.records().load(&job()).unwrap().is_none());
 }
