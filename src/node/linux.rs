@@ -223,10 +223,10 @@ impl Backend for BridgeVlan {
         Some(bridge.to_string())
     }
 
-    /// The one VLAN a VM port is a member of (jobnet makes it the only one).
+    /// The one VLAN a VM port is an untagged PVID member of (jobnet makes it the only one).
     fn port_vlan(&self, h: &mut dyn Host, port: &str) -> Result<Option<u16>, NodeError> {
         Ok(match port_vlans(h, port)?.as_slice() {
-            [v] => Some(*v),
+            [v] if v.pvid && v.untagged && v.end.is_none() => Some(v.vlan),
             _ => None,
         })
     }
