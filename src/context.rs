@@ -10,7 +10,7 @@
 //! simulated switches).
 
 use crate::apply::{
-    self, ApplyError, DownReport, Env, Faults, Interrupt, Progress, UpInputs, UpReport,
+    self, ApplyError, DownReport, Env, Faults, Interrupt, Progress, Silent, UpInputs, UpReport,
 };
 use crate::base::diag::{Diagnostic, Severity};
 use crate::base::limits::FileError;
@@ -305,6 +305,17 @@ impl Context {
         let store = self.store(Access::Create)?.expect("created");
         self.with_env(store.as_ref(), None, progress, |env| {
             apply::up(env, &inputs, req)
+        })
+    }
+
+    /// Finishes, from their journals, the half-done records of other jobs on `nodes` whose
+    /// process is gone (what `up` does first): one line per record, said for a log.
+    pub fn unwind_orphans(&self, job: &JobId, nodes: &[String]) -> Result<Vec<String>, Error> {
+        let Some(store) = self.store(Access::Write)? else {
+            return Ok(Vec::new());
+        };
+        self.with_env(store.as_ref(), None, &Silent, |env| {
+            apply::unwind_orphans(env, job, nodes)
         })
     }
 

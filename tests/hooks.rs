@@ -339,6 +339,73 @@ fn a_requeued_job_gets_a_clean_network() {
     assert_eq!(lab.slurm("slurm-epilog", "30", "n[3-4]", "vm", "").0, 0);
 }
 
+/// A prolog killed half-way by a slurmctld crash, whose job slurmctld then forgot: the record
+/// says `applying`, owned by a process that is gone (no rerun, no epilog will come).
+fn orphan(lab: &Lab, job: &str, nodes: &str) {
+    assert_eq!(lab.slurm("slurm-prolog", job, nodes, "vm", "").0, 0);
+    let conn = rusqlite::Connection::open(lab.path("state/state.db")).unwrap();
+    conn.execute(
+        "UPDATE jobs SET state='applying', pid=999999999, pid_start=1 WHERE job=?1",
+        [job],
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_next_prolog_on_its_nodes_undoes_a_dead_hooks_record_and_logs_it() {
+    let lab = Lab::new("orphan", POLICY, "");
+    orphan(&lab, "40", "n[1-2]");
+    let (code, err) = lab.slurm("slurm-prolog", "41", "n2", "vm", "");
+    assert_eq!(code, 0, "{err}");
+    let log = lab.log();
+    assert!(
+        log.contains("slurm-prolog job=41: job 40 was left applying on these nodes by process 999999999, which is gone: undone first from its journal (1 operation(s))"),
+        "{log}"
+    );
+    assert_eq!(lab.status("40")["state"], "down");
+    let conf = std::fs::read_to_string(lab.path("partitions.conf")).unwrap();
+    assert!(
+        !conf.contains("jobnet_40") && conf.contains("jobnet_41"),
+        "{conf}"
+    );
+    assert_eq!(lab.slurm("slurm-epilog", "41", "n2", "vm", "").0, 0);
+}
+
+/// What `up` warns about reaches the hook's log (its output goes nowhere).
+#[test]
+fn ups_warnings_are_logged() {
+    let lab = Lab::new("warnings", POLICY, "");
+    // A node without an IB port GUID: `up` gives the partition to the others, and says so.
+    let mut topology = std::fs::read_to_string(lab.path("topology.yaml")).unwrap();
+    topology.push_str("  - {name: n5}\n");
+    std::fs::write(lab.path("topology.yaml"), topology).unwrap();
+    let (code, err) = lab.slurm("slurm-prolog", "44", "n[1,5]", "vm", "");
+    assert_eq!(code, 0, "{err}");
+    let log = lab.log();
+    assert!(
+        log.contains("slurm-prolog job=44: warning: node(s) n5 have no ib_guids in "),
+        "{log}"
+    );
+}
+
+/// When the undo fails, the prolog that tried still says so, whatever becomes of its own job.
+#[test]
+fn a_failed_undo_of_a_dead_hooks_record_is_logged_too() {
+    let lab = Lab::new("orphan-fails", POLICY, "");
+    orphan(&lab, "42", "n[1-2]");
+    // partitions.conf replaced by a directory: neither the undo nor the next job can use it.
+    let conf = lab.path("partitions.conf");
+    std::fs::remove_file(&conf).unwrap();
+    std::fs::create_dir(&conf).unwrap();
+    let (code, _) = lab.slurm("slurm-prolog", "43", "n1", "vm", "");
+    assert_eq!(code, 1);
+    let log = lab.log();
+    assert!(
+        log.contains("slurm-prolog job=43: job 42 was left applying on these nodes by process 999999999, which is gone; undoing it failed: "),
+        "{log}"
+    );
+}
+
 #[test]
 fn called_by_a_hooks_name() {
     let lab = Lab::new("argv0", POLICY, "");

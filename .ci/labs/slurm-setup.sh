@@ -11,6 +11,11 @@
 #   slurm_lab_stop                      # stops them by pid, removes the state (keeps DIR's logs)
 #   slurm_lab_ctld_kill [SIGNAL]        # signals slurmctld alone (default KILL) and waits for it
 #   slurm_lab_ctld_start                # (re)starts slurmctld on the saved state
+#   slurm_lab_ctld_checkpoint SAVE      # stops slurmctld with SIGTERM (it writes all its state as it
+#                                       # stops), copies StateSaveLocation's files to SAVE, starts it again
+#   slurm_lab_ctld_rewind SAVE          # (slurmctld stopped) puts SAVE's files back in StateSaveLocation,
+#                                       # leaving the jobs' script directories (hash.N) as they are: the
+#                                       # disk of a slurmctld that crashed before it saved anything newer
 #   slurm_lab_job_field JOBID FIELD     # one field of `scontrol -o show job` (JobState, Reason, ...)
 #   slurm_lab_wait_job JOBID REGEX [SECONDS]  # waits until JobState matches REGEX (default 60 s)
 #   ovs_lab_start DIR                   # ovsdb-server + ovs-vswitchd, bridges jnsw1 jnsw2 (netdev),
@@ -237,6 +242,21 @@ slurm_lab_ctld_start() {
 slurm_lab_ctld_kill() {
   _lab_stop_pid "$SLURM_LAB_CTLD_PID" slurmctld "${1:-KILL}"
   SLURM_LAB_CTLD_PID=""
+}
+
+slurm_lab_ctld_checkpoint() {
+  local save=${1:?usage: slurm_lab_ctld_checkpoint SAVE} dir=${SLURM_LAB_DIR:?slurm_lab_start first}
+  slurm_lab_ctld_kill TERM
+  rm -rf "$save" && mkdir -p "$save" || return 1
+  find "$dir/state" -maxdepth 1 -type f -exec cp -p {} "$save/" \; || return 1
+  slurm_lab_ctld_start
+}
+
+slurm_lab_ctld_rewind() {
+  local save=${1:?usage: slurm_lab_ctld_rewind SAVE} dir=${SLURM_LAB_DIR:?slurm_lab_start first}
+  if _lab_alive "$SLURM_LAB_CTLD_PID"; then _lab_log "slurm_lab_ctld_rewind: slurmctld still runs"; return 1; fi
+  find "$dir/state" -maxdepth 1 -type f -delete || return 1
+  cp -p "$save"/* "$dir/state/"
 }
 
 slurm_lab_stop() {

@@ -288,7 +288,7 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
     let started = Instant::now();
     let (req, settings, mut warnings) = lifecycle::normalise(env.drivers, inp, req, false)?;
     let job = req.job.to_string();
-    warnings.extend(unwind_orphans(env, &req)?);
+    warnings.extend(unwind_orphans(env, &req.job, &req.nodes)?);
     let mut foreign: BTreeMap<u16, String> = BTreeMap::new();
     for _attempt in 0..16 {
         let plan = match allocate(env, inp, &req, &settings, &foreign)? {
@@ -419,16 +419,22 @@ fn apply_ready(
     }
 }
 
-/// Records of other jobs on the requested nodes that a process left half-done and died (its
-/// owner is gone: a killed prolog, a slurmctld that forgot the job): they must not block this
-/// job. Each is finished from its journal as `jobnet recover` would, and said in a warning.
-fn unwind_orphans(env: &Env, req: &JobRequest) -> Result<Vec<String>, ApplyError> {
-    let wanted: std::collections::BTreeSet<&str> = req.nodes.iter().map(String::as_str).collect();
+/// Records of jobs other than `job` on `nodes` that a process left half-done and died (its
+/// owner is gone: a killed prolog, a slurmctld that forgot the job): they must not block `job`.
+/// Each is finished from its journal as `jobnet recover` would, and said in a line. `up` does
+/// this first; a hook does it before `up` too, so that its log has the lines even when `up`
+/// then fails (an error carries no warnings).
+pub fn unwind_orphans(
+    env: &Env,
+    job: &crate::base::types::JobId,
+    nodes: &[String],
+) -> Result<Vec<String>, ApplyError> {
+    let wanted: std::collections::BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
     let mut said = Vec::new();
     for row in env.store.jobs()? {
         let dead = row.owner.is_some_and(|o| !env.store.alive(&o));
         let shares = row.nodes.iter().any(|n| wanted.contains(n.as_str()));
-        if row.job == req.job || !row.state.in_progress() || !dead || !shares {
+        if row.job == *job || !row.state.in_progress() || !dead || !shares {
             continue;
         }
         if let Claim::Claimed(_) = env.store.claim(&row.job, ClaimFor::Recover)? {

@@ -144,6 +144,11 @@ fn bring_up(
             ctx.down(&meta.id, None, false, &Silent).map_err(e)?;
         }
     }
+    // What a dead process left half-done on these nodes (a prolog killed with a slurmctld that
+    // then forgot the job) goes first, each said in the log whatever becomes of this job.
+    for line in ctx.unwind_orphans(&meta.id, &meta.nodes).map_err(e)? {
+        log(&line);
+    }
     let fabric = ctx.fabric(&site.topology).map_err(e)?;
     for w in &fabric.warnings {
         log(&format!("topology warning: {w}"));
@@ -156,6 +161,9 @@ fn bring_up(
         gateway: request.gateway.clone(),
     };
     let report = ctx.up(&fabric, &req, None, &Silent).map_err(e)?;
+    for w in &report.warnings {
+        log(&format!("warning: {w}"));
+    }
     let numbered = match &site.addresses {
         Some(plan) => number(ctx, plan, meta, &report, request.vms_per_node).map(Some),
         None => Ok(None),
