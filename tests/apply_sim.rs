@@ -384,6 +384,18 @@ fn access_mode_records_and_restores_the_previous_vlan() {
         e.to_string().contains("node(s) n1 belong to running job 1"),
         "{e}"
     );
+    // A job whose undo failed runs nowhere: the refusal says what ends it.
+    lab.store
+        .set_state(&j("1"), JobState::FailedRollback, "test")
+        .unwrap();
+    let e = lab.up(&none, "2", "n1").unwrap_err().to_string();
+    assert!(
+        e.contains("node(s) n1 still hold job 1's network, whose undo failed (failed-rollback)")
+            && e.contains("then `jobnet down --job 1`")
+            && !e.contains("running"),
+        "{e}"
+    );
+    lab.store.set_state(&j("1"), JobState::Up, "test").unwrap();
     apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
 }

@@ -428,8 +428,10 @@ nodes:
   node003: {bridge: brn3, uplink: n3up}
   node004: {bridge: brn4, uplink: n4up}
 YAML
-for what in attach detach; do
-  f=$J/bin/node-$([ $what = attach ] && echo prolog || echo epilog)
+# As docs/nodes.md: the node Prolog prepares (the uplink; VMs do not exist yet), the VM launcher
+# attaches each VM once its tap exists, the node Epilog detaches the whole job.
+for what in prepare detach; do
+  f=$J/bin/node-$([ $what = prepare ] && echo prolog || echo epilog)
   printf '#!/bin/sh\nJOBNET_NODE_CONFIG=%s/node.yaml exec %s node %s --job "$SLURM_JOB_ID" >> %s/node-hooks.log 2>&1\n' "$J" "$R/usr/local/bin/jobnet" "$what" "$LOGD" > "$f"
   chmod 0755 "$f"
 done
@@ -442,11 +444,16 @@ hookenv "$J/jobnet-vm.yaml"
 BASE2=$(ovs_state)
 tag_is() { [ "$(tag_of "$1")" = "$2" ]; }
 wait_tag() { local i; for i in $(seq 200); do tag_is "$1" "$2" && return 0; sleep 0.1; done; return 1; }
-N=$(as_user sbatch --parsable -p vm -w node001,node003 --wrap "sleep 10")
+N=$(as_user sbatch --parsable -p vm -w node001,node003 --wrap "sleep 15")
 check "VM job $N runs" slurm_lab_wait_job "$N" RUNNING 30
 NV=$(vlan_of "$N")
 both_tagged() { wait_tag node001v1 "$1" && wait_tag node003v1 "$2"; }
-check "node prologs put node001's and node003's VMs on VLAN $NV" both_tagged "$NV" "$NV"
+uplinks_carry() { local u i; for u in n1up n3up; do for i in $(seq 100); do "${V[@]}" get port "$u" trunks | grep -qw "$1" && continue 2; sleep 0.1; done; return 1; done; }
+check "node prologs made node001's and node003's uplinks carry VLAN $NV" uplinks_carry "$NV"
+check "and left the VMs parked: the launcher attaches them" both_tagged 4001 4003
+launch() { local n; for n in "$@"; do JOBNET_NODE_CONFIG=$J/node.yaml "$R/usr/local/bin/jobnet" node attach --job "$N" --node "$n" || return 1; done; }
+check "the VM launcher (root) attaches the job's VMs on node001 and node003 once they exist" launch node001 node003
+check "node001's and node003's VMs are on VLAN $NV" both_tagged "$NV" "$NV"
 check "node002's VM stays parked" tag_is node002v1 4002
 check "the job's user reads its address list in jobs_dir" reads_as_jnuser "$J/shared/$N/ip-list.txt"
 vmip() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([v["ip"] for v in d["addresses"]["vms"] if v["node"]==sys.argv[2]][0])' "$J/shared/$N/network.json" "$1"; }
@@ -458,6 +465,11 @@ check "node epilogs give the VMs back" both_tagged 4001 4003
 for _ in $(seq 50); do [ "$(state_of "$N")" = down ] && [ "$(ovs_state)" = "$BASE2" ] && break; sleep 0.1; done
 check "after it: switches and node bridges byte-identical" test "$(ovs_state)" = "$BASE2"
 check "no node record is left" test -z "$(find "$J/nodestate" -type f -name '*.json')"
+# The node Prolog runs for every job: one without a jobnet network passes it, the node stays up.
+P=$(as_user sbatch --parsable -p batch -w node002 --wrap "true")
+check "a job without a network runs through the node Prolog (prepare: nothing to do)" slurm_lab_wait_job "$P" COMPLETED 30
+check "and node002 is not drained" sh -c "! sinfo -h -n node002 -o %T | grep -qi drain"
+check "nothing changed on the switches and node bridges" test "$(ovs_state)" = "$BASE2"
 
 echo "slurm lab: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -147,11 +147,17 @@ pub(super) fn access_ports_free(
             .filter(|n| wanted.contains(n))
             .collect();
         if !shared.is_empty() {
-            return Err(ApplyError::Invalid(format!(
-                "node(s) {} belong to running job {} and node ports are in access mode (one job per port); wait for that job to end",
-                hostlist::fold_short(&shared, 12),
-                other.job
-            )));
+            let nodes = hostlist::fold_short(&shared, 12);
+            let o = &other.job;
+            return Err(ApplyError::Invalid(match other.state {
+                // Nothing runs there: undoing that job failed, and only an admin ends it.
+                JobState::FailedRollback => format!(
+                    "node(s) {nodes} still hold job {o}'s network, whose undo failed (failed-rollback) and node ports are in access mode (one job per port); see `jobnet status --job {o}`, fix the device it names, then `jobnet down --job {o}`"
+                ),
+                _ => format!(
+                    "node(s) {nodes} belong to running job {o} and node ports are in access mode (one job per port); wait for that job to end"
+                ),
+            }));
         }
     }
     Ok(())

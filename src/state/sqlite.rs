@@ -68,12 +68,18 @@ fn column_error(e: rusqlite::Error, columns: &str) -> String {
     }
 }
 
-/// Start time of a process in clock ticks since boot, from /proc (field 22 of stat).
+/// Start time of a process in clock ticks since boot, from /proc (field 22 of stat); `None`
+/// for a process that is gone — a zombie (`Z`) or dying (`X`) one included: it has ended and
+/// only waits for its parent to reap it, so what it owned is nobody's.
 pub fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces.
     let after = &stat[stat.rfind(')')? + 2..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 fn now() -> f64 {
@@ -1243,6 +1249,27 @@ impl StateStore for SqliteStore {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A live process has a start time; one that has ended is gone, even while it is a zombie
+    /// its parent has not reaped yet.
+    #[test]
+    fn a_zombie_owns_nothing() {
+        assert!(process_start(std::process::id()).is_some());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Not reaped: it stays a zombie until `wait`.
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+        {
+            assert!(std::time::Instant::now() < deadline, "`true` did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(process_start(pid), None, "a zombie counted as alive");
+        child.wait().unwrap();
+        assert_eq!(process_start(pid), None);
+    }
 
     fn scratch(name: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("jobnet-state-{}-{name}", std::process::id()));
