@@ -11,8 +11,10 @@
 //! - **Classic bridge per VLAN** (`bridge-classic`, Proxmox's non-VLAN-aware mode): a VLAN
 //!   interface `UPLINK.V` and a bridge `<bridge>vV` over it (`vmbr0` → `vmbr0v5`: the name
 //!   Proxmox's `activate_bridge_vlan` gives it, so the two share it), the VM port enslaved to
-//!   that bridge. A name past Linux's 15 bytes is refused before anything changes. Undo: the
-//!   port back to its previous master (or none), the bridge and `UPLINK.V` deleted.
+//!   that bridge. A name past Linux's 15 bytes is refused before anything changes; a bridge
+//!   that exists already (Proxmox made it) is used as it is, and so is a VLAN interface. Undo:
+//!   the port back to its previous master (or none), the bridge and (when jobnet made it)
+//!   `UPLINK.V` deleted.
 //!
 //! Both need the kernel's bridge VLAN filtering or 802.1Q; on a kernel without them the first
 //! command fails with the kernel's message and is undone. What the backends read ([`Backend`])
@@ -333,18 +335,19 @@ pub fn vlan_bridge(
     h.run(&["ip", "link", "set", bridge, "up"]).map(|_| ())
 }
 
-/// Deletes the VLAN's bridge and `UPLINK.V`; what is gone already is fine.
+/// Deletes the VLAN's bridge and, when jobnet made it, `UPLINK.V`; what is gone already is fine.
 pub fn no_vlan_bridge(
     h: &mut dyn Host,
     uplink: &str,
     bridge: &str,
     vlan: u16,
+    made_vlan_interface: bool,
 ) -> Result<(), NodeError> {
     if h.exists(bridge) {
         h.run(&["ip", "link", "del", bridge])?;
     }
     let vif = format!("{uplink}.{vlan}");
-    if h.exists(&vif) {
+    if made_vlan_interface && h.exists(&vif) {
         h.run(&["ip", "link", "del", &vif])?;
     }
     Ok(())
@@ -393,7 +396,7 @@ impl Backend for Classic {
         uplink: &str,
         vlan: u16,
     ) -> Result<Option<Change>, NodeError> {
-        vlan_interface_name(uplink, vlan)?;
+        let vif = vlan_interface_name(uplink, vlan)?;
         let br = vlan_bridge_name(bridge, vlan)?;
         if h.exists(&br) {
             return Ok(None);
@@ -402,6 +405,7 @@ impl Backend for Classic {
             uplink: uplink.to_string(),
             bridge: br,
             vlan,
+            made_vlan_interface: !h.exists(&vif),
         }))
     }
 

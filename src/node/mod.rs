@@ -69,6 +69,10 @@ pub enum Change {
         uplink: String,
         bridge: String,
         vlan: u16,
+        /// Whether jobnet made `uplink.V` too (false: it was there and stays; records of an
+        /// older jobnet, which made both, lack it).
+        #[serde(default = "yes")]
+        made_vlan_interface: bool,
     },
     /// Classic layout: a VM port enslaved to the VLAN's bridge; `previous`: its master before.
     ClassicPort {
@@ -104,6 +108,7 @@ impl Change {
                 uplink,
                 bridge,
                 vlan,
+                ..
             } => linux::vlan_bridge(h, uplink, bridge, *vlan),
             Change::ClassicPort { port, bridge, .. } => linux::enslave(h, port, bridge),
             Change::Veth { host, .. } => Err(NodeError::Refused(format!(
@@ -128,7 +133,8 @@ impl Change {
                 uplink,
                 bridge,
                 vlan,
-            } => linux::no_vlan_bridge(h, uplink, bridge, *vlan),
+                made_vlan_interface,
+            } => linux::no_vlan_bridge(h, uplink, bridge, *vlan, *made_vlan_interface),
             Change::ClassicPort { port, previous, .. } => {
                 linux::release(h, port, previous.as_deref())
             }
@@ -165,7 +171,14 @@ impl Change {
                 uplink,
                 bridge,
                 vlan,
+                made_vlan_interface: true,
             } => format!("{uplink}.{vlan} and the bridge {bridge} over it"),
+            Change::ClassicVlanBridge {
+                uplink,
+                bridge,
+                vlan,
+                made_vlan_interface: false,
+            } => format!("the bridge {bridge} over {uplink}.{vlan}"),
             Change::ClassicPort { port, bridge, .. } => format!("port {port} enslaved to {bridge}"),
             Change::Veth { host, netns, .. } => format!("the veth {host} into {netns}"),
         }
@@ -183,6 +196,10 @@ impl Change {
             | Change::Veth { .. } => false,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a node did for a job.

@@ -88,7 +88,11 @@ pub fn libvirt(
     let does = if cfg.backend == BackendKind::BridgeVlan {
         format!("makes {tap} an untagged member of VLAN {vlan} only")
     } else {
-        format!("moves {tap} to {bridge}v{vlan} over {}.{vlan}", cfg.uplink)
+        format!(
+            "moves {tap} to {} over {}",
+            super::linux::vlan_bridge_name(bridge, vlan)?,
+            super::linux::vlan_interface_name(&cfg.uplink, vlan)?
+        )
     };
     let note = comment(&format!("libvirt puts no tap of a Linux bridge on a VLAN here (its vlan element is for Open vSwitch and SR-IOV): once the VM runs, jobnet node attach for job {job} {does}"));
     Ok(format!(
@@ -198,6 +202,13 @@ mod tests {
         let odd = JobId::parse("7--x").unwrap();
         let c = cfg("bridge-vlan", "eth1");
         well_formed_comments(&libvirt(&c, &odd, &vm(), 1, 160).unwrap());
+        // So is a VLAN bridge name Linux would not take.
+        let mut long_bridge = cfg("bridge-classic", "eth1");
+        long_bridge.bridge = "vmbr-cluster1".into();
+        assert!(libvirt(&long_bridge, &job, &vm(), 1, 160)
+            .unwrap_err()
+            .to_string()
+            .contains("`vmbr-cluster1v160`"));
         // A tap name Linux would not take is refused, never cut.
         let long = JobId::parse("1234567890123").unwrap();
         assert_eq!(

@@ -620,3 +620,46 @@ fn the_classic_vlan_bridge_is_named_after_the_node_bridge() {
     assert_eq!(World::load(&wf).unwrap().state(), before);
     assert!(s.records().load(&job()).unwrap().is_none());
 }
+
+/// A VLAN interface `UPLINK.V` that was there before attach (made for something else) is used
+/// and stays at detach; only what jobnet made goes. A record of an older jobnet, which made
+/// both, still deletes both.
+#[test]
+fn the_classic_layout_keeps_a_vlan_interface_it_did_not_make() {
+    let (_d, wf, cfg) = lab("classic-kept", "bridge-classic", BackendKind::BridgeClassic);
+    let mut w = World::load(&wf).unwrap();
+    w.link("up0.160", "vlan");
+    w.links.get_mut("up0.160").unwrap().up = true;
+    w.save(&wf).unwrap();
+    let before = state(&wf);
+    let mut h = SimHost::new(&wf);
+    let mut s = Session::open(&cfg, &mut h).unwrap();
+    s.attach(&job(), &network(160), &ports(), None).unwrap();
+    let r = s.records().load(&job()).unwrap().unwrap();
+    assert!(
+        r.changes.contains(&Change::ClassicVlanBridge {
+            uplink: "up0".into(),
+            bridge: "br-vmv160".into(),
+            vlan: 160,
+            made_vlan_interface: false,
+        }),
+        "{r:?}"
+    );
+    assert_eq!(
+        state(&wf).links["up0.160"].master.as_deref(),
+        Some("br-vmv160")
+    );
+    s.detach(&job()).unwrap();
+    assert_eq!(state(&wf), before);
+    let old: Change = serde_json::from_str(
+        r#"{"kind": "classic_vlan_bridge", "uplink": "up0", "bridge": "br-vmv160", "vlan": 160}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        old,
+        Change::ClassicVlanBridge {
+            made_vlan_interface: true,
+            ..
+        }
+    ));
+}
