@@ -16,7 +16,8 @@
 #     on node1 and of job 8 on node2 start on vmbr0 (as libvirt and Proxmox without tag= plug
 #     them), the other two unplugged (a launcher that leaves the tap to jobnet).
 # Checks: the uplink, the bridge and the management port are refused as a VM interface (exit 2,
-# nothing changed; bridge-classic: a VLAN bridge name past 15 bytes too); before attach job 7 reaches job 8's address (the bridge's native VLAN), after
+# nothing changed; bridge-classic: a VLAN bridge name past 15 bytes too, and bridge-vlan on its
+# bridge, which does not filter by VLAN); containers (attach --netns) of a third job; before attach job 7 reaches job 8's address (the bridge's native VLAN), after
 # attach each job reaches its VM on the other node and never the other job's address nor the
 # node's own; attach twice changes nothing; detach gives the node back byte-identical
 # (`bridge -j vlan show`, `ip -d -j link show` reduced to stable fields, sorted). Needs root.
@@ -119,7 +120,7 @@ lab() { # BACKEND
   local b=$1 n i j out rc port filtering=0
   [ "$b" = bridge-vlan ] && filtering=1
   rm -rf "$D/state" "$D/jobs" "$D/snap"; mkdir -p "$D/snap"
-  network 7 101; network 8 102
+  network 7 101; network 8 102; network 9 103
   ip -b - <<<"$(printf 'netns add %s\n' sw node1 node2 vm7n1 vm8n1 vm7n2 vm8n2)"
   # The fabric switch: trunks to both nodes carry 101 and 102 tagged (and its native VLAN 1).
   ip -n sw -b - <<B
@@ -130,7 +131,7 @@ link add n2 type veth peer name eth1 netns node2
 link set n1 master fab up
 link set n2 master fab up
 B
-  bridge -n sw -b - <<<"$(printf 'vlan add dev %s vid %s\n' n1 101 n1 102 n2 101 n2 102)"
+  bridge -n sw -b - <<<"$(printf 'vlan add dev %s vid %s\n' n1 101 n1 102 n1 103 n2 101 n2 102 n2 103)"
   for i in 1 2; do
     n=node$i
     # The node: vmbr0 with the uplink eth1 and the management port mgmt0, its own address on
@@ -189,6 +190,10 @@ addr add ${!ip}/24 dev eth0"
     sed 's/^bridge: vmbr0$/bridge: vmbr-cluster1/' "$D/node1.yaml" > "$D/long.yaml"
     out=$(JOBNET_NODE_CONFIG=$D/long.yaml ip netns exec node1 "$JN" node attach --job 7 --node node1 2>&1) && rc=0 || rc=$?
     check "$b: a VLAN bridge name past 15 bytes is refused, named (exit 2)" says "$rc" 2 'the bridge for VLAN 101 would be `vmbr-cluster1v101`' "$out"
+    # The same node taken for a VLAN-aware one: its vmbr0 filters nothing, so no isolation.
+    sed 's/^backend: bridge-classic$/backend: bridge-vlan/' "$D/node1.yaml" > "$D/nofilter.yaml"
+    out=$(JOBNET_NODE_CONFIG=$D/nofilter.yaml ip netns exec node1 "$JN" node attach --job 7 --node node1 2>&1) && rc=0 || rc=$?
+    check "bridge-vlan on a bridge without VLAN filtering is refused, named (exit 2)" says "$rc" 2 'the bridge vmbr0 does not filter by VLAN .*nothing was changed' "$out"
   fi
   snap refused node1
   check "$b: nothing was recorded" test -z "$(records)"
@@ -225,9 +230,19 @@ addr add ${!ip}/24 dev eth0"
   check "$b: job 7 does not reach node1's own address" unanswered $p2
   check "$b: job 8 does not reach node2's own address" unanswered $p3
 
+  echo "# $b: containers of job 9 (VLAN 103, the same addresses), attach --netns ($(at))"
+  ip netns add ct9n1; ip netns add ct9n2
+  check "$b: a container of job 9 on node1 (attach --netns)" jn node1 attach --job 9 --vm vs1 --netns /var/run/netns/ct9n1
+  check "$b: a container of job 9 on node2 (attach --netns)" jn node2 attach --job 9 --vm vs2 --netns /var/run/netns/ct9n2
+  check "$b: job 9's containers reach each other across the fabric ($IP2)" reaches ct9n1 "$IP2"
+  try ct9n1 10.7.0.99 & p1=$!
+  try ct9n2 10.7.0.252 & p2=$!
+  check "$b: job 9's container does not reach job 8's address" unanswered $p1
+  check "$b: job 9's container does not reach node2's own address" unanswered $p2
+
   echo "# $b: detach ($(at))"
   for n in node1 node2; do
-    for j in 7 8; do check "$b: detach job $j on $n" jn "$n" detach --job "$j"; done
+    for j in 7 8 9; do check "$b: detach job $j on $n" jn "$n" detach --job "$j"; done
   done
   out=$(JOBNET_NODE_CONFIG=$D/node1.yaml ip netns exec node1 "$JN" node detach --job 7 --node node1 2>&1) && rc=0 || rc=$?
   check "$b: detach twice is harmless" says "$rc" 0 "not attached" "$out"

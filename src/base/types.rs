@@ -448,14 +448,15 @@ mod tests {
         let name = |id: &str| JobId::parse(id).unwrap().file_name();
         assert_eq!(name("1234"), "1234");
         assert_eq!(name("77_3"), "77_3");
-        assert_eq!(name(".."), "%..");
-        assert_eq!(name(".x"), "%.x");
-        // `_.x` is a job id of its own and keeps its name: no two jobs share a directory.
-        assert_ne!(name(".x"), name("_.x"));
-        for id in ["..", ".", ".hidden", "a.b", "+1"] {
-            let n = name(id);
-            assert!(!n.starts_with('.') && !n.contains('/'), "{id} -> {n}");
+        assert_eq!(name("5+0"), "5+0");
+        // What could climb out or hide is no job id at all.
+        for id in ["..", ".", ".hidden", "a/b", "/x", ""] {
+            assert!(JobId::parse(id).is_err(), "{id}");
         }
+        // Belt and braces for an id made some other way: a leading dot goes behind `%`.
+        let odd = JobId("..".into()).file_name();
+        assert_eq!(odd, "%..");
+        assert_ne!(JobId(".x".into()).file_name(), name("x"));
     }
 
     #[test]

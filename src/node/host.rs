@@ -14,6 +14,8 @@ pub trait Host {
     fn exists(&mut self, name: &str) -> bool;
     /// The bridge the interface `port` is enslaved to.
     fn master_of(&mut self, port: &str) -> Option<String>;
+    /// Whether the Linux bridge `bridge` filters by VLAN; `None`: it is no Linux bridge.
+    fn vlan_filtering(&mut self, bridge: &str) -> Option<bool>;
 }
 
 /// This machine.
@@ -52,5 +54,12 @@ impl Host for System {
         )
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    }
+
+    fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
+        let p = std::path::Path::new("/sys/class/net")
+            .join(bridge)
+            .join("bridge/vlan_filtering");
+        std::fs::read_to_string(p).ok().map(|v| v.trim() == "1")
     }
 }

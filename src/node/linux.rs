@@ -233,6 +233,8 @@ impl Backend for BridgeVlan {
         })
     }
 
+    /// The bridge and uplink exist, the bridge filters by VLAN (without it every port hears
+    /// every VLAN: no isolation at all, though each command succeeds) and the uplink is its port.
     fn check(&self, h: &mut dyn Host, bridge: &str, uplink: &str) -> Result<(), NodeError> {
         for (what, name) in [("bridge", bridge), ("uplink", uplink)] {
             if !h.exists(name) {
@@ -241,7 +243,22 @@ impl Backend for BridgeVlan {
                 )));
             }
         }
-        Ok(())
+        match h.vlan_filtering(bridge) {
+            Some(true) => {}
+            Some(false) => return Err(NodeError::Refused(format!(
+                "the bridge {bridge} does not filter by VLAN (vlan_filtering 0): with `backend: bridge-vlan` every VM on it would hear every job's VLAN; make it VLAN-aware (`ip link set {bridge} type bridge vlan_filtering 1`, Proxmox: `bridge-vlan-aware yes`) or use `backend: bridge-classic`: nothing was changed"
+            ))),
+            None => return Err(NodeError::Refused(format!(
+                "{bridge} is not a Linux bridge (`bridge:` with `backend: bridge-vlan`): nothing was changed"
+            ))),
+        }
+        match h.master_of(uplink) {
+            Some(m) if m == bridge => Ok(()),
+            other => Err(NodeError::Refused(format!(
+                "the uplink {uplink} is {}, not a port of the bridge {bridge}: the job's VLAN would not leave the node; `ip link set {uplink} master {bridge}`: nothing was changed",
+                other.map_or("on no bridge".to_string(), |m| format!("a port of {m}"))
+            ))),
+        }
     }
 
     fn uplink_change(

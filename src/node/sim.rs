@@ -49,6 +49,9 @@ pub struct Link {
     pub mac: Option<String>,
     pub addrs: BTreeSet<String>,
     pub up: bool,
+    /// A bridge's VLAN filtering (`vlan_filtering 1`).
+    #[serde(default)]
+    pub vlan_filtering: bool,
 }
 
 /// The simulated node.
@@ -109,8 +112,13 @@ impl World {
     }
 
     /// A link of the node.
+    /// A link of `kind`; a bridge made here is VLAN-aware (`vlan_filtering 1`; a test clears
+    /// it for a bridge that is not), one made by `ip link add ... type bridge` is not, as the
+    /// kernel's default.
     pub fn link(&mut self, name: &str, kind: &str) -> &mut Self {
-        self.links.insert(name.to_string(), link(kind));
+        let mut l = link(kind);
+        l.vlan_filtering = kind == "bridge";
+        self.links.insert(name.to_string(), l);
         self
     }
 
@@ -660,6 +668,17 @@ impl Host for SimHost {
             .ok()
             .and_then(|(m, _)| m)
     }
+
+    fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
+        self.with(|w| {
+            w.links
+                .get(bridge)
+                .filter(|l| l.kind == "bridge")
+                .map(|l| l.vlan_filtering)
+        })
+        .ok()
+        .and_then(|(f, _)| f)
+    }
 }
 
 /// The real node (or any [`Host`]) dying — `abort`, as `kill -9` — right after its `n`-th
@@ -695,5 +714,9 @@ impl<H: Host> Host for CrashAfter<H> {
 
     fn master_of(&mut self, port: &str) -> Option<String> {
         self.inner.master_of(port)
+    }
+
+    fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
+        self.inner.vlan_filtering(bridge)
     }
 }

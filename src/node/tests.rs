@@ -343,6 +343,9 @@ impl Host for Crashing {
     fn master_of(&mut self, port: &str) -> Option<String> {
         self.inner.master_of(port)
     }
+    fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
+        self.inner.vlan_filtering(bridge)
+    }
 }
 
 struct Crash;
@@ -662,4 +665,45 @@ fn the_classic_layout_keeps_a_vlan_interface_it_did_not_make() {
             ..
         }
     ));
+}
+
+/// bridge-vlan on a bridge that does not filter by VLAN would isolate nothing though every
+/// command succeeds, and an uplink that is not the bridge's port would carry nothing: both are
+/// refused before any change, naming the fix.
+#[test]
+fn bridge_vlan_refuses_a_bridge_without_vlan_filtering_and_a_foreign_uplink() {
+    for (case, tweak, want) in [
+        (
+            "no-filtering",
+            (|w: &mut World| w.links.get_mut("br-vm").unwrap().vlan_filtering = false)
+                as fn(&mut World),
+            "the bridge br-vm does not filter by VLAN (vlan_filtering 0)",
+        ),
+        (
+            "foreign-uplink",
+            |w: &mut World| w.links.get_mut("up0").unwrap().master = None,
+            "the uplink up0 is on no bridge, not a port of the bridge br-vm",
+        ),
+        (
+            "not-a-bridge",
+            |w: &mut World| w.links.get_mut("br-vm").unwrap().kind = "veth".into(),
+            "br-vm is not a Linux bridge",
+        ),
+    ] {
+        let (_d, wf, cfg) = lab(case, "bridge-vlan", BackendKind::BridgeVlan);
+        let mut w = World::load(&wf).unwrap();
+        tweak(&mut w);
+        w.save(&wf).unwrap();
+        let before = state(&wf);
+        let mut h = SimHost::new(&wf);
+        let mut s = Session::open(&cfg, &mut h).unwrap();
+        let e = s.attach(&job(), &network(160), &ports(), None).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{case}: {e}");
+        assert!(
+            e.to_string().contains(want) && e.to_string().contains("nothing was changed"),
+            "{case}: {e}"
+        );
+        assert_eq!(state(&wf), before, "{case}");
+        assert!(s.records().load(&job()).unwrap().is_none(), "{case}");
+    }
 }
