@@ -11,6 +11,20 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A job's network.json as the controller leaves it: its directory 0755, the file 0644,
+/// whatever the umask (a node refuses one that others could have written).
+fn write_network(dir: &Path, job: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let jd = dir.join(job);
+    std::fs::create_dir_all(&jd).unwrap();
+    for d in [dir, jd.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let f = jd.join("network.json");
+    std::fs::write(&f, text).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
 fn scratch(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("nodes")
@@ -22,17 +36,16 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A job's network.json as the controller writes it.
 fn network(dir: &Path, job: &str) {
-    std::fs::create_dir_all(dir.join(job)).unwrap();
-    std::fs::write(
-        dir.join(job).join("network.json"),
-        format!(
+    write_network(
+        dir,
+        job,
+        &format!(
             r#"{{"job": "{job}", "vlan": 160, "pkey": null, "nodes": ["cn001"],
   "addresses": {{"job": "{job}", "subnet": "192.168.160.0/24", "gateway": "192.168.160.1", "dns": [],
     "vms": [{{"name": "vs1", "node": "cn001", "ip": "192.168.160.64", "mac": "02:00:c0:a8:a0:40"}},
             {{"name": "vs2", "node": "cn001", "ip": "192.168.160.65", "mac": "02:00:c0:a8:a0:41"}}]}}}}"#
         ),
-    )
-    .unwrap();
+    );
 }
 
 fn jobnet(args: &[&str], config: &Path) -> (i32, String, String) {
@@ -176,8 +189,7 @@ fn the_documented_network_json_is_what_the_nodes_read() {
         .unwrap_or_else(|e| panic!("docs/nodes.md's network.json is not JSON: {e}\n{example}"));
     let job = v["job"].as_str().expect("a job id");
     let d = scratch("docs-network");
-    std::fs::create_dir_all(d.join(job)).unwrap();
-    std::fs::write(d.join(job).join("network.json"), example).unwrap();
+    write_network(&d, job, example);
     let n = jobnet::jobs::network::JobNetwork::read(
         &d,
         &jobnet::base::types::JobId::parse(job).unwrap(),
@@ -285,16 +297,15 @@ fn network_of(dir: &Path, job: &str, vlan: u16, net: u8, vms: u8) {
             )
         })
         .collect();
-    std::fs::create_dir_all(dir.join(job)).unwrap();
-    std::fs::write(
-        dir.join(job).join("network.json"),
-        format!(
+    write_network(
+        dir,
+        job,
+        &format!(
             r#"{{"job": "{job}", "vlan": {vlan}, "pkey": null, "nodes": ["cn001"],
   "addresses": {{"job": "{job}", "subnet": "10.{net}.0.0/24", "gateway": "10.{net}.0.1", "dns": [], "vms": [{}]}}}}"#,
             list.join(", ")
         ),
-    )
-    .unwrap();
+    );
 }
 
 /// An Open vSwitch node: bridge br-vm, uplink up0 (trunks 4094), management port mgmt0, VM
@@ -538,6 +549,19 @@ fn a_process_killed_after_any_command_leaves_a_record_that_undoes_it() {
         w.save(&wf).unwrap();
         w.state()
     };
+    // The node as one clean attach leaves it.
+    fresh();
+    assert_eq!(
+        sim_jobnet(
+            &["node", "attach", "--job", "7", "--node", "cn001"],
+            &cfg,
+            &wf,
+            None
+        )
+        .0,
+        0
+    );
+    let attached = World::load(&wf).unwrap().state();
     for n in 1.. {
         let before = fresh();
         let (code, _, err) = sim_jobnet(
@@ -555,6 +579,22 @@ fn a_process_killed_after_any_command_leaves_a_record_that_undoes_it() {
             assert!(
                 !records(&d).is_empty(),
                 "killed after command {n}: a change no record names"
+            );
+        }
+        // Odd N: the launcher tries again (re-attach finishes the job's node side exactly as
+        // one clean attach does); even N: the epilog detaches what the killed one left.
+        if killed && n % 2 == 1 {
+            let (code, _, err) = sim_jobnet(
+                &["node", "attach", "--job", "7", "--node", "cn001"],
+                &cfg,
+                &wf,
+                None,
+            );
+            assert_eq!(code, 0, "re-attach after a kill after command {n}: {err}");
+            assert_eq!(
+                World::load(&wf).unwrap().state(),
+                attached,
+                "re-attach after a kill after command {n}"
             );
         }
         let (code, _, err) = sim_jobnet(
@@ -628,13 +668,18 @@ fn interfaces_the_node_configuration_names_are_never_a_vm_interface() {
         } else {
             linux_world(&["tap1"])
         };
-        w.link("up2", "veth");
+        w.link("up2", "veth")
+            .link("eno9", "physical")
+            .link("bond0", "bond");
         w.save(&wf).unwrap();
         for (iface, why) in [
             ("up0", "interface up0 is node cn001's uplink (`uplink:` in the node configuration); it is never a VM interface: nothing was changed"),
             ("br-vm", "interface br-vm is node cn001's bridge"),
             ("mgmt0", "interface mgmt0 is a management port of node cn001 (`management:` in the node configuration)"),
             ("up2", "interface up2 is named by `nodes.cn002.uplink` in the node configuration"),
+            // Not named anywhere, and still the node's.
+            ("eno9", "interface eno9 is a physical network interface of node cn001; a VM's interface is a tap or a veth: nothing was changed"),
+            ("bond0", "interface bond0 is a bond of node cn001"),
         ] {
             let (code, _, err) = sim_jobnet(
                 &["node", "attach", "--job", "7", "--node", "cn001", "--vm", "vs1=tap1", "--vm", &format!("vs2={iface}")],
@@ -886,5 +931,46 @@ fn containers_on_the_linux_bridge_backends() {
         assert_eq!(code, 0, "{backend}: {err}");
         assert_eq!(World::load(&wf).unwrap().state(), before, "{backend}");
         assert!(records(&d).is_empty(), "{backend}");
+    }
+}
+
+/// Root on the node puts VMs on the VLAN network.json names: a file or job directory that
+/// anybody but the controller (root, or the owner of jobs_dir) could have written is refused,
+/// naming it, and nothing is done from it.
+#[test]
+fn a_network_json_others_could_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = scratch("untrusted");
+    network(&d, "7");
+    let read = || {
+        jobnet::jobs::network::JobNetwork::read(
+            &d,
+            &jobnet::base::types::JobId::parse("7").unwrap(),
+        )
+    };
+    read().unwrap();
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    for (p, m) in [(d.join("7"), 0o775), (d.join("7/network.json"), 0o666)] {
+        mode(&p, m);
+        let e = read().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "{} is writable by its group or by others",
+                p.display()
+            )) && e.contains("nothing is done from it"),
+            "{e}"
+        );
+        mode(&p, if m == 0o775 { 0o755 } else { 0o644 });
+    }
+    read().unwrap();
+    // Owned by another user (needs root to make such a file).
+    if common::needs_root(
+        "a_network_json_others_could_write_is_refused",
+        "gives network.json to uid 65534",
+    ) {
+        std::os::unix::fs::chown(d.join("7/network.json"), Some(65534), Some(65534)).unwrap();
+        let e = read().unwrap_err().to_string();
+        assert!(e.contains("belongs to uid 65534, neither root nor"), "{e}");
     }
 }

@@ -268,10 +268,19 @@ check "job K comes up on node1" "${JN[@]}" job up --passport "$J/passport.ini" -
 for k in kv1 kv2; do ip link add "$k" type veth peer name "${k}p"; LINKS+=("$k"); ip link set "$k" up; done
 ip netns add ck; NS+=(ck)
 killed_attach() {
-  local n=1 rc before; before=$(state)
+  local n=1 rc before attached; before=$(state)
+  "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null || return 1
+  attached=$(state)
+  "${JN[@]}" node detach --job K --node node1 >/dev/null || return 1
   while :; do
-    rc=0; JOBNET_FAILPOINT_NODE=$n "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1 || rc=$?
+    # (in a subshell whose stderr is dropped: bash's "Aborted" notice is expected here)
+    rc=0; (JOBNET_FAILPOINT_NODE=$n "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1) 2>/dev/null || rc=$?
     if [ "$(state)" != "$before" ] && [ -z "$(find "$J/nodestate" -name K.json)" ]; then echo "killed after command $n: a change no record names"; return 1; fi
+    # Odd N: the launcher tries again, and the node is as one clean attach leaves it.
+    if [ "$rc" = 134 ] && [ $((n % 2)) = 1 ]; then
+      "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null || { echo "re-attach after a kill at $n failed"; return 1; }
+      [ "$(state)" = "$attached" ] || { echo "re-attach after a kill at $n: node1 is not as after one attach"; return 1; }
+    fi
     "${JN[@]}" node detach --job K --node node1 >/dev/null || { echo "detach after a kill at $n failed"; return 1; }
     [ "$(state)" = "$before" ] || { echo "attach killed after command $n: node1 is not as before"; return 1; }
     [ "$rc" = 0 ] && { echo "attach ran $n command(s); killed after each of the first $((n - 1))"; [ "$n" -gt 3 ]; return; }
@@ -279,11 +288,11 @@ killed_attach() {
     n=$((n + 1))
   done
 }
-check "attach killed after each of its commands: detach gives node1 back exactly" killed_attach
+check "attach killed after each of its commands: a re-attach finishes it, detach gives node1 back exactly" killed_attach
 killed_add() {
   local n=1 rc before; before=$(state)
   while :; do
-    rc=0; JOBNET_FAILPOINT_NODE=$n cni ADD ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null 2>&1 || rc=$?
+    rc=0; (JOBNET_FAILPOINT_NODE=$n cni ADD ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null 2>&1) 2>/dev/null || rc=$?
     cni DEL ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null || { echo "DEL after a kill at $n failed"; return 1; }
     [ "$(state)" = "$before" ] || { echo "ADD killed after command $n: node1 is not as before"; return 1; }
     ip -o link | grep -q ': jn' && { echo "ADD killed after command $n: a veth is left"; return 1; }

@@ -362,9 +362,9 @@ scancel "$H"
 # The same crash, then `jobnet recover` as docs/slurm.md's ExecStartPre runs it when systemd
 # restarts slurmctld: as root, systemd's environment (the lab's JOBNET_CONFIG stands for
 # /etc/jobnet/jobnet.yaml, as for the hooks), before slurmctld starts.
-PRE=$(sed -n 's/^ExecStartPre=+//p' docs/slurm.md)
+PRE=$(sed -n 's/^ExecStartPre=-+//p' docs/slurm.md)
 check "docs/slurm.md gives slurmctld one ExecStartPre: $PRE" test "$(printf '%s\n' "$PRE" | grep -c .)" = 1
-check "docs/operations.md gives the same" grep -qxF "ExecStartPre=+$PRE" docs/operations.md
+check "docs/operations.md gives the same" grep -qxF "ExecStartPre=-+$PRE" docs/operations.md
 slurm_lab_ctld_checkpoint "$SAVE"
 crash_mid_prolog 171 -p batch -w node001,node004 --comment "jobnet:vlan=171" --wrap "sleep 5"
 Z=$OJ ZP=$OP

@@ -80,6 +80,16 @@ pub fn resolve(program: &str) -> Result<PathBuf, RunError> {
 /// Runs `line` (split at white space), in `cwd` when given, for at most `timeout`.
 pub fn run(line: &str, cwd: Option<&Path>, timeout: Duration) -> Result<Finished, RunError> {
     let argv: Vec<&str> = line.split_whitespace().collect();
+    run_argv(&argv, cwd, timeout)
+}
+
+/// Runs the program `argv[0]` with exactly the arguments `argv[1..]` (no splitting, no shell),
+/// in `cwd` when given, for at most `timeout`.
+pub fn run_argv(
+    argv: &[&str],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Result<Finished, RunError> {
     let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
     let path = resolve(program)?;
     let mut cmd = Command::new(&path);

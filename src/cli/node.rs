@@ -100,14 +100,18 @@ impl NodeCmd {
 }
 
 fn node_name(given: Option<&str>) -> String {
-    given
-        .map(str::to_string)
-        .or_else(|| {
-            std::env::var("SLURMD_NODENAME")
-                .ok()
-                .filter(|n| !n.is_empty())
-        })
-        .unwrap_or_else(node::cni::hostname)
+    node_name_from(given).0
+}
+
+/// The node's name and where it came from (for messages).
+fn node_name_from(given: Option<&str>) -> (String, &'static str) {
+    if let Some(n) = given {
+        return (n.to_string(), "--node");
+    }
+    match std::env::var("SLURMD_NODENAME") {
+        Ok(n) if !n.is_empty() => (n, "$SLURMD_NODENAME"),
+        _ => (node::cni::hostname(), "the host name"),
+    }
 }
 
 fn settings(config: &std::path::Path, node: Option<&str>) -> Result<NodeSettings, Fail> {
@@ -198,8 +202,9 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
     } else if !a.vms.is_empty() {
         (named_ports(&a.vms, &s, &job, &net, &mine)?, None)
     } else if mine.is_empty() && net.vlan.is_some() {
+        let from = node_name_from(c.node.as_deref()).1;
         return Err(invalid(format!(
-            "job {job} has no VMs on node {} in its network.json: name the VM's interface with --vm NAME=IFACE, or run `jobnet node prepare --job {job}` for the uplink alone: nothing was changed",
+            "job {job} has no VMs on node {} (the node's name from {from}) in its network.json: name the VM's interface with --vm NAME=IFACE (or the node with --node), or run `jobnet node prepare --job {job}` for the uplink alone: nothing was changed",
             s.node
         )));
     } else {

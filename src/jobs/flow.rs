@@ -251,8 +251,10 @@ pub fn job_dir(plan: &AddressPlan, job: &JobId) -> PathBuf {
     super::network::job_dir(&plan.dir, job)
 }
 
-/// Writes the job's files. Run as root, they belong to the job's user (`owner`), unreadable to
-/// others; otherwise (Slurm's controller hooks run as SlurmUser) they are readable by all.
+/// Writes the job's files. Run as root, they are root's with the job's user's group (`owner`'s
+/// gid), 0750/0640: the user reads them, others do not, and nobody but root changes them — the
+/// job's directory may also hold the network.json that root on the nodes trusts. Otherwise
+/// (Slurm's controller hooks run as SlurmUser) they are the writer's, readable by all.
 fn write_files(
     plan: &AddressPlan,
     a: &JobAddresses,
@@ -261,7 +263,7 @@ fn write_files(
 ) -> std::io::Result<PathBuf> {
     let dir = job_dir(plan, job);
     let root = fsutil::euid() == 0;
-    let owner = owner.filter(|_| root);
+    let owner = owner.filter(|_| root).map(|(_, gid)| (0, gid));
     let (dmode, fmode) = if owner.is_some() {
         (0o750, 0o640)
     } else {

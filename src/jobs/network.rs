@@ -40,6 +40,39 @@ pub fn job_dir(jobs_dir: &Path, job: &JobId) -> PathBuf {
     jobs_dir.join(job.file_name())
 }
 
+/// Whether network.json and its job directory are the controller's alone: owned by root or by
+/// the owner of `jobs_dir` (the controller's service user, who made it), writable by nobody
+/// else. A job's user who could change the file would choose the VLAN root on the node puts
+/// its VMs on. A directory or file that does not exist is for the reader to say.
+fn trusted(jobs_dir: &Path, file: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = std::fs::metadata(jobs_dir) else {
+        return Ok(());
+    };
+    let controller = top.uid();
+    for p in [file.parent().unwrap_or(jobs_dir), file] {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            continue;
+        };
+        if m.uid() != 0 && m.uid() != controller {
+            return Err(format!(
+                "{} belongs to uid {}, neither root nor {}'s owner (uid {controller}, the controller's user): a job's user could have written it; nothing is done from it",
+                p.display(),
+                m.uid(),
+                jobs_dir.display()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is writable by its group or by others (mode {:o}): anybody could have written it; nothing is done from it (the controller writes it 0755/0644)",
+                p.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl JobNetwork {
     pub fn path(jobs_dir: &Path, job: &JobId) -> PathBuf {
         job_dir(jobs_dir, job).join("network.json")
@@ -49,7 +82,12 @@ impl JobNetwork {
     pub fn read(jobs_dir: &Path, job: &JobId) -> Result<JobNetwork, NetworkFileError> {
         let path = Self::path(jobs_dir, job);
         let p = path.display().to_string();
-        // Root reads this file on the nodes: a link or FIFO there is refused, never read.
+        // Root reads this file on the nodes: a link or FIFO there is refused, never read, and
+        // so is one that anybody but the controller could have written.
+        trusted(jobs_dir, &path).map_err(|why| NetworkFileError::Bad {
+            path: p.clone(),
+            why,
+        })?;
         let text = match crate::base::fsutil::read_nofollow(&path, 16 << 20) {
             Ok(Some(b)) => String::from_utf8(b).map_err(|_| NetworkFileError::Bad {
                 path: p.clone(),

@@ -219,6 +219,13 @@ impl NodeConfig {
 
     /// The settings of node `node`.
     pub fn for_node(&self, node: &str) -> Result<NodeSettings, NodeConfigError> {
+        // The name becomes a directory of records (`<state_dir>/<node>/`): a strict word only.
+        crate::base::types::check_word("node name", node, "-_.", 64).map_err(|e| {
+            NodeConfigError::Node(format!(
+                "{}; it comes from --node, $SLURMD_NODENAME or the host name",
+                e.0
+            ))
+        })?;
         let o = self.nodes.get(node).cloned().unwrap_or_default();
         let bridge = o.bridge.or_else(|| self.bridge.clone()).ok_or_else(|| {
             NodeConfigError::Node(format!("no bridge for node {node}: set `bridge:` (or nodes.{node}.bridge) in the node configuration"))
@@ -314,7 +321,7 @@ fn read(d: &mut Diagnostics, root: Option<&Node>) -> Option<NodeConfig> {
     let bridge = ifname(d, b, "bridge");
     let u = text(d, pairs, "uplink");
     let uplink = ifname(d, u, "uplink");
-    let interface = interface(d, pairs).unwrap_or_else(|| "{node}v{slot}".to_string());
+    let interface = interface(d, pairs).unwrap_or_else(|| "t{job}v{slot}".to_string());
     let management = yaml::get(pairs, "management")
         .map(|n| names(d, n, "management"))
         .unwrap_or_default();

@@ -277,14 +277,25 @@ impl Backend for BridgeVlan {
         }))
     }
 
+    /// A VM's tap must be a port of the node bridge already (libvirt and Proxmox plug it): a
+    /// tap on no bridge cannot take a VLAN, and one on another bridge is not jobnet's to change.
     fn port_change(
         &self,
         h: &mut dyn Host,
-        _bridge: &str,
+        bridge: &str,
         port: &str,
         vlan: u16,
     ) -> Result<Change, NodeError> {
         must_exist(h, port)?;
+        match h.master_of(port) {
+            Some(m) if m == bridge => {}
+            other => {
+                return Err(NodeError::Refused(format!(
+                    "interface {port} is {}, not a port of the node bridge {bridge}: plug it in first, down (`ip link set {port} master {bridge}`; libvirt and Proxmox do it), then attach: nothing was changed",
+                    other.map_or("on no bridge".to_string(), |m| format!("a port of {m}"))
+                )))
+            }
+        }
         Ok(Change::BridgePort {
             port: port.to_string(),
             vlan,

@@ -584,11 +584,18 @@ impl<'a> Session<'a> {
     /// Refuses `port` as a VM interface when the node configuration names it (the uplink, the
     /// bridge, a management port, any node's), it is a per-VLAN interface of the classic layout,
     /// or another job recorded it.
-    fn check_port(&self, port: &str, job: &JobId) -> Result<(), NodeError> {
+    fn check_port(&mut self, port: &str, job: &JobId) -> Result<(), NodeError> {
         check_ifname("interface", port)?;
         if let Some(why) = self.cfg.never_a_vm(port) {
             return Err(NodeError::Refused(format!(
                 "interface {port} is {why}; it is never a VM interface: nothing was changed"
+            )));
+        }
+        // One the configuration does not name is still the node's when it is no virtual one.
+        if let Some(what) = self.host.kind(port).and_then(host::LinkKind::not_a_vm) {
+            return Err(NodeError::Refused(format!(
+                "interface {port} is {what} of node {}; a VM's interface is a tap or a veth: nothing was changed",
+                self.cfg.node
             )));
         }
         if let Some(other) = self.records.owner_of(port, job) {

@@ -669,6 +669,21 @@ impl Host for SimHost {
             .and_then(|(m, _)| m)
     }
 
+    fn kind(&mut self, name: &str) -> Option<super::host::LinkKind> {
+        use super::host::LinkKind;
+        self.with(|w| {
+            w.links.get(name).map(|l| match l.kind.as_str() {
+                "physical" => LinkKind::Physical,
+                "bond" => LinkKind::Bond,
+                "bridge" => LinkKind::Bridge,
+                "vlan" => LinkKind::Vlan,
+                _ => LinkKind::Virtual,
+            })
+        })
+        .ok()
+        .and_then(|(k, _)| k)
+    }
+
     fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
         self.with(|w| {
             w.links
@@ -718,5 +733,9 @@ impl<H: Host> Host for CrashAfter<H> {
 
     fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
         self.inner.vlan_filtering(bridge)
+    }
+
+    fn kind(&mut self, name: &str) -> Option<super::host::LinkKind> {
+        self.inner.kind(name)
     }
 }

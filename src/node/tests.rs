@@ -346,6 +346,9 @@ impl Host for Crashing {
     fn vlan_filtering(&mut self, bridge: &str) -> Option<bool> {
         self.inner.vlan_filtering(bridge)
     }
+    fn kind(&mut self, name: &str) -> Option<crate::node::host::LinkKind> {
+        self.inner.kind(name)
+    }
 }
 
 struct Crash;
