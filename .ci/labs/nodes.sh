@@ -274,7 +274,7 @@ killed_attach() {
   "${JN[@]}" node detach --job K --node node1 >/dev/null || return 1
   while :; do
     # (in a subshell whose stderr is dropped: bash's "Aborted" notice is expected here)
-    rc=0; (JOBNET_FAILPOINT_NODE=$n "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1) 2>/dev/null || rc=$?
+    rc=0; (JOBNET_FAILPOINT_NODE=$n "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1; exit $?) 2>/dev/null || rc=$?
     if [ "$(state)" != "$before" ] && [ -z "$(find "$J/nodestate" -name K.json)" ]; then echo "killed after command $n: a change no record names"; return 1; fi
     # Odd N: the launcher tries again, and the node is as one clean attach leaves it.
     if [ "$rc" = 134 ] && [ $((n % 2)) = 1 ]; then
@@ -292,7 +292,7 @@ check "attach killed after each of its commands: a re-attach finishes it, detach
 killed_add() {
   local n=1 rc before; before=$(state)
   while :; do
-    rc=0; (JOBNET_FAILPOINT_NODE=$n cni ADD ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null 2>&1) 2>/dev/null || rc=$?
+    rc=0; (JOBNET_FAILPOINT_NODE=$n cni ADD ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null 2>&1; exit $?) 2>/dev/null || rc=$?
     cni DEL ck /var/run/netns/ck "$(conf brn1 n1up node1 "" K)" >/dev/null || { echo "DEL after a kill at $n failed"; return 1; }
     [ "$(state)" = "$before" ] || { echo "ADD killed after command $n: node1 is not as before"; return 1; }
     ip -o link | grep -q ': jn' && { echo "ADD killed after command $n: a veth is left"; return 1; }
