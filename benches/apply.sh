@@ -4,6 +4,10 @@
 #  1. one switch, VLAN + 10 node ports, no latency            (target: up <= 0.3 s wall)
 #  2. 200 ms login and 20 ms per command: one switch vs a chain of 32 switches with the same
 #     work per switch (VLAN + 3 port operations)               (target: wall(32) <= 1.25 x wall(1))
+#  3. (issue 15, P2b) 200 ms login, 20 ms per command: one NX-OS leaf, a job on 299 of its ports
+#     vs on 2, with the shipped profile (ports read with one `show interface switchport`) and
+#     with a copy without `read.ports` (one read per port, as before)
+#     BENCH=p2b runs only this case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # jobnet as shipped (no test kit); the simulator is part of the test kit.
@@ -17,13 +21,15 @@ stop_sim() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2
 trap stop_sim EXIT
 
 now() { date +%s.%N; }
-# measure NAME TOPOLOGY NODES LOGIN_MS CMD_MS: median wall of RUNS `up`s (each followed by an untimed down)
+# measure NAME TOPOLOGY NODES LOGIN_MS CMD_MS [JOBNET ARGS...]: median wall of RUNS `up`s (each
+# followed by an untimed down)
 measure() {
   local name=$1 topo=$2 nodes=$3 login=$4 cmd=$5 lab=$B/$1
+  shift 5
   target/release/jobnet-switch-sim --topology "$topo" --out "$lab" --login-latency-ms "$login" --command-latency-ms "$cmd" &
   sim_pid=$!
   for _ in $(seq 100); do [ -f "$lab/ready" ] && break; sleep 0.05; done
-  local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts")
+  local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts" "$@")
   local times=()
   for i in $(seq "$RUNS"); do
     local t0; t0=$(now)
@@ -66,7 +72,26 @@ chain32() {
   for i in $(seq -w 1 32); do echo "  - {name: n$i, port: sw$i:Ethernet1}"; done
 }
 command -v bc >/dev/null || { echo "benches/apply.sh needs bc: apt-get install bc" >&2; exit 1; }
-single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain32 > "$B/chain32.yaml"
-measure "1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
-measure "1 switch, 200 ms login, 20 ms/command" "$B/one3.yaml" 'n[01-03]' 200 20
-measure "32 switches, 200 ms login, 20 ms/command" "$B/chain32.yaml" 'n[01-32]' 200 20
+leaf299() {
+  cat <<YAML
+name: leaf-299
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: leaf1, driver: cisco-nxos, address: 192.0.2.1, credentials: x}
+nodes:
+  - {name: "n[001-299]", port: "leaf1:Ethernet1/[1-299]"}
+YAML
+}
+if [ "${BENCH:-}" != p2b ]; then
+  single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain32 > "$B/chain32.yaml"
+  measure "1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
+  measure "1 switch, 200 ms login, 20 ms/command" "$B/one3.yaml" 'n[01-03]' 200 20
+  measure "32 switches, 200 ms login, 20 ms/command" "$B/chain32.yaml" 'n[01-32]' 200 20
+fi
+leaf299 > "$B/leaf299.yaml"
+mkdir -p "$B/per-port"
+grep -v -e '^  ports:' -e '^    command: "show interface switchport"' -e '^    split:' -e '^    short:' switch-drivers/cisco-nxos.yaml > "$B/per-port/cisco-nxos.yaml"
+measure "P2b NX-OS 2 ports (one read)" "$B/leaf299.yaml" 'n[001-002]' 200 20
+measure "P2b NX-OS 299 ports (one read)" "$B/leaf299.yaml" 'n[001-299]' 200 20
+measure "P2b NX-OS 2 ports (per-port reads)" "$B/leaf299.yaml" 'n[001-002]' 200 20 --drivers-dir "$B/per-port"
+measure "P2b NX-OS 299 ports (per-port reads)" "$B/leaf299.yaml" 'n[001-299]' 200 20 --drivers-dir "$B/per-port"

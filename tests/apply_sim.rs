@@ -1502,3 +1502,46 @@ fn a_record_whose_owner_died_is_undone_by_the_next_up_on_its_nodes() {
     apply::down(&lab.env(&none), &j("8"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline, "nothing of job 7 or 8 is left");
 }
+
+/// A device whose dialect reads every port with one command (`read.ports`: IOS, NX-OS, Open
+/// vSwitch) is asked once for a job's twelve ports, not twelve times; one without it port by
+/// port. Either way the job gets exactly its ports, and down gives the fabric back.
+#[test]
+fn ports_are_read_with_one_command_where_the_dialect_has_one() {
+    const MANY: &str = r#"
+name: many-ports
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: ios, driver: cisco-ios, address: 192.0.2.1, credentials: x}
+  - {name: nx, driver: cisco-nxos, address: 192.0.2.2, credentials: x}
+  - {name: eos, driver: arista-eos, address: 192.0.2.3, credentials: x}
+links:
+  - {a: "ios:GigabitEthernet1/0/48", b: "nx:Ethernet1/48"}
+  - {a: "nx:Ethernet1/47", b: "eos:Ethernet48"}
+nodes:
+  - {name: "a[01-12]", port: "ios:GigabitEthernet1/0/[1-12]"}
+  - {name: "b[01-12]", port: "nx:Ethernet1/[1-12]"}
+  - {name: "c[01-12]", port: "eos:Ethernet[1-12]"}
+"#;
+    let lab = Lab::new("bulk-reads", Some(MANY));
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let r = lab.up(&none, "1", "a[01-12],b[01-12],c[01-12]").unwrap();
+    let vlan = r.vlan.unwrap().get();
+    for (sw, port) in [
+        ("ios", "GigabitEthernet1/0/7"),
+        ("nx", "Ethernet1/12"),
+        ("eos", "Ethernet1"),
+        ("ios", "GigabitEthernet1/0/48"),
+    ] {
+        assert!(lab.carries(sw, port, vlan), "{sw} {port}");
+    }
+    let reads = |sw: &str| lab.fabric.get(sw).unwrap().reads();
+    // IOS and NX-OS: one read of all ports (12 node ports and the inter-switch trunks).
+    assert_eq!(reads("ios"), (0, 1), "ios: (single reads, bulk reads)");
+    assert_eq!(reads("nx"), (0, 1), "nx");
+    // Arista (no read.ports yet): port by port.
+    assert_eq!(reads("eos"), (13, 0), "eos");
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+}

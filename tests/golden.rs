@@ -133,6 +133,17 @@ fn every_profile_renders_its_golden_commands() {
                 r.allowed.all
             );
         }
+        if let Some(r) = &p.read_ports {
+            text += &format!(
+                "{}  blocks at {}{}\n",
+                r.command,
+                r.split,
+                r.short
+                    .iter()
+                    .map(|(l, s)| format!(", {l}→{s}"))
+                    .collect::<String>()
+            );
+        }
         text += "## save\n";
         for c in &p.save {
             text += &format!("{c}\n");

@@ -3,8 +3,10 @@
 //! source): the read patterns must understand them, the error patterns must recognise the
 //! vendors' refusals, and the test kit's simulator must answer in the same shape.
 //!
-//! A transcript's `checks:` header says what it exercises: `read.vlans`, `read.port`, `errors`, or
-//! `-` with the reason it does not (another command's output kept for reference). An `errors`
+//! A transcript's `checks:` header says what it exercises: `read.vlans`, `read.port`, `read.ports`
+//! (one answer for many ports: its `expect:` has a group per port, `NAME mode=… allowed=…
+//! access=…`, `; ` between them, in the answer's order), `errors`, or `-` with the reason it
+//! does not (another command's output kept for reference). An `errors`
 //! transcript may name a `line:` (text it contains) that must read as a refusal on its own.
 //!
 //! Also here: the session rule of a dialect that a transcript cannot show (MLNX-OS saves only in
@@ -129,28 +131,90 @@ fn ports_are_read_as_the_device_means_them() {
     {
         let p = profile_of(&set, t);
         let r = p.read_port.as_ref().unwrap();
-        let e = expect(t);
         let got = r
             .parse(&t.body)
             .unwrap_or_else(|err| panic!("{}: {err}", t.file));
-        let mode = mode_of(&e["mode"]);
-        assert_eq!(got.mode, mode, "{}", t.file);
-        if mode == Mode::Trunk {
-            assert_eq!(got.allowed, Some(allowed_of(&e["allowed"])), "{}", t.file);
-        }
-        if mode == Mode::Access {
-            let want = e["access"]
-                .parse::<u64>()
-                .ok()
-                .filter(|v| Some(*v) != r.access_vlan.default);
-            assert_eq!(
-                got.access_vlan,
-                want.map(|v| VlanId::new(v).unwrap()),
-                "{}",
-                t.file
-            );
+        same_port(&t.file, r, &got, &expect(t));
+    }
+}
+
+/// A port read as the transcript's `expect` says the device means it.
+fn same_port(
+    what: &str,
+    r: &jobnet::drivers::read::PortRead,
+    got: &jobnet::drivers::read::PortState,
+    e: &BTreeMap<String, String>,
+) {
+    let mode = mode_of(&e["mode"]);
+    assert_eq!(got.mode, mode, "{what}");
+    if mode == Mode::Trunk {
+        assert_eq!(got.allowed, Some(allowed_of(&e["allowed"])), "{what}");
+    }
+    if mode == Mode::Access {
+        let want = e["access"]
+            .parse::<u64>()
+            .ok()
+            .filter(|v| Some(*v) != r.access_vlan.default);
+        assert_eq!(
+            got.access_vlan,
+            want.map(|v| VlanId::new(v).unwrap()),
+            "{what}"
+        );
+    }
+}
+
+/// One answer for every port (`read.ports`): cut into exactly the ports the device printed, in
+/// its order, each read as the device means it — and found under the name a topology gives it
+/// (the long form where the device prints a short one).
+#[test]
+fn many_ports_are_read_from_one_answer() {
+    let set = DriverSet::builtin();
+    let mut n = 0;
+    for t in transcripts()
+        .iter()
+        .filter(|t| t.header["checks"] == "read.ports")
+    {
+        let p = profile_of(&set, t);
+        let bulk = p
+            .read_ports
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: profile {} has no read.ports", t.file, p.name));
+        assert_eq!(t.header["command"], bulk.command, "{}", t.file);
+        let one = p.read_port.as_ref().unwrap();
+        let groups: Vec<(&str, BTreeMap<String, String>)> = t.header["expect"]
+            .split("; ")
+            .map(|g| {
+                let (name, rest) = g.split_once(' ').expect("NAME k=v ...");
+                let e = rest
+                    .split_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (name, e)
+            })
+            .collect();
+        let blocks = bulk.blocks(&t.body);
+        let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
+        let wanted: Vec<&str> = groups.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names, wanted,
+            "{}: the ports the answer is cut into",
+            t.file
+        );
+        for (name, e) in &groups {
+            let block = bulk.find(&blocks, name).unwrap();
+            let got = one
+                .parse(block)
+                .unwrap_or_else(|err| panic!("{} {name}: {err}\n{block}", t.file));
+            same_port(&format!("{} {name}", t.file), one, &got, e);
+            // The topology's long name finds the same block.
+            if let Some(long) = bulk.lengthen(name) {
+                assert_eq!(bulk.find(&blocks, &long), Some(block), "{} {long}", t.file);
+            }
+            n += 1;
         }
     }
+    assert!(n >= 70, "{n} ports read from bulk transcripts");
 }
 
 #[test]
@@ -288,7 +352,8 @@ fn every_transcript_is_used_or_says_why_not() {
     for t in transcripts() {
         let c = &t.header["checks"];
         assert!(
-            ["read.vlans", "read.port", "errors"].contains(&c.as_str()) || c.starts_with("- ("),
+            ["read.vlans", "read.port", "read.ports", "errors"].contains(&c.as_str())
+                || c.starts_with("- ("),
             "{}: checks `{c}`",
             t.file
         );

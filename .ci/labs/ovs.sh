@@ -125,12 +125,26 @@ check "down A twice succeeds" jn down --job A
 check "down of a job that never came up succeeds" jn down --job never
 check "still the baseline" test "$(snapshot)" = "$baseline"
 
+# --- before changing a switch, its ports are read with one command (read.ports) ---
+# A site copy of the profile runs ovs-vsctl through a shim that logs every call.
+mkdir -p "$D/drivers" "$D/shim"
+printf '#!/bin/sh\necho "$*" >> %s/ovs-calls.log\nexec ovs-vsctl "$@"\n' "$D" > "$D/shim/ovs-vsctl"
+chmod 0755 "$D/shim/ovs-vsctl"
+sed "s#ovs-vsctl #$D/shim/ovs-vsctl #g" switch-drivers/openvswitch.yaml > "$D/drivers/openvswitch.yaml"
+: > "$D/ovs-calls.log"
+check "up R on h1..h4 through the logging profile" jn --drivers-dir "$D/drivers" up --topology "$TOPO" --job R --nodes h1,h2,h3,h4
+check "R's ports on jnsw1 and jnsw2 were read with one list each, none on its own" \
+  sh -c "[ \$(grep -cx -- '--columns=name,tag,trunks list port' '$D/ovs-calls.log') = 2 ] && ! grep -q -- 'list port [^ ]' '$D/ovs-calls.log'"
+check "and R is on its ports: h1 reaches h4" reaches 1 4
+check "down R" jn --drivers-dir "$D/drivers" down --job R
+check "the baseline again" test "$(snapshot)" = "$baseline"
+
 # --- failures roll back ---
 set +e
 jn up --topology "$TOPO" --job C --nodes h1,h7 > "$D/c.out" 2>&1; rc=$?
 set -e
 check "up on a port OVS does not have exits 4 (rolled back), rc=$rc" test "$rc" = 4
-check "the message names the device and its answer" grep -q "jnsw3 refused .ovs-vsctl --columns=tag,trunks list port jnh7p.: ovs-vsctl: no row \"jnh7p\"" "$D/c.out"
+check "the message names the device and its answer" grep -q "jnsw3 refused .ovs-vsctl --columns=name,tag,trunks list port jnh7p.: ovs-vsctl: no row \"jnh7p\"" "$D/c.out"
 check "baseline after the refused job" test "$(snapshot)" = "$baseline"
 for k in 1 2 3 4 5 6; do
   set +e

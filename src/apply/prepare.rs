@@ -265,15 +265,19 @@ fn prepare_device<'a>(
     }
     let mut ops = Vec::with_capacity(d.ops.len());
     let mut notes = Vec::new();
+    // Every port the device's operations touch, read before any change — with one command
+    // where the dialect has one.
+    let touched: Vec<&str> = d.ops.iter().filter_map(Op::port).collect();
+    env.interrupt
+        .check_before_change()
+        .map_err(Failure::Interrupted)?;
+    let mut states = driver.read_ports(&touched)?.into_iter();
     for op in &d.ops {
-        env.interrupt
-            .check_before_change()
-            .map_err(Failure::Interrupted)?;
-        let Some(port) = op.port() else {
+        if op.port().is_none() {
             ops.push(op.clone());
             continue;
-        };
-        let state = driver.read_port(port)?;
+        }
+        let state = states.next().expect("one state per port read");
         match decide(op, &state, policy, profile).map_err(|problem| Failure::Port {
             device: record.name.clone(),
             problem,

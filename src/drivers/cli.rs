@@ -35,6 +35,9 @@ pub trait DeviceDriver: Send {
     fn read_vlans(&mut self) -> Result<Option<Vec<u16>>, DeviceError>;
     /// A port's mode, access VLAN and allowed list.
     fn read_port(&mut self, port: &str) -> Result<PortState, DeviceError>;
+    /// Several ports' states, with one command where the dialect has one (`read.ports`); a port
+    /// that answer does not show (or shows in another shape) is read on its own.
+    fn read_ports(&mut self, ports: &[&str]) -> Result<Vec<PortState>, DeviceError>;
     /// What `op` will send, and what undoes it.
     fn render(&self, op: &Op) -> Rendered;
     /// Prepares for changes (enter configuration mode).
@@ -171,6 +174,27 @@ impl DeviceDriver for CliDriver<'_> {
         let answer = self.run(&command)?;
         r.parse(&answer)
             .map_err(|e| self.unreadable(&command, e.expected, &answer))
+    }
+
+    fn read_ports(&mut self, ports: &[&str]) -> Result<Vec<PortState>, DeviceError> {
+        let (Some(bulk), Some(one), [_, _, ..]) = (
+            self.profile.read_ports.clone(),
+            self.profile.read_port.clone(),
+            ports,
+        ) else {
+            return ports.iter().map(|p| self.read_port(p)).collect();
+        };
+        let answer = self.run(&bulk.command)?;
+        let blocks = bulk.blocks(&answer);
+        ports
+            .iter()
+            .map(|p| match bulk.find(&blocks, p).map(|b| one.parse(b)) {
+                Some(Ok(state)) => Ok(state),
+                // Not in the answer (not a switchport there, a name the device prints
+                // otherwise) or not in the shape of a port's own answer: its own read decides.
+                Some(Err(_)) | None => self.read_port(p),
+            })
+            .collect()
     }
 
     fn render(&self, op: &Op) -> Rendered {

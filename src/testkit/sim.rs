@@ -85,6 +85,9 @@ pub struct SimState {
     pub ports: BTreeMap<String, SimPort>,
     /// Gateway proxy-arp interfaces: VLAN → full-member PKey text.
     pub proxy_arp: BTreeMap<u16, String>,
+    /// The ports the switch has (the topology's), which a read of all ports shows; configured
+    /// ports are shown too.
+    pub inventory: std::collections::BTreeSet<String>,
 }
 
 impl SimState {
@@ -196,6 +199,8 @@ pub struct Dialect {
     profile: Profile,
     ops: Vec<OpPattern>,
     read_port: Option<(Regex, Vec<String>)>,
+    /// How often the switch was asked for one port and for all ports (benchmarks and tests).
+    pub reads: Arc<Mutex<(usize, usize)>>,
 }
 
 impl Dialect {
@@ -213,6 +218,7 @@ impl Dialect {
             profile: profile.clone(),
             ops,
             read_port,
+            reads: Arc::default(),
         }
     }
 }
@@ -296,6 +302,11 @@ impl SimSwitch {
     }
 
     /// Configures a port as a site would (for tests).
+    /// How often the switch was asked for one port's state and for all ports' (`read.ports`).
+    pub fn reads(&self) -> (usize, usize) {
+        *self.dialect.reads.lock().expect("reads")
+    }
+
     pub fn set_port(&self, port: &str, p: SimPort) {
         let profile = self.profile().clone();
         self.state
@@ -426,8 +437,23 @@ impl SimSession {
                 return Some(vlan_table(p, &st));
             }
         }
+        if let Some(r) = &p.read_ports {
+            if line == r.command {
+                self.sw.dialect.reads.lock().expect("reads").1 += 1;
+                let ports: std::collections::BTreeSet<&String> =
+                    st.inventory.iter().chain(st.ports.keys()).collect();
+                return Some(
+                    ports
+                        .into_iter()
+                        .map(|port| port_answer(p, port, &st.port(p, port)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+        }
         let (re, _) = self.sw.dialect.read_port.as_ref()?;
         let port = re.captures(line)?.get(1)?.as_str().to_string();
+        self.sw.dialect.reads.lock().expect("reads").0 += 1;
         Some(port_answer(p, &port, &st.port(p, &port)))
     }
 }
@@ -616,6 +642,22 @@ impl SimFabric {
         }
         for g in &t.gateways {
             self.switch(&g.name, drivers.get(&g.driver).expect("validated driver"));
+        }
+        // Every port the topology names is one the switch has.
+        let ports = t
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .chain(t.gateways.iter().map(|g| &g.ethernet_port))
+            .chain(t.nodes.iter().filter_map(|n| n.port.as_ref()));
+        for port in ports {
+            if let Some(sw) = self.get(&port.switch) {
+                sw.state
+                    .lock()
+                    .expect("state")
+                    .inventory
+                    .insert(port.port.clone());
+            }
         }
         if how == SitePorts::Factory {
             return;

@@ -333,6 +333,8 @@ pub struct Profile {
     pub read_vlans: Option<read::VlanRead>,
     /// A port's mode, access VLAN and allowed list (Ethernet profiles).
     pub read_port: Option<read::PortRead>,
+    /// Many ports with one command, where the dialect has one (read with `read_port`'s fields).
+    pub read_ports: Option<read::PortsRead>,
     pub advice: Advice,
     /// Output that means the device refused a command (e.g. `% Invalid input`), as regexes
     /// matched against every line of an answer.

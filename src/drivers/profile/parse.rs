@@ -2,7 +2,7 @@
 //! at once: an operation missing for the profile's kind, an unknown placeholder, unbalanced
 //! braces, a regex that does not compile, an unknown key (with a suggestion).
 
-use super::read::{Allowed, AllowedField, ModeField, PortRead, VlanField, VlanRead};
+use super::read::{Allowed, AllowedField, ModeField, PortRead, PortsRead, VlanField, VlanRead};
 use super::{
     Advice, DeviceKind, DriverError, DriverKind, OpKind, PortNames, Profile, SimAnswers,
     SshDialect, OPERATIONS,
@@ -223,7 +223,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let port_names = get(pairs, "port_names").and_then(|n| port_names(d, n, kind));
     let session = session(d, get(pairs, "session"));
     let ops = operations(d, root, get(pairs, "ops"), kind);
-    let (read_vlans, read_port) = reads(d, root, get(pairs, "read"), kind);
+    let (read_vlans, read_port, read_ports) = reads(d, root, get(pairs, "read"), kind);
     let errors = get(pairs, "errors").map_or(Vec::new(), |e| error_patterns(d, e));
     let ssh = get(pairs, "ssh").map_or(SshDialect::default(), |n| ssh_dialect(d, n));
     let advice = get(pairs, "advice").map_or(Advice::default(), |n| advice(d, n));
@@ -247,6 +247,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         ops,
         read_vlans,
         read_port,
+        read_ports,
         advice,
         errors,
         ssh,
@@ -454,12 +455,20 @@ fn reads(
     root: &Node,
     node: Option<&Node>,
     kind: DeviceKind,
-) -> (Option<VlanRead>, Option<PortRead>) {
-    let (mut vlans, mut port) = (None, None);
+) -> (Option<VlanRead>, Option<PortRead>, Option<PortsRead>) {
+    let (mut vlans, mut port, mut ports) = (None, None, None);
     if let Some(r) = node {
-        if let Some(rp) = map_pairs(d, r, "read", &["vlans", "port"]) {
+        if let Some(rp) = map_pairs(d, r, "read", &["vlans", "port", "ports"]) {
             vlans = get(rp, "vlans").and_then(|n| vlan_read(d, n));
             port = get(rp, "port").and_then(|n| port_read(d, n));
+            ports = get(rp, "ports").and_then(|n| ports_read(d, n));
+            if let (Some(n), None) = (get(rp, "ports"), &port) {
+                d.error(
+                    n.loc,
+                    "`read.ports` reads each port's block with `read.port`'s fields: it needs `read.port`",
+                    "",
+                );
+            }
         }
     }
     if kind == DeviceKind::Ethernet && (vlans.is_none() || port.is_none()) {
@@ -469,7 +478,47 @@ fn reads(
             "see docs/drivers.md",
         );
     }
-    (vlans, port)
+    (vlans, port, ports)
+}
+
+/// `read.ports`: one command for many ports, its answer cut into per-port blocks.
+fn ports_read(d: &mut Diagnostics, node: &Node) -> Option<PortsRead> {
+    let what = "read.ports";
+    let pairs = map_pairs(d, node, what, &["command", "split", "short"])?;
+    let command = required(d, pairs, node, what, "command")
+        .and_then(|n| one_line(d, n, "read.ports.command", &[]));
+    let split =
+        required(d, pairs, node, what, "split").and_then(|n| regex_of(d, n, "read.ports.split"));
+    if let (Some(re), Some(n)) = (&split, get(pairs, "split")) {
+        if re.captures_len() < 2 {
+            d.error(
+                n.loc,
+                format!("read.ports.split: `{re}` needs a group, the port's name"),
+                "write e.g. \"(?m)^Name:\\s*(\\S+)\"",
+            );
+            return None;
+        }
+    }
+    let mut short = Vec::new();
+    if let Some(n) = get(pairs, "short") {
+        if let Some(sp) = map_pairs(d, n, "read.ports.short", &[]) {
+            for (k, v) in sp {
+                match (k.as_str(), v.as_str()) {
+                    (Some(long), Some(s)) if !long.is_empty() => {
+                        short.push((long.to_string(), s.to_string()))
+                    }
+                    _ => d.error(v.loc, "read.ports.short: write `LongPrefix: Short`", ""),
+                }
+            }
+        }
+    }
+    // Longest first: `TenGigabitEthernet` before `GigabitEthernet`... before `Ethernet`.
+    short.sort_by_key(|(long, _)| std::cmp::Reverse(long.len()));
+    Some(PortsRead {
+        command: command?,
+        split: split?,
+        short,
+    })
 }
 
 fn vlan_read(d: &mut Diagnostics, node: &Node) -> Option<VlanRead> {

@@ -1,5 +1,7 @@
-//! Reading device state from a CLI answer: the VLANs a device has, and one port's mode, access
-//! VLAN and allowed VLAN list.
+//! Reading device state from a CLI answer: the VLANs a device has, one port's mode, access VLAN
+//! and allowed VLAN list, and — where the dialect has one command for them all — many ports at
+//! once ([`PortsRead`]: the answer split into one block per port, each read as [`PortRead`]
+//! reads a port's own answer).
 //!
 //! A read never guesses. An answer that does not have the shape the profile expects (an empty
 //! answer, an error text, another software version's layout) is a [`ReadError`] naming what was
@@ -145,6 +147,79 @@ pub struct PortRead {
     /// The device's VLAN table within the same answer: group 1 of every match is a VLAN name,
     /// group 2 its id. With it, a port's VLANs may be given by name.
     pub names: Option<Regex>,
+}
+
+/// How to read many ports with one command (`read.ports`): the answer is cut where `split`
+/// matches (group 1: the port's name as the device prints it), and each block is read like one
+/// port's own answer. A port the answer does not show is read on its own.
+#[derive(Clone, Debug)]
+pub struct PortsRead {
+    pub command: String,
+    pub split: Regex,
+    /// How the device shortens interface names in this answer (`GigabitEthernet` → `Gi`),
+    /// longest first: a topology's `GigabitEthernet1/0/1` is the answer's `Gi1/0/1`.
+    pub short: Vec<(String, String)>,
+}
+
+impl PortsRead {
+    /// The answer's blocks: each port's name as printed, and its text (from its `split` match to
+    /// the next one).
+    pub fn blocks<'a>(&self, answer: &'a str) -> Vec<(String, &'a str)> {
+        let starts: Vec<(usize, String)> = self
+            .split
+            .captures_iter(answer)
+            .filter_map(|c| Some((c.get(0)?.start(), c.get(1)?.as_str().to_string())))
+            .collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, (at, name))| {
+                let end = starts.get(i + 1).map_or(answer.len(), |n| n.0);
+                (name.clone(), &answer[*at..end])
+            })
+            .collect()
+    }
+
+    /// The block of `port` (a topology's name) among `blocks`: the same name ignoring case, or
+    /// the name as the device shortens it.
+    pub fn find<'a>(&self, blocks: &[(String, &'a str)], port: &str) -> Option<&'a str> {
+        let short = self.shorten(port);
+        blocks
+            .iter()
+            .find(|(name, _)| {
+                name.eq_ignore_ascii_case(port) || self.shorten(name).eq_ignore_ascii_case(&short)
+            })
+            .map(|(_, b)| *b)
+    }
+
+    /// The long form of a name the device printed short (`Te1/8` → `TenGigabitEthernet1/8`):
+    /// the long prefix whose short form `name` starts with, followed by a digit; `None` when it
+    /// is not a short name.
+    pub fn lengthen(&self, name: &str) -> Option<String> {
+        self.short
+            .iter()
+            .filter(|(_, short)| {
+                name.len() > short.len()
+                    && name.is_char_boundary(short.len())
+                    && name[..short.len()].eq_ignore_ascii_case(short)
+                    && name[short.len()..].starts_with(|c: char| c.is_ascii_digit())
+            })
+            .max_by_key(|(_, short)| short.len())
+            .map(|(long, short)| format!("{long}{}", &name[short.len()..]))
+    }
+
+    /// `name` with its first long prefix replaced by the short one (case-insensitive).
+    fn shorten(&self, name: &str) -> String {
+        for (long, short) in &self.short {
+            if name.len() >= long.len()
+                && name.is_char_boundary(long.len())
+                && name[..long.len()].eq_ignore_ascii_case(long)
+            {
+                return format!("{short}{}", &name[long.len()..]);
+            }
+        }
+        name.to_string()
+    }
 }
 
 /// VLAN names and the ids the device's own table gives them.
