@@ -1545,3 +1545,44 @@ nodes:
     apply::down(&lab.env(&none), &j("1"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
 }
+
+/// The state each port is decided on is its own block of the one answer: an IOS node port that
+/// is an access port (read in the middle of the answer) refuses the tagged job, naming it; a
+/// port the answer leaves out is read on its own.
+#[test]
+fn each_port_is_decided_on_its_own_block_of_the_answer() {
+    const TWO: &str = r#"
+name: bulk-blocks
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: ios, driver: cisco-ios, address: 192.0.2.1, credentials: x}
+  - {name: nx, driver: cisco-nxos, address: 192.0.2.2, credentials: x}
+links:
+  - {a: "ios:GigabitEthernet1/0/48", b: "nx:Ethernet1/48"}
+nodes:
+  - {name: "a[01-12]", port: "ios:GigabitEthernet1/0/[1-12]"}
+  - {name: "b[01-12]", port: "nx:Ethernet1/[1-12]"}
+"#;
+    let lab = Lab::new("bulk-blocks", Some(TWO));
+    let none = Failpoints::default();
+    lab.fabric
+        .get("ios")
+        .unwrap()
+        .set_port("GigabitEthernet1/0/5", SimPort::access(7));
+    let baseline = lab.snapshot();
+    let e = lab.up(&none, "1", "a[01-12]").unwrap_err().to_string();
+    assert!(
+        e.contains("GigabitEthernet1/0/5") && !e.contains("GigabitEthernet1/0/4 "),
+        "{e}"
+    );
+    assert_eq!(lab.snapshot(), baseline);
+    assert_eq!(lab.fabric.get("ios").unwrap().reads(), (0, 1));
+    // Ethernet1/3 missing from NX-OS's answer: read on its own, the job goes on.
+    lab.fabric
+        .with_faults("nx", |f| f.hide_in_bulk = vec!["Ethernet1/3".into()]);
+    let r = lab.up(&none, "2", "b[01-12]").unwrap();
+    assert!(lab.carries("nx", "Ethernet1/3", r.vlan.unwrap().get()));
+    assert_eq!(lab.fabric.get("nx").unwrap().reads(), (1, 1));
+    apply::down(&lab.env(&none), &j("2"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+}

@@ -207,10 +207,18 @@ fn many_ports_are_read_from_one_answer() {
                 .parse(block)
                 .unwrap_or_else(|err| panic!("{} {name}: {err}\n{block}", t.file));
             same_port(&format!("{} {name}", t.file), one, &got, e);
-            // The topology's long name finds the same block.
+            // The topology's long name (IOS prints `Te1/8`) and short one (NX-OS prints
+            // `Ethernet1/2`, a topology may write `Eth1/2`) find the same block.
             if let Some(long) = bulk.lengthen(name) {
                 assert_eq!(bulk.find(&blocks, &long), Some(block), "{} {long}", t.file);
             }
+            let short = bulk.shorten(name);
+            assert_eq!(
+                bulk.find(&blocks, &short),
+                Some(block),
+                "{} {short}",
+                t.file
+            );
             n += 1;
         }
     }

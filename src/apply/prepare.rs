@@ -271,7 +271,21 @@ fn prepare_device<'a>(
     env.interrupt
         .check_before_change()
         .map_err(Failure::Interrupted)?;
-    let mut states = driver.read_ports(&touched)?.into_iter();
+    let states = driver.read_ports(&touched)?;
+    env.interrupt
+        .check_before_change()
+        .map_err(Failure::Interrupted)?;
+    if states.len() != touched.len() {
+        return Err(Failure::Driver {
+            device: d.name.clone(),
+            why: format!(
+                "reading {} port(s) gave {} state(s)",
+                touched.len(),
+                states.len()
+            ),
+        });
+    }
+    let mut states = states.into_iter();
     for op in &d.ops {
         if op.port().is_none() {
             ops.push(op.clone());

@@ -184,7 +184,19 @@ impl DeviceDriver for CliDriver<'_> {
         ) else {
             return ports.iter().map(|p| self.read_port(p)).collect();
         };
-        let answer = self.run(&bulk.command)?;
+        let answer = match self.run(&bulk.command) {
+            Ok(a) => a,
+            // Refused (command authorization may allow only the per-port form) or too slow on
+            // a big chassis: read port by port, as without `read.ports` (a broken session is
+            // opened again by the next read).
+            Err(e)
+                if !crate::base::deadline::work_interrupted()
+                    && (matches!(e, DeviceError::Rejected { .. }) || e.session_broken()) =>
+            {
+                return ports.iter().map(|p| self.read_port(p)).collect();
+            }
+            Err(e) => return Err(e),
+        };
         let blocks = bulk.blocks(&answer);
         ports
             .iter()

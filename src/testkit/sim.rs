@@ -166,6 +166,9 @@ pub struct Faults {
     /// Line-count faults (`reject_line`, `drop_at_line`, `hang_at_line`) hit only the next
     /// session opened, like a glitch; later sessions (the rollback's) work.
     pub next_session_only: bool,
+    /// Ports a read of all ports (`read.ports`) leaves out, as a device leaves out a port that
+    /// is not a switchport there.
+    pub hide_in_bulk: Vec<String>,
 }
 
 struct OpPattern {
@@ -301,12 +304,12 @@ impl SimSwitch {
         &self.dialect.profile
     }
 
-    /// Configures a port as a site would (for tests).
     /// How often the switch was asked for one port's state and for all ports' (`read.ports`).
     pub fn reads(&self) -> (usize, usize) {
         *self.dialect.reads.lock().expect("reads")
     }
 
+    /// Configures a port as a site would (for tests).
     pub fn set_port(&self, port: &str, p: SimPort) {
         let profile = self.profile().clone();
         self.state
@@ -440,8 +443,13 @@ impl SimSession {
         if let Some(r) = &p.read_ports {
             if line == r.command {
                 self.sw.dialect.reads.lock().expect("reads").1 += 1;
-                let ports: std::collections::BTreeSet<&String> =
-                    st.inventory.iter().chain(st.ports.keys()).collect();
+                let hidden = self.sw.faults.lock().expect("faults").hide_in_bulk.clone();
+                let ports: std::collections::BTreeSet<&String> = st
+                    .inventory
+                    .iter()
+                    .chain(st.ports.keys())
+                    .filter(|p| !hidden.contains(p))
+                    .collect();
                 return Some(
                     ports
                         .into_iter()

@@ -771,6 +771,35 @@ mod tests {
         assert!(err.contains("port_names in a gateway profile"), "{err}");
     }
 
+    /// `read.ports` refuses what could take one port's block for another's: short forms that
+    /// clash, and `read.port` fields with `absent:` defaults (a block cut short would read as a
+    /// default port).
+    #[test]
+    fn read_ports_refuses_what_could_mix_up_ports() {
+        let ios = include_str!("../../../switch-drivers/cisco-ios.yaml");
+        assert!(parse_profile(ios, "ios.yaml").unwrap().read_ports.is_some());
+        let clash = ios.replace("TenGigabitEthernet: Te,", "TenGigabitEthernet: Gi,");
+        let err = parse_profile(&clash, "ios.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "read.ports.short: `TenGigabitEthernet: Gi` clashes with `GigabitEthernet: Gi`"
+            ) || err.contains(
+                "read.ports.short: `GigabitEthernet: Gi` clashes with `TenGigabitEthernet: Gi`"
+            ),
+            "{err}"
+        );
+        let absent = ios.replace(
+            "access_vlan: {pattern: \"(?m)^Access Mode VLAN: (\\\\d+)\", default: 1}",
+            "access_vlan: {pattern: \"(?m)^Access Mode VLAN: (\\\\d+)\", default: 1, absent: 1}",
+        );
+        assert_ne!(absent, ios, "the access_vlan line was found");
+        let err = parse_profile(&absent, "ios.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("`read.ports` needs `read.port` fields without `absent:` defaults"),
+            "{err}"
+        );
+    }
+
     /// The gateway's proxy-arp syntax is not yet found in a vendor source: plans say so.
     #[test]
     fn the_gateway_profile_stays_unverified() {

@@ -462,12 +462,27 @@ fn reads(
             vlans = get(rp, "vlans").and_then(|n| vlan_read(d, n));
             port = get(rp, "port").and_then(|n| port_read(d, n));
             ports = get(rp, "ports").and_then(|n| ports_read(d, n));
-            if let (Some(n), None) = (get(rp, "ports"), &port) {
-                d.error(
-                    n.loc,
-                    "`read.ports` reads each port's block with `read.port`'s fields: it needs `read.port`",
-                    "",
-                );
+            if let Some(n) = get(rp, "ports") {
+                if get(rp, "port").is_none() {
+                    d.error(
+                        n.loc,
+                        "`read.ports` reads each port's block with `read.port`'s fields: it needs `read.port`",
+                        "",
+                    );
+                }
+                // A block cut short would read as a port with those defaults: never guess.
+                if let Some(p) = &port {
+                    if p.mode.absent.is_some()
+                        || p.access_vlan.absent.is_some()
+                        || p.allowed.absent.is_some()
+                    {
+                        d.error(
+                            n.loc,
+                            "`read.ports` needs `read.port` fields without `absent:` defaults: a block cut short in a long answer would read as a port in its default state",
+                            "read such ports one by one (leave `read.ports` out)",
+                        );
+                    }
+                }
             }
         }
     }
@@ -484,7 +499,7 @@ fn reads(
 /// `read.ports`: one command for many ports, its answer cut into per-port blocks.
 fn ports_read(d: &mut Diagnostics, node: &Node) -> Option<PortsRead> {
     let what = "read.ports";
-    let pairs = map_pairs(d, node, what, &["command", "split", "short"])?;
+    let pairs = map_pairs(d, node, what, &["command", "split", "short", "ignore_case"])?;
     let command = required(d, pairs, node, what, "command")
         .and_then(|n| one_line(d, n, "read.ports.command", &[]));
     let split =
@@ -499,15 +514,34 @@ fn ports_read(d: &mut Diagnostics, node: &Node) -> Option<PortsRead> {
             return None;
         }
     }
-    let mut short = Vec::new();
+    let ignore_case = get(pairs, "ignore_case").is_some_and(|n| n.as_str() == Some("true"));
+    let mut short: Vec<(String, String)> = Vec::new();
     if let Some(n) = get(pairs, "short") {
         if let Some(sp) = map_pairs(d, n, "read.ports.short", &[]) {
             for (k, v) in sp {
-                match (k.as_str(), v.as_str()) {
-                    (Some(long), Some(s)) if !long.is_empty() => {
-                        short.push((long.to_string(), s.to_string()))
-                    }
-                    _ => d.error(v.loc, "read.ports.short: write `LongPrefix: Short`", ""),
+                let (long, s) = (k.as_str().unwrap_or(""), v.as_str().unwrap_or(""));
+                // Two names shortened alike would find each other's block.
+                let clash = short
+                    .iter()
+                    .find(|(l, x)| l.eq_ignore_ascii_case(long) || x.eq_ignore_ascii_case(s));
+                if long.is_empty() || s.is_empty() || v.is_null() {
+                    d.error(
+                        v.loc,
+                        format!(
+                            "read.ports.short: `{}: {}` is not `LongPrefix: Short`",
+                            long.escape_debug(),
+                            s.escape_debug()
+                        ),
+                        "write e.g. `GigabitEthernet: Gi`",
+                    );
+                } else if let Some((l, x)) = clash {
+                    d.error(
+                        k.loc,
+                        format!("read.ports.short: `{long}: {s}` clashes with `{l}: {x}`: two ports could be taken for one"),
+                        "every long and every short form once",
+                    );
+                } else {
+                    short.push((long.to_string(), s.to_string()));
                 }
             }
         }
@@ -518,6 +552,7 @@ fn ports_read(d: &mut Diagnostics, node: &Node) -> Option<PortsRead> {
         command: command?,
         split: split?,
         short,
+        ignore_case,
     })
 }
 

@@ -159,6 +159,9 @@ pub struct PortsRead {
     /// How the device shortens interface names in this answer (`GigabitEthernet` → `Gi`),
     /// longest first: a topology's `GigabitEthernet1/0/1` is the answer's `Gi1/0/1`.
     pub short: Vec<(String, String)>,
+    /// Whether the device ignores case in interface names (Cisco does; Linux, and so Open
+    /// vSwitch, does not: `eth1` and `ETH1` are two ports there).
+    pub ignore_case: bool,
 }
 
 impl PortsRead {
@@ -180,15 +183,23 @@ impl PortsRead {
             .collect()
     }
 
-    /// The block of `port` (a topology's name) among `blocks`: the same name ignoring case, or
-    /// the name as the device shortens it.
+    /// The block of `port` (a topology's name) among `blocks`: the same name, else the same
+    /// name as the device shortens it (case ignored only where the device ignores it).
     pub fn find<'a>(&self, blocks: &[(String, &'a str)], port: &str) -> Option<&'a str> {
+        let same = |a: &str, b: &str| {
+            if self.ignore_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        if let Some((_, b)) = blocks.iter().find(|(name, _)| name == port) {
+            return Some(b);
+        }
         let short = self.shorten(port);
         blocks
             .iter()
-            .find(|(name, _)| {
-                name.eq_ignore_ascii_case(port) || self.shorten(name).eq_ignore_ascii_case(&short)
-            })
+            .find(|(name, _)| same(name, port) || same(&self.shorten(name), &short))
             .map(|(_, b)| *b)
     }
 
@@ -208,12 +219,16 @@ impl PortsRead {
             .map(|(long, short)| format!("{long}{}", &name[short.len()..]))
     }
 
-    /// `name` with its first long prefix replaced by the short one (case-insensitive).
-    fn shorten(&self, name: &str) -> String {
+    /// `name` with its first long prefix replaced by the short one.
+    pub fn shorten(&self, name: &str) -> String {
         for (long, short) in &self.short {
             if name.len() >= long.len()
                 && name.is_char_boundary(long.len())
-                && name[..long.len()].eq_ignore_ascii_case(long)
+                && (if self.ignore_case {
+                    name[..long.len()].eq_ignore_ascii_case(long)
+                } else {
+                    &name[..long.len()] == long
+                })
             {
                 return format!("{short}{}", &name[long.len()..]);
             }
@@ -401,6 +416,48 @@ pub fn parse_list(text: &str) -> Result<RangeSet, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bulk(ignore_case: bool) -> PortsRead {
+        PortsRead {
+            command: "show interfaces switchport".into(),
+            split: Regex::new(r"(?m)^Name: (\S+)").unwrap(),
+            short: vec![
+                ("TenGigabitEthernet".into(), "Te".into()),
+                ("GigabitEthernet".into(), "Gi".into()),
+            ],
+            ignore_case,
+        }
+    }
+
+    #[test]
+    fn blocks_are_found_by_their_port_and_no_other() {
+        let answer = "Name: Gi1/0/10\nA: 1\n\nName: Te1/1\nA: 2\nName: eth1\nA: 3\n";
+        let b = bulk(true);
+        let blocks = b.blocks(answer);
+        assert_eq!(blocks.len(), 3);
+        assert_eq!(
+            b.find(&blocks, "TenGigabitEthernet1/1"),
+            Some("Name: Te1/1\nA: 2\n")
+        );
+        assert_eq!(
+            b.find(&blocks, "gigabitethernet1/0/10"),
+            Some("Name: Gi1/0/10\nA: 1\n\n")
+        );
+        // A name that is the start of another is not it.
+        assert_eq!(b.find(&blocks, "GigabitEthernet1/0/1"), None);
+        assert_eq!(b.find(&blocks, "Te1/10"), None);
+        // Case matters where the device says so (Linux names: eth1 and ETH1 are two ports).
+        assert_eq!(bulk(false).find(&blocks, "ETH1"), None);
+        assert_eq!(
+            bulk(false).find(&blocks, "eth1"),
+            Some("Name: eth1\nA: 3\n")
+        );
+        assert_eq!(
+            b.lengthen("Te1/1").as_deref(),
+            Some("TenGigabitEthernet1/1")
+        );
+        assert_eq!(b.lengthen("Tx1/1"), None);
+    }
 
     fn ios() -> PortRead {
         PortRead {
