@@ -1585,4 +1585,18 @@ nodes:
     assert_eq!(lab.fabric.get("nx").unwrap().reads(), (1, 1));
     apply::down(&lab.env(&none), &j("2"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
+    // A device that refuses the whole-answer command (command authorization): port by port.
+    lab.fabric.with_faults("nx", |f| {
+        f.hide_in_bulk.clear();
+        f.garble_matching = Some((
+            "show interface switchport".into(),
+            "% Permission denied for the role".into(),
+        ));
+    });
+    let r = lab.up(&none, "3", "b[01-03]").unwrap();
+    assert!(lab.carries("nx", "Ethernet1/2", r.vlan.unwrap().get()));
+    // (the refused command never reached the simulator's reads: one bulk read, from job 2)
+    assert_eq!(lab.fabric.get("nx").unwrap().reads(), (1 + 3, 1));
+    apply::down(&lab.env(&none), &j("3"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
 }
