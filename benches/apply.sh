@@ -7,7 +7,8 @@
 #  3. (issue 15, P2b) 200 ms login, 20 ms per command: one NX-OS leaf, a job on 299 of its ports
 #     vs on 2, with the shipped profile (ports read with one `show interface switchport`) and
 #     with a copy without `read.ports` (one read per port, as before)
-#     BENCH=p2b runs only this case.
+#     BENCH=p2b runs only this case; BENCH=p2b-ovs the same on Open vSwitch over SSH, with
+#     and without `batch:` (one ovs-vsctl transaction per switch) and `read.ports`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # jobnet as shipped (no test kit); the simulator is part of the test kit.
@@ -82,7 +83,7 @@ nodes:
   - {name: "n[001-299]", port: "leaf1:Ethernet1/[1-299]"}
 YAML
 }
-if [ "${BENCH:-}" != p2b ]; then
+if [ -z "${BENCH:-}" ]; then
   single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain32 > "$B/chain32.yaml"
   measure "1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
   measure "1 switch, 200 ms login, 20 ms/command" "$B/one3.yaml" 'n[01-03]' 200 20
@@ -91,6 +92,29 @@ fi
 leaf299 > "$B/leaf299.yaml"
 mkdir -p "$B/per-port"
 grep -v -e '^  ports:' -e '^    command: "show interface switchport"' -e '^    split:' -e '^    short:' switch-drivers/cisco-nxos.yaml > "$B/per-port/cisco-nxos.yaml"
+ovs299() {
+  cat <<YAML
+name: ovs-299
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: br1, driver: openvswitch, address: 192.0.2.1, credentials: x}
+nodes:
+  - {name: "n[001-299]", port: "br1:p[1-299]"}
+YAML
+}
+if [ "${BENCH:-}" = p2b-ovs ]; then
+  # Open vSwitch over SSH (one exec per command): the shipped profile (one read, one
+  # transaction), without `batch:` (one read, one run per operation), and without both.
+  ovs299 > "$B/ovs299.yaml"
+  mkdir -p "$B/ovs-nobatch" "$B/ovs-neither"
+  grep -v '^batch:' switch-drivers/openvswitch.yaml > "$B/ovs-nobatch/openvswitch.yaml"
+  grep -v -e '^batch:' -e '^  ports:' -e '^    command: "ovs-vsctl --columns=name,tag,trunks list port"' -e '^    split:' switch-drivers/openvswitch.yaml > "$B/ovs-neither/openvswitch.yaml"
+  measure "P2b OVS 299 ports (one read, one transaction)" "$B/ovs299.yaml" 'n[001-299]' 200 20
+  measure "P2b OVS 299 ports (one read, run per operation)" "$B/ovs299.yaml" 'n[001-299]' 200 20 --drivers-dir "$B/ovs-nobatch"
+  measure "P2b OVS 299 ports (read and run per port)" "$B/ovs299.yaml" 'n[001-299]' 200 20 --drivers-dir "$B/ovs-neither"
+  measure "P2b OVS 2 ports (one read, one transaction)" "$B/ovs299.yaml" 'n[001-002]' 200 20
+  exit 0
+fi
 measure "P2b NX-OS 2 ports (one read)" "$B/leaf299.yaml" 'n[001-002]' 200 20
 measure "P2b NX-OS 299 ports (one read)" "$B/leaf299.yaml" 'n[001-299]' 200 20
 measure "P2b NX-OS 2 ports (per-port reads)" "$B/leaf299.yaml" 'n[001-002]' 200 20 --drivers-dir "$B/per-port"

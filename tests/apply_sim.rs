@@ -1600,3 +1600,74 @@ nodes:
     apply::down(&lab.env(&none), &j("3"), false).unwrap();
     assert_eq!(lab.snapshot(), baseline);
 }
+
+/// Open vSwitch takes a device's operations as one `ovs-vsctl -- … -- …` transaction (`batch:`):
+/// one run per bridge; a transaction the device refuses applies none of its operations, and the
+/// job is rolled back; a fault at any operation's intent or result leaves nothing behind.
+#[test]
+fn open_vswitch_operations_go_as_one_transaction_per_bridge() {
+    const OVS: &str = r#"
+name: ovs-batch
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: br1, driver: openvswitch, address: local}
+  - {name: br2, driver: openvswitch, address: local}
+links:
+  - {a: "br1:up12", b: "br2:up21"}
+nodes:
+  - {name: "a[1-6]", port: "br1:a[1-6]p"}
+  - {name: "b[1-6]", port: "br2:b[1-6]p"}
+"#;
+    let lab = Lab::new("ovs-batch", Some(OVS));
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let r = lab.up(&none, "1", "a[1-6],b[1-6]").unwrap();
+    let vlan = r.vlan.unwrap().get();
+    assert!(lab.carries("br1", "a4p", vlan) && lab.carries("br2", "up21", vlan));
+    let changes = |sw: &str| -> Vec<String> {
+        lab.fabric
+            .get(sw)
+            .unwrap()
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("ovs-vsctl -- ") || l.starts_with("ovs-vsctl add"))
+            .cloned()
+            .collect()
+    };
+    let br1 = changes("br1");
+    assert_eq!(br1.len(), 1, "one run for br1's 7 operations: {br1:?}");
+    assert_eq!(br1[0].matches(" -- ").count(), 7, "{}", br1[0]);
+    let total: usize = r.devices.iter().map(|d| d.operations).sum();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+    // br2 refuses one of its operations: none of br2's applies, br1's are undone.
+    lab.fabric
+        .with_faults("br2", |f| f.reject_matching = Some("b3p".into()));
+    let e = lab.up(&none, "2", "a[1-6],b[1-6]").unwrap_err();
+    assert!(matches!(e, ApplyError::RolledBack { .. }), "{e:?}");
+    assert!(e.to_string().contains("br2 refused `ovs-vsctl -- "), "{e}");
+    assert_eq!(lab.snapshot(), baseline);
+    lab.fabric.with_faults("br2", |f| f.reject_matching = None);
+    // A fault at every operation's intent and result.
+    for k in 1..=total {
+        for point in ["intent", "done"] {
+            let fp = Failpoints::parse(&format!("{point}:{k}:error")).unwrap();
+            let job = format!("o{point}{k}");
+            assert!(
+                matches!(
+                    lab.up(&fp, &job, "a[1-6],b[1-6]"),
+                    Err(ApplyError::RolledBack { .. })
+                ),
+                "{point}:{k}"
+            );
+            assert_eq!(
+                lab.snapshot(),
+                baseline,
+                "fault {point}:{k} left changes behind"
+            );
+            assert!(lab.store.allocations().unwrap().is_empty(), "{point}:{k}");
+        }
+    }
+}

@@ -144,6 +144,14 @@ fn every_profile_renders_its_golden_commands() {
                     .collect::<String>()
             );
         }
+        if let Some(b) = &p.batch {
+            text += &format!(
+                "## batch (up to {})\n{}\n",
+                b.max,
+                b.combine(&[format!("{}one", b.prefix), format!("{}two", b.prefix)])
+                    .unwrap_or_default()
+            );
+        }
         text += "## save\n";
         for c in &p.save {
             text += &format!("{c}\n");

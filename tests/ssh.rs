@@ -583,7 +583,9 @@ fn exec_dialects_over_ssh() {
             && !log
                 .iter()
                 .any(|l| l.starts_with("ovs-vsctl --columns=name,tag,trunks list port "))
-            && log.contains(&"ovs-vsctl set port h1p tag=100".to_string()),
+            // and changed with one run, one transaction (batch:), not a run per operation
+            && log.contains(&"ovs-vsctl -- add port up12 trunks 100 -- set port h1p tag=100".to_string())
+            && !log.contains(&"ovs-vsctl set port h1p tag=100".to_string()),
         "{log:?}"
     );
     let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "2", "--nodes", "h2"]);
@@ -595,9 +597,10 @@ fn exec_dialects_over_ssh() {
         .with_faults("br2", |f| f.reject_matching = Some("h2p".into()));
     let (code, _, err) = lab.jn(&["up", "--topology", &topo, "--job", "3", "--nodes", "h1,h2"]);
     assert_eq!(code, 4);
-    // Reads are answered; the change is refused, after br1 was already changed: rolled back.
+    // Reads are answered; br2's one transaction is refused as a whole (nothing of it applied),
+    // after br1 was already changed: rolled back.
     assert!(
-        err.contains("br2 refused `ovs-vsctl set port h2p tag=100`"),
+        err.contains("br2 refused `ovs-vsctl -- add port up21 trunks 100 -- set port h2p tag=100`"),
         "{err}"
     );
     assert_eq!(lab.snapshot(), before);

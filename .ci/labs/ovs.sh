@@ -125,7 +125,8 @@ check "down A twice succeeds" jn down --job A
 check "down of a job that never came up succeeds" jn down --job never
 check "still the baseline" test "$(snapshot)" = "$baseline"
 
-# --- before changing a switch, its ports are read with one command (read.ports) ---
+# --- before changing a switch, its ports are read with one command (read.ports), and its
+# changes go as one transaction (batch:) ---
 # A site copy of the profile runs ovs-vsctl through a shim that logs every call.
 mkdir -p "$D/drivers" "$D/shim"
 printf '#!/bin/sh\necho "$*" >> %s/ovs-calls.log\nexec ovs-vsctl "$@"\n' "$D" > "$D/shim/ovs-vsctl"
@@ -135,6 +136,8 @@ sed "s#ovs-vsctl #$D/shim/ovs-vsctl #g" switch-drivers/openvswitch.yaml > "$D/dr
 check "up R on h1..h4 through the logging profile" jn --drivers-dir "$D/drivers" up --topology "$TOPO" --job R --nodes h1,h2,h3,h4
 check "R's ports on jnsw1 and jnsw2 were read with one list each, none on its own" \
   sh -c "[ \$(grep -cx -- '--columns=name,tag,trunks list port' '$D/ovs-calls.log') = 2 ] && ! grep -q -- 'list port [^ ]' '$D/ovs-calls.log'"
+check "and changed with one ovs-vsctl transaction per switch (batch:), no run per operation" \
+  sh -c "[ \$(grep -c -- '^-- ' '$D/ovs-calls.log') = 2 ] && ! grep -q -- '^set port\|^add port' '$D/ovs-calls.log'"
 check "and R is on its ports: h1 reaches h4" reaches 1 4
 check "down R" jn --drivers-dir "$D/drivers" down --job R
 check "the baseline again" test "$(snapshot)" = "$baseline"

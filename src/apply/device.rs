@@ -48,6 +48,11 @@ pub(super) fn apply_all(env: &Env, job: &JobId, devices: Vec<Prepared>) -> Vec<F
 fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> {
     let device = d.record.name.clone();
     d.driver.begin()?;
+    if d.driver.batch_max() > 1 {
+        apply_batches(env, job, &mut d)?;
+        d.driver.finish(env.save, false)?;
+        return Ok(());
+    }
     for (seq, op) in d.ops.iter().enumerate() {
         env.interrupt.check().map_err(Failure::Interrupted)?;
         let rendered = d.driver.render(op);
@@ -82,6 +87,77 @@ fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> 
         }
     }
     d.driver.finish(env.save, false)?;
+    Ok(())
+}
+
+/// A device whose dialect carries many operations in one atomic command (`batch:`): per chunk,
+/// every operation's intent is journaled (with its own lines and undo), then the chunk goes as
+/// one command, then every operation is journaled done — or, when the command fails, failed:
+/// the device applied none of them, and their undo (safe to repeat) is what unwinding sends.
+fn apply_batches(env: &Env, job: &JobId, d: &mut Prepared) -> Result<(), Failure> {
+    let device = d.record.name.clone();
+    let max = d.driver.batch_max();
+    let ops = d.ops.clone();
+    for (n, chunk) in ops.chunks(max).enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, op) in chunk.iter().enumerate() {
+            env.interrupt.check().map_err(Failure::Interrupted)?;
+            let rendered = d.driver.render(op);
+            let id = env.store.journal_intent(
+                job,
+                &d.record,
+                n * max + i,
+                &JournalOp::Device(op.clone()),
+                &rendered.apply,
+                &rendered.undo,
+            )?;
+            rows.push((id, rendered));
+        }
+        let fail = |rows: &[(i64, crate::drivers::cli::Rendered)], e: &Failure| {
+            for (id, _) in rows {
+                let _ = env
+                    .store
+                    .journal_set(*id, JournalStatus::Failed, &e.to_string());
+            }
+        };
+        let batch: Vec<_> = chunk
+            .iter()
+            .zip(&rows)
+            .map(|(op, (_, r))| (op, r))
+            .collect();
+        let run = chunk
+            .iter()
+            .zip(&rows)
+            .try_for_each(|(_, (_, r))| {
+                let first = r.apply.first().map(String::as_str).unwrap_or("");
+                env.faults.hit(Point::Intent, &device, first)
+            })
+            .and_then(|()| d.driver.apply_batch(&batch));
+        if let Err(e) = run {
+            let e = Failure::from(e);
+            fail(&rows, &e);
+            return Err(e);
+        }
+        for (op, (id, r)) in chunk.iter().zip(&rows) {
+            let first = r.apply.first().map(String::as_str).unwrap_or("");
+            if let Err(e) = env.faults.hit(Point::Done, &device, first) {
+                let e = Failure::from(e);
+                let _ = env
+                    .store
+                    .journal_set(*id, JournalStatus::Failed, &e.to_string());
+                return Err(e);
+            }
+            env.store.journal_set(*id, JournalStatus::Done, "")?;
+            if let Op::TaggedAdd {
+                port,
+                restricts: true,
+                ..
+            } = op
+            {
+                env.store.restrict(&device, port, "all")?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -44,6 +44,15 @@ pub trait DeviceDriver: Send {
     fn begin(&mut self) -> Result<(), DeviceError>;
     /// Carries out `op` as rendered.
     fn apply(&mut self, op: &Op, rendered: &Rendered) -> Result<(), DeviceError>;
+    /// How many operations [`DeviceDriver::apply_batch`] may carry out at once (1: one by one).
+    fn batch_max(&self) -> usize {
+        1
+    }
+    /// Carries out several operations as rendered, as one atomic command where the dialect has
+    /// one (`batch:`): all of them or none; otherwise one by one.
+    fn apply_batch(&mut self, ops: &[(&Op, &Rendered)]) -> Result<(), DeviceError> {
+        ops.iter().try_for_each(|(op, r)| self.apply(op, r))
+    }
     /// Undoes a journaled operation.
     fn undo(&mut self, record: &UndoRecord) -> Result<(), DeviceError>;
     /// Whether the device can give a restricted port every VLAN back.
@@ -230,6 +239,24 @@ impl DeviceDriver for CliDriver<'_> {
 
     fn undo(&mut self, record: &UndoRecord) -> Result<(), DeviceError> {
         self.run_again_once(record.lines)
+    }
+
+    fn batch_max(&self) -> usize {
+        self.profile.batch.as_ref().map_or(1, |b| b.max)
+    }
+
+    fn apply_batch(&mut self, ops: &[(&Op, &Rendered)]) -> Result<(), DeviceError> {
+        let lines: Vec<String> = ops.iter().flat_map(|(_, r)| r.apply.clone()).collect();
+        let combined = match &self.profile.batch {
+            Some(b) if ops.len() > 1 => b.combine(&lines),
+            _ => None,
+        };
+        match combined {
+            // One transaction: never sent again after a lost answer (it may have applied);
+            // the journal's undo, which is safe to repeat, decides.
+            Some(line) => self.run(&line).map(drop),
+            None => ops.iter().try_for_each(|(op, r)| self.apply(op, r)),
+        }
     }
 
     fn can_unrestrict(&self) -> bool {

@@ -553,6 +553,47 @@ impl Session for SimSession {
                 secs: 0,
             });
         }
+        // One command carrying many operations (`batch:`): all of them, or none.
+        if let Some(parts) = self
+            .sw
+            .profile()
+            .batch
+            .clone()
+            .and_then(|b| split_batch(&b, line))
+        {
+            let before = self.sw.state.lock().expect("state").clone();
+            for part in parts {
+                if let Err(mut e) = self.line(&part) {
+                    *self.sw.state.lock().expect("state") = before;
+                    self.buffer.clear();
+                    // The device refuses the command it was sent, the whole transaction.
+                    if let DeviceError::Rejected { command, .. } = &mut e {
+                        *command = line.to_string();
+                    }
+                    return Err(e);
+                }
+            }
+            return Ok(String::new());
+        }
+        self.line(line)
+    }
+}
+
+/// The operations' lines of one `batch:` command; `None` for any other line.
+fn split_batch(b: &crate::drivers::profile::Batch, line: &str) -> Option<Vec<String>> {
+    let rest = line
+        .strip_prefix(b.prefix.as_str())?
+        .strip_prefix(b.join.trim_start())?;
+    Some(
+        rest.split(b.join.as_str())
+            .map(|part| format!("{}{part}", b.prefix))
+            .collect(),
+    )
+}
+
+impl SimSession {
+    /// One line, after the session's own faults (drop, hang) were checked.
+    fn line(&mut self, line: &str) -> Result<String, DeviceError> {
         let p = self.sw.profile();
         let invalid = answers(p).invalid;
         if let Some((text, answer)) = &self.faults.garble_matching {

@@ -191,6 +191,37 @@ impl std::fmt::Display for OpKind {
     }
 }
 
+/// A dialect whose one command carries many operations as one atomic transaction (`batch:`;
+/// Open vSwitch: `ovs-vsctl -- add port … -- set port …`): every line of the operations starts
+/// with `prefix`, which the combined command gives once, the rest joined by `join`; at most `max`
+/// operations per command. The device applies all of them or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub prefix: String,
+    pub join: String,
+    pub max: usize,
+}
+
+impl Batch {
+    /// The one command for these lines; `None` when a line does not start with the prefix (it
+    /// is then sent on its own, as without `batch:`).
+    pub fn combine(&self, lines: &[String]) -> Option<String> {
+        let rest: Option<Vec<&str>> = lines
+            .iter()
+            .map(|l| l.strip_prefix(self.prefix.as_str()))
+            .collect();
+        let rest = rest?;
+        (!rest.is_empty()).then(|| {
+            format!(
+                "{}{}{}",
+                self.prefix,
+                self.join.trim_start(),
+                rest.join(&self.join)
+            )
+        })
+    }
+}
+
 /// How the SSH transport talks to the device.
 #[derive(Clone, Debug)]
 pub struct SshDialect {
@@ -340,6 +371,8 @@ pub struct Profile {
     /// matched against every line of an answer.
     pub errors: Vec<regex::Regex>,
     pub ssh: SshDialect,
+    /// Operations sent as one atomic command, where the dialect has that.
+    pub batch: Option<Batch>,
     /// How the test kit's simulator answers; `None` when the profile does not say.
     pub sim: Option<SimAnswers>,
 }

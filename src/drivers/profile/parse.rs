@@ -29,6 +29,7 @@ const PROFILE_KEYS: &[&str] = &[
     "ssh",
     "sim",
     "driver",
+    "batch",
 ];
 
 /// Parses and checks one profile: every required operation of its kind present, only known
@@ -226,6 +227,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let (read_vlans, read_port, read_ports) = reads(d, root, get(pairs, "read"), kind);
     let errors = get(pairs, "errors").map_or(Vec::new(), |e| error_patterns(d, e));
     let ssh = get(pairs, "ssh").map_or(SshDialect::default(), |n| ssh_dialect(d, n));
+    let batch = get(pairs, "batch").and_then(|n| batch(d, n));
     let advice = get(pairs, "advice").map_or(Advice::default(), |n| advice(d, n));
     let sim = get(pairs, "sim").map(|n| sim_answers(d, n));
     let driver = driver_kind(d, pairs, root);
@@ -252,6 +254,33 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         errors,
         ssh,
         sim,
+        batch,
+    })
+}
+
+/// `batch: {prefix, join, max}`: operations in one atomic command.
+fn batch(d: &mut Diagnostics, n: &Node) -> Option<super::Batch> {
+    let what = "batch";
+    let pairs = map_pairs(d, n, what, &["prefix", "join", "max"])?;
+    let text = |d: &mut Diagnostics, key: &str| {
+        required(d, pairs, n, what, key).and_then(|v| match v.as_str() {
+            Some(s) if !s.trim().is_empty() => Some(s.to_string()),
+            _ => {
+                d.error(v.loc, format!("batch.{key} must be text"), "");
+                None
+            }
+        })
+    };
+    let prefix = text(d, "prefix");
+    let join = text(d, "join");
+    let max = match get(pairs, "max") {
+        Some(v) => number(d, v, "batch.max").filter(|m| (1..=10_000).contains(m)),
+        None => Some(100),
+    };
+    Some(super::Batch {
+        prefix: prefix?,
+        join: join?,
+        max: usize::try_from(max?).ok()?,
     })
 }
 
