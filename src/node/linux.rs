@@ -252,13 +252,9 @@ impl Backend for BridgeVlan {
                 "{bridge} is not a Linux bridge (`bridge:` with `backend: bridge-vlan`): nothing was changed"
             ))),
         }
-        match h.master_of(uplink) {
-            Some(m) if m == bridge => Ok(()),
-            other => Err(NodeError::Refused(format!(
-                "the uplink {uplink} is {}, not a port of the bridge {bridge}: the job's VLAN would not leave the node; `ip link set {uplink} master {bridge}`: nothing was changed",
-                other.map_or("on no bridge".to_string(), |m| format!("a port of {m}"))
-            ))),
-        }
+        port_of(h, uplink, bridge).map_err(|where_| NodeError::Refused(format!(
+            "the uplink {uplink} is {where_}, not a port of the bridge {bridge}: the job's VLAN would not leave the node; `ip link set {uplink} master {bridge}`: nothing was changed"
+        )))
     }
 
     fn uplink_change(
@@ -287,14 +283,10 @@ impl Backend for BridgeVlan {
         vlan: u16,
     ) -> Result<Change, NodeError> {
         must_exist(h, port)?;
-        match h.master_of(port) {
-            Some(m) if m == bridge => {}
-            other => {
-                return Err(NodeError::Refused(format!(
-                    "interface {port} is {}, not a port of the node bridge {bridge}: plug it in first, down (`ip link set {port} master {bridge}`; libvirt and Proxmox do it), then attach: nothing was changed",
-                    other.map_or("on no bridge".to_string(), |m| format!("a port of {m}"))
-                )))
-            }
+        if let Err(where_) = port_of(h, port, bridge) {
+            return Err(NodeError::Refused(format!(
+                "interface {port} is {where_}, not a port of the node bridge {bridge}: plug it in first, down (`ip link set {port} master {bridge}`; libvirt and Proxmox do it), then attach: nothing was changed"
+            )));
         }
         Ok(Change::BridgePort {
             port: port.to_string(),
@@ -306,31 +298,53 @@ impl Backend for BridgeVlan {
 
 pub struct Classic;
 
-/// The classic layout's bridge for VLAN `vlan`: `<bridge>v<vlan>`, as Proxmox names it
-/// (`vmbr0` → `vmbr0v5`); a name Linux would not take is refused, never cut.
-pub fn vlan_bridge_name(bridge: &str, vlan: u16) -> Result<String, NodeError> {
-    let name = format!("{bridge}v{vlan}");
+/// Whether `port` is a port of `bridge`; otherwise where it is, for a message.
+fn port_of(h: &mut dyn Host, port: &str, bridge: &str) -> Result<(), String> {
+    match h.master_of(port) {
+        Some(m) if m == bridge => Ok(()),
+        Some(m) => Err(format!("a port of {m}")),
+        None => Err("on no bridge".to_string()),
+    }
+}
+
+/// A name the classic layout derives for VLAN `vlan` from the configured `base` (`key:`):
+/// `what` it is and `how` it is formed (for the message); one Linux would not take is refused,
+/// never cut.
+fn derived_name(
+    (what, how): (&str, &str),
+    name: String,
+    (key, base): (&str, &str),
+    vlan: u16,
+) -> Result<String, NodeError> {
     if name.len() > 15 {
         return Err(NodeError::Config(format!(
-            "the bridge for VLAN {vlan} would be `{name}` (`<bridge>v<VLAN>`, as Proxmox names it), longer than Linux's 15 bytes: give `bridge:` a name of at most {} bytes; nothing was changed",
-            15 - (name.len() - bridge.len())
+            "the {what} for VLAN {vlan} would be `{name}`{how}, longer than Linux's 15 bytes: give `{key}:` a name of at most {} bytes; nothing was changed",
+            15 - (name.len() - base.len())
         )));
     }
-    super::check_ifname("bridge", &name)?;
+    super::check_ifname(what, &name)?;
     Ok(name)
+}
+
+/// The classic layout's bridge for VLAN `vlan`: `<bridge>v<vlan>`, as Proxmox names it
+/// (`vmbr0` → `vmbr0v5`).
+pub fn vlan_bridge_name(bridge: &str, vlan: u16) -> Result<String, NodeError> {
+    derived_name(
+        ("bridge", " (`<bridge>v<VLAN>`, as Proxmox names it)"),
+        format!("{bridge}v{vlan}"),
+        ("bridge", bridge),
+        vlan,
+    )
 }
 
 /// The classic layout's VLAN interface for VLAN `vlan` over `uplink`: `UPLINK.V`.
 pub fn vlan_interface_name(uplink: &str, vlan: u16) -> Result<String, NodeError> {
-    let name = format!("{uplink}.{vlan}");
-    if name.len() > 15 {
-        return Err(NodeError::Config(format!(
-            "the VLAN interface for VLAN {vlan} would be `{name}`, longer than Linux's 15 bytes: give `uplink:` a name of at most {} bytes; nothing was changed",
-            15 - (name.len() - uplink.len())
-        )));
-    }
-    super::check_ifname("VLAN interface", &name)?;
-    Ok(name)
+    derived_name(
+        ("VLAN interface", ""),
+        format!("{uplink}.{vlan}"),
+        ("uplink", uplink),
+        vlan,
+    )
 }
 
 /// `UPLINK.V` and the bridge over it, up; what exists already is kept.
