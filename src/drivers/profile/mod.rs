@@ -833,6 +833,33 @@ mod tests {
         );
     }
 
+    /// `batch:` mistakes are named, never dropped (a profile read without its batch would send
+    /// an operation per command and say nothing).
+    #[test]
+    fn batch_mistakes_are_named() {
+        let ovs = include_str!("../../../switch-drivers/openvswitch.yaml");
+        let b = parse_profile(ovs, "ovs.yaml").unwrap().batch.unwrap();
+        assert_eq!(
+            b.combine(&["ovs-vsctl a".into(), "ovs-vsctl b".into()])
+                .as_deref(),
+            Some("ovs-vsctl -- a -- b")
+        );
+        assert_eq!(b.combine(&["ovs-vsctl a".into(), "ip link".into()]), None);
+        for (bad, want) in [
+            ("max: 0", "batch.max 0 is not 1..10000"),
+            ("max: 20000", "batch.max 20000 is not 1..10000"),
+            ("max: many", "batch.max is not a number"),
+        ] {
+            let text = ovs.replace("max: 200", bad);
+            let err = parse_profile(&text, "ovs.yaml").unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = parse_profile(&ovs.replace("join: \" -- \", ", ""), "ovs.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("join"), "{err}");
+    }
+
     /// The gateway's proxy-arp syntax is not yet found in a vendor source: plans say so.
     #[test]
     fn the_gateway_profile_stays_unverified() {

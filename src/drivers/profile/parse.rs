@@ -274,7 +274,18 @@ fn batch(d: &mut Diagnostics, n: &Node) -> Option<super::Batch> {
     let prefix = text(d, "prefix");
     let join = text(d, "join");
     let max = match get(pairs, "max") {
-        Some(v) => number(d, v, "batch.max").filter(|m| (1..=10_000).contains(m)),
+        Some(v) => number(d, v, "batch.max").and_then(|m| {
+            if (1..=10_000).contains(&m) {
+                Some(m)
+            } else {
+                d.error(
+                    v.loc,
+                    format!("batch.max {m} is not 1..10000"),
+                    "operations per command, e.g. 200",
+                );
+                None
+            }
+        }),
         None => Some(100),
     };
     Some(super::Batch {
