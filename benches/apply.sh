@@ -9,16 +9,26 @@
 #     with a copy without `read.ports` (one read per port, as before)
 #     BENCH=p2b runs only this case; BENCH=p2b-ovs the same on Open vSwitch over SSH, with
 #     and without `batch:` (one ovs-vsctl transaction per switch) and `read.ports`.
+#  4. (issue 15, P1) BENCH=p1: case 1 (no latency) directly and through a warm jobnetd
+#     (target: up <= 30 ms warm)
+#  5. (issue 15, P2) BENCH=p2: one switch vs a chain of 300 with the same work per switch,
+#     200 ms login, 20 ms per command, directly and through a warm jobnetd (target <= 1.5 x)
+# With DAEMON=1 every `measure` goes through a jobnetd started for the lab, warmed by one
+# untimed up/down first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # jobnet as shipped (no test kit); the simulator is part of the test kit.
-cargo build --release --locked -q --bin jobnet
+cargo build --release --locked -q --bin jobnet --bin jobnetd
 cargo build --release --locked -q --features testkit --bin jobnet-switch-sim
 B=target/bench/apply
 rm -rf "$B"; mkdir -p "$B"
 RUNS=${RUNS:-5}
 sim_pid=""
-stop_sim() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""; }
+daemon_pid=""
+stop_sim() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=""
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
+}
 trap stop_sim EXIT
 
 now() { date +%s.%N; }
@@ -27,10 +37,23 @@ now() { date +%s.%N; }
 measure() {
   local name=$1 topo=$2 nodes=$3 login=$4 cmd=$5 lab=$B/$1
   shift 5
+  if [ "${DAEMON:-0}" = 1 ]; then lab="$lab-jobnetd"; fi
   target/release/jobnet-switch-sim --topology "$topo" --out "$lab" --login-latency-ms "$login" --command-latency-ms "$cmd" &
   sim_pid=$!
   for _ in $(seq 100); do [ -f "$lab/ready" ] && break; sleep 0.05; done
-  local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts" "$@")
+  local daemon=off
+  if [ "${DAEMON:-0}" = 1 ]; then
+    daemon=$lab/jobnetd.sock
+    target/release/jobnetd --socket "$daemon" > "$lab.jobnetd.log" 2>&1 &
+    daemon_pid=$!
+    for _ in $(seq 100); do [ -S "$daemon" ] && break; sleep 0.05; done
+  fi
+  local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts" --daemon "$daemon" "$@")
+  if [ "$daemon" != off ]; then
+    "${J[@]}" up --topology "$lab/topology.yaml" --job warm --nodes "$nodes" --pkey none > /dev/null
+    "${J[@]}" down --job warm > /dev/null
+    name="$name (jobnetd, warm)"
+  fi
   local times=()
   for i in $(seq "$RUNS"); do
     local t0; t0=$(now)
@@ -83,6 +106,31 @@ nodes:
   - {name: "n[001-299]", port: "leaf1:Ethernet1/[1-299]"}
 YAML
 }
+chain() {
+  local n=$1
+  echo "name: chain-$n"
+  echo 'ethernet: {vlan_pool: "100-199"}'
+  echo "switches:"
+  for i in $(seq 1 "$n"); do echo "  - {name: sw$i, driver: arista-eos, address: 192.0.2.1, credentials: x}"; done
+  echo "links:"
+  for i in $(seq 1 $((n - 1))); do echo "  - {a: sw$i:Ethernet48, b: sw$((i + 1)):Ethernet47}"; done
+  echo "nodes:"
+  for i in $(seq 1 "$n"); do echo "  - {name: n$i, port: sw$i:Ethernet1}"; done
+}
+if [ "${BENCH:-}" = p1 ]; then
+  single10 > "$B/one10.yaml"
+  measure "P1 1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
+  DAEMON=1 measure "P1 1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
+  exit 0
+fi
+if [ "${BENCH:-}" = p2 ]; then
+  chain 300 > "$B/chain300.yaml"; single3 > "$B/one3.yaml"
+  for d in 0 1; do
+    DAEMON=$d measure "P2 1 switch, 200 ms login, 20 ms/command" "$B/one3.yaml" 'n[01-03]' 200 20
+    DAEMON=$d measure "P2 300 switches, 200 ms login, 20 ms/command" "$B/chain300.yaml" 'n[1-300]' 200 20
+  done
+  exit 0
+fi
 if [ -z "${BENCH:-}" ]; then
   single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain32 > "$B/chain32.yaml"
   measure "1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0

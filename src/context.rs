@@ -15,16 +15,23 @@ use crate::apply::{
 use crate::base::diag::{Diagnostic, Severity};
 use crate::base::limits::FileError;
 use crate::base::types::JobId;
-use crate::drivers::transport::credentials::{Credentials, CredentialsError};
-use crate::drivers::transport::ssh::{SshConnector, SshOptions};
-use crate::drivers::transport::{Connector, RealConnector};
+use crate::drivers::transport::credentials::CredentialsError;
+use crate::drivers::transport::daemon::{DaemonConnector, LoginOptions};
+use crate::drivers::transport::{Connector, RealConnector, SetupError};
 use crate::drivers::{DriverError, DriverSet};
 use crate::plan::{JobRequest, Plan};
 use crate::state::{Abandoned, JobRow, JournalRow, SqliteStore, StateError, StateStore};
 use crate::topology::{self, LoadError, SwitchGraph, Topology};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
+
+/// Where jobnetd listens unless told otherwise (`--daemon`, `$JOBNET_DAEMON`).
+pub const DAEMON_SOCKET: &str = crate::drivers::transport::daemon::DEFAULT_SOCKET;
+
+/// The jobnetd socket a `--daemon` / `$JOBNET_DAEMON` value names (`off`: none).
+pub fn daemon_socket(value: Option<&str>) -> Option<PathBuf> {
+    crate::drivers::transport::daemon::socket_setting(value)
+}
 
 /// How a [`Context`] reaches devices and keeps state; the command line's global options.
 #[derive(Clone, Debug)]
@@ -52,6 +59,9 @@ pub struct Options {
     /// The caller named the state path itself (the CLI's `--state`, a hook's site
     /// configuration): a missing file there is an error for `down`/`recover`, not "no jobs".
     pub state_explicit: bool,
+    /// jobnetd's socket: devices are reached through the sessions it keeps warm when it
+    /// answers there, directly when not (`None`: always directly).
+    pub daemon: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -69,6 +79,7 @@ impl Default for Options {
             save_config: false,
             service_user: None,
             state_explicit: false,
+            daemon: daemon_socket(std::env::var("JOBNET_DAEMON").ok().as_deref()),
         }
     }
 }
@@ -558,7 +569,7 @@ impl Context {
             Some(c) => c.as_ref(),
             None => {
                 real = self.real_connector()?;
-                &real
+                real.as_ref()
             }
         };
         let env = Env {
@@ -578,31 +589,41 @@ impl Context {
         Ok(f(&env)?)
     }
 
-    fn real_connector(&self) -> Result<RealConnector, Error> {
+    /// SSH and local commands, through jobnetd's warm sessions when it answers on its socket.
+    fn real_connector(&self) -> Result<Box<dyn Connector + Send>, Error> {
         let o = &self.options;
-        // A missing credentials file only matters once an SSH device is contacted (it says so
-        // then).
-        let credentials = match Credentials::load(&o.credentials) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(CredentialsError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let ssh = SshConnector::new(SshOptions {
-            credentials,
-            credentials_path: o.credentials.clone(),
-            known_hosts: o.known_hosts.clone(),
-            trust_on_first_use: o.trust_on_first_use,
-            connect_timeout: o.connect_timeout,
-            command_timeout: o.command_timeout,
-        })
-        .map_err(Error::Runtime)?;
-        Ok(RealConnector {
-            command_timeout: o.command_timeout,
-            ssh,
+        let direct = Box::new(
+            RealConnector::new(
+                &o.credentials,
+                &o.known_hosts,
+                o.trust_on_first_use,
+                o.connect_timeout,
+                o.command_timeout,
+            )
+            .map_err(|e| match e {
+                SetupError::Credentials(c) => Error::Credentials(c),
+                SetupError::Runtime(r) => Error::Runtime(r),
+            })?,
+        );
+        Ok(match &o.daemon {
+            None => direct,
+            Some(socket) => Box::new(DaemonConnector {
+                socket: socket.clone(),
+                login: LoginOptions {
+                    credentials: absolute(&o.credentials),
+                    known_hosts: absolute(&o.known_hosts),
+                    trust_on_first_use: o.trust_on_first_use,
+                    connect_timeout_ms: o.connect_timeout.as_millis() as u64,
+                    command_timeout_ms: o.command_timeout.as_millis() as u64,
+                    sessions_per_device: o.sessions_per_device,
+                },
+                direct,
+            }),
         })
     }
+}
+
+/// `path` from this process's working directory (jobnetd has another one).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

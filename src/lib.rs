@@ -10,11 +10,13 @@
 //!
 //! Callers (the command line, scheduler hooks, a daemon) use the facade, [`Context`]: built once
 //! from [`Options`], it offers plan / up / down / status / recover with typed reports and one
-//! [`Error`] type that knows its exit code. docs/architecture.md draws the whole map.
+//! [`Error`] type that knows its exit code. [`daemon`] is jobnetd, the optional process that keeps
+//! device sessions warm for them. docs/architecture.md draws the whole map.
 
 pub mod apply;
 pub mod base;
 pub mod context;
+pub mod daemon;
 pub mod drivers;
 pub mod ib;
 pub mod jobs;

@@ -918,6 +918,14 @@ const RULES: &[Rule] = &[
         ],
         not: EXECUTOR,
     },
+    // jobnetd lends device sessions: it reaches the transports, profiles and the signal flag,
+    // never the state, the planner, the executor, the facade or the callers above it (jobs stay
+    // in their own processes).
+    Rule {
+        folder: &["src/daemon", "src/bin/jobnetd.rs"],
+        only: &["base", "drivers", "apply::interrupt", "daemon"],
+        not: &["state", "plan", "context", "jobs", "node", "ib"],
+    },
 ];
 
 /// Breaks of the rules above that the code has today, each with its fix (see the report of

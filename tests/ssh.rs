@@ -3,6 +3,8 @@
 //! algorithms per switch, timeouts, dropped connections, strings refused before any connection,
 //! and 50 concurrent `up`s and `down`s against one state file.
 
+mod common;
+
 use jobnet::drivers::DriverSet;
 use jobnet::testkit::sim::{SimFabric, SimPort, SimState, SitePorts};
 use jobnet::testkit::sim_server;
@@ -633,32 +635,6 @@ fn connect_timeout() {
     drop(silent);
 }
 
-/// Waits until the running job has at least `n` journaled operations done.
-fn wait_for_done(lab: &Lab, job: &str, n: usize) {
-    let path = lab.dir.join("state.db");
-    let started = std::time::Instant::now();
-    loop {
-        if let Ok(Some(store)) = jobnet::state::sqlite::SqliteStore::open_existing(&path) {
-            let job = jobnet::base::types::JobId::parse(job).unwrap();
-            let done = jobnet::state::StateStore::journal(&store, &job)
-                .map(|j| {
-                    j.iter()
-                        .filter(|r| r.status == jobnet::state::JournalStatus::Done)
-                        .count()
-                })
-                .unwrap_or(0);
-            if done >= n {
-                return;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the job never got going"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// What Slurm does to a prolog that runs past PrologEpilogTimeout (SIGTERM), and a terminal's
 /// `up` of job 1 on the shipped example's nodes, in the background, its output captured.
 fn spawn_up(lab: &Lab, globals: &[&str]) -> std::process::Child {
@@ -692,7 +668,7 @@ fn a_signal_during_up_unwinds_and_exits_4() {
                 .with_faults(sw, |f| f.command_latency = Duration::from_millis(60));
         }
         let child = spawn_up(&lab, &[]);
-        wait_for_done(&lab, "1", 2);
+        common::wait_for_done(&lab.dir.join("state.db"), "1", 2);
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
         let o = child.wait_with_output().unwrap();

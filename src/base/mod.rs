@@ -1,6 +1,7 @@
 //! What every stage uses and that knows nothing of networks: typed values (VLAN ids, PKeys, port
 //! GUIDs, job ids), diagnostics with positions, the position-keeping YAML reader, Slurm hostlists,
-//! bounds on what is read, running a local program, and replacing files safely.
+//! bounds on what is read, running a local program, replacing files safely, and the process's one
+//! async runtime.
 
 pub mod deadline;
 pub mod diag;
@@ -9,6 +10,7 @@ pub mod hostlist;
 pub mod jobstate;
 pub mod limits;
 pub mod process;
+pub mod runtime;
 pub mod time;
 pub mod types;
 pub mod users;

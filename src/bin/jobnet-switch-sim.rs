@@ -1,7 +1,8 @@
 //! `jobnet-switch-sim`: serves every switch of a topology as a simulated switch over SSH on
 //! 127.0.0.1, each speaking its driver profile's dialect, with optional latency, and writes a lab
 //! directory (`topology.yaml` pointing at the simulators, `credentials.yaml`, `known_hosts`,
-//! `ready` with the pid) for `jobnet up/down` to use. Runs until killed. For benchmarks and
+//! `ready` with the pid, `logins` with the logins accepted so far) for `jobnet up/down` to use.
+//! Runs until killed. For benchmarks and
 //! trying jobnet out without switches; never a substitute for real devices.
 //!
 //! Ports start as a site prepares them for jobnet (`--ports site`, the default: link ends and node
@@ -95,6 +96,16 @@ fn main() -> anyhow::Result<()> {
     let running = sim_server::start_fabric(runtime.handle(), &fabric, &names, &legacy, &access)?;
     sim_server::write_lab(&out, &t, &running, &access, &legacy)?;
     std::fs::write(out.join("ready"), std::process::id().to_string())?;
-    runtime.block_on(std::future::pending::<()>());
+    // `logins`: how many logins every switch accepted so far (benchmarks count them).
+    runtime.block_on(async {
+        let mut written = u64::MAX;
+        loop {
+            let n = running.logins();
+            if n != written && std::fs::write(out.join("logins"), format!("{n}\n")).is_ok() {
+                written = n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
     Ok(())
 }

@@ -81,6 +81,10 @@ struct Global {
     /// Also send each profile's save lines (e.g. `write memory`) after changing a device.
     #[arg(long, global = true, help_heading = GLOBAL)]
     save_config: bool,
+    /// jobnetd's socket: reach devices through its warm sessions when it runs there, directly
+    /// when not; `off` always goes directly (docs/jobnetd.md).
+    #[arg(long, global = true, env = "JOBNET_DAEMON", default_value = jobnet::context::DAEMON_SOCKET, help_heading = GLOBAL)]
+    daemon: String,
 }
 
 impl Global {
@@ -99,6 +103,7 @@ impl Global {
             wait: Duration::from_secs(self.wait),
             save_config: self.save_config,
             service_user: None,
+            daemon: jobnet::context::daemon_socket(Some(&self.daemon)),
         }
     }
 }

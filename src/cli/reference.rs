@@ -40,6 +40,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "the site's driver profiles (--drivers-dir)",
     ),
     (
+        "JOBNET_DAEMON",
+        "jobnetd's socket (--daemon), /run/jobnet/jobnetd.sock when not set; off reaches devices directly",
+    ),
+    (
         "JOBNET_CONFIG",
         "the site's configuration, /etc/jobnet/jobnet.yaml when not set: the settings of hook and job (their --config); the other commands read the settings they share with them from it too, such as the programs: table",
     ),

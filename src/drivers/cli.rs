@@ -88,6 +88,9 @@ pub struct CliDriver<'a> {
     session: Option<Box<dyn Session>>,
     /// Configuration mode was entered on the current session.
     configuring: bool,
+    /// Every line on the current session was answered as expected (it may be handed to the
+    /// next job when a pool lent it).
+    clean: bool,
 }
 
 impl<'a> CliDriver<'a> {
@@ -105,6 +108,7 @@ impl<'a> CliDriver<'a> {
             vlan_name: vlan_name.to_string(),
             session: None,
             configuring: false,
+            clean: true,
         };
         d.session()?;
         Ok(d)
@@ -115,8 +119,11 @@ impl<'a> CliDriver<'a> {
     fn session(&mut self) -> Result<&mut Box<dyn Session>, DeviceError> {
         if self.session.is_none() {
             let mut s = self.connector.connect(&self.target, &self.profile)?;
-            for l in &self.profile.setup {
-                s.run(l)?;
+            self.clean = true;
+            if !s.warm() {
+                for l in &self.profile.setup {
+                    s.run(l)?;
+                }
             }
             if self.configuring {
                 for l in &self.profile.begin {
@@ -130,6 +137,9 @@ impl<'a> CliDriver<'a> {
 
     fn run(&mut self, line: &str) -> Result<String, DeviceError> {
         let result = self.session().and_then(|s| s.run(line));
+        if result.is_err() {
+            self.clean = false;
+        }
         if result.as_ref().is_err_and(DeviceError::session_broken) {
             // Answers and lines could get out of step on this session: never use it again.
             self.session = None;
@@ -153,6 +163,16 @@ impl<'a> CliDriver<'a> {
             command: command.into(),
             expected,
             answer: answer.into(),
+        }
+    }
+}
+
+impl Drop for CliDriver<'_> {
+    /// Hands the session back: reusable by a pool only when every line was answered as
+    /// expected and configuration mode was left.
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.release(self.clean && !self.configuring);
         }
     }
 }

@@ -40,6 +40,15 @@ pub struct Access {
 pub struct Running {
     pub ports: BTreeMap<String, u16>,
     pub known_hosts: String,
+    /// Logins the switches accepted so far (tests and benchmarks count them).
+    pub logins: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Running {
+    /// Logins the switches accepted so far.
+    pub fn logins(&self) -> u64 {
+        self.logins.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A fresh Ed25519 key from the kernel's random source.
@@ -58,6 +67,7 @@ pub fn start(
     let mut ports = BTreeMap::new();
     let mut known_hosts = String::new();
     let access = Arc::new(access.clone());
+    let logins = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for served in switches {
         let key = host_key()?;
         let public = key
@@ -85,12 +95,17 @@ pub fn start(
         let mut server = SimServer {
             switch: served.switch,
             access: access.clone(),
+            logins: Arc::clone(&logins),
         };
         runtime.spawn(async move {
             let _ = server.run_on_socket(config, &listener).await;
         });
     }
-    Ok(Running { ports, known_hosts })
+    Ok(Running {
+        ports,
+        known_hosts,
+        logins,
+    })
 }
 
 /// Serves every switch of `fabric` that `names` lists, each with its own dialect.
@@ -116,6 +131,7 @@ pub fn start_fabric(
 struct SimServer {
     switch: SimSwitch,
     access: Arc<Access>,
+    logins: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl server::Server for SimServer {
@@ -232,6 +248,9 @@ impl Connection {
             .expect("faults")
             .refuse_login;
         if !refused && credential_ok && user == self.server.access.username {
+            self.server
+                .logins
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Auth::Accept
         } else {
             Auth::reject()

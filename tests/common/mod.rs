@@ -166,3 +166,29 @@ pub fn root_or_namespace(test: &str, what: &str) -> bool {
     let _ = std::io::stderr().lock().write_all(o.stderr.as_bytes());
     false
 }
+
+/// Waits (up to 30 s) until job `job` in the state file `state` has at least `n` journaled
+/// operations done: a running `up` got going.
+pub fn wait_for_done(state: &Path, job: &str, n: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(Some(store)) = jobnet::state::sqlite::SqliteStore::open_existing(state) {
+            let job = jobnet::base::types::JobId::parse(job).unwrap();
+            let done = jobnet::state::StateStore::journal(&store, &job)
+                .map(|j| {
+                    j.iter()
+                        .filter(|r| r.status == jobnet::state::JournalStatus::Done)
+                        .count()
+                })
+                .unwrap_or(0);
+            if done >= n {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the job never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

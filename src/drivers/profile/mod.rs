@@ -334,6 +334,8 @@ pub enum DriverKind {
 #[derive(Clone, Debug)]
 pub struct Profile {
     pub name: String,
+    /// The profile's YAML as it was read (what a jobnetd is handed to speak the same dialect).
+    pub text: std::sync::Arc<str>,
     pub kind: DeviceKind,
     pub driver: DriverKind,
     /// Vendor manual section the commands were taken from.

@@ -55,7 +55,10 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, DriverError> {
     };
     let profile = read_profile(&mut d, &root);
     match profile {
-        Some(p) if !d.has_errors() => Ok(p),
+        Some(mut p) if !d.has_errors() => {
+            p.text = std::sync::Arc::from(text);
+            Ok(p)
+        }
         _ => Err(DriverError::Invalid(d.sorted())),
     }
 }
@@ -233,6 +236,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let driver = driver_kind(d, pairs, root);
     Some(Profile {
         name,
+        text: std::sync::Arc::from(""),
         kind,
         driver,
         source,

@@ -6,19 +6,26 @@
 //! - the test kit's `sim` (feature `testkit`): an in-memory switch that interprets a profile's own templates, with state and
 //!   injectable faults, for tests and benchmarks.
 //!
+//! - [`pool`]: keeps sessions open between jobs (warm sessions) for a long-running process.
+//! - [`daemon`]: sessions borrowed from a running `jobnetd` over its Unix socket, so that short
+//!   `jobnet` processes reuse its warm sessions instead of logging in themselves.
+//!
 //! A [`Connector`] opens one [`Session`] per device per apply; every line of that device goes
 //! through it. How many sessions all jobnet processes together hold to one device is bounded by
 //! the state store (`StateStore::device_slot`).
 
 pub mod credentials;
+pub mod daemon;
 pub mod local;
+pub mod pool;
 pub mod ssh;
 
 use crate::drivers::Profile;
 use std::time::Duration;
 
 /// A device failure, naming the device, what was sent and what the device answered.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DeviceError {
     #[error("cannot connect to {device} ({address}): {reason}")]
     Connect {
@@ -102,10 +109,29 @@ impl DeviceError {
 pub trait Session: Send {
     /// Sends one line and returns the device's answer, or the device's refusal as an error.
     fn run(&mut self, line: &str) -> Result<String, DeviceError>;
+
+    /// Whether a session that sat idle still answers (a shell answers an empty line with its
+    /// prompt; an exec session's connection is still open), without changing anything.
+    fn probe(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+
+    /// The session was used before and handed over warm: its profile's setup lines were sent
+    /// on it already.
+    fn warm(&self) -> bool {
+        false
+    }
+
+    /// The driver is done with the session. `reusable`: every line was answered as expected and
+    /// the session is back at the prompt it started at, so a pool ([`pool`]) may hand it to the
+    /// next job; otherwise it is closed.
+    fn release(self: Box<Self>, reusable: bool) {
+        let _ = reusable;
+    }
 }
 
 /// Where and how to reach a device.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub name: String,
     pub driver: String,
@@ -166,6 +192,51 @@ pub trait Connector: Sync {
 pub struct RealConnector {
     pub command_timeout: Duration,
     pub ssh: ssh::SshConnector,
+}
+
+/// Why a [`RealConnector`] cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
+    #[error("cannot start the SSH runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl RealConnector {
+    /// SSH with the logins of the credentials file and the host keys of `known_hosts`, local
+    /// commands for `address: local`. A credentials file that does not exist only matters once
+    /// an SSH device is contacted (the login says so then).
+    pub fn new(
+        credentials: &std::path::Path,
+        known_hosts: &std::path::Path,
+        trust_on_first_use: bool,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self, SetupError> {
+        let logins = match credentials::Credentials::load(credentials) {
+            Ok(c) => Some(std::sync::Arc::new(c)),
+            Err(credentials::CredentialsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ssh = ssh::SshConnector::new(ssh::SshOptions {
+            credentials: logins,
+            credentials_path: credentials.to_path_buf(),
+            known_hosts: known_hosts.to_path_buf(),
+            trust_on_first_use,
+            connect_timeout,
+            command_timeout,
+        })
+        .map_err(SetupError::Runtime)?;
+        Ok(RealConnector {
+            command_timeout,
+            ssh,
+        })
+    }
 }
 
 impl Connector for RealConnector {

@@ -142,12 +142,15 @@ fn learn(
 
 /// A wait that ran out (its limit, the command's deadline, or a signal during `up`).
 #[derive(Debug)]
-struct Elapsed;
+pub(super) struct Elapsed;
 
 /// `tokio::time::timeout`, but never past the command's deadline, and over within 0.1 s once a
 /// signal arrived during `up` (see [`crate::base::deadline`]): the caller reports a timeout and
 /// the executor then sees the signal and unwinds.
-async fn bounded<F: std::future::Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+pub(super) async fn bounded<F: std::future::Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, Elapsed> {
     use crate::base::deadline;
     let limit = deadline::Deadline::within_command(limit).left();
     let signal = async {
@@ -183,16 +186,14 @@ fn config(legacy: bool, timeout: Duration) -> client::Config {
 
 /// Opens SSH sessions.
 pub struct SshConnector {
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
     opts: SshOptions,
 }
 
 impl SshConnector {
+    /// A connector on the process's runtime ([`crate::base::runtime`]).
     pub fn new(opts: SshOptions) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        let runtime = crate::base::runtime::handle()?;
         Ok(SshConnector { runtime, opts })
     }
 }
@@ -257,7 +258,6 @@ impl SshConnector {
         let timeout = self.opts.connect_timeout;
         let client = self
             .runtime
-            .handle()
             .block_on(async {
                 let mut client = bounded(
                     timeout,
@@ -365,7 +365,7 @@ impl Connector for SshConnector {
         }
         let (client, _, _) = self.login(target)?;
         let timeout = self.opts.command_timeout;
-        let result = self.runtime.handle().block_on(async {
+        let result = self.runtime.block_on(async {
             bounded(timeout, async {
                 let mut ch = client
                     .channel_open_session()
@@ -390,10 +390,9 @@ impl Connector for SshConnector {
             })
             .await
         });
-        let _ =
-            self.runtime
-                .handle()
-                .block_on(client.disconnect(Disconnect::ByApplication, "", "en"));
+        let _ = self
+            .runtime
+            .block_on(client.disconnect(Disconnect::ByApplication, "", "en"));
         match result {
             Err(_) => Err(DeviceError::ran_out(
                 &target.name,
@@ -422,7 +421,7 @@ impl Connector for SshConnector {
         };
         let (client, login, name) = self.login(target)?;
         let name = name.as_str();
-        let handle = self.runtime.handle().clone();
+        let handle = self.runtime.clone();
         let connect_timeout = self.opts.connect_timeout;
         let channel = handle
             .block_on(async {
@@ -463,7 +462,7 @@ impl Connector for SshConnector {
         };
         let mut session = SshSession {
             handle,
-            client,
+            client: Arc::new(client),
             channel,
             buffer: early,
             profile: profile.clone(),
@@ -497,7 +496,8 @@ fn ssh_error(e: &russh::Error, legacy: bool) -> String {
 
 struct SshSession {
     handle: tokio::runtime::Handle,
-    client: client::Handle<Client>,
+    /// Shared with the task that says goodbye when the session is dropped.
+    client: Arc<client::Handle<Client>>,
     channel: Option<russh::Channel<client::Msg>>,
     buffer: String,
     profile: Profile,
@@ -684,6 +684,17 @@ impl SshSession {
 }
 
 impl Session for SshSession {
+    fn probe(&mut self) -> Result<(), DeviceError> {
+        if self.client.is_closed() {
+            return Err(self.lost("<keep-alive>", "the device closed the connection"));
+        }
+        if self.channel.is_some() {
+            self.send("\n", "<keep-alive>")?;
+            self.read_to_prompt("<keep-alive>")?;
+        }
+        Ok(())
+    }
+
     fn run(&mut self, line: &str) -> Result<String, DeviceError> {
         if self.channel.is_none() {
             return self.exec(line);
@@ -701,10 +712,14 @@ impl Session for SshSession {
 }
 
 impl Drop for SshSession {
+    /// Says goodbye on the runtime without waiting for it (no `block_on` in `Drop`): a
+    /// connection the device has already closed costs nothing, and the TCP connection closes
+    /// with the process in any case.
     fn drop(&mut self) {
-        let _ = self
-            .handle
-            .block_on(self.client.disconnect(Disconnect::ByApplication, "", "en"));
+        let client = Arc::clone(&self.client);
+        self.handle.spawn(async move {
+            let _ = client.disconnect(Disconnect::ByApplication, "", "en").await;
+        });
     }
 }
 

@@ -1,0 +1,358 @@
+//! Sessions borrowed from a running `jobnetd`: HTTP/1.1 with JSON bodies over its Unix socket
+//! (hyper), one connection per borrowed session.
+//!
+//! A short `jobnet` process (a command, a scheduler hook) asks jobnetd for a session to a
+//! device, sends its lines through it and hands it back; jobnetd keeps the session warm for the
+//! next job ([`super::pool`]). Everything else stays in the calling process: plans, the state
+//! store, the journal, locks, rollback and exit codes are the same with or without jobnetd.
+//! When no jobnetd answers on the socket (not running, stopping, restarted), the device is
+//! reached directly, as without it. The connection carries the session's life: a process that
+//! dies closes it and jobnetd closes the device session (its state is not known).
+//!
+//! The API (docs/jobnetd.md):
+//! - `POST /v1/sessions` [`OpenRequest`] → [`OpenReply`] (a session lent on this connection)
+//! - `POST /v1/sessions/ID/run` [`RunRequest`] → [`RunReply`]
+//! - `POST /v1/sessions/ID/release` [`ReleaseRequest`] → `{}`
+//! - `GET /v1/health`, `GET /metrics` (Prometheus text)
+//!
+//! Errors are `{"error": DeviceError}` (status 502) or `{"message": "…"}` (4xx, 503 while
+//! stopping).
+
+use super::ssh::bounded;
+use super::{Connector, DeviceError, Session, Target};
+use crate::drivers::Profile;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the daemon listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/jobnet/jobnetd.sock";
+
+/// The socket a `--daemon` / `$JOBNET_DAEMON` value names: unset is [`DEFAULT_SOCKET`], `off`
+/// (or empty) is none (devices always reached directly).
+pub fn socket_setting(value: Option<&str>) -> Option<PathBuf> {
+    match value.map(str::trim) {
+        None => Some(PathBuf::from(DEFAULT_SOCKET)),
+        Some("" | "off" | "none") => None,
+        Some(path) => Some(PathBuf::from(path)),
+    }
+}
+
+/// How jobnetd logs in for this caller: the same files and bounds the caller would use itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LoginOptions {
+    pub credentials: PathBuf,
+    pub known_hosts: PathBuf,
+    pub trust_on_first_use: bool,
+    pub connect_timeout_ms: u64,
+    pub command_timeout_ms: u64,
+    pub sessions_per_device: usize,
+}
+
+/// Lend me a session to `target`, speaking `profile` (the profile's YAML text).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub target: Target,
+    pub profile: String,
+    pub login: LoginOptions,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpenReply {
+    pub session: u64,
+    /// Handed over warm (no login for it).
+    pub warm: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub line: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunReply {
+    pub answer: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub reusable: bool,
+}
+
+/// An error body.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ErrorReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<DeviceError>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Why a call to jobnetd did not give an answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// No jobnetd on the socket (or it went away before answering).
+    Unreachable(String),
+    /// It answered with an error status.
+    Status(u16, ErrorReply),
+    /// No answer within the time.
+    TimedOut,
+}
+
+/// One HTTP/1.1 connection to jobnetd.
+pub struct Client {
+    sender: SendRequest<Full<Bytes>>,
+    rt: tokio::runtime::Handle,
+}
+
+impl Client {
+    /// Connects within `limit`; `Unreachable` when nothing listens on `socket`.
+    pub fn connect(socket: &Path, limit: Duration) -> Result<Client, CallError> {
+        let rt =
+            crate::base::runtime::handle().map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let socket = socket.to_path_buf();
+        let sender = rt.block_on(async {
+            let made = bounded(limit, async {
+                let stream = tokio::net::UnixStream::connect(&socket)
+                    .await
+                    .map_err(|e| format!("{}: {e}", socket.display()))?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok::<_, String>(sender)
+            })
+            .await;
+            match made {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(CallError::Unreachable(e)),
+                Err(_) => Err(CallError::TimedOut),
+            }
+        })?;
+        Ok(Client { sender, rt })
+    }
+
+    /// `GET` or `POST` (with a JSON body) `path`; the reply's JSON.
+    pub fn call<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        path: &str,
+        body: Option<&impl Serialize>,
+        limit: Duration,
+    ) -> Result<T, CallError> {
+        let bytes = self.call_raw(path, body, limit)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Unreachable(format!("jobnetd answered {path} with {e}")))
+    }
+
+    /// Like [`Client::call`], the reply's body as it came.
+    pub fn call_raw(
+        &mut self,
+        path: &str,
+        body: Option<&impl Serialize>,
+        limit: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let (method, payload) = match body {
+            Some(b) => (
+                hyper::Method::POST,
+                serde_json::to_vec(b).expect("requests serialize"),
+            ),
+            None => (hyper::Method::GET, Vec::new()),
+        };
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "jobnetd")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(payload)))
+            .expect("a well-formed request");
+        let sender = &mut self.sender;
+        let got = self.rt.block_on(async {
+            bounded(limit, async {
+                sender.ready().await.map_err(|e| e.to_string())?;
+                let reply = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = reply.status().as_u16();
+                let body = reply
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                Ok::<_, String>((status, body))
+            })
+            .await
+        });
+        match got {
+            Err(_) => Err(CallError::TimedOut),
+            Ok(Err(e)) => Err(CallError::Unreachable(e)),
+            Ok(Ok((200, body))) => Ok(body.to_vec()),
+            Ok(Ok((status, body))) => Err(CallError::Status(
+                status,
+                serde_json::from_slice(&body).unwrap_or_else(|_| ErrorReply {
+                    error: None,
+                    message: String::from_utf8_lossy(&body).into_owned(),
+                }),
+            )),
+        }
+    }
+}
+
+/// Reaches devices through jobnetd when it answers on `socket`, directly (`direct`) when not.
+pub struct DaemonConnector {
+    pub socket: PathBuf,
+    pub login: LoginOptions,
+    pub direct: Box<dyn Connector + Send>,
+}
+
+impl DaemonConnector {
+    fn lost(target: &Target, command: &str, reason: &str) -> DeviceError {
+        DeviceError::Lost {
+            device: target.name.clone(),
+            command: command.to_string(),
+            reason: format!("jobnetd: {reason}"),
+        }
+    }
+}
+
+impl Connector for DaemonConnector {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        // A command on this host needs no login to keep warm.
+        if target.is_local() || !self.socket.exists() {
+            return self.direct.connect(target, profile);
+        }
+        let limit = Duration::from_millis(self.login.connect_timeout_ms)
+            + Duration::from_millis(self.login.command_timeout_ms);
+        let mut client = match Client::connect(&self.socket, Duration::from_secs(2)) {
+            Ok(c) => c,
+            // No jobnetd (a stale socket, a restart): as without it.
+            Err(_) => return self.direct.connect(target, profile),
+        };
+        let open = OpenRequest {
+            target: target.clone(),
+            profile: profile.text.to_string(),
+            login: self.login.clone(),
+        };
+        match client.call::<OpenReply>("/v1/sessions", Some(&open), limit) {
+            Ok(reply) => Ok(Box::new(Borrowed {
+                client,
+                id: reply.session,
+                warm: reply.warm,
+                target: target.clone(),
+                limit: Duration::from_millis(self.login.command_timeout_ms)
+                    + Duration::from_secs(1),
+            })),
+            Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(e),
+            // Stopping (503), gone before answering, or a jobnetd that cannot serve this
+            // request: as without it.
+            Err(CallError::Status(..)) | Err(CallError::Unreachable(_)) => {
+                self.direct.connect(target, profile)
+            }
+            Err(CallError::TimedOut) => Err(DeviceError::ran_out(
+                &target.name,
+                "<login through jobnetd>",
+                limit.as_secs(),
+            )),
+        }
+    }
+
+    fn preflight(&self, target: &Target) -> Result<(), String> {
+        self.direct.preflight(target)
+    }
+
+    fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
+        self.direct.install_file(target, path, text)
+    }
+}
+
+/// A session lent by jobnetd.
+struct Borrowed {
+    client: Client,
+    id: u64,
+    warm: bool,
+    target: Target,
+    limit: Duration,
+}
+
+impl Session for Borrowed {
+    fn run(&mut self, line: &str) -> Result<String, DeviceError> {
+        let path = format!("/v1/sessions/{}/run", self.id);
+        let request = RunRequest {
+            line: line.to_string(),
+        };
+        match self
+            .client
+            .call::<RunReply>(&path, Some(&request), self.limit)
+        {
+            Ok(r) => Ok(r.answer),
+            Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(e),
+            Err(CallError::Status(status, e)) => Err(DaemonConnector::lost(
+                &self.target,
+                line,
+                &format!("status {status}: {}", e.message),
+            )),
+            Err(CallError::Unreachable(why)) => {
+                Err(DaemonConnector::lost(&self.target, line, &why))
+            }
+            Err(CallError::TimedOut) => Err(DeviceError::ran_out(
+                &self.target.name,
+                line,
+                self.limit.as_secs(),
+            )),
+        }
+    }
+
+    fn warm(&self) -> bool {
+        self.warm
+    }
+
+    fn release(mut self: Box<Self>, reusable: bool) {
+        let path = format!("/v1/sessions/{}/release", self.id);
+        let _ = self.client.call_raw(
+            &path,
+            Some(&ReleaseRequest { reusable }),
+            Duration::from_secs(2),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_setting() {
+        assert_eq!(socket_setting(None), Some(PathBuf::from(DEFAULT_SOCKET)));
+        for off in ["off", "", " none "] {
+            assert_eq!(socket_setting(Some(off)), None, "{off:?}");
+        }
+        assert_eq!(
+            socket_setting(Some("/tmp/d.sock")),
+            Some(PathBuf::from("/tmp/d.sock"))
+        );
+    }
+
+    /// Errors cross the socket as they are: the job's message is the device's, word for word.
+    #[test]
+    fn device_errors_cross_the_socket_unchanged() {
+        let e = DeviceError::Rejected {
+            device: "leaf3".into(),
+            command: "switchport trunk allowed vlan add 1000".into(),
+            answer: "% Invalid input detected at '^' marker.".into(),
+        };
+        let body = serde_json::to_vec(&ErrorReply {
+            error: Some(e.clone()),
+            message: String::new(),
+        })
+        .unwrap();
+        let back: ErrorReply = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back.error, Some(e));
+    }
+}

@@ -1,0 +1,755 @@
+//! jobnetd: jobs reach their devices through its warm sessions with the same results as without
+//! it. In-process (the executor through a jobnetd serving the test kit's simulated switches):
+//! a burst logs in once per device session, a fault at every position still rolls everything
+//! back, a device's refusal reads the same, a warm session the device dropped is replaced by a
+//! new login, a session dropped in the middle of a job fails only that job. As processes
+//! (`jobnetd` and `jobnet` binaries, switches over real SSH): warm logins, a `jobnet` killed
+//! with -9 (its session is never lent again), jobnetd killed with -9 mid-`up` (the job unwinds
+//! directly), a graceful stop mid-`up` (the job finishes), the socket's mode.
+
+mod common;
+
+use jobnet::apply::{self, ApplyError, Env, Interrupt, UpInputs};
+use jobnet::base::types::JobId;
+use jobnet::daemon::{Daemon, Devices, ServeOptions};
+use jobnet::drivers::transport::daemon::{DaemonConnector, LoginOptions};
+use jobnet::drivers::transport::{Connector, DeviceError, Session, Target};
+use jobnet::drivers::{DriverSet, Profile};
+use jobnet::plan::{Choice, JobRequest, PKeyChoice};
+use jobnet::state::sqlite::SqliteStore as Store;
+use jobnet::state::{JobState, StateStore};
+use jobnet::testkit::failpoint::Failpoints;
+use jobnet::testkit::sim::{SimFabric, SimState, SitePorts};
+use jobnet::topology::{self, SwitchGraph, Topology};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+static NO_SIGNAL: Interrupt = Interrupt::new();
+const NODES: &str = "cn[001-004],cn[030-031],cn041";
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("jobnetd")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The simulated switches as a device would behave behind jobnetd: logins counted per device,
+/// every session dropped at once when `drop_all` is called (a device that restarts or clears
+/// its VTY lines), or the connection dropped when the next line containing a text arrives
+/// (`drop_at`).
+#[derive(Clone, Default)]
+struct Devices2 {
+    fabric: SimFabric,
+    logins: Arc<Mutex<BTreeMap<String, usize>>>,
+    generation: Arc<AtomicU64>,
+    /// The next line containing this text drops its connection.
+    drop_at: Arc<Mutex<Option<String>>>,
+}
+
+impl Devices2 {
+    fn logins(&self) -> usize {
+        self.logins.lock().unwrap().values().sum()
+    }
+
+    fn drop_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Flaky {
+    inner: Box<dyn Session>,
+    device: String,
+    born: u64,
+    devices: Devices2,
+}
+
+impl Flaky {
+    fn gone(&self, command: &str) -> Option<DeviceError> {
+        (self.devices.generation.load(Ordering::SeqCst) != self.born).then(|| DeviceError::Lost {
+            device: self.device.clone(),
+            command: command.into(),
+            reason: "connection reset by peer".into(),
+        })
+    }
+}
+
+impl Session for Flaky {
+    fn run(&mut self, line: &str) -> Result<String, DeviceError> {
+        if let Some(e) = self.gone(line) {
+            return Err(e);
+        }
+        let hit = {
+            let mut at = self.devices.drop_at.lock().unwrap();
+            let hit = at.as_deref().is_some_and(|t| line.contains(t));
+            if hit {
+                *at = None;
+            }
+            hit
+        };
+        if hit {
+            // This connection drops before answering (the device may or may not have acted).
+            self.born = u64::MAX;
+            return Err(DeviceError::Lost {
+                device: self.device.clone(),
+                command: line.into(),
+                reason: "connection reset by peer".into(),
+            });
+        }
+        self.inner.run(line)
+    }
+
+    fn probe(&mut self) -> Result<(), DeviceError> {
+        match self.gone("<keep-alive>") {
+            Some(e) => Err(e),
+            None => self.inner.probe(),
+        }
+    }
+}
+
+impl Connector for Devices2 {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        let inner = self.fabric.connect(target, profile)?;
+        *self
+            .logins
+            .lock()
+            .unwrap()
+            .entry(target.name.clone())
+            .or_default() += 1;
+        Ok(Box::new(Flaky {
+            inner,
+            device: target.name.clone(),
+            born: self.generation.load(Ordering::SeqCst),
+            devices: self.clone(),
+        }))
+    }
+
+    fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
+        self.fabric.install_file(target, path, text)
+    }
+}
+
+/// A connector that must never be used: every device goes through jobnetd.
+struct NoDirect;
+
+impl Connector for NoDirect {
+    fn connect(&self, target: &Target, _: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        panic!("{} was reached directly, not through jobnetd", target.name)
+    }
+}
+
+struct Lab {
+    dir: PathBuf,
+    topology: Topology,
+    graph: SwitchGraph,
+    drivers: DriverSet,
+    devices: Devices2,
+    store: Store,
+    daemon: Option<Daemon>,
+    via: DaemonConnector,
+}
+
+fn serve_options(dir: &Path) -> ServeOptions {
+    ServeOptions {
+        socket: dir.join("jobnetd.sock"),
+        socket_owner: None,
+        keepalive: Duration::from_secs(30),
+        probe_after: Duration::from_millis(50),
+        idle_max: Duration::from_secs(600),
+        drain: Duration::from_secs(10),
+    }
+}
+
+impl Lab {
+    fn new(name: &str) -> Lab {
+        let dir = scratch(name);
+        let drivers = DriverSet::builtin();
+        let topology = topology::load(Path::new("topology/two-tier.yaml"), &drivers)
+            .unwrap()
+            .topology;
+        let graph = SwitchGraph::build(&topology);
+        let devices = Devices2::default();
+        devices
+            .fabric
+            .build(&topology, &drivers, SitePorts::Prepared);
+        let daemon = Daemon::start(
+            serve_options(&dir),
+            Devices::Given(Arc::new(devices.clone())),
+        )
+        .unwrap();
+        let via = DaemonConnector {
+            socket: dir.join("jobnetd.sock"),
+            login: LoginOptions {
+                credentials: dir.join("credentials.yaml"),
+                known_hosts: dir.join("known_hosts"),
+                trust_on_first_use: false,
+                connect_timeout_ms: 5_000,
+                command_timeout_ms: 5_000,
+                sessions_per_device: 4,
+            },
+            direct: Box::new(NoDirect),
+        };
+        Lab {
+            store: Store::open(&dir.join("state.db")).unwrap(),
+            dir,
+            topology,
+            graph,
+            drivers,
+            devices,
+            daemon: Some(daemon),
+            via,
+        }
+    }
+
+    fn env<'a>(&'a self, fp: &'a Failpoints) -> Env<'a> {
+        Env {
+            store: &self.store,
+            connector: &self.via,
+            drivers: &self.drivers,
+            faults: fp,
+            sessions_per_device: 4,
+            wait: Duration::from_secs(20),
+            save: false,
+            interrupt: &NO_SIGNAL,
+            retarget: BTreeMap::new(),
+            progress: &apply::Silent,
+        }
+    }
+
+    fn up(&self, fp: &Failpoints, job: &str, nodes: &str) -> Result<apply::UpReport, ApplyError> {
+        let req = JobRequest {
+            job: JobId::parse(job).unwrap(),
+            nodes: jobnet::base::hostlist::expand(nodes).unwrap(),
+            vlan: Choice::Auto,
+            pkey: PKeyChoice::None,
+            gateway: None,
+        };
+        apply::up(
+            &self.env(fp),
+            &UpInputs {
+                topology: &self.topology,
+                graph: &self.graph,
+                topology_path: "lab.yaml",
+                partitions_conf: None,
+            },
+            &req,
+        )
+    }
+
+    fn down(&self, job: &str) {
+        apply::down(
+            &self.env(&Failpoints::default()),
+            &JobId::parse(job).unwrap(),
+            false,
+        )
+        .unwrap();
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, SimState> {
+        self.devices.fabric.snapshot()
+    }
+
+    fn lent(&self) -> usize {
+        self.daemon.as_ref().unwrap().lent()
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        metric(&self.daemon.as_ref().unwrap().metrics(), name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
+
+/// Sixteen jobs at once on the shipped two-tier example: every one up with its own VLAN; the
+/// devices saw at most one login per session slot (4) each, not one per job and device; every
+/// session came back; all down again leaves every switch as it was.
+#[test]
+fn a_burst_through_jobnetd_logs_in_once_per_device_session() {
+    let lab = Lab::new("burst");
+    let baseline = lab.snapshot();
+    let none = Failpoints::default();
+    let jobs: Vec<String> = (1..=16).map(|i| format!("b{i}")).collect();
+    // Each job on one node of its own: cn001..cn016 spread over the leaves.
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let lab = &lab;
+                let none = &none;
+                s.spawn(move || {
+                    let nodes = format!("cn{:03},cn{:03}", i + 1, 30 + i % 12);
+                    lab.up(none, job, &nodes)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut vlans = std::collections::BTreeSet::new();
+    let mut device_sessions = 0;
+    for r in reports {
+        let r = r.unwrap();
+        assert!(vlans.insert(r.vlan.unwrap().get()), "one VLAN per job");
+        device_sessions += r.devices.len();
+    }
+    let logins = lab.devices.logins.lock().unwrap().clone();
+    assert!(
+        logins.values().all(|&n| n <= 4),
+        "at most one login per session slot and device: {logins:?}"
+    );
+    assert!(
+        lab.devices.logins() < device_sessions,
+        "{} logins for {device_sessions} device sessions",
+        lab.devices.logins()
+    );
+    assert_eq!(lab.lent(), 0, "every session came back");
+    assert!(lab.metric("jobnetd_sessions_reused_total") > 0);
+    for job in &jobs {
+        lab.down(job);
+    }
+    assert_eq!(lab.snapshot(), baseline);
+    assert!(lab.store.allocations().unwrap().is_empty());
+}
+
+/// The executor's fault at every position (before and after every operation), through
+/// jobnetd: every `up` rolls back completely, and no session stays lent.
+#[test]
+fn a_fault_at_every_position_rolls_everything_back_through_jobnetd() {
+    let lab = Lab::new("every-position");
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let total: usize = lab
+        .up(&none, "1", NODES)
+        .unwrap()
+        .devices
+        .iter()
+        .map(|d| d.operations)
+        .sum();
+    lab.down("1");
+    assert!(total >= 12, "a multi-device plan ({total} operations)");
+    for k in 1..=total {
+        for point in ["intent", "done"] {
+            let fp = Failpoints::parse(&format!("{point}:{k}:error")).unwrap();
+            let job = format!("f{point}{k}");
+            match lab.up(&fp, &job, NODES) {
+                Err(ApplyError::RolledBack { failures, .. }) => {
+                    assert!(format!("{failures:?}").contains("injected"))
+                }
+                other => panic!("{point}:{k}: expected a rollback, got {other:?}"),
+            }
+            assert_eq!(lab.snapshot(), baseline, "fault {point}:{k} left changes");
+            assert_eq!(
+                lab.store
+                    .job(&JobId::parse(&job).unwrap())
+                    .unwrap()
+                    .unwrap()
+                    .state,
+                JobState::Down
+            );
+            assert_eq!(lab.lent(), 0, "fault {point}:{k} left a session lent");
+        }
+    }
+    assert!(lab.store.allocations().unwrap().is_empty());
+    // A session left in configuration mode by a failure is closed, never lent again; the
+    // others served warm: far fewer logins than the jobs' device sessions (each of the
+    // 2 × {total} failed `up`s used at least 4, its rollback more).
+    assert!(
+        lab.devices.logins() < 2 * total * 4 / 2,
+        "{} logins",
+        lab.devices.logins()
+    );
+}
+
+/// A device's refusal reaches the job through jobnetd word for word, the job rolls back with
+/// exit code 4, and the refused session is not lent again.
+#[test]
+fn a_device_refusal_reads_the_same_through_jobnetd() {
+    let lab = Lab::new("refusal");
+    let baseline = lab.snapshot();
+    lab.devices.fabric.with_faults("leaf3", |f| {
+        f.reject_matching = Some("allowed vlan add".into())
+    });
+    let e = lab.up(&Failpoints::default(), "7", NODES).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(
+            "leaf3 refused `switchport trunk allowed vlan add 1000`: % Invalid input detected"
+        ),
+        "{msg}"
+    );
+    assert_eq!(e.exit_code(), 4);
+    assert_eq!(lab.snapshot(), baseline);
+    assert_eq!(lab.lent(), 0);
+}
+
+/// A device drops every session while they sit warm (a restart, `clear line`): the next job's
+/// sessions are probed, found gone and replaced by new logins; the job comes up.
+#[test]
+fn a_warm_session_the_device_dropped_is_replaced_by_a_new_login() {
+    let lab = Lab::new("dropped-warm");
+    let none = Failpoints::default();
+    lab.up(&none, "1", NODES).unwrap();
+    lab.down("1");
+    let before = lab.devices.logins();
+    lab.devices.drop_all();
+    std::thread::sleep(Duration::from_millis(120));
+    let r = lab.up(&none, "2", NODES).unwrap();
+    assert_eq!(r.devices.len(), 4);
+    assert!(lab.devices.logins() > before, "new logins replaced them");
+    assert!(lab.metric("jobnetd_sessions_dead_total") >= 4);
+    lab.down("2");
+}
+
+/// The connection drops in the middle of a job's stream: that job fails with the device's
+/// words and unwinds (over a new session), the next job comes up.
+#[test]
+fn a_session_dropped_mid_stream_fails_only_that_job() {
+    let lab = Lab::new("dropped-mid");
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    lab.up(&none, "1", NODES).unwrap();
+    lab.down("1");
+    *lab.devices.drop_at.lock().unwrap() = Some("allowed vlan add".into());
+    let e = lab.up(&none, "2", NODES).unwrap_err();
+    assert!(e.to_string().contains("connection lost"), "{e}");
+    assert_eq!(e.exit_code(), 4);
+    assert_eq!(lab.snapshot(), baseline);
+    assert_eq!(lab.lent(), 0);
+    lab.up(&none, "3", NODES).unwrap();
+    lab.down("3");
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+// ---- As processes: the `jobnetd` and `jobnet` binaries, switches over real SSH. ----
+
+use jobnet::testkit::sim_server;
+use std::process::{Child, Command, Stdio};
+
+struct SshLab {
+    dir: PathBuf,
+    fabric: SimFabric,
+    baseline: BTreeMap<String, SimState>,
+    running: sim_server::Running,
+    jobnetd: Option<Child>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SshLab {
+    fn new(name: &str) -> SshLab {
+        let dir = scratch(&format!("ssh-{name}"));
+        let drivers = DriverSet::builtin();
+        let t = topology::load(Path::new("topology/two-tier.yaml"), &drivers)
+            .unwrap()
+            .topology;
+        let fabric = SimFabric::default();
+        fabric.build(&t, &drivers, SitePorts::Prepared);
+        let names: Vec<String> = t.switches.iter().map(|s| s.name.clone()).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let access = sim_server::Access {
+            username: "jobnet".into(),
+            password: "pw-for-tests".into(),
+            authorized_keys: vec![],
+            enable_password: Some("en-secret-7".into()),
+        };
+        let running =
+            sim_server::start_fabric(runtime.handle(), &fabric, &names, &[], &access).unwrap();
+        sim_server::write_lab(&dir, &t, &running, &access, &[]).unwrap();
+        let mut lab = SshLab {
+            dir,
+            baseline: fabric.snapshot(),
+            fabric,
+            running,
+            jobnetd: None,
+            _runtime: runtime,
+        };
+        lab.start_jobnetd();
+        lab
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("d.sock")
+    }
+
+    fn start_jobnetd(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_jobnetd"))
+            .args(["--socket", self.socket().to_str().unwrap(), "--drain", "30"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.jobnetd = Some(child);
+        let started = std::time::Instant::now();
+        while !self.socket().exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "jobnetd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn cmd(&self, daemon: bool, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jobnet"));
+        let p = |f: &str| self.dir.join(f).to_str().unwrap().to_string();
+        let socket = if daemon {
+            self.socket().to_str().unwrap().to_string()
+        } else {
+            "off".into()
+        };
+        c.args([
+            "--state",
+            &p("state.db"),
+            "--credentials",
+            &p("credentials.yaml"),
+        ]);
+        c.args(["--known-hosts", &p("known_hosts"), "--daemon", &socket]);
+        c.args(args);
+        c.env_remove("JOBNET_FAILPOINT");
+        c
+    }
+
+    fn up_args(&self, job: &str) -> Vec<String> {
+        let topo = self.dir.join("topology.yaml").to_str().unwrap().to_string();
+        [
+            "up",
+            "--topology",
+            &topo,
+            "--job",
+            job,
+            "--nodes",
+            NODES,
+            "--pkey",
+            "none",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn jn(&self, daemon: bool, args: &[&str]) -> (i32, String) {
+        let o = self.cmd(daemon, args).output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn up(&self, daemon: bool, job: &str) -> (i32, String) {
+        let args = self.up_args(job);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.jn(daemon, &args)
+    }
+
+    fn spawn_up(&self, job: &str) -> Child {
+        let args = self.up_args(job);
+        self.cmd(true, &args.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn slow(&self) {
+        for sw in ["leaf1", "leaf2", "leaf3", "spine2"] {
+            self.fabric
+                .with_faults(sw, |f| f.command_latency = Duration::from_millis(60));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let mut c = jobnet::drivers::transport::daemon::Client::connect(
+            &self.socket(),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|_| panic!("jobnetd does not answer"));
+        let body = c
+            .call_raw("/metrics", None::<&()>, Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("no metrics"));
+        String::from_utf8(body).unwrap()
+    }
+
+    fn empty(&self) -> bool {
+        self.fabric.snapshot() == self.baseline
+    }
+
+    fn signal_jobnetd(&self, signal: i32) {
+        let pid = self.jobnetd.as_ref().unwrap().id() as i32;
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+}
+
+impl Drop for SshLab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.jobnetd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn state_of(lab: &SshLab, job: &str) -> String {
+    let o = lab
+        .cmd(false, &["status", "--job", job, "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["jobs"][0]["state"].as_str().unwrap_or("").to_string()
+}
+
+/// `jobnet` processes through jobnetd: the first `up` logs in once per device, the next `up`s
+/// and `down`s not at all (without jobnetd every `up` logs in again); the socket is the
+/// service user's alone (mode 0600).
+#[test]
+fn jobnet_processes_reuse_jobnetd_s_warm_sessions() {
+    let lab = SshLab::new("warm");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(lab.socket())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    assert_eq!(lab.up(true, "1"), (0, String::new()));
+    assert_eq!(lab.running.logins(), 4, "one login per device of the job");
+    assert_eq!(lab.jn(true, &["down", "--job", "1"]).0, 0);
+    assert_eq!(lab.up(true, "2").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "2"]).0, 0);
+    assert_eq!(lab.running.logins(), 4, "warm: no login for the next jobs");
+    assert!(lab.empty());
+    let m = lab.metrics();
+    assert_eq!(metric(&m, "jobnetd_logins_total"), 4, "{m}");
+    assert!(metric(&m, "jobnetd_sessions_reused_total") >= 12, "{m}");
+    // Without jobnetd, as before: a login per device and process.
+    assert_eq!(lab.up(false, "3").0, 0);
+    assert_eq!(lab.running.logins(), 8);
+    assert_eq!(lab.jn(false, &["down", "--job", "3"]).0, 0);
+    assert!(lab.empty());
+}
+
+/// `jobnet up` killed with -9 while it holds sessions lent by jobnetd: jobnetd closes them
+/// (they are never lent again, their state is unknown); `down` finishes the job from its
+/// journal and the next `up` works.
+#[test]
+fn a_jobnet_killed_mid_up_gets_its_sessions_closed() {
+    let lab = SshLab::new("client-killed");
+    lab.slow();
+    let mut child = lab.spawn_up("1");
+    common::wait_for_done(&lab.dir.join("state.db"), "1", 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let m = lab.metrics();
+        if metric(&m, "jobnetd_sessions_lent") == 0 {
+            assert!(metric(&m, "jobnetd_sessions_orphaned_total") >= 1, "{m}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{m}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, err) = lab.jn(true, &["down", "--job", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
+    assert_eq!(lab.up(true, "2").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "2"]).0, 0);
+    assert!(lab.empty());
+}
+
+/// jobnetd killed with -9 in the middle of an `up`: the job loses its sessions, unwinds over
+/// direct sessions and exits 4; nothing is left on any switch.
+#[test]
+fn jobnetd_killed_mid_up_unwinds_the_job_directly() {
+    let mut lab = SshLab::new("daemon-killed");
+    lab.slow();
+    let child = lab.spawn_up("1");
+    common::wait_for_done(&lab.dir.join("state.db"), "1", 2);
+    let mut d = lab.jobnetd.take().unwrap();
+    d.kill().unwrap();
+    d.wait().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("connection lost"), "{err}");
+    assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
+    assert_eq!(state_of(&lab, "1"), "down");
+    // The socket is left behind by -9: jobs go direct until jobnetd is back.
+    assert_eq!(lab.up(true, "2").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "2"]).0, 0);
+    lab.start_jobnetd();
+    assert_eq!(lab.up(true, "3").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "3"]).0, 0);
+    assert!(lab.empty());
+}
+
+/// SIGTERM to jobnetd during an `up` (systemctl stop, a restart): the job in flight finishes
+/// on its sessions and comes up; jobnetd then exits 0 and removes its socket.
+#[test]
+fn a_graceful_stop_lets_the_job_in_flight_finish() {
+    let mut lab = SshLab::new("graceful");
+    lab.slow();
+    let child = lab.spawn_up("1");
+    common::wait_for_done(&lab.dir.join("state.db"), "1", 2);
+    lab.signal_jobnetd(libc::SIGTERM);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let status = lab.jobnetd.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!lab.socket().exists(), "the socket is removed");
+    assert_eq!(state_of(&lab, "1"), "up");
+    assert_eq!(lab.jn(true, &["down", "--job", "1"]).0, 0);
+    assert!(lab.empty());
+}
+
+/// The shipped systemd unit starts jobnetd with options it has, on the socket `jobnet` looks
+/// for by default, and stops it with the signal that drains.
+#[test]
+fn the_systemd_unit_uses_options_jobnetd_has() {
+    let unit = std::fs::read_to_string("docs/systemd/jobnetd.service").unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart= line");
+    let help = Command::new(env!("CARGO_BIN_EXE_jobnetd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = exec
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(flags.len() >= 4, "{exec}");
+    for flag in flags {
+        assert!(help.contains(flag), "jobnetd has no {flag}:\n{help}");
+    }
+    assert!(exec.contains(&format!("--socket {}", jobnet::context::DAEMON_SOCKET)));
+    assert!(unit.contains("KillSignal=SIGTERM"));
+    assert!(unit.contains("RuntimeDirectory=jobnet"));
+}
