@@ -1998,7 +1998,7 @@ fn the_admin_commands_use_the_site_configuration() {
     std::fs::write(
         &cfg,
         format!(
-            "state: {}\nwait: 7\npolicy:\n  - partitions: [gpu]\n    fail_opn: true\n",
+            "state: {}\nwait: 7\ndaemon: off\npolicy:\n  - partitions: [gpu]\n    fail_opn: true\n",
             st.display()
         ),
     )
@@ -2026,6 +2026,13 @@ fn the_admin_commands_use_the_site_configuration() {
         out.contains(&format!("7 s  ({}:2:1)", cfg.display())),
         "{out}"
     );
+    assert!(
+        out.contains(&format!(
+            "off (devices reached directly)  ({}:3:1)",
+            cfg.display()
+        )),
+        "{out}"
+    );
     assert!(err.contains("unknown key `fail_opn`"), "{err}");
     assert!(err.contains("only the hooks use this part"), "{err}");
     // down and status use the file's state (which does not exist yet): a warning, exit 0.
@@ -2051,6 +2058,17 @@ fn the_admin_commands_use_the_site_configuration() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["state"]["value"], "/tmp/other.db");
     assert_eq!(v["state"]["source"], "--state");
+    let (_, out, _) = run(&[
+        "--daemon",
+        "/run/x.sock",
+        "config",
+        "show",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["daemon"]["value"], "/run/x.sock");
+    assert_eq!(v["daemon"]["source"], "--daemon");
     // An error in the part every command uses stops them (it could name the wrong state file).
     std::fs::write(&cfg, "stat: /x\n").unwrap();
     let (code, _, err) = run(&["status"]);

@@ -110,6 +110,9 @@ pub fn resolve(g: &Global) -> Result<Resolved, Fail> {
         if from_file("wait") {
             o.wait = s.wait;
         }
+        if from_file("daemon") {
+            o.daemon = s.daemon.clone();
+        }
     }
     let mut settings: Vec<Setting> = [
         ("state", o.state.display().to_string()),
@@ -124,6 +127,14 @@ pub fn resolve(g: &Global) -> Result<Resolved, Fail> {
                 }),
         ),
         ("wait", format!("{} s", o.wait.as_secs())),
+        (
+            "daemon",
+            o.daemon
+                .as_ref()
+                .map_or("off (devices reached directly)".into(), |d| {
+                    d.display().to_string()
+                }),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| Setting {

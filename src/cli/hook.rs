@@ -252,6 +252,11 @@ fn context(site: &Site) -> Result<Context, Fail> {
         credentials: site.credentials.clone(),
         known_hosts: site.known_hosts.clone(),
         wait: site.wait,
+        // $JOBNET_DAEMON over the file's `daemon:`, as for the commands run by hand.
+        daemon: match std::env::var("JOBNET_DAEMON") {
+            Ok(v) => jobnet::context::daemon_socket(Some(&v)),
+            Err(_) => site.daemon.clone(),
+        },
         service_user,
         ..Options::default()
     })?;

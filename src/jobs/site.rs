@@ -71,6 +71,8 @@ pub struct Site {
     pub credentials: PathBuf,
     pub known_hosts: PathBuf,
     pub drivers_dir: Option<PathBuf>,
+    /// jobnetd's socket (`daemon:`; `off`: devices are always reached directly).
+    pub daemon: Option<PathBuf>,
     pub wait: Duration,
     /// The hooks' whole budget (`deadline:`): every wait of a hook ends by it. Set it below the
     /// scheduler's hook timeout (Slurm's PrologEpilogTimeout) so jobnet, not the scheduler,
@@ -157,7 +159,7 @@ impl Site {
 
     /// Reads the configuration for commands run by hand (`plan`, `up`, `down`, `recover`,
     /// `status`, `topology`): they use only its common part (state, credentials, known_hosts,
-    /// drivers_dir, service_user, programs, wait, topology), so an error in the hooks' part
+    /// drivers_dir, daemon, service_user, programs, wait, topology), so an error in the hooks' part
     /// (policy, failure, addresses, log, pbs_home, jobs_dir) is returned as a warning, not a
     /// refusal: an emergency `down` never fails on a typo in a policy rule.
     pub fn load_common(path: &Path) -> Result<(Site, Vec<Diagnostic>), SiteError> {
@@ -328,6 +330,7 @@ const TOP_KEYS: &[&str] = &[
     "credentials",
     "known_hosts",
     "drivers_dir",
+    "daemon",
     "wait",
     "log",
     "service_user",
@@ -407,6 +410,11 @@ impl Reader<'_> {
             credentials: path(self, "credentials", "/etc/jobnet/credentials.yaml"),
             known_hosts: path(self, "known_hosts", "/etc/jobnet/known_hosts"),
             drivers_dir: self.path(yaml::get(pairs, "drivers_dir")),
+            daemon: match yaml::get(pairs, "daemon") {
+                None => Some(PathBuf::from(crate::context::DAEMON_SOCKET)),
+                Some(n) if n.as_str() == Some("off") => None,
+                Some(n) => self.path(Some(n)),
+            },
             wait,
             log: path(self, "log", DEFAULT_LOG),
             service_user: yaml::get(pairs, "service_user")
