@@ -753,3 +753,78 @@ fn the_systemd_unit_uses_options_jobnetd_has() {
     assert!(unit.contains("KillSignal=SIGTERM"));
     assert!(unit.contains("RuntimeDirectory=jobnet"));
 }
+
+/// jobnetd killed with -9 in the middle of a burst of `up`s: every job either came up and is
+/// correct, or unwound (exit 4) with nothing left behind; `recover` finds nothing to do, and
+/// taking every job down leaves every switch as it was.
+#[test]
+fn jobnetd_killed_mid_burst_leaves_every_job_up_or_unwound() {
+    let mut lab = SshLab::new("daemon-killed-burst");
+    lab.slow();
+    let jobs: Vec<(String, &str)> = [
+        "cn001",
+        "cn002,cn030",
+        "cn003,cn041",
+        "cn004,cn031",
+        "cn005",
+        "cn006,cn032",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, n)| (format!("{}", i + 1), *n))
+    .collect();
+    let topo = lab.dir.join("topology.yaml").to_str().unwrap().to_string();
+    let children: Vec<Child> = jobs
+        .iter()
+        .map(|(job, nodes)| {
+            lab.cmd(
+                true,
+                &[
+                    "up",
+                    "--topology",
+                    &topo,
+                    "--job",
+                    job,
+                    "--nodes",
+                    nodes,
+                    "--pkey",
+                    "none",
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    common::wait_for_done(&lab.dir.join("state.db"), "1", 1);
+    let mut d = lab.jobnetd.take().unwrap();
+    d.kill().unwrap();
+    d.wait().unwrap();
+    let mut up = Vec::new();
+    for ((job, _), child) in jobs.iter().zip(children) {
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        match o.status.code() {
+            Some(0) => {
+                assert_eq!(state_of(&lab, job), "up", "job {job}");
+                up.push(job.clone());
+            }
+            Some(4) => assert_eq!(state_of(&lab, job), "down", "job {job}: {err}"),
+            other => panic!("job {job}: exit {other:?}: {err}"),
+        }
+    }
+    eprintln!(
+        "{} of {} jobs came up, the others unwound",
+        up.len(),
+        jobs.len()
+    );
+    let (code, err) = lab.jn(false, &["recover"]);
+    assert_eq!(code, 0, "{err}");
+    // Every job that came up carries its VLAN exactly where its plan says: taking them down
+    // restores every switch.
+    for job in &up {
+        assert_eq!(lab.jn(false, &["down", "--job", job]).0, 0);
+    }
+    assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
+}
