@@ -14,7 +14,7 @@
 use super::faults::Point;
 use super::prepare::{record_of, Prepared};
 use super::progress::Stage;
-use super::{partition, Env, Failure, PortProblem};
+use super::{partition, workers, Env, Failure, PortProblem};
 use crate::base::types::JobId;
 use crate::drivers::cli::{self, DeviceDriver, UndoRecord};
 use crate::drivers::profile::read::Allowed;
@@ -26,23 +26,18 @@ use std::collections::BTreeMap;
 /// Phase 2, in parallel: every device's operations, journaled. Returns the failures.
 pub(super) fn apply_all(env: &Env, job: &JobId, devices: Vec<Prepared>) -> Vec<Failure> {
     env.progress.start(Stage::Apply, devices.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = devices
-            .into_iter()
-            .map(|d| {
-                s.spawn(move || {
-                    let name = d.record.name.clone();
-                    let r = apply_device(env, job, d);
-                    env.progress.device(Stage::Apply, &name, r.is_ok());
-                    r
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().unwrap_or(Err(Failure::Panicked)).err())
-            .collect()
-    })
+    let results = workers::each(
+        devices,
+        workers::MAX_WORKERS,
+        |d| {
+            let name = d.record.name.clone();
+            let r = apply_device(env, job, d);
+            env.progress.device(Stage::Apply, &name, r.is_ok());
+            r
+        },
+        || Err(Failure::Panicked),
+    );
+    results.into_iter().filter_map(Result::err).collect()
 }
 
 fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> {
@@ -173,23 +168,18 @@ pub(super) fn unwind(env: &Env, job: &JobId) -> Vec<Failure> {
         by_device.entry(r.device.name.clone()).or_default().push(r);
     }
     env.progress.start(Stage::Undo, by_device.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = by_device
-            .into_iter()
-            .map(|(name, mut rows)| {
-                rows.sort_by_key(|r| std::cmp::Reverse(r.id));
-                s.spawn(move || {
-                    let failures = undo_device(env, rows);
-                    env.progress.device(Stage::Undo, &name, failures.is_empty());
-                    failures
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Failure::Panicked]))
-            .collect()
-    })
+    let results = workers::each(
+        by_device.into_iter().collect(),
+        workers::MAX_WORKERS,
+        |(name, mut rows): (String, Vec<JournalRow>)| {
+            rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+            let failures = undo_device(env, rows);
+            env.progress.device(Stage::Undo, &name, failures.is_empty());
+            failures
+        },
+        || vec![Failure::Panicked],
+    );
+    results.into_iter().flatten().collect()
 }
 
 /// Journals how an undo went; returns the failure to report, if any. An operation whose outcome

@@ -31,6 +31,7 @@ mod lifecycle;
 mod partition;
 mod prepare;
 pub mod progress;
+mod workers;
 
 pub use failure::{Failure, Interrupted, PortProblem};
 pub use faults::{Faults, NoFaults};

@@ -189,32 +189,31 @@ pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a>
     };
     let targets = targets(t);
     env.progress.start(Stage::Read, plan_devices(plan).count());
-    let results: Vec<Result<Prep, Failure>> = std::thread::scope(|s| {
-        let handles: Vec<_> = plan_devices(plan)
-            .map(|d| {
-                let slot = slots.remove(&d.name);
-                let held = ports.remove(&d.name).unwrap_or_default();
-                let target = targets.get(&d.name).cloned();
-                s.spawn(move || {
-                    let r = match (slot, target) {
-                        (Some(slot), Some(target)) => {
-                            prepare_device(env, plan, d, target, (slot, held), policy)
-                        }
-                        _ => Err(Failure::Driver {
-                            device: d.name.clone(),
-                            why: "not in the topology the plan was made from".into(),
-                        }),
-                    };
-                    env.progress.device(Stage::Read, &d.name, r.is_ok());
-                    r
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(Failure::Panicked)))
-            .collect()
-    });
+    let work: Vec<_> = plan_devices(plan)
+        .map(|d| {
+            let slot = slots.remove(&d.name);
+            let held = ports.remove(&d.name).unwrap_or_default();
+            (d, slot, held, targets.get(&d.name).cloned())
+        })
+        .collect();
+    let results: Vec<Result<Prep, Failure>> = super::workers::each(
+        work,
+        super::workers::MAX_WORKERS,
+        |(d, slot, held, target)| {
+            let r = match (slot, target) {
+                (Some(slot), Some(target)) => {
+                    prepare_device(env, plan, d, target, (slot, held), policy)
+                }
+                _ => Err(Failure::Driver {
+                    device: d.name.clone(),
+                    why: "not in the topology the plan was made from".into(),
+                }),
+            };
+            env.progress.device(Stage::Read, &d.name, r.is_ok());
+            r
+        },
+        || Err(Failure::Panicked),
+    );
     let (mut ready, mut notes, mut foreign, mut failed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in results {
