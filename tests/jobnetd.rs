@@ -641,9 +641,23 @@ fn jobnet_processes_reuse_jobnetd_s_warm_sessions() {
     let m = lab.metrics();
     assert_eq!(metric(&m, "jobnetd_logins_total"), 4, "{m}");
     assert!(metric(&m, "jobnetd_sessions_reused_total") >= 12, "{m}");
+    // SIGHUP: idle sessions closed, jobnetd goes on; the next job logs in again.
+    lab.signal_jobnetd(libc::SIGHUP);
+    let started = std::time::Instant::now();
+    while metric(&lab.metrics(), "jobnetd_sessions_closed_total") < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            lab.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lab.up(true, "4").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "4"]).0, 0);
+    assert_eq!(lab.running.logins(), 8, "new logins after SIGHUP");
     // Without jobnetd, as before: a login per device and process.
     assert_eq!(lab.up(false, "3").0, 0);
-    assert_eq!(lab.running.logins(), 8);
+    assert_eq!(lab.running.logins(), 12);
     assert_eq!(lab.jn(false, &["down", "--job", "3"]).0, 0);
     assert!(lab.empty());
 }

@@ -23,6 +23,11 @@ impl Interrupt {
         self.0.store(signal, Ordering::SeqCst);
     }
 
+    /// Forgets a raised signal (a daemon that handled SIGHUP and goes on).
+    pub fn clear(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+
     pub fn raised(&self) -> Option<i32> {
         match self.0.load(Ordering::SeqCst) {
             0 => None,

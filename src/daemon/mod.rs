@@ -11,7 +11,8 @@
 //! A session is tied to the connection that borrowed it: when the connection closes without
 //! handing it back (the job's process died), the session is closed, never lent again. On
 //! SIGTERM jobnetd stops lending (503: callers go direct), waits for lent sessions to come
-//! back (at most `drain`), closes every session and removes its socket.
+//! back (at most `drain`), closes every session and removes its socket. SIGHUP closes the idle
+//! sessions and goes on: the next jobs log in again (rotated credentials, a re-keyed switch).
 
 use crate::base::runtime;
 use crate::drivers::profile::parse_profile;
@@ -495,7 +496,8 @@ fn bind(opts: &ServeOptions) -> Result<tokio::net::UnixListener, ServeError> {
     unsafe { libc::umask(old) };
     let listener = listener.map_err(err)?;
     if let Some((uid, gid)) = opts.socket_owner {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(err)?;
+        // Never through a symlink someone put in the socket's place meanwhile.
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(err)?;
     }
     listener.set_nonblocking(true).map_err(err)?;
     tokio::net::UnixListener::from_std(listener).map_err(err)
@@ -571,6 +573,16 @@ impl Daemon {
         })
     }
 
+    /// Closes every idle session (the next jobs log in again); how many.
+    pub fn close_idle(&self) -> usize {
+        let mut n = 0;
+        for p in self.state.all_pools() {
+            n += p.idle_by_device().iter().map(|(_, k)| k).sum::<usize>();
+            p.close_all();
+        }
+        n
+    }
+
     /// Sessions lent right now.
     pub fn lent(&self) -> usize {
         self.state.lent.lock().expect("lent").len()
@@ -618,8 +630,18 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     crate::base::deadline::finish_work_after_signals();
     let daemon = Daemon::start(opts.clone(), Devices::Configured)?;
     eprintln!("jobnetd: listening on {}", opts.socket.display());
-    while crate::apply::interrupt::SIGNALS.raised().is_none() {
-        std::thread::sleep(Duration::from_millis(100));
+    loop {
+        match crate::apply::interrupt::SIGNALS.raised() {
+            None => std::thread::sleep(Duration::from_millis(100)),
+            // SIGHUP: new logins from now on (rotated credentials, a re-keyed switch); lent
+            // sessions finish as they are.
+            Some(libc::SIGHUP) => {
+                crate::apply::interrupt::SIGNALS.clear();
+                let n = daemon.close_idle();
+                eprintln!("jobnetd: SIGHUP: closed {n} idle session(s); new logins from now on");
+            }
+            Some(_) => break,
+        }
     }
     eprintln!(
         "jobnetd: stopping: waiting up to {} s for {} lent session(s)",
