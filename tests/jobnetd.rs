@@ -842,3 +842,31 @@ fn jobnetd_killed_mid_burst_leaves_every_job_up_or_unwound() {
     }
     assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
 }
+
+/// SIGTERM to a `jobnet up` that works through jobnetd (Slurm's PrologEpilogTimeout): it stops,
+/// undoes what it applied (through jobnetd again) and exits 4; nothing is left on any switch
+/// and no session stays lent.
+#[test]
+fn a_signal_during_up_through_jobnetd_unwinds_and_exits_4() {
+    let lab = SshLab::new("signal");
+    lab.slow();
+    let child = lab.spawn_up("1");
+    common::wait_for_done(&lab.dir.join("state.db"), "1", 2);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
+    assert_eq!(state_of(&lab, "1"), "down");
+    let started = std::time::Instant::now();
+    while metric(&lab.metrics(), "jobnetd_sessions_lent") > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            lab.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
