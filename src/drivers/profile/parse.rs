@@ -343,17 +343,15 @@ fn port_range(
     let ranged = template(d, "ranged", &["ports"], &[]);
     let run = template(d, "run", &["first"], &["last", "last_number"]);
     let members = required(d, pairs, n, what, "members").and_then(|m| {
-        let re = regex_of(d, m, "range.members")?;
-        let whole = Regex::new(&format!("^(?:{re})$")).ok()?;
-        if whole.captures_len() < 3 {
-            d.error(
-                m.loc,
-                format!("range.members: `{re}` needs two groups, the stem and the number"),
-                "write e.g. \"((?i:Ethernet)\\\\d+/)(\\\\d+)\"",
-            );
-            return None;
-        }
-        Some(whole)
+        let re = regex_with_groups(
+            d,
+            m,
+            "range.members",
+            2,
+            "two groups, the stem and the number",
+            "\"((?i:Ethernet)\\\\d+/)(\\\\d+)\"",
+        )?;
+        Regex::new(&format!("^(?:{re})$")).ok()
     });
     let limit =
         |d: &mut Diagnostics, key: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
@@ -708,18 +706,16 @@ fn ports_read(d: &mut Diagnostics, node: &Node) -> Option<PortsRead> {
     let pairs = map_pairs(d, node, what, &["command", "split", "short", "ignore_case"])?;
     let command = required(d, pairs, node, what, "command")
         .and_then(|n| one_line(d, n, "read.ports.command", &[]));
-    let split =
-        required(d, pairs, node, what, "split").and_then(|n| regex_of(d, n, "read.ports.split"));
-    if let (Some(re), Some(n)) = (&split, get(pairs, "split")) {
-        if re.captures_len() < 2 {
-            d.error(
-                n.loc,
-                format!("read.ports.split: `{re}` needs a group, the port's name"),
-                "write e.g. \"(?m)^Name:\\s*(\\S+)\"",
-            );
-            return None;
-        }
-    }
+    let split = required(d, pairs, node, what, "split").and_then(|n| {
+        regex_with_groups(
+            d,
+            n,
+            "read.ports.split",
+            1,
+            "a group, the port's name",
+            "\"(?m)^Name:\\s*(\\S+)\"",
+        )
+    });
     let ignore_case = get(pairs, "ignore_case").is_some_and(|n| n.as_str() == Some("true"));
     let mut short: Vec<(String, String)> = Vec::new();
     if let Some(n) = get(pairs, "short") {
@@ -811,13 +807,31 @@ fn port_read(d: &mut Diagnostics, node: &Node) -> Option<PortRead> {
 
 /// `read.port.names`: the VLAN table within the port's answer, group 1 a name, group 2 its id.
 fn names_table(d: &mut Diagnostics, node: &Node) -> Option<Regex> {
-    let what = "read.port.names";
+    regex_with_groups(
+        d,
+        node,
+        "read.port.names",
+        2,
+        "two groups, a VLAN name and its id",
+        "\"set vlans (\\\\S+) vlan-id (\\\\d+)\"",
+    )
+}
+
+/// A regex with at least `groups` capture groups, `meaning` what they hold (for the message).
+fn regex_with_groups(
+    d: &mut Diagnostics,
+    node: &Node,
+    what: &str,
+    groups: usize,
+    meaning: &str,
+    example: &str,
+) -> Option<Regex> {
     let re = regex_of(d, node, what)?;
-    if re.captures_len() < 3 {
+    if re.captures_len() < groups + 1 {
         d.error(
             node.loc,
-            format!("{what}: `{re}` needs two groups, a VLAN name and its id"),
-            "write e.g. \"set vlans (\\\\S+) vlan-id (\\\\d+)\"",
+            format!("{what}: `{re}` needs {meaning}"),
+            format!("write e.g. {example}"),
         );
         return None;
     }
