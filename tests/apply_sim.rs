@@ -1671,3 +1671,325 @@ nodes:
         }
     }
 }
+
+// ---- Interface ranges (issue 15): one ranged block per run of ports, journaled per port ----
+
+/// An NX-OS leaf and an IOS leaf with 60 and 48 tagged node ports.
+const RANGES: &str = r#"
+name: ranges
+ethernet: {vlan_pool: "100-199", node_port_mode: tagged}
+switches:
+  - {name: nx, driver: cisco-nxos, address: 192.0.2.1, credentials: x}
+  - {name: ios, driver: cisco-ios, address: 192.0.2.2, credentials: x}
+links:
+  - {a: "nx:Ethernet2/1", b: "ios:GigabitEthernet1/1/1"}
+nodes:
+  - {name: "a[01-60]", port: "nx:Ethernet1/[1-60]"}
+  - {name: "b[01-48]", port: "ios:GigabitEthernet1/0/[1-48]"}
+"#;
+
+/// Runs `check` once, before the first undo: the journal as `up` left it, the fabric as the
+/// devices had it.
+struct BeforeUndo<F: Fn() + Sync> {
+    done: std::sync::Once,
+    check: F,
+}
+
+impl<F: Fn() + Sync> jobnet::apply::faults::Faults for BeforeUndo<F> {
+    fn hit(
+        &self,
+        point: jobnet::apply::faults::Point,
+        _device: &str,
+        _command: &str,
+    ) -> Result<(), jobnet::drivers::transport::DeviceError> {
+        if matches!(point, jobnet::apply::faults::Point::Undo) {
+            self.done.call_once(&self.check);
+        }
+        Ok(())
+    }
+}
+
+/// A 48-port job on one NX-OS leaf sends one ranged block (`interface Ethernet1/1-48`), each
+/// port journaled with its own lines and undo; `down` undoes port by port and gives every port
+/// back exactly as it was (one of them also carried a VLAN of the site's). On IOS the same with
+/// `interface range GigabitEthernet1/0/1 - 48`, next to the inter-switch trunk on its own.
+#[test]
+fn a_48_port_job_goes_as_one_ranged_block_and_down_restores_each_port() {
+    let lab = Lab::new("ranges", Some(RANGES));
+    let none = Failpoints::default();
+    lab.fabric
+        .get("nx")
+        .unwrap()
+        .set_port("Ethernet1/10", SimPort::trunk(&[5]));
+    lab.fabric
+        .get("ios")
+        .unwrap()
+        .set_port("GigabitEthernet1/0/7", SimPort::trunk(&[7, 8]));
+    let baseline = lab.snapshot();
+    let v = lab.up(&none, "1", "a[01-48]").unwrap().vlan.unwrap().get();
+    let name = "jobnet-1";
+    assert_eq!(
+        changes(&lab, "nx"),
+        [
+            format!("vlan {v}"),
+            format!("name {name}"),
+            "exit".into(),
+            "interface Ethernet1/1-48".into(),
+            format!("switchport trunk allowed vlan add {v}"),
+            "exit".into(),
+        ]
+    );
+    for n in 1..=60 {
+        let port = format!("Ethernet1/{n}");
+        assert_eq!(lab.carries("nx", &port, v), n <= 48, "{port}");
+    }
+    assert!(lab.carries("nx", "Ethernet1/10", 5));
+    let journal = lab.store.journal(&j("1")).unwrap();
+    assert_eq!(journal.len(), 49, "the VLAN and 48 ports, a row each");
+    for (n, row) in journal.iter().skip(1).enumerate() {
+        let port = format!("Ethernet1/{}", n + 1);
+        assert_eq!(row.status, JournalStatus::Done, "{port}");
+        assert_eq!(row.apply[0], format!("interface {port}"));
+        assert_eq!(row.undo[0], format!("interface {port}"));
+    }
+    let log_len = lab.fabric.get("nx").unwrap().log.lock().unwrap().len();
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline, "every port as it was");
+    let undo = lab.fabric.get("nx").unwrap().log.lock().unwrap()[log_len..].to_vec();
+    let remove = format!("switchport trunk allowed vlan remove {v}");
+    assert_eq!(
+        undo.iter().filter(|l| **l == remove).count(),
+        48,
+        "undone port by port"
+    );
+    assert!(undo
+        .windows(2)
+        .any(|w| w[0] == "interface Ethernet1/10" && w[1] == remove));
+
+    // Both leaves and the trunk between them: the trunk's line on its own (NX-OS writes one
+    // run a line), the node ports as one block per switch.
+    let v = lab
+        .up(&none, "2", "a[01-04],b[01-48]")
+        .unwrap()
+        .vlan
+        .unwrap()
+        .get();
+    let nx: Vec<String> = changes(&lab, "nx")
+        .into_iter()
+        .filter(|l| l.starts_with("interface "))
+        .collect();
+    assert_eq!(
+        &nx[nx.len() - 2..],
+        ["interface Ethernet2/1", "interface Ethernet1/1-4"]
+    );
+    let ios: Vec<String> = changes(&lab, "ios")
+        .into_iter()
+        .filter(|l| l.starts_with("interface "))
+        .collect();
+    assert_eq!(
+        ios,
+        [
+            "interface GigabitEthernet1/1/1",
+            "interface range GigabitEthernet1/0/1 - 48"
+        ]
+    );
+    assert!(lab.carries("ios", "GigabitEthernet1/0/48", v));
+    assert!(lab.carries("ios", "GigabitEthernet1/0/7", 8));
+    apply::down(&lab.env(&none), &j("2"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+/// Ethernet1/20 refuses the job's line in the middle of the ranged block `interface
+/// Ethernet1/1-48` (the switch configured Ethernet1/1-19 and stopped there): `up` sends each
+/// port again on its own, and the journal says what the device has — 1-19 done, 20 failed
+/// with the device's answer to its own line, 21-48 failed as not confirmed — before the
+/// rollback leaves nothing. A connection lost on the ranged line leaves every port of the block
+/// failed (unknown), and nothing either.
+#[test]
+fn a_fault_in_the_middle_of_a_range_is_journaled_truthfully_and_rolled_back() {
+    let lab = Lab::new("range-faults", Some(RANGES));
+    let baseline = lab.snapshot();
+    lab.fabric
+        .with_faults("nx", |f| f.refuse_ports = vec!["Ethernet1/20".into()]);
+    let job = j("7");
+    let checked = std::sync::atomic::AtomicBool::new(false);
+    let truth = || {
+        let rows = lab.store.journal(&job).unwrap();
+        let vlan = rows
+            .iter()
+            .find_map(|r| match &r.op {
+                jobnet::state::JournalOp::Device(jobnet::plan::Op::CreateVlan { vlan, .. }) => {
+                    Some(vlan.get())
+                }
+                _ => None,
+            })
+            .unwrap();
+        for r in rows.iter().skip(1) {
+            let jobnet::state::JournalOp::Device(op) = &r.op else {
+                panic!("{r:?}")
+            };
+            let port = op.port().unwrap();
+            let n: usize = port.trim_start_matches("Ethernet1/").parse().unwrap();
+            // Done exactly where the device has it.
+            assert_eq!(
+                r.status == JournalStatus::Done,
+                lab.carries("nx", port, vlan),
+                "{port}: {:?} {}",
+                r.status,
+                r.message
+            );
+            match n {
+                1..=19 => {
+                    assert_eq!(r.status, JournalStatus::Done, "{port}");
+                    assert!(r.message.contains("sent on its own"), "{}", r.message);
+                }
+                20 => {
+                    assert_eq!(r.status, JournalStatus::Failed);
+                    assert!(
+                        r.message.contains(&format!(
+                            "refused `switchport trunk allowed vlan add {vlan}`"
+                        )),
+                        "{}",
+                        r.message
+                    );
+                }
+                _ => {
+                    assert_eq!(r.status, JournalStatus::Failed, "{port}");
+                    assert!(
+                        r.message.starts_with("not confirmed")
+                            && r.message.contains("then Ethernet1/20 on its own"),
+                        "{}",
+                        r.message
+                    );
+                }
+            }
+        }
+        checked.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let faults = BeforeUndo {
+        done: std::sync::Once::new(),
+        check: truth,
+    };
+    let fp = Failpoints::default();
+    let env = Env {
+        faults: &faults,
+        ..lab.env(&fp)
+    };
+    let req = request("7", "a[01-48]", Choice::Auto, PKeyChoice::None);
+    let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
+    assert!(matches!(e, ApplyError::RolledBack { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("nx refused `switchport trunk allowed vlan add"),
+        "{e}"
+    );
+    assert!(checked.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(lab.snapshot(), baseline, "nothing left");
+    assert!(lab.store.allocations().unwrap().is_empty());
+
+    // The connection lost when the ranged block's body arrives.
+    lab.fabric.with_faults("nx", |f| f.refuse_ports.clear());
+    let none = Failpoints::default();
+    lab.up(&none, "8", "a[01-48]").unwrap();
+    let log = lab.fabric.get("nx").unwrap().log.lock().unwrap().clone();
+    let session = log.iter().rposition(|l| l == "terminal length 0").unwrap();
+    let body = log[session..]
+        .iter()
+        .position(|l| l.starts_with("switchport trunk allowed vlan add"))
+        .unwrap();
+    apply::down(&lab.env(&none), &j("8"), false).unwrap();
+    lab.fabric.with_faults("nx", |f| {
+        f.drop_at_line = Some(body + 1);
+        f.next_session_only = true;
+    });
+    checked.store(false, std::sync::atomic::Ordering::SeqCst);
+    let lost = BeforeUndo {
+        done: std::sync::Once::new(),
+        check: || {
+            let rows = lab.store.journal(&j("9")).unwrap();
+            assert_eq!(rows.len(), 49);
+            assert!(rows[1..].iter().all(
+                |r| r.status == JournalStatus::Failed && r.message.contains("connection lost")
+            ));
+            checked.store(true, std::sync::atomic::Ordering::SeqCst);
+        },
+    };
+    let env = Env {
+        faults: &lost,
+        ..lab.env(&fp)
+    };
+    let req = request("9", "a[01-48]", Choice::Auto, PKeyChoice::None);
+    let e = apply::up(&env, &lab.inputs(), &req).unwrap_err();
+    assert!(e.to_string().contains("nx: connection lost"), "{e}");
+    assert!(checked.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+/// A device that refuses the ranged line itself but takes every port on its own: the job comes
+/// up (each port sent again on its own, journaled so), and the device's further blocks go port
+/// by port.
+#[test]
+fn a_device_that_refuses_the_ranged_form_gets_every_port_on_its_own() {
+    let lab = Lab::new("range-refused", Some(RANGES));
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    lab.fabric
+        .with_faults("nx", |f| f.reject_matching = Some("Ethernet1/1-".into()));
+    let v = lab.up(&none, "1", "a[01-60]").unwrap().vlan.unwrap().get();
+    for n in 1..=60 {
+        assert!(lab.carries("nx", &format!("Ethernet1/{n}"), v), "{n}");
+    }
+    let ranged: Vec<String> = changes(&lab, "nx")
+        .into_iter()
+        .filter(|l| l.starts_with("interface Ethernet1/") && l.contains('-'))
+        .collect();
+    assert_eq!(
+        ranged,
+        ["interface Ethernet1/1-48"],
+        "tried once, then port by port"
+    );
+    let rows = lab.store.journal(&j("1")).unwrap();
+    assert!(rows[1..49].iter().all(|r| r.status == JournalStatus::Done
+        && r.message
+            .contains("sent on its own after the device refused the ranged block")));
+    assert!(rows[49..]
+        .iter()
+        .all(|r| r.status == JournalStatus::Done && r.message.is_empty()));
+    apply::down(&lab.env(&none), &j("1"), false).unwrap();
+    assert_eq!(lab.snapshot(), baseline);
+}
+
+/// A fault at every operation's intent and result of a job sent as ranged blocks (NX-OS and
+/// IOS, with the trunk between them) leaves nothing behind.
+#[test]
+fn a_fault_at_every_position_of_ranged_blocks_rolls_everything_back() {
+    let lab = Lab::new("range-every-position", Some(RANGES));
+    let none = Failpoints::default();
+    let baseline = lab.snapshot();
+    let nodes = "a[01-06],b[01-06]";
+    let total: usize = lab
+        .up(&none, "0", nodes)
+        .unwrap()
+        .devices
+        .iter()
+        .map(|d| d.operations)
+        .sum();
+    apply::down(&lab.env(&none), &j("0"), false).unwrap();
+    assert_eq!(total, 2 * (1 + 1 + 6), "VLAN, trunk and 6 ports on each");
+    for k in 1..=total {
+        for point in ["intent", "done"] {
+            let fp = Failpoints::parse(&format!("{point}:{k}:error")).unwrap();
+            let job = format!("r{point}{k}");
+            assert!(
+                matches!(lab.up(&fp, &job, nodes), Err(ApplyError::RolledBack { .. })),
+                "{point}:{k}"
+            );
+            assert_eq!(
+                lab.snapshot(),
+                baseline,
+                "fault {point}:{k} left changes behind"
+            );
+            assert!(lab.store.allocations().unwrap().is_empty(), "{point}:{k}");
+        }
+    }
+}

@@ -178,6 +178,91 @@ fn every_profile_renders_its_golden_commands() {
     );
 }
 
+/// What a device whose profile has `range:` receives for a job's operations, in plan order: a
+/// tagged job on 51 node ports with a gap (48 a line at most, one run a line) and the trunk to
+/// the next switch, then an access job on 4 ports. Each operation is still journaled with its
+/// own lines (the profiles' golden files).
+#[test]
+fn ranged_profiles_render_their_golden_blocks() {
+    let set = DriverSet::builtin();
+    let mut n = 0;
+    for (name, _) in BUILTIN {
+        let p = set.get(name).unwrap();
+        let Some(r) = &p.range else { continue };
+        let (stem, trunk) = match *name {
+            "cisco-nxos" => ("Ethernet1/", "Ethernet2/1"),
+            "cisco-ios" => ("GigabitEthernet1/0/", "GigabitEthernet1/1/1"),
+            other => panic!("{other} has range: give it ports here"),
+        };
+        let vname = plan::vlan_name(&JobId::parse("1234+0").unwrap(), p);
+        let tagged: Vec<Op> = [Op::CreateVlan {
+            vlan: vlan(1000),
+            name: vname.clone(),
+        }]
+        .into_iter()
+        .chain([Op::TrunkAdd {
+            port: trunk.into(),
+            vlan: vlan(1000),
+            peer: "spine1:Ethernet1".into(),
+        }])
+        .chain((1..=52).filter(|n| *n != 51).map(|n| Op::TaggedAdd {
+            port: format!("{stem}{n}"),
+            vlan: vlan(1000),
+            node: format!("cn{n:03}"),
+            restricts: false,
+        }))
+        .collect();
+        let access: Vec<Op> = (1..=4)
+            .map(|n| Op::AccessSet {
+                port: format!("{stem}{n}"),
+                vlan: vlan(1000),
+                node: format!("cn{n:03}"),
+                replaces: (n != 3).then(|| vlan(7)),
+            })
+            .collect();
+        let mut text = format!(
+            "# profile {name}: what the device receives (range: {} a line at most, {} item(s) a line)\n",
+            r.max_ports, r.max_items
+        );
+        for (title, ops) in [
+            (
+                format!("tagged job: VLAN, trunk {trunk}, node ports {stem}1-50 and 52"),
+                tagged,
+            ),
+            (
+                format!("access job: {stem}1-4 (their access VLANs before: 7, 7, none, 7)"),
+                access,
+            ),
+        ] {
+            text += &format!("## {title}\n");
+            let rendered: Vec<Vec<String>> = ops
+                .iter()
+                .map(|op| plan::render_op(p, &vname, op).0)
+                .collect();
+            let view: Vec<(Option<&str>, &[String])> = ops
+                .iter()
+                .zip(&rendered)
+                .map(|(op, l)| (op.port(), l.as_slice()))
+                .collect();
+            let mut at = 0;
+            for size in r.blocks(&view) {
+                let lines = if size == 1 {
+                    rendered[at].clone()
+                } else {
+                    r.block(&view[at..at + size]).unwrap()
+                };
+                for l in lines {
+                    text += &format!("{l}\n");
+                }
+                at += size;
+            }
+        }
+        golden(&format!("ranges/{name}.txt"), &text);
+        n += 1;
+    }
+    assert_eq!(n, 2, "cisco-nxos and cisco-ios have range:");
+}
+
 fn restrict_port_name(p: &str) -> String {
     format!("{}4", &p[..p.len() - 1])
 }

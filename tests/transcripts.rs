@@ -5,8 +5,10 @@
 //!
 //! A transcript's `checks:` header says what it exercises: `read.vlans`, `read.port`, `read.ports`
 //! (one answer for many ports: its `expect:` has a group per port, `NAME mode=… allowed=…
-//! access=…`, `; ` between them, in the answer's order), `errors`, or `-` with the reason it
-//! does not (another command's output kept for reference). An `errors`
+//! access=…`, `; ` between them, in the answer's order), `errors`, `range` (a ranged interface
+//! line a device took: its `ports:` must be written as the `expect:` line, which is the
+//! captured `command:` as typed, abbreviations aside), or `-` with the reason it does not
+//! (another command's output kept for reference). An `errors`
 //! transcript may name a `line:` (text it contains) that must read as a refusal on its own.
 //!
 //! Also here: the session rule of a dialect that a transcript cannot show (MLNX-OS saves only in
@@ -273,6 +275,85 @@ fn refusals_are_recognised() {
     }
 }
 
+/// A command's words, each cut where letters meet digits (`f1/0` is `f`, `1/0`), for comparing
+/// a command as typed with its abbreviations (IOS `int r f1/0 - 1`) to the full form.
+fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in command.split_whitespace() {
+        let alpha = w
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(w.len());
+        out.extend(
+            [&w[..alpha], &w[alpha..]]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    out
+}
+
+/// Ranged interface lines as devices took them: the profile writes the transcript's ports
+/// as the line the device was typed (abbreviations aside), reads that line back as the same
+/// ports, and the device answered it with its range-mode prompt and no refusal.
+#[test]
+fn ranged_lines_are_written_as_the_devices_take_them() {
+    let set = DriverSet::builtin();
+    let mut n = 0;
+    for t in transcripts()
+        .iter()
+        .filter(|t| t.header["checks"] == "range")
+    {
+        let p = profile_of(&set, t);
+        let r = p
+            .range
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: profile {} has no range", t.file, p.name));
+        let ports: Vec<&str> = t.header["ports"].split(", ").collect();
+        let want = &t.header["expect"];
+        assert_eq!(r.line(&ports).as_ref(), Some(want), "{}", t.file);
+        assert_eq!(r.expand(want).unwrap(), ports, "{}: read back", t.file);
+        // As typed: every word of the capture the start of the profile's (case aside).
+        let (typed, full) = (words(&t.header["command"]), words(want));
+        assert_eq!(typed.len(), full.len(), "{}: {typed:?} {full:?}", t.file);
+        for (a, b) in typed.iter().zip(&full) {
+            let letters = a.chars().all(|c| c.is_ascii_alphabetic());
+            assert!(
+                if letters {
+                    b.starts_with(a.as_str())
+                } else {
+                    a == b
+                },
+                "{}: `{a}` is not `{b}`",
+                t.file
+            );
+        }
+        let lines: Vec<&str> = t.body.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| {
+                l.trim_end().ends_with(&format!("#{}", t.header["command"]))
+                    || l.trim_end()
+                        .ends_with(&format!("# {}", t.header["command"]))
+            })
+            .unwrap_or_else(|| panic!("{}: the command is not in the session", t.file));
+        assert!(
+            lines
+                .get(at + 1)
+                .is_some_and(|l| l.contains("(config-if-range)#")),
+            "{}: no range-mode prompt after the command",
+            t.file
+        );
+        assert!(
+            check_answer(p, "sw", want, t.body.clone()).is_ok(),
+            "{}: a line reads as a refusal",
+            t.file
+        );
+        n += 1;
+    }
+    assert!(n >= 4, "{n} range transcripts");
+}
+
 /// A line's shape: its label (before `:`) or its first two words; words with digits (values,
 /// port names) masked, case ignored.
 fn key(line: &str) -> String {
@@ -360,7 +441,7 @@ fn every_transcript_is_used_or_says_why_not() {
     for t in transcripts() {
         let c = &t.header["checks"];
         assert!(
-            ["read.vlans", "read.port", "read.ports", "errors"].contains(&c.as_str())
+            ["read.vlans", "read.port", "read.ports", "errors", "range"].contains(&c.as_str())
                 || c.starts_with("- ("),
             "{}: checks `{c}`",
             t.file

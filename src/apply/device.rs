@@ -2,9 +2,12 @@
 //! rollback, `down` and `recover` share.
 //!
 //! Per operation: journal the intent (the typed operation and its exact lines), apply it through
-//! the device's driver, journal the result. Undo goes newest first per device, all devices in
-//! parallel, keeps going past errors and returns them all; the driver reopens a session that
-//! broke and sends the operation's undo again.
+//! the device's driver, journal the result. Where the dialect carries several operations in one
+//! block (one atomic command, one ranged interface block), per block: every operation's intent,
+//! the block, every operation's result — each operation keeps its own journal row, lines and
+//! undo (`apply_blocks` says what happens to a block the device refuses). Undo goes newest
+//! first per device, all devices in parallel, keeps going past errors and returns them all; the
+//! driver reopens a session that broke and sends the operation's undo again.
 //!
 //! Restricted ports (`open_ports: restrict`): undoing a job's tagged VLAN on a port that jobnet
 //! restricted reads the port under its port lock; if only this job's VLAN (or none) is left, the
@@ -16,8 +19,9 @@ use super::prepare::{record_of, Prepared};
 use super::progress::Stage;
 use super::{partition, workers, Env, Failure, PortProblem};
 use crate::base::types::JobId;
-use crate::drivers::cli::{self, DeviceDriver, UndoRecord};
+use crate::drivers::cli::{self, DeviceDriver, Rendered, UndoRecord};
 use crate::drivers::profile::read::Allowed;
+use crate::drivers::transport::DeviceError;
 use crate::drivers::transport::Target;
 use crate::plan::Op;
 use crate::state::{JournalOp, JournalRow, JournalStatus};
@@ -43,8 +47,9 @@ pub(super) fn apply_all(env: &Env, job: &JobId, devices: Vec<Prepared>) -> Vec<F
 fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> {
     let device = d.record.name.clone();
     d.driver.begin()?;
-    if d.driver.batch_max() > 1 {
-        apply_batches(env, job, &mut d)?;
+    let blocks = d.driver.blocks(&d.ops);
+    if blocks.iter().any(|&n| n > 1) {
+        apply_blocks(env, job, &mut d, &blocks)?;
         d.driver.finish(env.save, false)?;
         return Ok(());
     }
@@ -85,72 +90,148 @@ fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> 
     Ok(())
 }
 
-/// A device whose dialect carries many operations in one atomic command (`batch:`): per chunk,
-/// every operation's intent is journaled (with its own lines and undo), then the chunk goes as
-/// one command, then every operation is journaled done — or, when the command fails, failed:
-/// the device applied none of them, and their undo (safe to repeat) is what unwinding sends.
-fn apply_batches(env: &Env, job: &JobId, d: &mut Prepared) -> Result<(), Failure> {
-    let device = d.record.name.clone();
-    let max = d.driver.batch_max();
+/// A device whose dialect carries several operations in one block (`DeviceDriver::blocks`):
+/// one atomic command (`batch:`, Open vSwitch) or one ranged block (`range:`, `interface
+/// Ethernet1/1-48` and the body once). Per block, every operation's intent is journaled (with
+/// its own lines and undo), then the block goes, then every operation is journaled done.
+///
+/// A block the device refuses:
+/// - atomic: it applied none of its operations; every one is journaled failed, and their undo
+///   (safe to repeat) is what unwinding sends.
+/// - ranged: a ranged line is carried out port by port, so some may have applied. Each
+///   operation is sent again on its own, in order (harmless where it applied: it sets or adds
+///   its own value): one the device takes is done; the first it refuses is failed with the
+///   device's answer to its own line (the exact port and line), the rest failed as not
+///   confirmed, and unwinding sends the undo of every failed one. When the device takes every
+///   one, it does not take the ranged form: the device's remaining operations go one by one.
+///
+/// A lost connection or a timeout leaves the block's operations failed (outcome unknown), for
+/// unwinding.
+fn apply_blocks(env: &Env, job: &JobId, d: &mut Prepared, blocks: &[usize]) -> Result<(), Failure> {
     let ops = d.ops.clone();
-    for (n, chunk) in ops.chunks(max).enumerate() {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (i, op) in chunk.iter().enumerate() {
-            env.interrupt.check().map_err(Failure::Interrupted)?;
-            let rendered = d.driver.render(op);
-            let id = env.store.journal_intent(
-                job,
-                &d.record,
-                n * max + i,
-                &JournalOp::Device(op.clone()),
-                &rendered.apply,
-                &rendered.undo,
-            )?;
-            rows.push((id, rendered));
-        }
-        let fail = |rows: &[(i64, crate::drivers::cli::Rendered)], e: &Failure| {
-            for (id, _) in rows {
-                let _ = env
-                    .store
-                    .journal_set(*id, JournalStatus::Failed, &e.to_string());
-            }
+    let mut one_by_one = false;
+    let mut start = 0;
+    for &size in blocks {
+        let sizes = if one_by_one {
+            vec![1; size]
+        } else {
+            vec![size]
         };
-        let batch: Vec<_> = chunk
-            .iter()
-            .zip(&rows)
-            .map(|(op, (_, r))| (op, r))
-            .collect();
-        let run = chunk
-            .iter()
-            .zip(&rows)
-            .try_for_each(|(_, (_, r))| {
-                let first = r.apply.first().map(String::as_str).unwrap_or("");
-                env.faults.hit(Point::Intent, &device, first)
-            })
-            .and_then(|()| d.driver.apply_batch(&batch));
-        if let Err(e) = run {
+        for n in sizes {
+            if apply_block(env, job, d, start, &ops[start..start + n])? == Block::Replayed {
+                one_by_one = true;
+            }
+            start += n;
+        }
+    }
+    Ok(())
+}
+
+/// How a block went.
+#[derive(PartialEq, Eq)]
+enum Block {
+    Applied,
+    /// The ranged block was refused, and every operation was then taken on its own.
+    Replayed,
+}
+
+/// One block: operations `ops`, the first the device's `seq`-th.
+fn apply_block(
+    env: &Env,
+    job: &JobId,
+    d: &mut Prepared,
+    seq: usize,
+    ops: &[Op],
+) -> Result<Block, Failure> {
+    let device = d.record.name.clone();
+    let mut rows = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        env.interrupt.check().map_err(Failure::Interrupted)?;
+        let rendered = d.driver.render(op);
+        let id = env.store.journal_intent(
+            job,
+            &d.record,
+            seq + i,
+            &JournalOp::Device(op.clone()),
+            &rendered.apply,
+            &rendered.undo,
+        )?;
+        rows.push((id, rendered));
+    }
+    let first = |r: &Rendered| r.apply.first().cloned().unwrap_or_default();
+    let fail = |rows: &[(i64, Rendered)], why: &str| {
+        for (id, _) in rows {
+            let _ = env.store.journal_set(*id, JournalStatus::Failed, why);
+        }
+    };
+    if let Err(e) = rows
+        .iter()
+        .try_for_each(|(_, r)| env.faults.hit(Point::Intent, &device, &first(r)))
+    {
+        let e = Failure::from(e);
+        fail(&rows, &e.to_string());
+        return Err(e);
+    }
+    let block: Vec<(&Op, &Rendered)> = ops.iter().zip(rows.iter().map(|(_, r)| r)).collect();
+    let sent = d.driver.apply_batch(&block);
+    let mut outcome = Block::Applied;
+    let mut note = String::new();
+    match sent {
+        Ok(()) => {}
+        Err(e @ DeviceError::Rejected { .. }) if ops.len() > 1 && !d.driver.blocks_atomic() => {
+            // Which of them applied is not known: each goes again on its own.
+            note = format!("sent on its own after the device refused the ranged block: {e}");
+            for (k, (op, r)) in block.iter().enumerate() {
+                if let Err(again) = d.driver.apply(op, r) {
+                    let again = Failure::from(again);
+                    fail(&rows[k..k + 1], &again.to_string());
+                    let port = op.port().unwrap_or_default();
+                    fail(
+                        &rows[k + 1..],
+                        &format!("not confirmed: the device refused the ranged block ({e}), then {port} on its own"),
+                    );
+                    record_done(env, &device, &ops[..k], &rows[..k], &note)?;
+                    return Err(again);
+                }
+            }
+            outcome = Block::Replayed;
+        }
+        Err(e) => {
             let e = Failure::from(e);
-            fail(&rows, &e);
+            fail(&rows, &e.to_string());
             return Err(e);
         }
-        for (op, (id, r)) in chunk.iter().zip(&rows) {
-            let first = r.apply.first().map(String::as_str).unwrap_or("");
-            if let Err(e) = env.faults.hit(Point::Done, &device, first) {
-                let e = Failure::from(e);
-                let _ = env
-                    .store
-                    .journal_set(*id, JournalStatus::Failed, &e.to_string());
-                return Err(e);
-            }
-            env.store.journal_set(*id, JournalStatus::Done, "")?;
-            if let Op::TaggedAdd {
-                port,
-                restricts: true,
-                ..
-            } = op
-            {
-                env.store.restrict(&device, port, "all")?;
-            }
+    }
+    record_done(env, &device, ops, &rows, &note)?;
+    Ok(outcome)
+}
+
+/// Journals operations the device took as done (after the `done` failpoint), and the ports
+/// they restricted.
+fn record_done(
+    env: &Env,
+    device: &str,
+    ops: &[Op],
+    rows: &[(i64, Rendered)],
+    note: &str,
+) -> Result<(), Failure> {
+    for (op, (id, r)) in ops.iter().zip(rows) {
+        let first = r.apply.first().map(String::as_str).unwrap_or("");
+        if let Err(e) = env.faults.hit(Point::Done, device, first) {
+            let e = Failure::from(e);
+            let _ = env
+                .store
+                .journal_set(*id, JournalStatus::Failed, &e.to_string());
+            return Err(e);
+        }
+        env.store.journal_set(*id, JournalStatus::Done, note)?;
+        if let Op::TaggedAdd {
+            port,
+            restricts: true,
+            ..
+        } = op
+        {
+            env.store.restrict(device, port, "all")?;
         }
     }
     Ok(())

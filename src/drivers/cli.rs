@@ -44,12 +44,20 @@ pub trait DeviceDriver: Send {
     fn begin(&mut self) -> Result<(), DeviceError>;
     /// Carries out `op` as rendered.
     fn apply(&mut self, op: &Op, rendered: &Rendered) -> Result<(), DeviceError>;
-    /// How many operations [`DeviceDriver::apply_batch`] may carry out at once (1: one by one).
-    fn batch_max(&self) -> usize {
-        1
+    /// How `ops` go to the device: the sizes of consecutive blocks, each carried out by one
+    /// [`DeviceDriver::apply_batch`] (all 1: one by one).
+    fn blocks(&self, ops: &[Op]) -> Vec<usize> {
+        vec![1; ops.len()]
     }
-    /// Carries out several operations as rendered, as one atomic command where the dialect has
-    /// one (`batch:`): all of them or none; otherwise one by one.
+    /// Whether a refused block applied none of its operations (one atomic transaction,
+    /// `batch:`), or may have applied some of them (a ranged line, `range:`, is carried out
+    /// port by port): then each operation can be sent again on its own, which is harmless for
+    /// the one that did apply (every operation a job applies sets or adds its own value).
+    fn blocks_atomic(&self) -> bool {
+        true
+    }
+    /// Carries out a block of operations as rendered: as one atomic command (`batch:`), as
+    /// one ranged block (`range:`), or one by one.
     fn apply_batch(&mut self, ops: &[(&Op, &Rendered)]) -> Result<(), DeviceError> {
         ops.iter().try_for_each(|(op, r)| self.apply(op, r))
     }
@@ -261,20 +269,44 @@ impl DeviceDriver for CliDriver<'_> {
         self.run_again_once(record.lines)
     }
 
-    fn batch_max(&self) -> usize {
-        self.profile.batch.as_ref().map_or(1, |b| b.max)
+    fn blocks(&self, ops: &[Op]) -> Vec<usize> {
+        if let Some(b) = &self.profile.batch {
+            return ops.chunks(b.max).map(<[Op]>::len).collect();
+        }
+        let Some(r) = &self.profile.range else {
+            return vec![1; ops.len()];
+        };
+        let rendered: Vec<Rendered> = ops.iter().map(|op| self.render(op)).collect();
+        let view: Vec<(Option<&str>, &[String])> = ops
+            .iter()
+            .zip(&rendered)
+            .map(|(op, r)| (op.port(), r.apply.as_slice()))
+            .collect();
+        r.blocks(&view)
+    }
+
+    fn blocks_atomic(&self) -> bool {
+        self.profile.range.is_none()
     }
 
     fn apply_batch(&mut self, ops: &[(&Op, &Rendered)]) -> Result<(), DeviceError> {
         let lines: Vec<String> = ops.iter().flat_map(|(_, r)| r.apply.clone()).collect();
         let combined = match &self.profile.batch {
-            Some(b) if ops.len() > 1 => b.combine(&lines),
+            Some(b) if ops.len() > 1 => b.combine(&lines).map(|l| vec![l]),
             _ => None,
         };
-        match combined {
-            // One transaction: never sent again after a lost answer (it may have applied);
-            // the journal's undo, which is safe to repeat, decides.
-            Some(line) => self.run(&line).map(drop),
+        let view: Vec<(Option<&str>, &[String])> = ops
+            .iter()
+            .map(|(op, r)| (op.port(), r.apply.as_slice()))
+            .collect();
+        let ranged = match &self.profile.range {
+            Some(r) if ops.len() > 1 => r.block(&view),
+            _ => None,
+        };
+        match combined.or(ranged) {
+            // One transaction, or one ranged block: never sent again after a lost answer (it
+            // may have applied, in part); the executor and the journal's undo decide.
+            Some(lines) => lines.iter().try_for_each(|l| self.run(l).map(drop)),
             None => ops.iter().try_for_each(|(op, r)| self.apply(op, r)),
         }
     }

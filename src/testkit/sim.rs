@@ -5,7 +5,10 @@
 //! effect is applied to the switch state (VLANs, ports with mode, access VLAN and allowed list,
 //! proxy-arp bindings). Read commands are answered from the state in the vendor's layout (the
 //! profile's `sim:` answers, written after the vendor's documented output). A line that neither
-//! completes nor starts an operation is refused with the vendor's refusal text.
+//! completes nor starts an operation is refused with the vendor's refusal text. A ranged context
+//! line (`range:`, `interface Ethernet1/1-4`) makes the lines after it apply to every member,
+//! member by member, as the vendors document it: a member that refuses stops the line there,
+//! the members before it configured.
 //!
 //! Ports behave as the vendors document them: a port nobody configured is in its factory default
 //! (Cisco IOS `dynamic auto`, Arista `static access`, both allowing ALL VLANs; OS10 and Junos
@@ -169,11 +172,18 @@ pub struct Faults {
     /// Ports a read of all ports (`read.ports`) leaves out, as a device leaves out a port that
     /// is not a switchport there.
     pub hide_in_bulk: Vec<String>,
+    /// Ports that refuse changes: the first line after a context line naming one of them is
+    /// refused; after a ranged one (`interface Ethernet1/1-8`) the members before the first
+    /// of them are configured and the line is refused there (a ranged line is carried out
+    /// member by member).
+    pub refuse_ports: Vec<String>,
 }
 
 struct OpPattern {
     op: OpKind,
     lines: Vec<(Regex, Vec<String>)>,
+    /// The templates, for the lines without placeholders.
+    templates: Vec<String>,
 }
 
 fn pattern(template: &str) -> (Regex, Vec<String>) {
@@ -212,8 +222,13 @@ impl Dialect {
             .iter()
             .filter(|o| o.kind == profile.kind)
             .filter_map(|o| {
-                let lines: Vec<_> = profile.ops.get(&o.op)?.iter().map(|t| pattern(t)).collect();
-                (!lines.is_empty()).then_some(OpPattern { op: o.op, lines })
+                let templates = profile.ops.get(&o.op)?.clone();
+                let lines: Vec<_> = templates.iter().map(|t| pattern(t)).collect();
+                (!lines.is_empty()).then_some(OpPattern {
+                    op: o.op,
+                    lines,
+                    templates,
+                })
             })
             .collect();
         let read_port = profile.read_port.as_ref().map(|r| pattern(&r.command));
@@ -273,6 +288,7 @@ impl SimSwitch {
             sw: self.clone(),
             faults,
             buffer: Vec::new(),
+            members: None,
             lines: 0,
             op_lines: 0,
         }
@@ -324,6 +340,8 @@ pub struct SimSession {
     sw: SimSwitch,
     faults: Faults,
     buffer: Vec<String>,
+    /// The members of the ranged context line that starts `buffer`.
+    members: Option<Vec<String>>,
     lines: usize,
     op_lines: usize,
 }
@@ -343,28 +361,24 @@ impl SimSession {
         }
     }
 
-    fn match_buffer(&self) -> Match {
+    fn match_lines(&self, lines: &[String]) -> Match {
         let mut prefix = false;
         for op in &self.sw.dialect.ops {
-            if self.buffer.len() > op.lines.len() {
+            if lines.len() > op.lines.len() {
                 continue;
             }
             let mut vars: HashMap<String, String> = HashMap::new();
-            let ok = self
-                .buffer
-                .iter()
-                .zip(&op.lines)
-                .all(|(line, (re, names))| {
-                    let Some(c) = re.captures(line) else {
-                        return false;
-                    };
-                    names.iter().enumerate().all(|(i, n)| {
-                        let v = c.get(i + 1).map_or("", |m| m.as_str()).to_string();
-                        vars.entry(n.clone()).or_insert_with(|| v.clone()) == &v
-                    })
-                });
+            let ok = lines.iter().zip(&op.lines).all(|(line, (re, names))| {
+                let Some(c) = re.captures(line) else {
+                    return false;
+                };
+                names.iter().enumerate().all(|(i, n)| {
+                    let v = c.get(i + 1).map_or("", |m| m.as_str()).to_string();
+                    vars.entry(n.clone()).or_insert_with(|| v.clone()) == &v
+                })
+            });
             if ok {
-                if self.buffer.len() == op.lines.len() {
+                if lines.len() == op.lines.len() {
                     return Match::Complete(op.op, vars);
                 }
                 prefix = true;
@@ -375,6 +389,70 @@ impl SimSession {
         } else {
             Match::None
         }
+    }
+
+    /// The buffer as one port's lines: a ranged context line stands for its first member's.
+    fn view(&self) -> Vec<String> {
+        let mut lines = self.buffer.clone();
+        if let (Some(members), Some(r)) = (&self.members, &self.sw.profile().range) {
+            lines[0] = r.context.replace("{port}", &members[0]);
+        }
+        lines
+    }
+
+    /// The members of `line` when it is a ranged context line (several ports, or a form the
+    /// one-port context line does not have).
+    fn ranged_members(&self, line: &str) -> Option<Vec<String>> {
+        let r = self.sw.profile().range.as_ref()?;
+        let members = r.expand(line)?;
+        let plain = members.len() == 1 && r.context.replace("{port}", &members[0]) == line;
+        (!plain).then_some(members)
+    }
+
+    /// The operation `lines` start, completed with its remaining lines where those are fixed
+    /// text (`exit`): what a line already carried out belongs to.
+    fn complete_fixed(&self, lines: &[String]) -> Option<(OpKind, HashMap<String, String>)> {
+        self.sw.dialect.ops.iter().find_map(|op| {
+            let rest = op.templates.get(lines.len()..)?;
+            if rest.iter().any(|t| t.contains('{')) {
+                return None;
+            }
+            let mut all = lines.to_vec();
+            all.extend(rest.iter().cloned());
+            match self.match_lines(&all) {
+                Match::Complete(k, vars) if k == op.op => Some((k, vars)),
+                _ => None,
+            }
+        })
+    }
+
+    fn clear(&mut self) {
+        self.buffer.clear();
+        self.members = None;
+    }
+
+    /// The first line after a context line whose port refuses changes (`refuse_ports`):
+    /// the members before it configured, the line refused.
+    fn refused_port(&mut self, line: &str) -> Option<DeviceError> {
+        if self.buffer.len() != 2 || self.faults.refuse_ports.is_empty() {
+            return None;
+        }
+        let view = self.view();
+        let (op, vars) = self.complete_fixed(&view)?;
+        let members = self
+            .members
+            .clone()
+            .unwrap_or_else(|| vars.get("port").cloned().into_iter().collect());
+        let stop = members
+            .iter()
+            .position(|m| self.faults.refuse_ports.contains(m))?;
+        for m in &members[..stop] {
+            let mut v = vars.clone();
+            v.insert("port".into(), m.clone());
+            self.apply(op, &v);
+        }
+        self.clear();
+        Some(self.refuse(line, &answers(self.sw.profile()).invalid))
     }
 
     fn apply(&self, op: OpKind, v: &HashMap<String, String>) {
@@ -565,7 +643,7 @@ impl Session for SimSession {
             for part in parts {
                 if let Err(mut e) = self.line(&part) {
                     *self.sw.state.lock().expect("state") = before;
-                    self.buffer.clear();
+                    self.clear();
                     // The device refuses the command it was sent, the whole transaction.
                     if let DeviceError::Rejected { command, .. } = &mut e {
                         *command = line.to_string();
@@ -619,28 +697,40 @@ impl SimSession {
             return Ok(answer);
         }
         self.op_lines += 1;
-        if let Some((n, answer)) = &self.faults.reject_line {
-            if *n == self.op_lines {
-                self.buffer.clear();
-                return Err(self.refuse(line, answer));
+        if let Some((n, answer)) = self.faults.reject_line.clone() {
+            if n == self.op_lines {
+                self.clear();
+                return Err(self.refuse(line, &answer));
             }
         }
         if let Some(text) = &self.faults.reject_matching {
             if line.contains(text.as_str()) {
-                self.buffer.clear();
+                self.clear();
                 return Err(self.refuse(line, &invalid));
             }
         }
+        if self.buffer.is_empty() {
+            self.members = self.ranged_members(line);
+        }
         self.buffer.push(line.to_string());
-        match self.match_buffer() {
-            Match::Complete(op, vars) => {
-                self.apply(op, &vars);
-                self.buffer.clear();
+        if let Some(e) = self.refused_port(line) {
+            return Err(e);
+        }
+        match self.match_lines(&self.view()) {
+            Match::Complete(op, mut vars) => {
+                for m in self.members.clone().unwrap_or_default() {
+                    vars.insert("port".into(), m);
+                    self.apply(op, &vars);
+                }
+                if self.members.is_none() {
+                    self.apply(op, &vars);
+                }
+                self.clear();
                 Ok(String::new())
             }
             Match::Prefix => Ok(String::new()),
             Match::None => {
-                self.buffer.clear();
+                self.clear();
                 Err(self.refuse(line, &invalid))
             }
         }
@@ -849,5 +939,52 @@ mod tests {
         );
         let e = s.run("switchport nonsense").unwrap_err();
         assert!(e.to_string().contains("% Invalid input"), "{e}");
+    }
+
+    /// A ranged context line applies the lines after it to every member; a member that
+    /// refuses stops the line there, the members before it configured.
+    #[test]
+    fn ranged_lines_apply_member_by_member() {
+        let set = DriverSet::builtin();
+        let p = set.get("cisco-nxos").unwrap();
+        let sw = SimSwitch::new("s", p);
+        let ports: Vec<String> = (1..=6).map(|n| format!("Ethernet1/{n}")).collect();
+        for port in &ports {
+            sw.set_port(port, SimPort::trunk(&[]));
+        }
+        let carries = |port: &str, vlan| sw.state.lock().unwrap().carries(p, port, vlan);
+        let mut s = sw.session().unwrap();
+        for l in [
+            "interface Ethernet1/1-4",
+            "switchport trunk allowed vlan add 10",
+            "exit",
+        ] {
+            s.run(l).unwrap();
+        }
+        for port in &ports {
+            assert_eq!(carries(port, 10), port.as_str() <= "Ethernet1/4", "{port}");
+        }
+        sw.faults.lock().unwrap().refuse_ports = vec!["Ethernet1/3".into()];
+        let mut s = sw.session().unwrap();
+        s.run("interface Ethernet1/1-4").unwrap();
+        let e = s.run("switchport trunk allowed vlan add 20").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("refused `switchport trunk allowed vlan add 20`"),
+            "{e}"
+        );
+        let got: Vec<bool> = ports[..4].iter().map(|port| carries(port, 20)).collect();
+        assert_eq!(got, [true, true, false, false], "stopped at Ethernet1/3");
+        // On its own: refused at the same line; another port is not.
+        s.run("interface Ethernet1/3").unwrap();
+        assert!(s.run("switchport trunk allowed vlan add 20").is_err());
+        for l in [
+            "interface Ethernet1/5",
+            "switchport trunk allowed vlan add 20",
+            "exit",
+        ] {
+            s.run(l).unwrap();
+        }
+        assert!(carries("Ethernet1/5", 20) && !carries("Ethernet1/3", 20));
     }
 }

@@ -6,9 +6,11 @@
 //! The shipped profiles are compiled into the binary; a site can add or override profiles with a
 //! directory of its own (`--drivers-dir` / `JOBNET_DRIVERS_DIR`). Templates only substitute
 //! values that were validated as typed values or strict words, so rendering cannot inject text.
-//! [`parse`] reads and checks profile files; [`read`] turns device answers into typed state.
+//! [`parse`] reads and checks profile files; [`read`] turns device answers into typed state;
+//! [`range`] writes several ports' operations as one ranged block where the dialect has that.
 
 mod parse;
+pub mod range;
 pub mod read;
 
 pub use parse::parse_profile;
@@ -375,6 +377,8 @@ pub struct Profile {
     pub ssh: SshDialect,
     /// Operations sent as one atomic command, where the dialect has that.
     pub batch: Option<Batch>,
+    /// Several ports' operations sent as one ranged block, where the dialect has that.
+    pub range: Option<range::PortRange>,
     /// How the test kit's simulator answers; `None` when the profile does not say.
     pub sim: Option<SimAnswers>,
 }
@@ -860,6 +864,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("join"), "{err}");
+    }
+
+    /// `range:` mistakes are named, never dropped; the shipped Cisco profiles write their
+    /// vendors' forms.
+    #[test]
+    fn range_mistakes_are_named() {
+        let set = DriverSet::builtin();
+        let nx = set.get("cisco-nxos").unwrap().range.clone().unwrap();
+        assert_eq!(
+            nx.line(&["Ethernet1/2", "Ethernet1/1", "Ethernet1/3"])
+                .unwrap(),
+            "interface Ethernet1/1-3"
+        );
+        assert_eq!(nx.line(&["Ethernet1/1", "Ethernet1/7"]), None);
+        assert_eq!(nx.line(&["Ethernet1/49/1", "Ethernet1/49/2"]), None);
+        let ios = set.get("cisco-ios").unwrap().range.clone().unwrap();
+        assert_eq!(
+            ios.line(&["GigabitEthernet1/0/1", "GigabitEthernet1/0/2"])
+                .unwrap(),
+            "interface range GigabitEthernet1/0/1 - 2"
+        );
+        assert_eq!(ios.line(&["Po1", "Po2"]), None);
+        let text = include_str!("../../../switch-drivers/cisco-nxos.yaml");
+        let line = "  run: \"{first}-{last_number}\"\n";
+        assert!(text.contains(line));
+        for (from, to, want) in [
+            (line, "  run: \"{first}-{last}-{last_number}\"\n", "range.run: `{first}-{last}-{last_number}` must have {first} and {last} or {last_number} once"),
+            (line, "  run: \"{first}-{port}\"\n", "range.run: `{first}-{port}` must have"),
+            ("  ranged: \"interface {ports}\"", "  ranged: \"interface {port}\"", "range.ranged: `interface {port}` must have {ports} once"),
+            ("  context: \"interface {port}\"", "  context: \"int {port}\"", "range.context `int {port}` is the first line of no port operation"),
+            ("  max_ports: 48", "  max_ports: 1", "range.max_ports 1 is not 2..1000"),
+            ("  max_ports: 48", "  max_ports: 48\n  max_line: 20000", "range.max_line 20000 is not 40..1000"),
+            ("  max_ports: 48", "  max_ports: 48\n  max_items: 5", "range lacks `join`"),
+            ("  max_ports: 48", "  max_ports: 48\n  joint: \",\"", "unknown key `joint` in range"),
+            ("  members: \"((?i:Ethernet|Eth)\\\\d+/)(\\\\d+)\"", "  members: \"(?i:Ethernet|Eth)\\\\d+/\\\\d+\"", "range.members: `(?i:Ethernet|Eth)\\d+/\\d+` needs two groups"),
+            ("  members: \"((?i:Ethernet|Eth)\\\\d+/)(\\\\d+)\"", "  members: \"((\"", "range.members: `((` is not a regex"),
+            ("\nrange:", "\nbatch: {prefix: \"x \", join: \" -- \"}\nrange:", "a profile has `batch:` or `range:`, not both"),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let err = parse_profile(&text.replacen(from, to, 1), "nx.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{to}: {err}");
+            assert!(err.contains("nx.yaml:"), "{to}: {err}");
+        }
     }
 
     /// The gateway's proxy-arp syntax is not yet found in a vendor source: plans say so.

@@ -30,6 +30,7 @@ const PROFILE_KEYS: &[&str] = &[
     "sim",
     "driver",
     "batch",
+    "range",
 ];
 
 /// Parses and checks one profile: every required operation of its kind present, only known
@@ -149,6 +150,24 @@ fn check_placeholders(d: &mut Diagnostics, t: &str, loc: Loc, what: &str, placeh
     }
 }
 
+/// The `{placeholders}` of a line, in order; unbalanced braces count as an empty one.
+fn placeholder_keys(t: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            keys.push(String::new());
+            break;
+        };
+        keys.push(rest[open + 1..open + close].to_string());
+        rest = &rest[open + close + 1..];
+    }
+    if rest.contains('}') {
+        keys.push(String::new());
+    }
+    keys
+}
+
 /// Command lines whose `{placeholders}` must be among `placeholders`.
 fn lines(d: &mut Diagnostics, node: &Node, what: &str, placeholders: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
@@ -231,6 +250,14 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
     let errors = get(pairs, "errors").map_or(Vec::new(), |e| error_patterns(d, e));
     let ssh = get(pairs, "ssh").map_or(SshDialect::default(), |n| ssh_dialect(d, n));
     let batch = get(pairs, "batch").and_then(|n| batch(d, n));
+    let range = get(pairs, "range").and_then(|n| port_range(d, n, &ops));
+    if let (Some(_), Some(n)) = (&batch, get(pairs, "range")) {
+        d.error(
+            n.loc,
+            "a profile has `batch:` or `range:`, not both",
+            "`batch:` is for a device whose one command is one transaction, `range:` for a CLI that configures a range of ports line by line",
+        );
+    }
     let advice = get(pairs, "advice").map_or(Advice::default(), |n| advice(d, n));
     let sim = get(pairs, "sim").map(|n| sim_answers(d, n));
     let driver = driver_kind(d, pairs, root);
@@ -259,6 +286,143 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         ssh,
         sim,
         batch,
+        range,
+    })
+}
+
+/// `range: {context, ranged, members, run, join, max_items, max_ports, max_line}`: several
+/// ports' operations as one ranged block (`super::range`).
+fn port_range(
+    d: &mut Diagnostics,
+    n: &Node,
+    ops: &BTreeMap<OpKind, Vec<String>>,
+) -> Option<super::range::PortRange> {
+    use super::range::{DEFAULT_MAX_LINE, DEFAULT_MAX_PORTS, MAX_LINE};
+    let what = "range";
+    let pairs = map_pairs(
+        d,
+        n,
+        what,
+        &[
+            "context",
+            "ranged",
+            "members",
+            "run",
+            "join",
+            "max_items",
+            "max_ports",
+            "max_line",
+        ],
+    )?;
+    // A line with exactly the placeholders `needs` and one of `any_of`, each once.
+    let template = |d: &mut Diagnostics, key: &str, needs: &[&str], any_of: &[&str]| {
+        let node = required(d, pairs, n, what, key)?;
+        let (text, loc) = plain_lines(d, node, &format!("range.{key}")).pop()?;
+        let mut want: Vec<String> = needs.iter().map(|p| format!("{{{p}}}")).collect();
+        if !any_of.is_empty() {
+            let one: Vec<String> = any_of.iter().map(|p| format!("{{{p}}}")).collect();
+            want.push(one.join(" or "));
+        }
+        let keys = placeholder_keys(&text);
+        let count = |p: &&str| keys.iter().filter(|k| k == p).count();
+        let fits = keys
+            .iter()
+            .all(|k| needs.contains(&k.as_str()) || any_of.contains(&k.as_str()))
+            && needs.iter().all(|p| count(p) == 1)
+            && (any_of.is_empty() || any_of.iter().map(count).sum::<usize>() == 1);
+        if !fits {
+            d.error(
+                loc,
+                format!(
+                    "range.{key}: `{text}` must have {} once, and no other placeholder",
+                    want.join(" and ")
+                ),
+                "see docs/drivers.md (range)",
+            );
+            return None;
+        }
+        Some(text)
+    };
+    let context = template(d, "context", &["port"], &[]);
+    let ranged = template(d, "ranged", &["ports"], &[]);
+    let run = template(d, "run", &["first"], &["last", "last_number"]);
+    let members = required(d, pairs, n, what, "members").and_then(|m| {
+        let re = regex_with_groups(
+            d,
+            m,
+            "range.members",
+            2,
+            "two groups, the stem and the number",
+            "\"((?i:Ethernet)\\\\d+/)(\\\\d+)\"",
+        )?;
+        Regex::new(&format!("^(?:{re})$")).ok()
+    });
+    let limit =
+        |d: &mut Diagnostics, key: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
+            let Some(v) = get(pairs, key) else {
+                return Some(default);
+            };
+            let m = usize::try_from(number(d, v, &format!("range.{key}"))?).ok()?;
+            if range.contains(&m) {
+                Some(m)
+            } else {
+                d.error(
+                    v.loc,
+                    format!("range.{key} {m} is not {}..{}", range.start(), range.end()),
+                    "see docs/drivers.md (range)",
+                );
+                None
+            }
+        };
+    let max_items = limit(d, "max_items", 1, 1..=64);
+    let max_ports = limit(d, "max_ports", DEFAULT_MAX_PORTS, 2..=1000);
+    let max_line = limit(d, "max_line", DEFAULT_MAX_LINE, MAX_LINE);
+    let join = match (get(pairs, "join"), max_items) {
+        (Some(j), _) => match j.as_str() {
+            Some(s) if !s.trim().is_empty() && !s.contains(['\n', '\r']) => Some(s.to_string()),
+            _ => {
+                d.error(j.loc, "range.join must be text, e.g. \",\"", "");
+                return None;
+            }
+        },
+        (None, Some(m)) if m > 1 => {
+            d.error(
+                n.loc,
+                format!("range lacks `join`: with max_items {m}, items need a separator"),
+                "write e.g. `join: \",\"`, or leave max_items out (one item a line)",
+            );
+            return None;
+        }
+        (None, _) => None,
+    };
+    let context = context?;
+    // The context must be the first line of an operation that changes one port.
+    let ranged_ops = [
+        OpKind::TrunkAdd,
+        OpKind::TaggedAdd,
+        OpKind::AccessSet,
+        OpKind::RestrictPort,
+    ];
+    if !ranged_ops
+        .iter()
+        .any(|k| ops.get(k).and_then(|l| l.first()) == Some(&context) && ops[k].len() >= 2)
+    {
+        d.error(
+            get(pairs, "context").map_or(n.loc, |c| c.loc),
+            format!("range.context `{context}` is the first line of no port operation (trunk_add, tagged_add, access_set, restrict_port) with lines after it"),
+            "write it exactly as those operations' first line, e.g. \"interface {port}\"",
+        );
+        return None;
+    }
+    Some(super::range::PortRange {
+        context,
+        ranged: ranged?,
+        members: members?,
+        run: run?,
+        join,
+        max_items: max_items?,
+        max_ports: max_ports?,
+        max_line: max_line?,
     })
 }
 
@@ -546,18 +710,16 @@ fn ports_read(d: &mut Diagnostics, node: &Node) -> Option<PortsRead> {
     let pairs = map_pairs(d, node, what, &["command", "split", "short", "ignore_case"])?;
     let command = required(d, pairs, node, what, "command")
         .and_then(|n| one_line(d, n, "read.ports.command", &[]));
-    let split =
-        required(d, pairs, node, what, "split").and_then(|n| regex_of(d, n, "read.ports.split"));
-    if let (Some(re), Some(n)) = (&split, get(pairs, "split")) {
-        if re.captures_len() < 2 {
-            d.error(
-                n.loc,
-                format!("read.ports.split: `{re}` needs a group, the port's name"),
-                "write e.g. \"(?m)^Name:\\s*(\\S+)\"",
-            );
-            return None;
-        }
-    }
+    let split = required(d, pairs, node, what, "split").and_then(|n| {
+        regex_with_groups(
+            d,
+            n,
+            "read.ports.split",
+            1,
+            "a group, the port's name",
+            "\"(?m)^Name:\\s*(\\S+)\"",
+        )
+    });
     let ignore_case = get(pairs, "ignore_case").is_some_and(|n| n.as_str() == Some("true"));
     let mut short: Vec<(String, String)> = Vec::new();
     if let Some(n) = get(pairs, "short") {
@@ -649,13 +811,31 @@ fn port_read(d: &mut Diagnostics, node: &Node) -> Option<PortRead> {
 
 /// `read.port.names`: the VLAN table within the port's answer, group 1 a name, group 2 its id.
 fn names_table(d: &mut Diagnostics, node: &Node) -> Option<Regex> {
-    let what = "read.port.names";
+    regex_with_groups(
+        d,
+        node,
+        "read.port.names",
+        2,
+        "two groups, a VLAN name and its id",
+        "\"set vlans (\\\\S+) vlan-id (\\\\d+)\"",
+    )
+}
+
+/// A regex with at least `groups` capture groups, `meaning` what they hold (for the message).
+fn regex_with_groups(
+    d: &mut Diagnostics,
+    node: &Node,
+    what: &str,
+    groups: usize,
+    meaning: &str,
+    example: &str,
+) -> Option<Regex> {
     let re = regex_of(d, node, what)?;
-    if re.captures_len() < 3 {
+    if re.captures_len() < groups + 1 {
         d.error(
             node.loc,
-            format!("{what}: `{re}` needs two groups, a VLAN name and its id"),
-            "write e.g. \"set vlans (\\\\S+) vlan-id (\\\\d+)\"",
+            format!("{what}: `{re}` needs {meaning}"),
+            format!("write e.g. {example}"),
         );
         return None;
     }
