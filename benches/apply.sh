@@ -139,7 +139,7 @@ if [ -z "${BENCH:-}" ]; then
 fi
 leaf299 > "$B/leaf299.yaml"
 mkdir -p "$B/per-port"
-grep -v -e '^  ports:' -e '^    command: "show interface switchport"' -e '^    split:' -e '^    short:' switch-drivers/cisco-nxos.yaml > "$B/per-port/cisco-nxos.yaml"
+grep -v -e '^  ports:' -e '^    command: "show interface switchport"' -e '^    split:' -e '^    short:' -e '^    ignore_case:' switch-drivers/cisco-nxos.yaml > "$B/per-port/cisco-nxos.yaml"
 ovs299() {
   cat <<YAML
 name: ovs-299
