@@ -270,19 +270,13 @@ impl DeviceDriver for CliDriver<'_> {
     }
 
     fn blocks(&self, ops: &[Op]) -> Vec<usize> {
-        if let Some(b) = &self.profile.batch {
-            return ops.chunks(b.max).map(<[Op]>::len).collect();
-        }
-        let Some(r) = &self.profile.range else {
-            return vec![1; ops.len()];
-        };
         let rendered: Vec<Rendered> = ops.iter().map(|op| self.render(op)).collect();
         let view: Vec<(Option<&str>, &[String])> = ops
             .iter()
             .zip(&rendered)
             .map(|(op, r)| (op.port(), r.apply.as_slice()))
             .collect();
-        r.blocks(&view)
+        super::ops::blocks(&self.profile, &view)
     }
 
     fn blocks_atomic(&self) -> bool {
@@ -290,20 +284,11 @@ impl DeviceDriver for CliDriver<'_> {
     }
 
     fn apply_batch(&mut self, ops: &[(&Op, &Rendered)]) -> Result<(), DeviceError> {
-        let lines: Vec<String> = ops.iter().flat_map(|(_, r)| r.apply.clone()).collect();
-        let combined = match &self.profile.batch {
-            Some(b) if ops.len() > 1 => b.combine(&lines).map(|l| vec![l]),
-            _ => None,
-        };
         let view: Vec<(Option<&str>, &[String])> = ops
             .iter()
             .map(|(op, r)| (op.port(), r.apply.as_slice()))
             .collect();
-        let ranged = match &self.profile.range {
-            Some(r) if ops.len() > 1 => r.block(&view),
-            _ => None,
-        };
-        match combined.or(ranged) {
+        match super::ops::block_lines(&self.profile, &view) {
             // One transaction, or one ranged block: never sent again after a lost answer (it
             // may have applied, in part); the executor and the journal's undo decide.
             Some(lines) => lines.iter().try_for_each(|l| self.run(l).map(drop)),

@@ -147,12 +147,57 @@ pub fn render_commands(profile: &Profile, vlan_name: &str, ops: &[Op]) -> Vec<St
     let mut out: Vec<String> = profile.enable.iter().cloned().collect();
     out.extend(profile.setup.iter().cloned());
     out.extend(profile.begin.iter().cloned());
-    for op in ops {
-        out.extend(profile.render(op.template(), &op.vars(vlan_name)));
+    // As the device receives them: blocks of operations (one transaction, one ranged block)
+    // as one, the others line by line.
+    let rendered: Vec<Vec<String>> = ops
+        .iter()
+        .map(|op| profile.render(op.template(), &op.vars(vlan_name)))
+        .collect();
+    let view: Vec<(Option<&str>, &[String])> = ops
+        .iter()
+        .zip(&rendered)
+        .map(|(op, lines)| (op.port(), lines.as_slice()))
+        .collect();
+    let mut at = 0;
+    for n in blocks(profile, &view) {
+        let block = &view[at..at + n];
+        match block_lines(profile, block) {
+            Some(lines) => out.extend(lines),
+            None => block
+                .iter()
+                .for_each(|(_, l)| out.extend(l.iter().cloned())),
+        }
+        at += n;
     }
     out.extend(profile.commit.iter().cloned());
     out.extend(profile.end.iter().cloned());
     out
+}
+
+/// How a device's consecutive operations (each its port, if any, and its lines) go out: the
+/// sizes of consecutive blocks, in order. A block of several is one atomic command (`batch:`)
+/// or one ranged block (`range:`); every other operation goes as its own lines.
+pub fn blocks(profile: &Profile, ops: &[(Option<&str>, &[String])]) -> Vec<usize> {
+    if let Some(b) = &profile.batch {
+        return ops.chunks(b.max).map(<[_]>::len).collect();
+    }
+    match &profile.range {
+        Some(r) => r.blocks(ops),
+        None => vec![1; ops.len()],
+    }
+}
+
+/// The lines one block of several operations goes as ([`blocks`]); `None` for a block of one
+/// or one the dialect cannot send as one: its operations go as their own lines.
+pub fn block_lines(profile: &Profile, ops: &[(Option<&str>, &[String])]) -> Option<Vec<String>> {
+    if ops.len() < 2 {
+        return None;
+    }
+    if let Some(b) = &profile.batch {
+        let lines: Vec<String> = ops.iter().flat_map(|(_, l)| l.iter().cloned()).collect();
+        return b.combine(&lines).map(|l| vec![l]);
+    }
+    profile.range.as_ref().and_then(|r| r.block(ops))
 }
 
 /// The commands that undo `ops`, newest first.
