@@ -1297,13 +1297,21 @@ impl Reader<'_> {
         // and the ports that do not fit
         type Misfit<'t> = (Loc, Vec<&'t str>, Option<User<'t>>, Vec<String>);
         let mut misfits: BTreeMap<(usize, usize, usize), Misfit> = BTreeMap::new();
+        // The verdict per profile and port name: a large fabric names the same few dozen
+        // ports on every leaf, and a lookup costs less than a match.
+        let mut fits: hashbrown::HashMap<(&str, &str), bool> = hashbrown::HashMap::new();
         for (id, &sw) in switch_of.iter().enumerate() {
             if sw == NO_SWITCH {
                 continue;
             }
             let sw = sw as usize;
             let (port, user, loc) = port_use(t, id).expect("a use with a port");
-            if forms[sw].is_none_or(|(_, f)| f.fits(&port.port)) {
+            let fit = forms[sw].is_none_or(|(profile, f)| {
+                *fits
+                    .entry((profile, port.port.as_str()))
+                    .or_insert_with(|| f.fits(&port.port))
+            });
+            if fit {
                 continue;
             }
             let e = misfits
@@ -1450,24 +1458,27 @@ impl Reader<'_> {
         }
     }
 
+    /// Usable links joining the same two switches, not all of them LAGs: a warning per pair, in
+    /// the order of the pairs' names. Links are sorted by pair (an allocation per pair would be
+    /// one per link on a fabric without parallel links).
     fn check_parallel_links(&mut self, t: &Topology) {
-        let mut by_pair: BTreeMap<(&str, &str), Vec<&Link>> = BTreeMap::new();
-        for l in t.links.iter().filter(|l| l.up) {
-            let (x, y) = if l.a.switch <= l.b.switch {
-                (&l.a.switch, &l.b.switch)
-            } else {
-                (&l.b.switch, &l.a.switch)
-            };
-            by_pair.entry((x, y)).or_default().push(l);
-        }
-        for ((x, y), links) in by_pair {
-            if links.len() < 2 {
+        let mut by_pair: Vec<(&str, &str, usize)> = t
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.up)
+            .map(|(i, l)| {
+                let (a, b) = (l.a.switch.as_str(), l.b.switch.as_str());
+                (a.min(b), a.max(b), i)
+            })
+            .collect();
+        by_pair.sort_unstable();
+        for pair in by_pair.chunk_by(|p, q| (p.0, p.1) == (q.0, q.1)) {
+            let links: Vec<&Link> = pair.iter().map(|&(_, _, i)| &t.links[i]).collect();
+            if links.len() < 2 || links.iter().all(|l| l.lag) {
                 continue;
             }
-            let unmarked: Vec<&&Link> = links.iter().filter(|l| !l.lag).collect();
-            if unmarked.is_empty() {
-                continue;
-            }
+            let (x, y) = (pair[0].0, pair[0].1);
             let lines: Vec<String> = links.iter().map(|l| l.loc.line.to_string()).collect();
             self.d.warning(
                 links[1].loc,
