@@ -55,8 +55,7 @@ impl SwitchGraph {
             (x.cost, !x.lag, (&x.a).min(&x.b), (&x.a).max(&x.b))
                 < (y.cost, !y.lag, (&y.a).min(&y.b), (&y.a).max(&y.b))
         };
-        let mut rank = 0;
-        for same in pairs.chunk_by(|x, y| x.0 == y.0) {
+        for (rank, same) in pairs.chunk_by(|x, y| x.0 == y.0).enumerate() {
             let ((a, b), first) = same[0];
             let link = same[1..].iter().fold(
                 first,
@@ -68,10 +67,9 @@ impl SwitchGraph {
                 EdgeInfo {
                     link,
                     cost: t.links[link].cost,
-                    rank,
+                    rank: rank as u32,
                 },
             );
-            rank += 1;
         }
         SwitchGraph { graph, vertex }
     }

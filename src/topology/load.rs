@@ -674,7 +674,7 @@ impl Reader<'_> {
         };
         for (k, v) in ff.pairs {
             let key = k.as_str().unwrap_or_default();
-            let Some((val, vl)) = self.scalar(v, &format!("`partition_flags.{key}`")) else {
+            let Some((val, vl)) = self.scalar(v, format_args!("`partition_flags.{key}`")) else {
                 continue;
             };
             let ok = match key {
@@ -1155,8 +1155,7 @@ impl Reader<'_> {
         self.check_guids(t);
         self.check_pools(t, has_ib_section);
         self.check_parallel_links(t);
-        let graph = (!self.d.has_errors()).then(|| self.check_reachability(t));
-        graph
+        (!self.d.has_errors()).then(|| self.check_reachability(t))
     }
 
     /// Names: one namespace for switches, nodes and gateways; fills the topology's indexes,
@@ -1531,7 +1530,7 @@ fn port_use(t: &Topology, id: usize) -> Option<(&PortRef, User<'_>, Loc)> {
     let ends = 2 * t.links.len();
     if id < ends {
         let l = &t.links[id / 2];
-        return Some(if id % 2 == 0 {
+        return Some(if id.is_multiple_of(2) {
             (&l.a, User::Link(&l.b), l.loc)
         } else {
             (&l.b, User::Link(&l.a), l.loc)
