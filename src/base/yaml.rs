@@ -618,7 +618,7 @@ fn refuse_anchor_tag(loc: Loc, anchor: usize, tagged: bool) -> Result<(), Syntax
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -700,7 +700,7 @@ mod tests {
     }
 
     /// Whether the quick reader takes `text`; what it takes, it must read as saphyr does.
-    fn taken_alike(text: &str) -> bool {
+    pub(crate) fn taken_alike(text: &str) -> bool {
         let Some(read) = quick(text) else {
             return false;
         };
@@ -717,16 +717,28 @@ mod tests {
             "a: 1\nb: {x: 1, y: [2], x: 3}\na: 4\n",
             "a:\n\n# between\nb:\n",
         ];
-        for text in documents {
+        let deepest = format!("a: {}x{}\n", "[".repeat(16), "]".repeat(16));
+        for text in documents.iter().copied().chain([deepest.as_str()]) {
             assert!(taken_alike(text), "not taken:\n{text}");
         }
         let (_, duplicates) = quick(documents[3]).unwrap();
         assert_eq!(duplicates.len(), 2);
-        let generated = crate::topology::fat_tree(&crate::topology::FatTreeSpec {
-            nodes: 200,
-            ..Default::default()
-        });
-        assert!(taken_alike(&generated));
+        // The layout of `jobnet topology generate` (the generator's own test reads whole files).
+        let generated = concat!(
+            "# Generated: jobnet topology generate fat-tree --nodes 64 (2 leaves)\n",
+            "name: fat-tree-64\n",
+            "ethernet:\n  vlan_pool: \"2-4000\"\n  node_port_mode: tagged\n",
+            "infiniband:\n  pkey_pool: \"0x1000-0x7ffe\"\n",
+            "  partitions_conf: /etc/opensm/partitions.conf\n",
+            "  reload: {pidfile: /run/opensm.pid}\n",
+            "switches:\n",
+            "  - {name: core01, driver: arista-eos, address: core01.fabric.example, credentials: fabric}\n",
+            "  - {name: leaf0001, driver: arista-eos, address: leaf0001.fabric.example, credentials: fabric}\n",
+            "links:\n  - {a: leaf0001:Ethernet33, b: agg001-1:Ethernet1}\n",
+            "nodes:\n",
+            "  - {name: \"cn[01-02]\", port: \"leaf0001:Ethernet[1-2]\", ib_guids: [\"0x0002c90300000001\", \"0x0002c90300000002\"]}\n",
+        );
+        assert!(taken_alike(generated));
         for shipped in ["topology/two-tier.yaml", "topology/jscc.yaml"] {
             let text = std::fs::read_to_string(shipped).unwrap();
             taken_alike(&text);
