@@ -379,12 +379,14 @@ mod lines {
             tree.scalar(Loc { line: n, col: 1 }, line[..key].to_string(), true)
                 .ok()?;
             if line.len() > key + 1 {
-                one_line_value(&mut tree, n, line, key + 1)?;
+                value_to_end(&mut tree, n, line, key + 1)?;
                 continue;
             }
             match lines.peek() {
-                Some((_, next)) if next.starts_with("  - ") => block_seq(&mut tree, &mut lines)?,
-                Some((_, next)) if next.starts_with(' ') => block_map(&mut tree, &mut lines)?,
+                Some((_, next)) if next.starts_with(' ') => {
+                    let list = next.starts_with("  - ");
+                    block(&mut tree, &mut lines, list)?
+                }
                 // `key:` and nothing: an empty value where the colon is.
                 _ => tree
                     .scalar(
@@ -414,76 +416,55 @@ mod lines {
         ((1..=MAX_KEY).contains(&len) && line.as_bytes().get(len) == Some(&b':')).then_some(len)
     }
 
-    /// After the colon at `colon`: one space, a value, the end of the line.
-    fn one_line_value(tree: &mut Tree, n: usize, line: &str, colon: usize) -> Option<()> {
-        if line.as_bytes().get(colon) != Some(&b' ') {
+    /// A space at byte `space` of `line`, then one value, then the end of the line.
+    fn value_to_end(tree: &mut Tree, n: usize, line: &str, space: usize) -> Option<()> {
+        if line.as_bytes().get(space) != Some(&b' ') {
             return None;
         }
         let mut c = Cursor {
             tree,
             line: n,
             text: line,
-            pos: colon + 1,
+            pos: space + 1,
         };
         c.value(0)?;
         (c.pos == line.len()).then_some(())
     }
 
-    /// `  - value` lines, up to the next line that is not indented.
-    fn block_seq<'t>(
+    /// The indented lines after a `key:` line, up to the next line that is not indented:
+    /// `  - value` items of a list (`list`), else `  key: value` pairs of a mapping.
+    fn block<'t>(
         tree: &mut Tree,
         lines: &mut Peekable<impl Iterator<Item = (usize, &'t str)>>,
+        list: bool,
     ) -> Option<()> {
         let mut opened = false;
         while let Some(&(n, line)) = lines.peek() {
             if !line.starts_with(' ') {
                 break;
             }
-            if !line.starts_with("  - ") {
-                return None;
-            }
-            if !opened {
-                tree.open_seq(Loc { line: n, col: 3 });
-                opened = true;
-            }
-            lines.next();
-            let mut c = Cursor {
-                tree: &mut *tree,
-                line: n,
-                text: line,
-                pos: 4,
+            let key = match list {
+                true if line.starts_with("  - ") => None,
+                true => return None,
+                false => Some(key_len(line.strip_prefix("  ")?)?),
             };
-            c.value(0)?;
-            if c.pos != line.len() {
-                return None;
-            }
-        }
-        if !opened {
-            return None;
-        }
-        tree.close().ok()
-    }
-
-    /// `  key: value` lines, up to the next line that is not indented.
-    fn block_map<'t>(
-        tree: &mut Tree,
-        lines: &mut Peekable<impl Iterator<Item = (usize, &'t str)>>,
-    ) -> Option<()> {
-        let mut opened = false;
-        while let Some(&(n, line)) = lines.peek() {
-            if !line.starts_with(' ') {
-                break;
-            }
-            let rest = line.strip_prefix("  ")?;
-            let key = key_len(rest)?;
+            let at = Loc { line: n, col: 3 };
             if !opened {
-                tree.open_map(Loc { line: n, col: 3 });
+                if list {
+                    tree.open_seq(at);
+                } else {
+                    tree.open_map(at);
+                }
                 opened = true;
             }
             lines.next();
-            tree.scalar(Loc { line: n, col: 3 }, rest[..key].to_string(), true)
-                .ok()?;
-            one_line_value(tree, n, line, 2 + key + 1)?;
+            match key {
+                None => value_to_end(tree, n, line, 3)?,
+                Some(key) => {
+                    tree.scalar(at, line[2..2 + key].to_string(), true).ok()?;
+                    value_to_end(tree, n, line, 2 + key + 1)?;
+                }
+            }
         }
         if !opened {
             return None;
@@ -520,6 +501,27 @@ mod lines {
             found
         }
 
+        /// The entries of a `{…}` or `[…]` after its opening bracket, each read by `entry`,
+        /// with `, ` between them, through `close`.
+        fn entries(
+            &mut self,
+            close: &str,
+            mut entry: impl FnMut(&mut Self) -> Option<()>,
+        ) -> Option<()> {
+            if self.eat(close) {
+                return Some(());
+            }
+            loop {
+                entry(self)?;
+                if self.eat(close) {
+                    return Some(());
+                }
+                if !self.eat(", ") {
+                    return None;
+                }
+            }
+        }
+
         /// One value from `pos`: `{…}`, `[…]`, `"…"` or a plain word.
         fn value(&mut self, depth: usize) -> Option<()> {
             if depth > MAX_DEPTH {
@@ -530,40 +532,22 @@ mod lines {
                 b'{' => {
                     self.tree.open_map(self.loc());
                     self.pos += 1;
-                    if !self.eat("}") {
-                        loop {
-                            let key = key_len(&self.text[self.pos..])?;
-                            let text = self.text[self.pos..self.pos + key].to_string();
-                            self.tree.scalar(self.loc(), text, true).ok()?;
-                            self.pos += key;
-                            if !self.eat(": ") {
-                                return None;
-                            }
-                            self.value(depth + 1)?;
-                            if self.eat("}") {
-                                break;
-                            }
-                            if !self.eat(", ") {
-                                return None;
-                            }
+                    self.entries("}", |c| {
+                        let key = key_len(&c.text[c.pos..])?;
+                        let text = c.text[c.pos..c.pos + key].to_string();
+                        c.tree.scalar(c.loc(), text, true).ok()?;
+                        c.pos += key;
+                        if !c.eat(": ") {
+                            return None;
                         }
-                    }
+                        c.value(depth + 1)
+                    })?;
                     self.tree.close().ok()
                 }
                 b'[' => {
                     self.tree.open_seq(self.loc());
                     self.pos += 1;
-                    if !self.eat("]") {
-                        loop {
-                            self.value(depth + 1)?;
-                            if self.eat("]") {
-                                break;
-                            }
-                            if !self.eat(", ") {
-                                return None;
-                            }
-                        }
-                    }
+                    self.entries("]", |c| c.value(depth + 1))?;
                     self.tree.close().ok()
                 }
                 b'"' => {
