@@ -276,11 +276,10 @@ impl Context {
                 diagnostics,
             },
         })?;
-        let graph = SwitchGraph::build(&loaded.topology);
         Ok(Fabric {
             path: path.to_path_buf(),
             topology: loaded.topology,
-            graph,
+            graph: loaded.graph,
             warnings: loaded.warnings,
         })
     }

@@ -9,6 +9,7 @@
 //! [`MAX_EXPANSION`] names.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 /// Upper bound on the names one expression may expand to (`--nodes`, `SLURM_JOB_NODELIST`): the
 /// nodes one topology file may hold, since a job can only name nodes of its topology.
@@ -93,29 +94,77 @@ impl<'a> Hostlist<'a> {
     /// The names, in written order (leftmost group outermost, as Slurm does). The caller
     /// decides whether [`Hostlist::len`] names are affordable.
     pub fn expand(&self) -> Vec<String> {
-        use std::fmt::Write;
         let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
-        for item in &self.items {
-            let mut partial = vec![String::new()];
-            for (literal, ranges) in &item.groups {
-                let mut next = Vec::new();
-                for p in &partial {
-                    for r in ranges {
-                        for v in r.lo..=r.hi {
-                            let mut s = String::with_capacity(p.len() + literal.len() + 8);
-                            s.push_str(p);
-                            s.push_str(literal);
-                            let _ = write!(s, "{v:0w$}", w = r.width);
-                            next.push(s);
-                        }
-                    }
-                }
-                partial = next;
-            }
-            out.extend(partial.into_iter().map(|p| p + item.tail));
-        }
+        let _all = self.each(|name| {
+            out.push(name.to_string());
+            ControlFlow::Continue(())
+        });
         out
     }
+
+    /// Gives `f` the names one by one, in the order of [`Hostlist::expand`], until it breaks;
+    /// each name is made in one reused buffer, so a caller that parses them further (the
+    /// topology's port ranges) pays for no `String` per name.
+    pub fn each(&self, mut f: impl FnMut(&str) -> ControlFlow<()>) -> ControlFlow<()> {
+        let mut name = String::new();
+        for item in &self.items {
+            item.each(0, &mut name, &mut f)?;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl Item<'_> {
+    /// The names of this item from bracket group `group` on, after the text in `name`.
+    fn each<F: FnMut(&str) -> ControlFlow<()>>(
+        &self,
+        group: usize,
+        name: &mut String,
+        f: &mut F,
+    ) -> ControlFlow<()> {
+        let before = name.len();
+        let Some((literal, ranges)) = self.groups.get(group) else {
+            name.push_str(self.tail);
+            let flow = f(name);
+            name.truncate(before);
+            return flow;
+        };
+        name.push_str(literal);
+        let prefix = name.len();
+        for r in ranges {
+            for v in r.lo..=r.hi {
+                push_padded(name, v, r.width);
+                let flow = self.each(group + 1, name, f);
+                name.truncate(prefix);
+                if flow.is_break() {
+                    name.truncate(before);
+                    return flow;
+                }
+            }
+        }
+        name.truncate(before);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits (`format!("{v:0width$}")` without the
+/// formatting machinery: this runs once per name of a whole fabric).
+fn push_padded(out: &mut String, v: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = v;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in digits.len() - start..width {
+        out.push('0');
+    }
+    out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
 }
 
 /// Expands a hostlist expression into names, in written order; more than [`MAX_EXPANSION`]
@@ -393,6 +442,45 @@ mod tests {
             expand("leaf1:Ethernet1/[1-2]").unwrap(),
             ["leaf1:Ethernet1/1", "leaf1:Ethernet1/2"]
         );
+    }
+
+    #[test]
+    fn gives_names_one_by_one_until_told_to_stop() {
+        let list = Hostlist::parse("r[1-2]-c[08-10]x,y,z[7]").unwrap();
+        let mut seen = Vec::new();
+        let flow = list.each(|n| {
+            seen.push(n.to_string());
+            ControlFlow::Continue(())
+        });
+        assert_eq!(flow, ControlFlow::Continue(()));
+        assert_eq!(seen, list.expand());
+        assert_eq!(
+            seen,
+            ["r1-c08x", "r1-c09x", "r1-c10x", "r2-c08x", "r2-c09x", "r2-c10x", "y", "z7"]
+        );
+        let mut first = Vec::new();
+        let flow = list.each(|n| {
+            first.push(n.to_string());
+            if first.len() == 4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(flow, ControlFlow::Break(()));
+        assert_eq!(first, seen[..4]);
+        let mut padded = String::new();
+        for (v, w) in [
+            (0, 0),
+            (7, 3),
+            (123, 2),
+            (u64::MAX, 22),
+            (999_999_999_999_999_999, 0),
+        ] {
+            padded.clear();
+            push_padded(&mut padded, v, w);
+            assert_eq!(padded, format!("{v:0w$}"));
+        }
     }
 
     #[test]

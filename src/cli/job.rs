@@ -161,7 +161,11 @@ fn print_plan(ctx: &Context, a: &JobArgs, format: PlanFormat, view: ViewArg) -> 
     if format != PlanFormat::Text {
         warn(p.warnings.iter().map(|w| format!("warning: {w}")));
     }
-    out(&text)
+    let printed = out(&text);
+    // The process ends here: a large fabric's model and plan are hundreds of thousands of
+    // allocations, freed by the exit at once instead of one by one (issue 15, P3).
+    std::mem::forget((req, fabric, p));
+    printed
 }
 
 pub fn up(ctx: &Context, a: &UpArgs) -> Result<(), Fail> {

@@ -167,3 +167,22 @@ fn write_nodes(y: &mut String, spec: &FatTreeSpec, leaves: usize, hpl: usize, w:
         y.push_str("}\n");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Large generated fabrics are read by the YAML reader's quick path, to the same tree as
+    /// saphyr-parser reads them.
+    #[test]
+    fn generated_files_take_the_quick_yaml_path() {
+        for infiniband in [true, false] {
+            let text = fat_tree(&FatTreeSpec {
+                nodes: 300,
+                infiniband,
+                ..FatTreeSpec::default()
+            });
+            assert!(crate::base::yaml::tests::taken_alike(&text), "{text}");
+        }
+    }
+}

@@ -9,7 +9,6 @@
 
 use super::Topology;
 use petgraph::graph::{NodeIndex, UnGraph};
-use std::collections::BTreeMap;
 
 /// What an edge stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,38 +36,34 @@ impl SwitchGraph {
         for s in order {
             vertex[s] = graph.add_node(s);
         }
-        // Best link per switch pair, keyed by the pair's names so iteration is in name order.
-        let mut best: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        // Vertices are numbered in name order, so a pair of vertex numbers (smaller first)
+        // sorts as the pair of names does: the usable links, by pair, in file order within one.
+        let mut pairs: Vec<((u32, u32), usize)> = Vec::with_capacity(t.links.len());
         for (i, l) in t.links.iter().enumerate() {
-            if !l.up || t.switch_idx(&l.a.switch).is_none() || t.switch_idx(&l.b.switch).is_none() {
+            let (Some(a), Some(b)) = (t.switch_idx(&l.a.switch), t.switch_idx(&l.b.switch)) else {
                 continue;
+            };
+            if l.up {
+                let (a, b) = (vertex[a].index() as u32, vertex[b].index() as u32);
+                pairs.push(((a.min(b), a.max(b)), i));
             }
-            let key = if l.a.switch <= l.b.switch {
-                (l.a.switch.as_str(), l.b.switch.as_str())
-            } else {
-                (l.b.switch.as_str(), l.a.switch.as_str())
-            };
-            let better = |j: usize| {
-                let (x, y) = (&t.links[i], &t.links[j]);
-                (x.cost, !x.lag, (&x.a).min(&x.b), (&x.a).max(&x.b))
-                    < (y.cost, !y.lag, (&y.a).min(&y.b), (&y.a).max(&y.b))
-            };
-            best.entry(key)
-                .and_modify(|j| {
-                    if better(*j) {
-                        *j = i
-                    }
-                })
-                .or_insert(i);
         }
-        for (rank, ((a, b), link)) in best.into_iter().enumerate() {
-            let (a, b) = (
-                t.switch_idx(a).expect("known"),
-                t.switch_idx(b).expect("known"),
+        pairs.sort_by_key(|&(pair, _)| pair);
+        // Best link per switch pair: the first in the file among equals.
+        let better = |i: usize, j: usize| {
+            let (x, y) = (&t.links[i], &t.links[j]);
+            (x.cost, !x.lag, (&x.a).min(&x.b), (&x.a).max(&x.b))
+                < (y.cost, !y.lag, (&y.a).min(&y.b), (&y.a).max(&y.b))
+        };
+        for (rank, same) in pairs.chunk_by(|x, y| x.0 == y.0).enumerate() {
+            let ((a, b), first) = same[0];
+            let link = same[1..].iter().fold(
+                first,
+                |best, &(_, i)| if better(i, best) { i } else { best },
             );
             graph.add_edge(
-                vertex[a],
-                vertex[b],
+                NodeIndex::new(a as usize),
+                NodeIndex::new(b as usize),
                 EdgeInfo {
                     link,
                     cost: t.links[link].cost,

@@ -13,12 +13,15 @@ use crate::base::types::{check_word, PKey, PortGuid, PortRef, RangeSet, VlanId, 
 use crate::base::yaml::{self, Kind, Node as Y};
 use crate::drivers::{DeviceKind, DriverSet};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 /// A loaded topology with the warnings found in it.
 #[derive(Debug)]
 pub struct Loaded {
     pub topology: Topology,
+    /// The topology's switch graph, built once by the reachability check.
+    pub graph: SwitchGraph,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -118,18 +121,26 @@ pub fn parse(text: &str, file: &str, drivers: &DriverSet) -> Result<Loaded, Load
             return Err(LoadError::Invalid(d.sorted()));
         }
     };
-    let topo = Reader {
+    let mut reader = Reader {
         d: &mut d,
         drivers,
         switches_incomplete: false,
         over_budget: false,
-    }
-    .read(&root, file);
-    match topo {
-        Some(t) if !d.has_errors() => {
+    };
+    let read = reader.read(&root, file);
+    // The checks across entries work on the model: the tree (a third of the memory of a large
+    // file) goes first.
+    drop(root);
+    let checked = read.map(|(mut t, has_ib_section)| {
+        let graph = reader.cross_checks(&mut t, has_ib_section);
+        (t, graph)
+    });
+    match checked {
+        Some((topology, Some(graph))) if !d.has_errors() => {
             let warnings = d.sorted();
             Ok(Loaded {
-                topology: t,
+                topology,
+                graph,
                 warnings,
             })
         }
@@ -215,11 +226,12 @@ impl Reader<'_> {
                 );
                 None
             }
-            Some(v) => self.scalar(v, &format!("`{key}` of {what}")),
+            // Worded only for a message: this runs for every entry of a large file.
+            Some(v) => self.scalar(v, format_args!("`{key}` of {what}")),
         }
     }
 
-    fn scalar<'n>(&mut self, v: &'n Y, what: &str) -> Option<(&'n str, Loc)> {
+    fn scalar<'n>(&mut self, v: &'n Y, what: impl std::fmt::Display) -> Option<(&'n str, Loc)> {
         match v.as_str() {
             Some(s) if !v.is_null() => Some((s, v.loc)),
             _ => {
@@ -344,7 +356,9 @@ impl Reader<'_> {
         }
     }
 
-    fn read(&mut self, root: &Y, file: &str) -> Option<Topology> {
+    /// The model of the file, read entry by entry, and whether it has an `infiniband` section
+    /// (for the checks across entries).
+    fn read(&mut self, root: &Y, file: &str) -> Option<(Topology, bool)> {
         let top = self.fields(root, "the topology", TOP_KEYS)?;
         let name = match top.get("name") {
             Some(v) => self
@@ -368,12 +382,14 @@ impl Reader<'_> {
         let links = self.list(&top, "links", |r, y| r.link(y));
         let named = top.get("nodes").map_or(0, |n| self.count_nodes(n));
         let mut nodes: Vec<Node> = Vec::with_capacity(named);
-        for entry in self.list(&top, "nodes", |r, y| r.nodes(y)) {
-            nodes.extend(entry);
+        if let Some(v) = top.get("nodes") {
+            for entry in self.seq(v, "`nodes`") {
+                self.nodes(entry, &mut nodes);
+            }
         }
         let gateways = self.list(&top, "gateways", |r, y| r.gateway(y));
         self.sections(&top, &nodes);
-        let mut t = Topology {
+        let t = Topology {
             name,
             file: file.to_string(),
             ethernet,
@@ -382,11 +398,10 @@ impl Reader<'_> {
             links,
             nodes,
             gateways,
-            switch_index: HashMap::new(),
-            node_index: HashMap::new(),
+            switch_index: PosIndex::default(),
+            node_index: PosIndex::default(),
         };
-        self.cross_checks(&mut t, top.get("infiniband").is_some());
-        Some(t)
+        Some((t, top.get("infiniband").is_some()))
     }
 
     /// Which sections a fabric needs: `ethernet` with switches (and a port for every node), or
@@ -659,7 +674,7 @@ impl Reader<'_> {
         };
         for (k, v) in ff.pairs {
             let key = k.as_str().unwrap_or_default();
-            let Some((val, vl)) = self.scalar(v, &format!("`partition_flags.{key}`")) else {
+            let Some((val, vl)) = self.scalar(v, format_args!("`partition_flags.{key}`")) else {
                 continue;
             };
             let ok = match key {
@@ -902,10 +917,11 @@ impl Reader<'_> {
         })
     }
 
-    /// One `nodes` entry, expanded: hostlist names zipped with the port range and GUIDs. Both
+    /// One `nodes` entry, expanded onto the end of `out`: hostlist names zipped with the port
+    /// range and GUIDs (`None`, and `out` as it was, when the entry cannot be read). Both
     /// hostlists are sized, paired and counted against the file's budget before either is
     /// expanded.
-    fn nodes(&mut self, y: &Y) -> Option<Vec<Node>> {
+    fn nodes(&mut self, y: &Y, out: &mut Vec<Node>) -> Option<()> {
         let f = self.fields(y, "a nodes entry", NODE_KEYS)?;
         let (name_expr, nloc) = self.req_str(&f, "name", "a nodes entry")?;
         let port_field = match f.get("port") {
@@ -931,19 +947,19 @@ impl Reader<'_> {
             return None;
         }
         let names = names.expand();
-        let ploc = ports.as_ref().map_or(nloc, |(_, l)| *l);
-        let ports: Vec<Option<String>> = match ports {
-            Some((p, _)) => p.expand().into_iter().map(Some).collect(),
-            None => vec![None; names.len()],
-        };
         let guids = self.node_guids(&f, name_expr, names.len())?;
-        let mut out = Vec::with_capacity(names.len());
-        for ((name, port), ib_guid) in names.into_iter().zip(ports).zip(guids) {
-            if !self.word_ok("node name", &name, nloc) {
-                return None;
+        let (before, count) = (out.len(), names.len());
+        out.reserve(count);
+        let mut entry = names.into_iter().zip(guids);
+        // Name by name, then its port: the first of either that is wrong is the entry's error.
+        let mut add = |r: &mut Self, port: Option<&str>, ploc: Loc| {
+            let (name, ib_guid) = entry.next().expect("names and ports are paired");
+            if !r.word_ok("node name", &name, nloc) {
+                return ControlFlow::Break(());
             }
-            let port = match port {
-                Some(p) => Some(self.port(&p, ploc)?),
+            let port = match port.map(|p| r.port(p, ploc)) {
+                Some(None) => return ControlFlow::Break(()),
+                Some(p) => p,
                 None => None,
             };
             out.push(Node {
@@ -952,8 +968,18 @@ impl Reader<'_> {
                 ib_guid,
                 loc: nloc,
             });
+            ControlFlow::Continue(())
+        };
+        let flow = match ports {
+            // Ports are parsed as they are made: no `String` per port before its `PortRef`.
+            Some((ports, ploc)) => ports.each(|p| add(self, Some(p), ploc)),
+            None => (0..count).try_for_each(|_| add(self, None, nloc)),
+        };
+        if flow.is_break() {
+            out.truncate(before);
+            return None;
         }
-        Some(out)
+        Some(())
     }
 
     /// The `port` hostlist of a nodes entry, parsed and paired with its `names` (not expanded).
@@ -1121,23 +1147,21 @@ impl Reader<'_> {
         })
     }
 
-    /// Rules across entries (the second pass); reachability only once everything else holds.
-    fn cross_checks(&mut self, t: &mut Topology, has_ib_section: bool) {
+    /// Rules across entries (the second pass); reachability only once everything else holds,
+    /// with the switch graph it was checked on.
+    fn cross_checks(&mut self, t: &mut Topology, has_ib_section: bool) -> Option<SwitchGraph> {
         self.check_names(t);
         self.check_ports(t);
         self.check_guids(t);
         self.check_pools(t, has_ib_section);
         self.check_parallel_links(t);
-        if !self.d.has_errors() {
-            self.check_reachability(t);
-        }
+        (!self.d.has_errors()).then(|| self.check_reachability(t))
     }
 
     /// Names: one namespace for switches, nodes and gateways; fills the topology's indexes,
     /// which are also what duplicates are found with (one hash per name: a large file pays for
-    /// no second map of its names).
+    /// no second map, nor a second copy, of its names).
     fn check_names(&mut self, t: &mut Topology) {
-        use std::collections::hash_map::Entry;
         let Topology {
             switches,
             nodes,
@@ -1147,8 +1171,10 @@ impl Reader<'_> {
             ..
         } = t;
         // Sized up front: a 10,000-node fabric would otherwise rehash (and page-fault) its way up.
-        switch_index.reserve(switches.len());
-        node_index.reserve(nodes.len());
+        *switch_index = PosIndex::with_capacity(switches.len());
+        *node_index = PosIndex::with_capacity(nodes.len());
+        let switch_name = |i: usize| switches[i].name.as_str();
+        let node_name = |i: usize| nodes[i].name.as_str();
         let d = &mut *self.d;
         let mut dup = |name: &str, what: &str, loc: Loc, first_what: &str, first: Loc| {
             d.error(
@@ -1161,30 +1187,26 @@ impl Reader<'_> {
             )
         };
         for (i, s) in switches.iter().enumerate() {
-            match switch_index.entry(s.name.clone()) {
-                Entry::Occupied(e) => {
-                    dup(&s.name, "switch", s.loc, "switch", switches[*e.get()].loc)
-                }
-                Entry::Vacant(v) => _ = v.insert(i),
+            if let Err(first) = switch_index.insert(s.name.as_str(), i, switch_name) {
+                dup(&s.name, "switch", s.loc, "switch", switches[first].loc)
             }
         }
         for (i, n) in nodes.iter().enumerate() {
-            match node_index.entry(n.name.clone()) {
-                Entry::Occupied(e) => dup(&n.name, "node", n.loc, "node", nodes[*e.get()].loc),
-                Entry::Vacant(v) => _ = v.insert(i),
+            if let Err(first) = node_index.insert(n.name.as_str(), i, node_name) {
+                dup(&n.name, "node", n.loc, "node", nodes[first].loc)
             }
         }
         // Switches are few: they look for their names among the nodes, not the other way round.
         for s in switches.iter() {
-            if let Some(&i) = node_index.get(&s.name) {
+            if let Some(i) = node_index.get(s.name.as_str(), node_name) {
                 dup(&s.name, "node", nodes[i].loc, "switch", s.loc);
             }
         }
         let mut seen: HashMap<&str, Loc> = HashMap::new();
         for g in gateways.iter() {
-            let first = if let Some(&i) = switch_index.get(&g.name) {
+            let first = if let Some(i) = switch_index.get(g.name.as_str(), switch_name) {
                 Some(("switch", switches[i].loc))
-            } else if let Some(&i) = node_index.get(&g.name) {
+            } else if let Some(i) = node_index.get(g.name.as_str(), node_name) {
                 Some(("node", nodes[i].loc))
             } else {
                 seen.get(g.name.as_str()).map(|&l| ("gateway", l))
@@ -1197,58 +1219,50 @@ impl Reader<'_> {
     }
 
     /// Ports: each used once, each on a known switch; then their names
-    /// ([`Reader::check_port_names`]). Ports are kept per switch, so only the port part of a
-    /// name is hashed again.
+    /// ([`Reader::check_port_names`]). Every use has its number ([`port_use`]); the index of
+    /// ports holds those numbers under (switch, port name), so no port is copied or kept twice.
     fn check_ports(&mut self, t: &Topology) {
         let n = 2 * t.links.len() + t.nodes.len() + t.gateways.len();
-        let switch_names: Vec<&str> = t.switches.iter().map(|s| s.name.as_str()).collect();
-        let mut uses: Vec<(&PortRef, User, Loc)> = Vec::with_capacity(n);
-        for l in &t.links {
-            uses.push((&l.a, User::Link(&l.b), l.loc));
-            uses.push((&l.b, User::Link(&l.a), l.loc));
-        }
-        for n in &t.nodes {
-            if let Some(p) = &n.port {
-                uses.push((p, User::Node(&n.name), n.loc));
-            }
-        }
-        for g in &t.gateways {
-            uses.push((&g.ethernet_port, User::Gateway(&g.name), g.loc));
-        }
-        let mut known = Vec::with_capacity(uses.len());
-        let mut per_switch = vec![0usize; t.switches.len()];
-        for (port, user, loc) in uses {
-            let Some(sw) = t.switch_idx(&port.switch) else {
-                if !self.switches_incomplete {
-                    self.unknown_switch(port, user, loc, &switch_names);
-                }
+        let mut switch_of = vec![NO_SWITCH; n];
+        let mut known = 0;
+        for (id, sw) in switch_of.iter_mut().enumerate() {
+            let Some((port, user, loc)) = port_use(t, id) else {
                 continue;
             };
-            per_switch[sw] += 1;
-            known.push((sw, port, user, loc));
-        }
-        // Sized up front, as the indexes are.
-        let mut ports: Vec<HashMap<&str, (User, Loc)>> =
-            per_switch.into_iter().map(HashMap::with_capacity).collect();
-        for &(sw, port, user, loc) in &known {
-            if let Some((first_user, first)) = ports[sw].get(port.port.as_str()) {
-                self.d.error(
-                    loc,
-                    format!(
-                        "port {port} is used twice: by {user} here and by {first_user} at line {}",
-                        first.line
-                    ),
-                    "each switch port can carry one link, node or gateway",
-                );
-            } else {
-                ports[sw].insert(&port.port, (user, loc));
+            match t.switch_idx(&port.switch) {
+                Some(i) => {
+                    *sw = i as u32;
+                    known += 1;
+                }
+                None if !self.switches_incomplete => self.unknown_switch(t, port, user, loc),
+                None => {}
             }
         }
-        self.check_port_names(t, &known);
+        let key_of = |id: usize| {
+            let (port, _, _) = port_use(t, id).expect("a use with a port");
+            (switch_of[id], port.port.as_str())
+        };
+        let mut ports = PosIndex::with_capacity(known);
+        for id in (0..n).filter(|&id| switch_of[id] != NO_SWITCH) {
+            let Err(first) = ports.insert(key_of(id), id, key_of) else {
+                continue;
+            };
+            let (port, user, loc) = port_use(t, id).expect("a use with a port");
+            let (_, first_user, first) = port_use(t, first).expect("a use with a port");
+            self.d.error(
+                loc,
+                format!(
+                    "port {port} is used twice: by {user} here and by {first_user} at line {}",
+                    first.line
+                ),
+                "each switch port can carry one link, node or gateway",
+            );
+        }
+        self.check_port_names(t, &switch_of);
     }
 
-    fn unknown_switch(&mut self, port: &PortRef, user: User, loc: Loc, switch_names: &[&str]) {
-        let hint = suggestion(&port.switch, switch_names.iter().copied());
+    fn unknown_switch(&mut self, t: &Topology, port: &PortRef, user: User, loc: Loc) {
+        let hint = suggestion(&port.switch, t.switches.iter().map(|s| s.name.as_str()));
         let help = if hint.is_empty() {
             "add the switch to `switches` or fix the name".to_string()
         } else {
@@ -1269,7 +1283,7 @@ impl Reader<'_> {
     /// and cannot know every model's names, and the shipped topology/jscc.yaml writes an Onyx
     /// port-channel as `Po1` on purpose. One warning per link end, per gateway and per switch
     /// of a `nodes` entry.
-    fn check_port_names(&mut self, t: &Topology, uses: &[(usize, &PortRef, User, Loc)]) {
+    fn check_port_names(&mut self, t: &Topology, switch_of: &[u32]) {
         let forms: Vec<Option<(&str, &crate::drivers::PortNames)>> = t
             .switches
             .iter()
@@ -1282,8 +1296,21 @@ impl Reader<'_> {
         // and the ports that do not fit
         type Misfit<'t> = (Loc, Vec<&'t str>, Option<User<'t>>, Vec<String>);
         let mut misfits: BTreeMap<(usize, usize, usize), Misfit> = BTreeMap::new();
-        for &(sw, port, user, loc) in uses {
-            if forms[sw].is_none_or(|(_, f)| f.fits(&port.port)) {
+        // The verdict per profile and port name: a large fabric names the same few dozen
+        // ports on every leaf, and a lookup costs less than a match.
+        let mut fits: hashbrown::HashMap<(&str, &str), bool> = hashbrown::HashMap::new();
+        for (id, &sw) in switch_of.iter().enumerate() {
+            if sw == NO_SWITCH {
+                continue;
+            }
+            let sw = sw as usize;
+            let (port, user, loc) = port_use(t, id).expect("a use with a port");
+            let fit = forms[sw].is_none_or(|(profile, f)| {
+                *fits
+                    .entry((profile, port.port.as_str()))
+                    .or_insert_with(|| f.fits(&port.port))
+            });
+            if fit {
                 continue;
             }
             let e = misfits
@@ -1322,30 +1349,34 @@ impl Reader<'_> {
         }
     }
 
-    /// GUIDs: unique across nodes and gateways.
+    /// GUIDs: unique across nodes and gateways (numbered as nodes, then gateways).
     fn check_guids(&mut self, t: &Topology) {
-        let mut guids: HashMap<PortGuid, (User, Loc)> =
-            HashMap::with_capacity(t.nodes.len() + t.gateways.len());
-        let node_guids = t
-            .nodes
-            .iter()
-            .filter_map(|n| n.ib_guid.map(|g| (g, User::Node(&n.name), n.loc)));
-        let gw_guids = t
-            .gateways
-            .iter()
-            .map(|g| (g.ib_guid, User::Gateway(&g.name), g.loc));
-        for (g, owner, loc) in node_guids.chain(gw_guids) {
-            if let Some((first, floc)) = guids.get(&g) {
+        let guid_of = |id: usize| match t.nodes.get(id) {
+            Some(n) => n.ib_guid,
+            None => Some(t.gateways[id - t.nodes.len()].ib_guid),
+        };
+        let owner = |id: usize| match t.nodes.get(id) {
+            Some(n) => (User::Node(&n.name), n.loc),
+            None => {
+                let g = &t.gateways[id - t.nodes.len()];
+                (User::Gateway(&g.name), g.loc)
+            }
+        };
+        let mut guids = PosIndex::with_capacity(t.nodes.len() + t.gateways.len());
+        for id in 0..t.nodes.len() + t.gateways.len() {
+            let Some(g) = guid_of(id) else {
+                continue;
+            };
+            if let Err(first) = guids.insert(g, id, |j| guid_of(j).expect("indexed with a GUID")) {
+                let ((user, loc), (first_user, floc)) = (owner(id), owner(first));
                 self.d.error(
                     loc,
                     format!(
-                        "port GUID {g} of {owner} is also given to {first} (line {})",
+                        "port GUID {g} of {user} is also given to {first_user} (line {})",
                         floc.line
                     ),
                     "every HCA port has its own GUID",
                 );
-            } else {
-                guids.insert(g, (owner, loc));
             }
         }
     }
@@ -1426,24 +1457,27 @@ impl Reader<'_> {
         }
     }
 
+    /// Usable links joining the same two switches, not all of them LAGs: a warning per pair, in
+    /// the order of the pairs' names. Links are sorted by pair (an allocation per pair would be
+    /// one per link on a fabric without parallel links).
     fn check_parallel_links(&mut self, t: &Topology) {
-        let mut by_pair: BTreeMap<(&str, &str), Vec<&Link>> = BTreeMap::new();
-        for l in t.links.iter().filter(|l| l.up) {
-            let (x, y) = if l.a.switch <= l.b.switch {
-                (&l.a.switch, &l.b.switch)
-            } else {
-                (&l.b.switch, &l.a.switch)
-            };
-            by_pair.entry((x, y)).or_default().push(l);
-        }
-        for ((x, y), links) in by_pair {
-            if links.len() < 2 {
+        let mut by_pair: Vec<(&str, &str, usize)> = t
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.up)
+            .map(|(i, l)| {
+                let (a, b) = (l.a.switch.as_str(), l.b.switch.as_str());
+                (a.min(b), a.max(b), i)
+            })
+            .collect();
+        by_pair.sort_unstable();
+        for pair in by_pair.chunk_by(|p, q| (p.0, p.1) == (q.0, q.1)) {
+            let links: Vec<&Link> = pair.iter().map(|&(_, _, i)| &t.links[i]).collect();
+            if links.len() < 2 || links.iter().all(|l| l.lag) {
                 continue;
             }
-            let unmarked: Vec<&&Link> = links.iter().filter(|l| !l.lag).collect();
-            if unmarked.is_empty() {
-                continue;
-            }
+            let (x, y) = (pair[0].0, pair[0].1);
             let lines: Vec<String> = links.iter().map(|l| l.loc.line.to_string()).collect();
             self.d.warning(
                 links[1].loc,
@@ -1453,22 +1487,26 @@ impl Reader<'_> {
         }
     }
 
-    fn check_reachability(&mut self, t: &Topology) {
+    /// Switches with nodes outside the component with the most nodes; gives the graph.
+    fn check_reachability(&mut self, t: &Topology) -> SwitchGraph {
         let g = SwitchGraph::build(t);
         let comp = g.components();
-        let by_switch = t.nodes_by_switch();
-        // The main component is the one with the most nodes.
-        let mut count: HashMap<usize, usize> = HashMap::new();
-        for (s, nodes) in by_switch.iter().enumerate() {
-            *count.entry(comp[s]).or_default() += nodes.len();
+        // Nodes per component (a component is named by one of its switches' indexes).
+        let mut count = vec![0usize; t.switches.len()];
+        let mut on_switch = vec![0usize; t.switches.len()];
+        for p in t.nodes.iter().filter_map(|n| n.port.as_ref()) {
+            let s = t.switch_idx(&p.switch).expect("checked: a known switch");
+            on_switch[s] += 1;
+            count[comp[s]] += 1;
         }
-        let Some((&main, _)) = count
-            .iter()
-            .max_by_key(|(c, n)| (**n, std::cmp::Reverse(**c)))
-        else {
-            return;
+        // The main component is the one with the most nodes (the first of equals).
+        let Some(main) = (0..count.len()).max_by_key(|&c| (count[c], std::cmp::Reverse(c))) else {
+            return g;
         };
-        for (s, nodes) in by_switch.iter().enumerate() {
+        if (0..t.switches.len()).all(|s| comp[s] == main || on_switch[s] == 0) {
+            return g;
+        }
+        for (s, nodes) in t.nodes_by_switch().iter().enumerate() {
             if comp[s] != main && !nodes.is_empty() {
                 let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
                 self.d.warning(
@@ -1477,6 +1515,32 @@ impl Reader<'_> {
                     "jobs that include them will not plan; add a link or set its state to up",
                 );
             }
+        }
+        g
+    }
+}
+
+/// [`port_use`]'s "no known switch".
+const NO_SWITCH: u32 = u32::MAX;
+
+/// Use number `id` of a switch port, in the order the checks report them: the two ends of
+/// every link (`2 * link`, `2 * link + 1`), then the nodes, then the gateways; `None` for a node
+/// without a port.
+fn port_use(t: &Topology, id: usize) -> Option<(&PortRef, User<'_>, Loc)> {
+    let ends = 2 * t.links.len();
+    if id < ends {
+        let l = &t.links[id / 2];
+        return Some(if id.is_multiple_of(2) {
+            (&l.a, User::Link(&l.b), l.loc)
+        } else {
+            (&l.b, User::Link(&l.a), l.loc)
+        });
+    }
+    match t.nodes.get(id - ends) {
+        Some(n) => n.port.as_ref().map(|p| (p, User::Node(&n.name), n.loc)),
+        None => {
+            let g = &t.gateways[id - ends - t.nodes.len()];
+            Some((&g.ethernet_port, User::Gateway(&g.name), g.loc))
         }
     }
 }

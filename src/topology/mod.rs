@@ -7,6 +7,7 @@
 
 mod generate;
 mod graph;
+mod index;
 mod load;
 
 pub use generate::{fat_tree, FatTreeSpec};
@@ -15,8 +16,8 @@ pub use load::{load, parse, LoadError, Loaded};
 
 use crate::base::diag::Loc;
 use crate::base::types::{PortGuid, PortRef, RangeSet};
+use index::PosIndex;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// How a job's VLAN is put on the ports facing its nodes.
@@ -178,13 +179,15 @@ pub struct Topology {
     pub links: Vec<Link>,
     pub nodes: Vec<Node>,
     pub gateways: Vec<Gateway>,
-    switch_index: HashMap<String, usize>,
-    node_index: HashMap<String, usize>,
+    /// Positions in `switches` and `nodes` by name (filled by the loader's name check).
+    switch_index: PosIndex,
+    node_index: PosIndex,
 }
 
 impl Topology {
     pub fn switch_idx(&self, name: &str) -> Option<usize> {
-        self.switch_index.get(name).copied()
+        self.switch_index
+            .get(name, |i| self.switches[i].name.as_str())
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {
@@ -192,7 +195,7 @@ impl Topology {
     }
 
     pub fn node_idx(&self, name: &str) -> Option<usize> {
-        self.node_index.get(name).copied()
+        self.node_index.get(name, |i| self.nodes[i].name.as_str())
     }
 
     pub fn gateway(&self, name: &str) -> Option<&Gateway> {
@@ -204,7 +207,7 @@ impl Topology {
         let mut out = vec![Vec::new(); self.switches.len()];
         for n in &self.nodes {
             if let Some(p) = &n.port {
-                out[self.switch_index[&p.switch]].push(n);
+                out[self.switch_idx(&p.switch).expect("a known switch")].push(n);
             }
         }
         out
