@@ -870,3 +870,27 @@ fn a_signal_during_up_through_jobnetd_unwinds_and_exits_4() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A changed credentials file (a rotated password): the next job logs in afresh with it, and
+/// the sessions logged in with the old file are closed, not kept.
+#[test]
+fn a_changed_credentials_file_gets_new_logins() {
+    let lab = SshLab::new("rotated");
+    assert_eq!(lab.up(true, "1").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "1"]).0, 0);
+    assert_eq!(lab.running.logins(), 4);
+    let creds = lab.dir.join("credentials.yaml");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    std::fs::write(&creds, format!("{text}\n# rotated\n")).unwrap();
+    assert_eq!(lab.up(true, "2").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "2"]).0, 0);
+    assert_eq!(lab.running.logins(), 8, "new logins with the new file");
+    let m = lab.metrics();
+    assert_eq!(
+        metric(&m, "jobnetd_logins_total"),
+        8,
+        "counters only grow: {m}"
+    );
+    assert!(metric(&m, "jobnetd_sessions_closed_total") >= 4, "{m}");
+    assert!(lab.empty());
+}

@@ -103,6 +103,9 @@ struct State {
     opts: ServeOptions,
     devices: Devices,
     pools: Mutex<HashMap<LoginOptions, (FileStamp, Arc<SessionPool>)>>,
+    /// Pools replaced by others (a changed credentials file): their counters stay in the
+    /// metrics, which only ever grow.
+    retired: Mutex<Vec<Arc<SessionPool>>>,
     profiles: Mutex<HashMap<String, Profile>>,
     lent: Mutex<HashMap<u64, Arc<Mutex<Option<LentSession>>>>>,
     next_id: AtomicU64,
@@ -177,7 +180,10 @@ impl State {
             self.opts.idle_max,
         ));
         if let Some((_, old)) = pools.insert(login.clone(), (stamp, Arc::clone(&pool))) {
-            old.close_all();
+            // A changed credentials file: sessions logged in with the old one close as they
+            // come back.
+            old.retire();
+            self.retired.lock().expect("retired pools").push(old);
         }
         Ok(pool)
     }
@@ -227,13 +233,8 @@ impl State {
         let _ = writeln!(out, "# HELP jobnetd_sessions_lent Sessions lent right now.\n# TYPE jobnetd_sessions_lent gauge\njobnetd_sessions_lent {lent}");
         let _ = writeln!(out, "# HELP jobnetd_sessions_lent_total Sessions lent since start.\n# TYPE jobnetd_sessions_lent_total counter\njobnetd_sessions_lent_total {}", c.opened.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP jobnetd_sessions_orphaned_total Lent sessions closed because the borrowing process went away.\n# TYPE jobnetd_sessions_orphaned_total counter\njobnetd_sessions_orphaned_total {}", c.orphaned.load(Ordering::Relaxed));
-        let pools: Vec<Arc<SessionPool>> = self
-            .pools
-            .lock()
-            .expect("pools")
-            .values()
-            .map(|(_, p)| Arc::clone(p))
-            .collect();
+        let mut pools = self.all_pools();
+        pools.extend(self.retired.lock().expect("retired pools").iter().cloned());
         let (mut logins, mut reused, mut dead, mut closed) = (0, 0, 0, 0);
         let mut by_device: HashMap<String, u64> = HashMap::new();
         let mut idle: HashMap<String, usize> = HashMap::new();
@@ -517,6 +518,7 @@ impl Daemon {
             opts: opts.clone(),
             devices,
             pools: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
             profiles: Mutex::new(HashMap::new()),
             lent: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -606,7 +608,7 @@ impl Daemon {
             t.abort();
         }
         for p in state.all_pools() {
-            p.close_all();
+            p.retire();
         }
         let _ = std::fs::remove_file(&state.opts.socket);
     }

@@ -69,6 +69,8 @@ pub struct PoolStats {
 
 struct Shared {
     idle: Mutex<Vec<Idle>>,
+    /// Replaced by another pool: sessions handed back are closed, not kept.
+    retired: std::sync::atomic::AtomicBool,
     per_device: usize,
     stats: PoolStats,
     logins_by_device: Mutex<HashMap<String, u64>>,
@@ -95,6 +97,7 @@ impl SessionPool {
             inner,
             shared: Arc::new(Shared {
                 idle: Mutex::new(Vec::new()),
+                retired: std::sync::atomic::AtomicBool::new(false),
                 per_device: per_device.max(1),
                 stats: PoolStats::default(),
                 logins_by_device: Mutex::new(HashMap::new()),
@@ -158,7 +161,14 @@ impl SessionPool {
         }
     }
 
-    /// Closes every idle session (a daemon that stops).
+    /// Closes every idle session, and every lent one when it comes back (a pool replaced by
+    /// another, a daemon that stops).
+    pub fn retire(&self) {
+        self.shared.retired.store(true, Ordering::SeqCst);
+        self.close_all();
+    }
+
+    /// Closes every idle session.
     pub fn close_all(&self) {
         let n = {
             let mut idle = self.shared.idle.lock().expect("pool lock");
@@ -195,7 +205,7 @@ impl Shared {
     /// Keeps `session` idle for the next caller (or closes it when it is not reusable or the
     /// device already has its bound of idle sessions).
     fn put(&self, key: Key, session: Box<dyn Session>, reusable: bool) {
-        if !reusable {
+        if !reusable || self.retired.load(Ordering::SeqCst) {
             self.stats.closed.fetch_add(1, Ordering::Relaxed);
             return;
         }
