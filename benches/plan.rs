@@ -34,6 +34,7 @@ fn bench(c: &mut Criterion) {
             vlan: Choice::Auto,
             pkey: PKeyChoice::Default,
             gateway: None,
+            origin: Default::default(),
         };
         let inputs = Inputs {
             topology: &t,

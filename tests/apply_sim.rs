@@ -121,6 +121,7 @@ impl Lab {
                 PKeyChoice::Default
             },
             gateway: None,
+            origin: Default::default(),
         };
         apply::up(
             &self.env(fp),
@@ -149,6 +150,7 @@ fn request(job: &str, nodes: &str, vlan: Choice<VlanId>, pkey: PKeyChoice) -> Jo
         vlan,
         pkey,
         gateway: None,
+        origin: Default::default(),
     }
 }
 
@@ -433,7 +435,7 @@ fn vlans_that_exist_on_a_switch_are_skipped() {
         .to_string();
     assert!(
         e.contains(
-            "VLAN 100 (from --vlan) is not usable: switch a2 (it is configured there) holds it"
+            "VLAN 100 (from the job's request) is not usable: switch a2 (it is configured there) holds it"
         ),
         "{e}"
     );
@@ -471,6 +473,7 @@ fn concurrent_ups_get_distinct_vlans() {
                     vlan: Choice::Auto,
                     pkey: PKeyChoice::None,
                     gateway: None,
+                    origin: Default::default(),
                 };
                 apply::up(&env, &lab.inputs(), &req).unwrap();
             });
@@ -638,6 +641,7 @@ fn gateways_need_a_verified_profile_and_join_the_journal() {
         vlan: Choice::Auto,
         pkey: PKeyChoice::Default,
         gateway: Some("gw1".into()),
+        origin: Default::default(),
     };
     let inputs = UpInputs {
         topology: &lab.topology,

@@ -283,6 +283,7 @@ fn plan_for(
         vlan: Choice::Auto,
         pkey: PKeyChoice::Default,
         gateway: gateway.map(str::to_string),
+        origin: Default::default(),
     };
     let p = plan::plan(
         Inputs {

@@ -308,6 +308,11 @@ fn bad_requests_and_failures_are_held_not_retried_forever() {
         "{log}"
     );
     assert!(log.contains("job=21: scontrol hold: done"), "{log}");
+    // The log names where the node came from: Slurm's variable, not a flag of the CLI.
+    assert!(
+        log.contains("unknown node(s) n9 (from SLURM_JOB_NODELIST)") && !log.contains("--nodes"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -228,6 +228,7 @@ impl Lab {
             vlan: Choice::Auto,
             pkey: PKeyChoice::None,
             gateway: None,
+            origin: Default::default(),
         };
         apply::up(
             &self.env(fp),

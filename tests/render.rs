@@ -35,6 +35,7 @@ fn plan_on(t: &Topology, nodes: &str, gateway: Option<&str>) -> Plan {
         vlan: Choice::Auto,
         pkey: PKeyChoice::Default,
         gateway: gateway.map(str::to_string),
+        origin: Default::default(),
     };
     plan::plan(
         Inputs {

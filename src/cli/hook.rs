@@ -533,6 +533,7 @@ fn passport_up(a: &PassportArgs) -> Result<(), Fail> {
     let meta = JobMeta {
         id,
         nodes,
+        nodes_from: "--nodes",
         partition: None,
         user: a.user.clone(),
         uid: ids.map(|i| i.0),

@@ -8,7 +8,7 @@ use jobnet::base::hostlist;
 use jobnet::base::types::{JobId, PKey, VlanId};
 use jobnet::context::Fabric;
 use jobnet::plan::render::{self, View};
-use jobnet::plan::{Choice, JobRequest, PKeyChoice};
+use jobnet::plan::{Choice, JobRequest, Origin, PKeyChoice};
 use jobnet::Context;
 use std::path::PathBuf;
 
@@ -133,8 +133,17 @@ fn request(args: &JobArgs) -> Result<JobRequest, Fail> {
         vlan,
         pkey,
         gateway: args.gateway.clone(),
+        origin: FLAGS,
     })
 }
+
+/// Where a command line's request comes from, as messages name it.
+const FLAGS: Origin = Origin {
+    nodes: "--nodes",
+    vlan: "--vlan",
+    pkey: "--pkey",
+    gateway: "--gateway",
+};
 
 /// The request and the loaded topology (its warnings printed).
 fn setup(ctx: &Context, args: &JobArgs) -> Result<(JobRequest, Fabric), Fail> {

@@ -14,7 +14,7 @@ use crate::base::fsutil;
 use crate::base::jobstate::{AllocationKind, JobState};
 use crate::base::types::JobId;
 use crate::context::Context;
-use crate::plan::JobRequest;
+use crate::plan::{JobRequest, Origin};
 use std::path::PathBuf;
 
 /// A job's VM addresses and the directory of their files.
@@ -159,6 +159,12 @@ fn bring_up(
         vlan: request.vlan,
         pkey: request.pkey,
         gateway: request.gateway.clone(),
+        origin: Origin {
+            nodes: meta.nodes_from,
+            vlan: "the job's network request",
+            pkey: "the job's network request",
+            gateway: "the job's network request",
+        },
     };
     let report = ctx.up(&fabric, &req, None, &Silent).map_err(e)?;
     for w in &report.warnings {

@@ -19,6 +19,8 @@ use crate::base::types::JobId;
 pub struct JobMeta {
     pub id: JobId,
     pub nodes: Vec<String>,
+    /// Where the nodes came from, for messages (`SLURM_JOB_NODELIST`).
+    pub nodes_from: &'static str,
     /// Slurm partition or PBS queue.
     pub partition: Option<String>,
     pub user: Option<String>,

@@ -47,6 +47,7 @@ pub fn from_hook(
     Ok(JobMeta {
         id,
         nodes,
+        nodes_from: "the job's PBS node file",
         // The epilogue's argv: id user group name session limits resources queue account exit.
         partition: arg(7),
         user: arg(1),

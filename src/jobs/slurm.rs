@@ -36,6 +36,7 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<JobMeta, MetaErr
     Ok(JobMeta {
         id,
         nodes,
+        nodes_from: "SLURM_JOB_NODELIST",
         partition: get("SLURM_JOB_PARTITION").filter(|v| !v.is_empty()),
         user: get("SLURM_JOB_USER").filter(|v| !v.is_empty()),
         uid: number("SLURM_JOB_UID"),

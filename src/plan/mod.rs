@@ -49,6 +49,31 @@ pub struct JobRequest {
     pub vlan: Choice<VlanId>,
     pub pkey: PKeyChoice,
     pub gateway: Option<String>,
+    /// Where the parts came from, for messages.
+    pub origin: Origin,
+}
+
+/// Where the parts of a request came from, as messages name them (`unknown node(s) cn9 (from
+/// SLURM_JOB_NODELIST)`): the command line names its flags, a hook the scheduler's variable and
+/// the site's policy. The library words no flag of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub nodes: &'static str,
+    pub vlan: &'static str,
+    pub pkey: &'static str,
+    pub gateway: &'static str,
+}
+
+impl Default for Origin {
+    /// Neutral words, for callers that do not say.
+    fn default() -> Self {
+        Origin {
+            nodes: "the job's node list",
+            vlan: "the job's request",
+            pkey: "the job's request",
+            gateway: "the job's request",
+        }
+    }
 }
 
 /// An allocation another job (or this one, from an earlier run) already holds, or a VLAN found
@@ -162,11 +187,13 @@ pub struct Plan {
 /// Why a plan could not be made. [`PlanError::exit_code`] maps each to the documented code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("no nodes given; pass a hostlist with --nodes, e.g. cn[001-004]")]
-    NoNodes,
-    #[error("unknown node(s) {names} (from --nodes): not in topology {file}; {hint}")]
+    #[error("no nodes given ({from} is empty); give a hostlist, e.g. cn[001-004]")]
+    NoNodes { from: &'static str },
+    #[error("unknown node(s) {names} (from {from}): not in topology {file}; {hint}")]
     UnknownNodes {
         names: String,
+        /// Where the nodes came from (`--nodes`, `SLURM_JOB_NODELIST`).
+        from: &'static str,
         file: String,
         hint: String,
     },
@@ -180,17 +207,19 @@ pub enum PlanError {
         holders: String,
         file: String,
     },
-    #[error("{what} {value} (from {flag}) is not usable: {why}; {fix}")]
+    #[error("{what} {value} (from {from}) is not usable: {why}; {fix}")]
     NotUsable {
         what: &'static str,
         value: String,
-        flag: &'static str,
+        /// Where the value came from (`--vlan`, the job's request).
+        from: &'static str,
         why: String,
         fix: String,
     },
-    #[error("unknown gateway `{name}` (from --gateway): not in topology {file}; {hint}")]
+    #[error("unknown gateway `{name}` (from {from}): not in topology {file}; {hint}")]
     UnknownGateway {
         name: String,
+        from: &'static str,
         file: String,
         hint: String,
     },
@@ -461,7 +490,9 @@ fn job_nodes<'t>(
     req: &JobRequest,
 ) -> Result<Vec<&'t crate::topology::Node>, PlanError> {
     if req.nodes.is_empty() {
-        return Err(PlanError::NoNodes);
+        return Err(PlanError::NoNodes {
+            from: req.origin.nodes,
+        });
     }
     let mut idx: Vec<usize> = Vec::with_capacity(req.nodes.len());
     let mut unknown: Vec<&str> = Vec::new();
@@ -480,6 +511,7 @@ fn job_nodes<'t>(
         };
         return Err(PlanError::UnknownNodes {
             names: hostlist::fold_short(&unknown, 12),
+            from: req.origin.nodes,
             file: t.file.clone(),
             hint,
         });
@@ -514,6 +546,7 @@ fn job_gateway<'t>(
         };
         PlanError::UnknownGateway {
             name: name.clone(),
+            from: req.origin.gateway,
             file: t.file.clone(),
             hint,
         }
@@ -532,7 +565,7 @@ fn wants_ethernet<'t>(
         (Choice::Fixed(v), None) => Err(PlanError::NotUsable {
             what: "VLAN",
             value: v.to_string(),
-            flag: "--vlan",
+            from: req.origin.vlan,
             why: format!(
                 "the topology {} has no `ethernet` section (an InfiniBand-only fabric)",
                 t.file
@@ -859,7 +892,7 @@ fn choose_vlan(inp: Inputs, req: &JobRequest, eth: &Ethernet) -> Result<VlanId, 
             let bad = |why: String, fix: &str| PlanError::NotUsable {
                 what: "VLAN",
                 value: v.to_string(),
-                flag: "--vlan",
+                from: req.origin.vlan,
                 why,
                 fix: fix.to_string(),
             };
@@ -955,7 +988,7 @@ fn choose_pkey(
         .find(|h| !h.is_other(&req.job))
         .and_then(|h| h.pkey);
     match req.pkey {
-        PKeyChoice::Fixed(k) => fixed_pkey(t, ib, k, &taken).map(Some),
+        PKeyChoice::Fixed(k) => fixed_pkey(t, ib, k, &taken, req.origin.pkey).map(Some),
         _ => match own {
             Some(k) => Ok(Some(k)),
             None => free_pkey(t, ib, &taken).map(Some),
@@ -999,11 +1032,12 @@ fn fixed_pkey(
     ib: &crate::topology::Infiniband,
     k: PKey,
     taken: &BTreeMap<u16, String>,
+    from: &'static str,
 ) -> Result<PKey, PlanError> {
     let bad = |why: String, fix: &str| PlanError::NotUsable {
         what: "PKey",
         value: k.to_string(),
-        flag: "--pkey",
+        from,
         why,
         fix: fix.to_string(),
     };

@@ -21,6 +21,7 @@ fn request(nodes: &[&str], gateway: Option<&str>) -> JobRequest {
         vlan: Choice::Auto,
         pkey: PKeyChoice::Default,
         gateway: gateway.map(str::to_string),
+        origin: Default::default(),
     }
 }
 
