@@ -85,16 +85,6 @@ nodes:
   - {name: "n[01-03]", port: "sw01:Ethernet[1-3]"}
 YAML
 }
-chain32() {
-  echo "name: chain-32"
-  echo 'ethernet: {vlan_pool: "100-199"}'
-  echo "switches:"
-  for i in $(seq -w 1 32); do echo "  - {name: sw$i, driver: arista-eos, address: 192.0.2.$((10#$i)), credentials: x}"; done
-  echo "links:"
-  for i in $(seq 1 31); do printf '  - {a: sw%02d:Ethernet48, b: sw%02d:Ethernet47}\n' "$i" $((i+1)); done
-  echo "nodes:"
-  for i in $(seq -w 1 32); do echo "  - {name: n$i, port: sw$i:Ethernet1}"; done
-}
 command -v bc >/dev/null || { echo "benches/apply.sh needs bc: apt-get install bc" >&2; exit 1; }
 leaf299() {
   cat <<YAML
@@ -132,10 +122,10 @@ if [ "${BENCH:-}" = p2 ]; then
   exit 0
 fi
 if [ -z "${BENCH:-}" ]; then
-  single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain32 > "$B/chain32.yaml"
+  single10 > "$B/one10.yaml"; single3 > "$B/one3.yaml"; chain 32 > "$B/chain32.yaml"
   measure "1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
   measure "1 switch, 200 ms login, 20 ms/command" "$B/one3.yaml" 'n[01-03]' 200 20
-  measure "32 switches, 200 ms login, 20 ms/command" "$B/chain32.yaml" 'n[01-32]' 200 20
+  measure "32 switches, 200 ms login, 20 ms/command" "$B/chain32.yaml" 'n[1-32]' 200 20
 fi
 leaf299 > "$B/leaf299.yaml"
 mkdir -p "$B/per-port"

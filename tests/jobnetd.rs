@@ -895,3 +895,24 @@ fn a_changed_credentials_file_gets_new_logins() {
     assert!(metric(&m, "jobnetd_sessions_closed_total") >= 4, "{m}");
     assert!(lab.empty());
 }
+
+/// A socket path whose directory is a link (to somewhere another user may own) is refused,
+/// naming the directory; nothing is created there.
+#[test]
+fn a_socket_directory_that_is_a_link_is_refused() {
+    let dir = scratch("linked-dir");
+    let real = dir.join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    std::os::unix::fs::symlink(&real, dir.join("link")).unwrap();
+    let mut opts = serve_options(&dir);
+    opts.socket = dir.join("link").join("jobnetd.sock");
+    let e = Daemon::start(opts, Devices::Given(Arc::new(Devices2::default())))
+        .err()
+        .expect("refused");
+    assert!(
+        e.to_string().contains("is a link or not a directory"),
+        "{e}"
+    );
+    assert!(!real.join("jobnetd.sock").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -469,11 +469,27 @@ fn bind(opts: &ServeOptions) -> Result<tokio::net::UnixListener, ServeError> {
         path: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(err)?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(err)?;
+        }
+        // The socket's directory is jobnetd's own or root's, and no link to somewhere else:
+        // whoever owns it could put their own socket in jobnetd's place.
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(dir).map_err(err)?;
+        let euid = unsafe { libc::geteuid() };
+        if !m.is_dir() || (m.uid() != 0 && m.uid() != euid) {
+            return Err(err(std::io::Error::other(format!(
+                "its directory {} is {}; use a directory of root's or jobnetd's own (the unit's RuntimeDirectory=jobnet makes /run/jobnet)",
+                dir.display(),
+                if m.is_dir() {
+                    format!("owned by uid {}", m.uid())
+                } else {
+                    "a link or not a directory".to_string()
+                }
+            ))));
         }
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
