@@ -606,9 +606,9 @@ impl Context {
         );
         Ok(match &o.daemon {
             None => direct,
-            Some(socket) => Box::new(DaemonConnector {
-                socket: socket.clone(),
-                login: LoginOptions {
+            Some(socket) => Box::new(DaemonConnector::new(
+                socket.clone(),
+                LoginOptions {
                     credentials: absolute(&o.credentials),
                     known_hosts: absolute(&o.known_hosts),
                     trust_on_first_use: o.trust_on_first_use,
@@ -617,7 +617,8 @@ impl Context {
                     sessions_per_device: o.sessions_per_device,
                 },
                 direct,
-            }),
+                o.wait,
+            )),
         })
     }
 }

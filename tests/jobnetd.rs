@@ -10,16 +10,19 @@
 mod common;
 
 use jobnet::apply::{self, ApplyError, Env, Interrupt, UpInputs};
-use jobnet::base::types::JobId;
+use jobnet::base::types::{JobId, VlanId};
 use jobnet::daemon::{Daemon, Devices, ServeOptions};
+use jobnet::drivers::cli::CliDriver;
+use jobnet::drivers::merge::{self, Outcome, Submission};
 use jobnet::drivers::transport::daemon::{DaemonConnector, LoginOptions};
 use jobnet::drivers::transport::{Connector, DeviceError, Session, Target};
 use jobnet::drivers::{DriverSet, Profile};
+use jobnet::plan::Op;
 use jobnet::plan::{Choice, JobRequest, PKeyChoice};
 use jobnet::state::sqlite::SqliteStore as Store;
 use jobnet::state::{JobState, StateStore};
 use jobnet::testkit::failpoint::Failpoints;
-use jobnet::testkit::sim::{SimFabric, SimState, SitePorts};
+use jobnet::testkit::sim::{SimFabric, SimPort, SimState, SitePorts};
 use jobnet::topology::{self, SwitchGraph, Topology};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -182,9 +185,9 @@ impl Lab {
             Devices::Given(Arc::new(devices.clone())),
         )
         .unwrap();
-        let via = DaemonConnector {
-            socket: dir.join("jobnetd.sock"),
-            login: LoginOptions {
+        let via = DaemonConnector::new(
+            dir.join("jobnetd.sock"),
+            LoginOptions {
                 credentials: dir.join("credentials.yaml"),
                 known_hosts: dir.join("known_hosts"),
                 trust_on_first_use: false,
@@ -192,8 +195,9 @@ impl Lab {
                 command_timeout_ms: 5_000,
                 sessions_per_device: 4,
             },
-            direct: Box::new(NoDirect),
-        };
+            Box::new(NoDirect),
+            Duration::from_secs(20),
+        );
         Lab {
             store: Store::open(&dir.join("state.db")).unwrap(),
             dir,
@@ -915,4 +919,211 @@ fn a_socket_directory_that_is_a_link_is_refused() {
     );
     assert!(!real.join("jobnetd.sock").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One job's operations on the Arista spine of the merge tests: its VLAN, the VLAN on the two
+/// trunks every job shares, and its own node port (plus, for `extra`, one more node port).
+fn spine_ops(i: u16, extra: bool) -> Submission {
+    let vlan = VlanId::new(u64::from(101 + i)).unwrap();
+    let name = format!("jobnet-j{i}");
+    let mut ops = vec![
+        Op::CreateVlan {
+            vlan,
+            name: name.clone(),
+        },
+        Op::TrunkAdd {
+            port: "Ethernet1".into(),
+            vlan,
+            peer: "leaf1:Ethernet49".into(),
+        },
+        Op::TrunkAdd {
+            port: "Ethernet2".into(),
+            vlan,
+            peer: "leaf2:Ethernet49".into(),
+        },
+        Op::TaggedAdd {
+            port: format!("Ethernet{}", 5 + i),
+            vlan,
+            node: format!("cn{i}"),
+            restricts: false,
+        },
+    ];
+    if extra {
+        ops.push(Op::TaggedAdd {
+            port: "Ethernet20".into(),
+            vlan,
+            node: "cn20".into(),
+            restricts: false,
+        });
+    }
+    Submission {
+        job: format!("j{i}"),
+        vlan_name: name,
+        ops,
+        save: false,
+    }
+}
+
+/// An Arista switch of the test kit with trunks allowing no VLAN, and a driver on it.
+fn merge_switch() -> (SimFabric, jobnet::testkit::sim::SimSwitch, Profile, Target) {
+    let drivers = DriverSet::builtin();
+    let profile = drivers.get("arista-eos").unwrap().clone();
+    let fabric = SimFabric::default();
+    let sw = fabric.switch("spine9", &profile);
+    for p in ["Ethernet1", "Ethernet2", "Ethernet20"]
+        .into_iter()
+        .map(String::from)
+        .chain((5..9).map(|n| format!("Ethernet{n}")))
+    {
+        sw.set_port(&p, SimPort::trunk(&[]));
+    }
+    let target = Target::new("spine9", "arista-eos", "192.0.2.9", None, false);
+    (fabric, sw, profile, target)
+}
+
+/// Three jobs' operations on one Arista switch as one batch (`drivers::merge`, what jobnetd
+/// does with concurrent jobs): configuration mode entered once, every job's VLAN created, each
+/// shared trunk given the three VLANs in one list line, each job's own node port its own lines;
+/// every job learns that each of its operations is done, and the switch carries exactly that.
+#[test]
+fn jobs_merged_on_one_device_share_one_list_line_per_port() {
+    let (fabric, sw, profile, target) = merge_switch();
+    let subs: Vec<Submission> = (0..3).map(|i| spine_ops(i, false)).collect();
+    let merged = {
+        let mut driver = CliDriver::open(&fabric, target, &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &subs)
+    };
+    for (s, m) in subs.iter().zip(&merged) {
+        assert_eq!(m.error, None, "{}", s.job);
+        assert_eq!(m.jobs, 3);
+        assert_eq!(m.outcomes.len(), s.ops.len());
+        let shared: Vec<&Outcome> = m.outcomes[1..3].iter().collect();
+        for o in shared {
+            assert!(
+                matches!(o, Outcome::Done { sent } if sent.contains(&"switchport trunk allowed vlan add 101,102,103".to_string())),
+                "{o:?}"
+            );
+        }
+        assert_eq!(m.outcomes[0], Outcome::Done { sent: vec![] });
+        assert_eq!(m.outcomes[3], Outcome::Done { sent: vec![] });
+    }
+    let log = sw.log.lock().unwrap().clone();
+    let count = |l: &str| log.iter().filter(|x| x.as_str() == l).count();
+    assert_eq!(count("configure terminal"), 1, "{log:#?}");
+    assert_eq!(count("end"), 1, "{log:#?}");
+    assert_eq!(
+        count("switchport trunk allowed vlan add 101,102,103"),
+        2,
+        "{log:#?}"
+    );
+    // Each job's own node port: its own lines.
+    assert_eq!(
+        count("switchport trunk allowed vlan add 102"),
+        1,
+        "{log:#?}"
+    );
+    let st = sw.state.lock().unwrap().clone();
+    for i in 0..3u16 {
+        let vlan = 101 + i;
+        assert_eq!(st.vlans.get(&vlan), Some(&format!("jobnet-j{i}")));
+        for p in ["Ethernet1", "Ethernet2"] {
+            assert!(st.carries(&profile, p, vlan), "{p} {vlan}");
+        }
+        assert!(st.carries(&profile, &format!("Ethernet{}", 5 + i), vlan));
+        for j in (0..3u16).filter(|&j| j != i) {
+            assert!(!st.carries(&profile, &format!("Ethernet{}", 5 + j), vlan));
+        }
+    }
+}
+
+/// A list line the device refuses is sent again per job: the refusal lands on the job whose VLAN
+/// the device refused (with the device's answer to that job's own line), that job's remaining
+/// operations are not sent, and the other jobs' operations are done.
+#[test]
+fn a_refused_list_line_fails_only_the_job_whose_vlan_was_refused() {
+    let (fabric, sw, profile, target) = merge_switch();
+    // The VLANs exist already: only the port operations go (the refusal hits a list line).
+    let subs: Vec<Submission> = (0..3)
+        .map(|i| {
+            let mut s = spine_ops(i, i == 1);
+            s.ops.remove(0);
+            s
+        })
+        .collect();
+    sw.faults.lock().unwrap().reject_matching = Some("102".into());
+    let merged = {
+        let mut driver = CliDriver::open(&fabric, target, &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &subs)
+    };
+    let log = sw.log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|l| l == "switchport trunk allowed vlan add 101,102,103"),
+        "{log:#?}"
+    );
+    match &merged[1].error {
+        Some(DeviceError::Rejected { command, .. }) => {
+            assert_eq!(command, "switchport trunk allowed vlan add 102")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(merged[1].outcomes[0], Outcome::Failed { .. }));
+    for o in &merged[1].outcomes[1..] {
+        assert!(matches!(o, Outcome::NotSent { .. }), "{o:?}");
+    }
+    for i in [0usize, 2] {
+        assert_eq!(merged[i].error, None);
+        assert!(merged[i]
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Done { .. })));
+    }
+    let st = sw.state.lock().unwrap().clone();
+    assert!(st.carries(&profile, "Ethernet1", 101) && st.carries(&profile, "Ethernet1", 103));
+    for p in ["Ethernet1", "Ethernet2", "Ethernet6", "Ethernet20"] {
+        assert!(!st.carries(&profile, p, 102), "{p}");
+    }
+    assert!(st.carries(&profile, "Ethernet7", 103));
+}
+
+/// Concurrent jobs through jobnetd on a slow shared switch (16 jobs on the Arista leaf1, 4
+/// sessions): their operations there go in batches of several jobs (fewer batches than jobs),
+/// every job comes up correct, and taking them down restores every switch.
+#[test]
+fn a_burst_through_jobnetd_merges_jobs_on_a_shared_switch() {
+    let lab = Lab::new("merged-burst");
+    lab.devices
+        .fabric
+        .with_faults("leaf1", |f| f.command_latency = Duration::from_millis(15));
+    let baseline = lab.snapshot();
+    let none = Failpoints::default();
+    let jobs: Vec<String> = (1..=16).map(|i| format!("m{i}")).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let (lab, none) = (&lab, &none);
+                s.spawn(move || lab.up(none, job, &format!("cn{:03}", i + 1)))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    });
+    let batches = lab.metric("jobnetd_merged_batches_total");
+    let merged = lab.metric("jobnetd_merged_jobs_total");
+    assert_eq!(
+        merged, 16,
+        "every job's leaf1 operations went through the queue"
+    );
+    assert!(
+        batches < merged,
+        "{batches} batches for {merged} jobs' operations"
+    );
+    assert_eq!(lab.lent(), 0);
+    for job in &jobs {
+        lab.down(job);
+    }
+    assert_eq!(lab.snapshot(), baseline);
 }

@@ -18,7 +18,7 @@ use jobnet::base::types::{RangeSet, VlanId};
 use jobnet::drivers::cli::{CliDriver, DeviceDriver};
 use jobnet::drivers::read::{Allowed, Mode};
 use jobnet::drivers::transport::{check_answer, Connector, DeviceError, Session, Target};
-use jobnet::drivers::{DeviceKind, DriverSet, Profile};
+use jobnet::drivers::{DeviceKind, DriverSet, OpKind, Profile};
 use jobnet::testkit::sim::{port_answer, SimMode, SimPort};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -344,14 +344,58 @@ fn ranged_lines_are_written_as_the_devices_take_them() {
             "{}: no range-mode prompt after the command",
             t.file
         );
-        assert!(
-            check_answer(p, "sw", want, t.body.clone()).is_ok(),
-            "{}: a line reads as a refusal",
-            t.file
-        );
+        assert_no_refusal(p, want, t);
         n += 1;
     }
     assert!(n >= 4, "{n} range transcripts");
+}
+
+/// No line of a captured session reads as a refusal in the profile's patterns.
+fn assert_no_refusal(p: &Profile, command: &str, t: &Transcript) {
+    assert!(
+        check_answer(p, "sw", command, t.body.clone()).is_ok(),
+        "{}: a line reads as a refusal",
+        t.file
+    );
+}
+
+/// VLAN lists as devices took them in one line (`vlan_lists:`): the profile writes the
+/// transcript's VLANs as the line the device was typed, and the device answered it with the
+/// next prompt and no refusal.
+#[test]
+fn vlan_list_lines_are_written_as_the_devices_take_them() {
+    let set = DriverSet::builtin();
+    let mut n = 0;
+    for t in transcripts()
+        .iter()
+        .filter(|t| t.header["checks"] == "list")
+    {
+        let p = profile_of(&set, t);
+        let want = &t.header["expect"];
+        let list = want.rsplit(' ').next().unwrap();
+        let vlans: Vec<VlanId> = list.split(',').map(|v| VlanId::parse(v).unwrap()).collect();
+        for op in [OpKind::TrunkAdd, OpKind::TaggedAdd] {
+            let lines = p
+                .render_list(op, "Ethernet1", "jobnet-x", &vlans)
+                .unwrap_or_else(|| panic!("{}: {} takes no list for {op}", t.file, p.name));
+            assert!(lines.contains(want), "{}: {lines:?}", t.file);
+        }
+        assert_eq!(&t.header["command"], want, "{}", t.file);
+        let lines: Vec<&str> = t.body.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_end().ends_with(want.as_str()) && l.contains('#'))
+            .unwrap_or_else(|| panic!("{}: the command is not in the session", t.file));
+        let prompt = lines[at].split('#').next().unwrap().trim_end();
+        assert!(
+            lines.get(at + 1).is_some_and(|l| l.starts_with(prompt)),
+            "{}: the line after the command is not the next prompt",
+            t.file
+        );
+        assert_no_refusal(p, want, t);
+        n += 1;
+    }
+    assert!(n >= 3, "{n} list transcripts");
 }
 
 /// A line's shape: its label (before `:`) or its first two words; words with digits (values,
@@ -441,7 +485,15 @@ fn every_transcript_is_used_or_says_why_not() {
     for t in transcripts() {
         let c = &t.header["checks"];
         assert!(
-            ["read.vlans", "read.port", "read.ports", "errors", "range"].contains(&c.as_str())
+            [
+                "read.vlans",
+                "read.port",
+                "read.ports",
+                "errors",
+                "range",
+                "list"
+            ]
+            .contains(&c.as_str())
                 || c.starts_with("- ("),
             "{}: checks `{c}`",
             t.file

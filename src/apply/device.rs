@@ -20,9 +20,10 @@ use super::progress::Stage;
 use super::{partition, workers, Env, Failure, PortProblem};
 use crate::base::types::JobId;
 use crate::drivers::cli::{self, DeviceDriver, Rendered, UndoRecord};
+use crate::drivers::merge::{Outcome, Submission};
 use crate::drivers::profile::read::Allowed;
-use crate::drivers::transport::DeviceError;
 use crate::drivers::transport::Target;
+use crate::drivers::transport::{DeviceError, Unmerged};
 use crate::plan::Op;
 use crate::state::{JournalOp, JournalRow, JournalStatus};
 use std::collections::BTreeMap;
@@ -45,6 +46,9 @@ pub(super) fn apply_all(env: &Env, job: &JobId, devices: Vec<Prepared>) -> Vec<F
 }
 
 fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> {
+    if d.merged {
+        return apply_merged(env, job, d);
+    }
     let device = d.record.name.clone();
     d.driver.begin()?;
     let blocks = d.driver.blocks(&d.ops);
@@ -55,15 +59,7 @@ fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> 
     }
     for (seq, op) in d.ops.iter().enumerate() {
         env.interrupt.check().map_err(Failure::Interrupted)?;
-        let rendered = d.driver.render(op);
-        let id = env.store.journal_intent(
-            job,
-            &d.record,
-            seq,
-            &JournalOp::Device(op.clone()),
-            &rendered.apply,
-            &rendered.undo,
-        )?;
+        let (id, rendered) = intend(env, job, &d, seq, op)?;
         let first = rendered.apply.first().map(String::as_str).unwrap_or("");
         let run = env
             .faults
@@ -88,6 +84,143 @@ fn apply_device(env: &Env, job: &JobId, mut d: Prepared) -> Result<(), Failure> 
     }
     d.driver.finish(env.save, false)?;
     Ok(())
+}
+
+/// Journals `rows` failed, with `why`.
+fn fail_rows(env: &Env, rows: &[(i64, Rendered)], why: &str) {
+    for (id, _) in rows {
+        let _ = env.store.journal_set(*id, JournalStatus::Failed, why);
+    }
+}
+
+/// The `intent` failpoint of every journaled operation (before anything is sent); a hit fails
+/// them all.
+fn intent_faults(env: &Env, device: &str, rows: &[(i64, Rendered)]) -> Result<(), Failure> {
+    let first = |r: &Rendered| r.apply.first().cloned().unwrap_or_default();
+    if let Err(e) = rows
+        .iter()
+        .try_for_each(|(_, r)| env.faults.hit(Point::Intent, device, &first(r)))
+    {
+        let e = Failure::from(e);
+        fail_rows(env, rows, &e.to_string());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Journals the intent of the device's `seq`-th operation (its lines and undo, as rendered).
+fn intend(
+    env: &Env,
+    job: &JobId,
+    d: &Prepared,
+    seq: usize,
+    op: &Op,
+) -> Result<(i64, Rendered), Failure> {
+    let rendered = d.driver.render(op);
+    let id = env.store.journal_intent(
+        job,
+        &d.record,
+        seq,
+        &JournalOp::Device(op.clone()),
+        &rendered.apply,
+        &rendered.undo,
+    )?;
+    Ok((id, rendered))
+}
+
+/// A device whose operations jobnetd sends, merged with other jobs' on the same device
+/// ([`crate::drivers::merge`]). Every operation's intent is journaled (its own lines and undo),
+/// the operations are handed over, and each is journaled as jobnetd reports it: done (with the
+/// list line it shared, if any), failed with the device's answer, or not sent. A lost answer
+/// (jobnetd died, the wait ran out) leaves them failed, outcome unknown, for unwinding.
+fn apply_merged(env: &Env, job: &JobId, d: Prepared) -> Result<(), Failure> {
+    let device = d.record.name.clone();
+    let r = &d.record;
+    let target = Target::new(
+        &r.name,
+        &r.driver,
+        &r.address,
+        r.credentials.as_deref(),
+        r.legacy,
+    );
+    let lost = |why: String| Failure::Driver {
+        device: device.clone(),
+        why,
+    };
+    let profile = env
+        .drivers
+        .get(&r.driver)
+        .ok_or_else(|| lost(format!("driver profile `{}` is not loaded", r.driver)))?;
+    env.interrupt.check().map_err(Failure::Interrupted)?;
+    let rows = d
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(seq, op)| intend(env, job, &d, seq, op))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let fail = |rows: &[(i64, Rendered)], why: &str| fail_rows(env, rows, why);
+    intent_faults(env, &device, &rows)?;
+    let Some(merger) = env.connector.merger(&target, profile) else {
+        let e = lost("jobnetd stopped answering before the job's changes were handed over; nothing was sent, and the job is undone (run it again)".into());
+        fail(&rows, &e.to_string());
+        return Err(e);
+    };
+    let sub = Submission {
+        job: job.to_string(),
+        vlan_name: d.vlan_name.clone(),
+        ops: d.ops.clone(),
+        save: env.save,
+    };
+    let merged = match merger.apply_merged(&target, profile, sub, env.wait) {
+        Ok(m) if m.outcomes.len() == d.ops.len() => m,
+        Ok(m) => {
+            let e = lost(format!(
+                "jobnetd reported {} outcome(s) for {} operation(s)",
+                m.outcomes.len(),
+                d.ops.len()
+            ));
+            fail(&rows, &e.to_string());
+            return Err(e);
+        }
+        Err(Unmerged::Unreachable(why)) => {
+            let e = lost(format!("jobnetd did not take the job's changes ({why}); nothing was sent, and the job is undone (run it again)"));
+            fail(&rows, &e.to_string());
+            return Err(e);
+        }
+        Err(Unmerged::Lost(e)) => {
+            let e = Failure::from(e);
+            fail(&rows, &format!("outcome unknown: {e}"));
+            return Err(e);
+        }
+    };
+    for (k, outcome) in merged.outcomes.iter().enumerate() {
+        let (id, r) = &rows[k];
+        match outcome {
+            Outcome::Done { sent } => {
+                let note = if sent.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "sent by jobnetd with other jobs' VLANs on the same port: {}",
+                        sent.join(" / ")
+                    )
+                };
+                record_done(env, &device, &d.ops[k..=k], &[(*id, r.clone())], &note)?;
+            }
+            Outcome::Failed { error } => {
+                let _ = env
+                    .store
+                    .journal_set(*id, JournalStatus::Failed, &error.to_string());
+            }
+            Outcome::NotSent { why } => {
+                let _ = env.store.journal_set(*id, JournalStatus::Failed, why);
+            }
+        }
+    }
+    match merged.error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// A device whose dialect carries several operations in one block (`DeviceDriver::blocks`):
@@ -147,31 +280,10 @@ fn apply_block(
     let mut rows = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         env.interrupt.check().map_err(Failure::Interrupted)?;
-        let rendered = d.driver.render(op);
-        let id = env.store.journal_intent(
-            job,
-            &d.record,
-            seq + i,
-            &JournalOp::Device(op.clone()),
-            &rendered.apply,
-            &rendered.undo,
-        )?;
-        rows.push((id, rendered));
+        rows.push(intend(env, job, d, seq + i, op)?);
     }
-    let first = |r: &Rendered| r.apply.first().cloned().unwrap_or_default();
-    let fail = |rows: &[(i64, Rendered)], why: &str| {
-        for (id, _) in rows {
-            let _ = env.store.journal_set(*id, JournalStatus::Failed, why);
-        }
-    };
-    if let Err(e) = rows
-        .iter()
-        .try_for_each(|(_, r)| env.faults.hit(Point::Intent, &device, &first(r)))
-    {
-        let e = Failure::from(e);
-        fail(&rows, &e.to_string());
-        return Err(e);
-    }
+    let fail = |rows: &[(i64, Rendered)], why: &str| fail_rows(env, rows, why);
+    intent_faults(env, &device, &rows)?;
     let block: Vec<(&Op, &Rendered)> = ops.iter().zip(rows.iter().map(|(_, r)| r)).collect();
     let sent = d.driver.apply_batch(&block);
     let mut outcome = Block::Applied;
@@ -336,6 +448,16 @@ fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<Failure> {
             target.driver
         )));
     };
+    // Changes of the job that jobnetd may still be sending (a signal or a kill ended the
+    // wait for them): the undo goes after them, never before.
+    if let Some(merger) = env.connector.merger(&target, profile) {
+        if let Ok(false) = merger.settle(&target, profile, &rows[0].job.to_string(), env.wait) {
+            return fail_all(driver_failure(format!(
+                "jobnetd was still sending the job's changes after {} s; run the same command again to undo them",
+                env.wait.as_secs()
+            )));
+        }
+    }
     let _slot = match env
         .store
         .device_slot(&target.name, env.sessions_per_device, env.wait)

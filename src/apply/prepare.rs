@@ -23,13 +23,18 @@ use crate::drivers::{OpKind, Profile};
 use crate::plan::{self, Op, Plan};
 use crate::state::{DeviceRecord, Held};
 use crate::topology::{OpenPorts, Topology};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A device ready for phase 2: its driver open, its operations decided, its locks held.
 pub(super) struct Prepared<'a> {
     pub record: DeviceRecord,
     pub ops: Vec<Op>,
     pub driver: Box<dyn DeviceDriver + 'a>,
+    /// Its operations go to jobnetd's queue for the device ([`crate::drivers::merge`]): no
+    /// slot and no session held (jobnetd bounds the device's sessions).
+    pub merged: bool,
+    /// The job's VLAN name in the device's dialect.
+    pub vlan_name: String,
     pub _slot: Held,
     /// Ports this job may restrict, held until its operations on the device are journaled.
     pub _ports: Vec<Held>,
@@ -123,12 +128,18 @@ fn plan_devices(plan: &Plan) -> impl Iterator<Item = &plan::DevicePlan> {
 fn take_slots(
     env: &Env,
     plan: &Plan,
+    merged: &BTreeSet<String>,
     deadline: std::time::Instant,
 ) -> Result<BTreeMap<String, Held>, Failure> {
     let mut names: Vec<&str> = plan_devices(plan).map(|d| d.name.as_str()).collect();
     names.sort_unstable();
     let mut slots = BTreeMap::new();
     for name in names {
+        if merged.contains(name) {
+            // jobnetd bounds this device's sessions; the job holds none while it waits.
+            slots.insert(name.to_string(), Held::new(()));
+            continue;
+        }
         let slot = loop {
             env.interrupt
                 .check_before_change()
@@ -175,7 +186,18 @@ pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a>
         .map_or(OpenPorts::Refuse, |e| e.open_ports);
     // Slots, then port locks, each in name order: one global order for every job, so two
     // jobs never each hold what the other waits for.
-    let mut slots = match take_slots(env, plan, deadline) {
+    let targets = targets(t);
+    // Devices whose operations jobnetd sends merged with other jobs'.
+    let merged: BTreeSet<String> = plan_devices(plan)
+        .filter(
+            |d| match (targets.get(&d.name), env.drivers.get(&d.driver)) {
+                (Some(target), Some(profile)) => env.connector.merger(target, profile).is_some(),
+                _ => false,
+            },
+        )
+        .map(|d| d.name.clone())
+        .collect();
+    let mut slots = match take_slots(env, plan, &merged, deadline) {
         Ok(s) => s,
         Err(f) => return Phase1::Failed(vec![f]),
     };
@@ -187,7 +209,6 @@ pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a>
     } else {
         BTreeMap::new()
     };
-    let targets = targets(t);
     env.progress.start(Stage::Read, plan_devices(plan).count());
     let work: Vec<_> = plan_devices(plan)
         .map(|d| {
@@ -202,7 +223,8 @@ pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a>
         |(d, slot, held, target)| {
             let r = match (slot, target) {
                 (Some(slot), Some(target)) => {
-                    prepare_device(env, plan, d, target, (slot, held), policy)
+                    let merged = merged.contains(&d.name);
+                    prepare_device(env, plan, d, target, (slot, held), policy, merged)
                 }
                 _ => Err(Failure::Driver {
                     device: d.name.clone(),
@@ -242,6 +264,7 @@ fn prepare_device<'a>(
     target: Target,
     (slot, ports): (Held, Vec<Held>),
     policy: OpenPorts,
+    merged: bool,
 ) -> Result<Prep<'a>, Failure> {
     env.interrupt
         .check_before_change()
@@ -300,11 +323,17 @@ fn prepare_device<'a>(
             Decision::InUse => return Ok(Prep::Foreign(d.name.clone(), vec![vlan.get()])),
         }
     }
+    if merged {
+        // Read; the changes go through jobnetd's own session: hold none meanwhile.
+        driver.release();
+    }
     Ok(Prep::Ready(
         Box::new(Prepared {
             record,
             ops,
             driver,
+            merged,
+            vlan_name,
             _slot: slot,
             _ports: ports,
         }),

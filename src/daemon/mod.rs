@@ -13,11 +13,20 @@
 //! SIGTERM jobnetd stops lending (503: callers go direct), waits for lent sessions to come
 //! back (at most `drain`), closes every session and removes its socket. SIGHUP closes the idle
 //! sessions and goes on: the next jobs log in again (rotated credentials, a re-keyed switch).
+//!
+//! Jobs may also hand over their decided operations on a device instead of borrowing a session
+//! for them ([`merge`]): concurrent jobs' operations on one device then go as one session's
+//! stream. At most `sessions_per_device` sessions of a device are in use at once, lent or
+//! merging ([`SessionPool::connect_within`]), so jobs that use jobnetd need no session slots of
+//! their own for such devices.
+
+mod merge;
 
 use crate::base::runtime;
 use crate::drivers::profile::parse_profile;
 use crate::drivers::transport::daemon::{
-    ErrorReply, LoginOptions, OpenReply, OpenRequest, ReleaseRequest, RunReply, RunRequest,
+    ApplyRequest, ErrorReply, LoginOptions, OpenReply, OpenRequest, ReleaseRequest, RunReply,
+    RunRequest, SettleRequest,
 };
 use crate::drivers::transport::pool::SessionPool;
 use crate::drivers::transport::{Connector, DeviceError, RealConnector, Session};
@@ -28,7 +37,7 @@ use hyper::{Request, Response, StatusCode};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,6 +86,10 @@ struct Counters {
     opened: AtomicU64,
     orphaned: AtomicU64,
     device_errors: Mutex<HashMap<String, u64>>,
+    /// Merged sends: batches, the jobs in them, and workers sending right now.
+    batches: AtomicU64,
+    merged_jobs: AtomicU64,
+    merge_workers: AtomicUsize,
 }
 
 /// How jobnetd reaches devices: SSH and local commands as configured by each caller, or one
@@ -108,6 +121,8 @@ struct State {
     retired: Mutex<Vec<Arc<SessionPool>>>,
     profiles: Mutex<HashMap<String, Profile>>,
     lent: Mutex<HashMap<u64, Arc<Mutex<Option<LentSession>>>>>,
+    /// Per-device queues of handed-over operations, by device, login and profile.
+    queues: Mutex<HashMap<String, Arc<merge::DeviceQueue>>>,
     next_id: AtomicU64,
     draining: AtomicBool,
     counters: Counters,
@@ -232,6 +247,8 @@ impl State {
         let _ = writeln!(out, "# HELP jobnetd_lines_total Lines sent to devices for callers.\n# TYPE jobnetd_lines_total counter\njobnetd_lines_total {}", c.lines.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP jobnetd_sessions_lent Sessions lent right now.\n# TYPE jobnetd_sessions_lent gauge\njobnetd_sessions_lent {lent}");
         let _ = writeln!(out, "# HELP jobnetd_sessions_lent_total Sessions lent since start.\n# TYPE jobnetd_sessions_lent_total counter\njobnetd_sessions_lent_total {}", c.opened.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP jobnetd_merged_batches_total Batches of handed-over operations sent on one session.\n# TYPE jobnetd_merged_batches_total counter\njobnetd_merged_batches_total {}", c.batches.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP jobnetd_merged_jobs_total Jobs' device operations sent in those batches (jobs per batch: this over batches).\n# TYPE jobnetd_merged_jobs_total counter\njobnetd_merged_jobs_total {}", c.merged_jobs.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP jobnetd_sessions_orphaned_total Lent sessions closed because the borrowing process went away.\n# TYPE jobnetd_sessions_orphaned_total counter\njobnetd_sessions_orphaned_total {}", c.orphaned.load(Ordering::Relaxed));
         let mut pools = self.all_pools();
         pools.extend(self.retired.lock().expect("retired pools").iter().cloned());
@@ -343,6 +360,33 @@ async fn handle(state: Arc<State>, connection: u64, req: Request<Incoming>) -> R
                 .await
                 .unwrap_or_else(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
         }
+        ("POST", ["v1", "devices", "apply"]) => {
+            if state.draining.load(Ordering::SeqCst) {
+                return message(StatusCode::SERVICE_UNAVAILABLE, "jobnetd is stopping");
+            }
+            let apply: ApplyRequest = match body(req).await {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            apply_merged(state, apply).await
+        }
+        // Served while stopping too: batches in flight still finish.
+        ("POST", ["v1", "devices", "settle"]) => {
+            let settle: SettleRequest = match body(req).await {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            let key = queue_key(&settle.target, &settle.login, &settle.profile);
+            let queue = state.queues.lock().expect("queues").get(&key).cloned();
+            let Some(queue) = queue else {
+                return json(StatusCode::OK, &serde_json::json!({"settled": true}));
+            };
+            let wait = Duration::from_millis(settle.wait_ms);
+            let settled = tokio::task::spawn_blocking(move || queue.settle(&settle.job, wait))
+                .await
+                .unwrap_or(false);
+            json(StatusCode::OK, &serde_json::json!({ "settled": settled }))
+        }
         ("POST", ["v1", "sessions", id, verb]) => {
             let Ok(id) = id.parse::<u64>() else {
                 return message(StatusCode::NOT_FOUND, format!("no session {id}"));
@@ -406,6 +450,61 @@ async fn handle(state: Arc<State>, connection: u64, req: Request<Incoming>) -> R
     }
 }
 
+/// The queue of a device as reached with a login and spoken in a profile.
+fn queue_key(
+    target: &crate::drivers::transport::Target,
+    login: &LoginOptions,
+    profile: &str,
+) -> String {
+    format!("{target:?}|{login:?}|{profile}")
+}
+
+/// Queues a job's operations on a device and answers with what happened to each.
+async fn apply_merged(state: Arc<State>, apply: ApplyRequest) -> Reply {
+    let pool = match state.pool(&apply.login) {
+        Ok(p) => p,
+        Err(e) => return message(StatusCode::BAD_REQUEST, e),
+    };
+    let profile = match state.profile(&apply.profile) {
+        Ok(p) => p,
+        Err(e) => return message(StatusCode::BAD_REQUEST, e),
+    };
+    if !crate::drivers::merge::mergeable(&profile) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            format!("profile {} is not sent merged", profile.name),
+        );
+    }
+    let key = queue_key(&apply.target, &apply.login, &apply.profile);
+    let queue = Arc::clone(state.queues.lock().expect("queues").entry(key).or_default());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let bound = apply.login.sessions_per_device;
+    let start = queue.push(
+        merge::Waiting {
+            sub: apply.submission,
+            reply: tx,
+        },
+        bound,
+    );
+    if start {
+        let device = merge::Device {
+            pool,
+            target: apply.target,
+            profile,
+            wait: Duration::from_millis(apply.wait_ms),
+        };
+        let s = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || merge::work(&s, &queue, &device));
+    }
+    match rx.await {
+        Ok(m) => json(StatusCode::OK, &m),
+        Err(_) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "jobnetd lost the batch these operations were in",
+        ),
+    }
+}
+
 fn open_session(state: &State, connection: u64, open: OpenRequest) -> Reply {
     let pool = match state.pool(&open.login) {
         Ok(p) => p,
@@ -415,7 +514,7 @@ fn open_session(state: &State, connection: u64, open: OpenRequest) -> Reply {
         Ok(p) => p,
         Err(e) => return message(StatusCode::BAD_REQUEST, e),
     };
-    match pool.connect(&open.target, &profile) {
+    match pool.connect_within(&open.target, &profile, Duration::from_millis(open.wait_ms)) {
         Ok(session) => {
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
             let warm = session.warm();
@@ -537,6 +636,7 @@ impl Daemon {
             retired: Mutex::new(Vec::new()),
             profiles: Mutex::new(HashMap::new()),
             lent: Mutex::new(HashMap::new()),
+            queues: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             counters: Counters::default(),
@@ -617,7 +717,8 @@ impl Daemon {
         let state = &self.state;
         state.draining.store(true, Ordering::SeqCst);
         let until = Instant::now() + state.opts.drain;
-        while self.lent() > 0 && Instant::now() < until {
+        let busy = || self.lent() > 0 || state.counters.merge_workers.load(Ordering::SeqCst) > 0;
+        while busy() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(20));
         }
         for t in &self.tasks {

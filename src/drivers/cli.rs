@@ -71,6 +71,9 @@ pub trait DeviceDriver: Send {
     /// After an undo (`undoing`), an `end` whose answer never came is an error: the device's
     /// state cannot be confirmed. Returns notes for the user.
     fn finish(&mut self, save: bool, undoing: bool) -> Result<Vec<String>, DeviceError>;
+    /// Hands the session back now (the next call opens another): a job that reads a device
+    /// and leaves its changes to jobnetd holds no session while it waits.
+    fn release(&mut self) {}
 }
 
 /// Opens the driver a profile asks for.
@@ -343,5 +346,12 @@ impl DeviceDriver for CliDriver<'_> {
             self.run_again_once(&p.save)?;
         }
         Ok(notes)
+    }
+
+    fn release(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.release(self.clean && !self.configuring);
+        }
+        self.configuring = false;
     }
 }

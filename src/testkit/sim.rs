@@ -186,7 +186,8 @@ struct OpPattern {
     templates: Vec<String>,
 }
 
-fn pattern(template: &str) -> (Regex, Vec<String>) {
+/// `{vlan}` matches one VLAN, or a list joined by `list` where the profile takes one there.
+fn pattern(template: &str, list: Option<&str>) -> (Regex, Vec<String>) {
     let mut re = String::from("^");
     let mut names = Vec::new();
     let mut rest = template;
@@ -194,7 +195,9 @@ fn pattern(template: &str) -> (Regex, Vec<String>) {
         re.push_str(&regex::escape(&rest[..open]));
         let close = rest[open..].find('}').expect("checked at load") + open;
         let key = &rest[open + 1..close];
+        let vlans = list.map(|j| format!(r"(\d+(?:{}\d+)*)", regex::escape(j)));
         re.push_str(match key {
+            "vlan" if vlans.is_some() => vlans.as_deref().expect("checked"),
             "vlan" | "previous" => r"(\d+)",
             "pkey" | "pkey_full" => r"(0x[0-9a-fA-F]+)",
             _ => r"(\S+)",
@@ -223,7 +226,12 @@ impl Dialect {
             .filter(|o| o.kind == profile.kind)
             .filter_map(|o| {
                 let templates = profile.ops.get(&o.op)?.clone();
-                let lines: Vec<_> = templates.iter().map(|t| pattern(t)).collect();
+                let list = profile
+                    .vlan_lists
+                    .as_ref()
+                    .filter(|l| l.ops.contains(&o.op))
+                    .map(|l| l.join.as_str());
+                let lines: Vec<_> = templates.iter().map(|t| pattern(t, list)).collect();
                 (!lines.is_empty()).then_some(OpPattern {
                     op: o.op,
                     lines,
@@ -231,7 +239,10 @@ impl Dialect {
                 })
             })
             .collect();
-        let read_port = profile.read_port.as_ref().map(|r| pattern(&r.command));
+        let read_port = profile
+            .read_port
+            .as_ref()
+            .map(|r| pattern(&r.command, None));
         Dialect {
             profile: profile.clone(),
             ops,
@@ -718,12 +729,28 @@ impl SimSession {
         }
         match self.match_lines(&self.view()) {
             Match::Complete(op, mut vars) => {
-                for m in self.members.clone().unwrap_or_default() {
-                    vars.insert("port".into(), m);
-                    self.apply(op, &vars);
-                }
-                if self.members.is_none() {
-                    self.apply(op, &vars);
+                // A VLAN list (`vlan_lists:`): each VLAN in turn.
+                let join = self
+                    .sw
+                    .profile()
+                    .vlan_lists
+                    .as_ref()
+                    .map_or(",".to_string(), |l| l.join.clone());
+                let vlans: Vec<String> = vars.get("vlan").map_or_else(
+                    || vec![String::new()],
+                    |v| v.split(join.as_str()).map(str::to_string).collect(),
+                );
+                for vlan in vlans {
+                    if vars.contains_key("vlan") {
+                        vars.insert("vlan".into(), vlan);
+                    }
+                    for m in self.members.clone().unwrap_or_default() {
+                        vars.insert("port".into(), m);
+                        self.apply(op, &vars);
+                    }
+                    if self.members.is_none() {
+                        self.apply(op, &vars);
+                    }
                 }
                 self.clear();
                 Ok(String::new())

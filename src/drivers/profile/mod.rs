@@ -224,6 +224,26 @@ impl Batch {
     }
 }
 
+/// A dialect that takes several VLANs in one line of a port operation (`vlan_lists:`; `switchport
+/// trunk allowed vlan add 10,20,30`): for the operations in `ops`, `{vlan}` may be up to `max`
+/// VLANs joined by `join`, in ascending order. jobnetd uses it to send the same operation of
+/// several jobs on one port as one line ([`crate::drivers::merge`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VlanLists {
+    pub ops: Vec<OpKind>,
+    pub join: String,
+    pub max: usize,
+}
+
+/// The operations whose `{vlan}` may be a list: a VLAN added to or removed from a port's
+/// allowed list.
+pub const LIST_OPS: &[OpKind] = &[
+    OpKind::TrunkAdd,
+    OpKind::TrunkRemove,
+    OpKind::TaggedAdd,
+    OpKind::TaggedRemove,
+];
+
 /// How the SSH transport talks to the device.
 #[derive(Clone, Debug)]
 pub struct SshDialect {
@@ -379,6 +399,8 @@ pub struct Profile {
     pub batch: Option<Batch>,
     /// Several ports' operations sent as one ranged block, where the dialect has that.
     pub range: Option<range::PortRange>,
+    /// Several VLANs in one line of a port operation, where the dialect has that.
+    pub vlan_lists: Option<VlanLists>,
     /// How the test kit's simulator answers; `None` when the profile does not say.
     pub sim: Option<SimAnswers>,
 }
@@ -392,6 +414,8 @@ pub struct Vars<'a> {
     pub previous: Option<VlanId>,
     pub pkey: Option<String>,
     pub pkey_full: Option<String>,
+    /// Several VLANs for `{vlan}` (a `vlan_lists:` operation), already joined.
+    pub vlans: Option<String>,
 }
 
 impl Profile {
@@ -404,6 +428,34 @@ impl Profile {
             .get(&op)
             .unwrap_or_else(|| panic!("profile {} has no operation {op}", self.name));
         templates.iter().map(|t| fill(t, vars)).collect()
+    }
+
+    /// The lines of operation `op` on `port` for several VLANs at once, in ascending order:
+    /// `None` when the profile does not take a list there, or `vlans` has fewer than two or
+    /// more than its `max`.
+    pub fn render_list(
+        &self,
+        op: OpKind,
+        port: &str,
+        name: &str,
+        vlans: &[VlanId],
+    ) -> Option<Vec<String>> {
+        let lists = self.vlan_lists.as_ref()?;
+        if !lists.ops.contains(&op) || vlans.len() < 2 || vlans.len() > lists.max {
+            return None;
+        }
+        let mut sorted = vlans.to_vec();
+        sorted.sort_unstable();
+        let joined: Vec<String> = sorted.iter().map(ToString::to_string).collect();
+        Some(self.render(
+            op,
+            &Vars {
+                port: Some(port),
+                name: Some(name),
+                vlans: Some(joined.join(&lists.join)),
+                ..Vars::default()
+            },
+        ))
     }
 
     /// Whether the profile gives operation `op` (optional operations may be missing).
@@ -420,7 +472,7 @@ fn fill(template: &str, vars: &Vars) -> String {
         let close = rest[open..].find('}').expect("checked at load") + open;
         let key = &rest[open + 1..close];
         let value = match key {
-            "vlan" => vars.vlan.map(|v| v.to_string()),
+            "vlan" => vars.vlans.clone().or(vars.vlan.map(|v| v.to_string())),
             "previous" => vars.previous.map(|v| v.to_string()),
             "name" => vars.name.map(str::to_string),
             "port" => vars.port.map(str::to_string),
@@ -909,6 +961,71 @@ mod tests {
             assert!(err.contains(want), "{to}: {err}");
             assert!(err.contains("nx.yaml:"), "{to}: {err}");
         }
+    }
+
+    /// `vlan_lists:` writes several VLANs in one line, sorted, only for the operations it names
+    /// and up to its `max`; its mistakes are named.
+    #[test]
+    fn vlan_lists_are_written_and_their_mistakes_named() {
+        let text = include_str!("../../../switch-drivers/cisco-ios.yaml");
+        let p = parse_profile(text, "ios.yaml").unwrap();
+        let v = |n: u64| VlanId::new(n).unwrap();
+        assert_eq!(
+            p.render_list(OpKind::TrunkRemove, "Gi1/0/1", "x", &[v(30), v(10), v(20)]),
+            Some(vec![
+                "interface Gi1/0/1".to_string(),
+                "switchport trunk allowed vlan remove 10,20,30".to_string(),
+                "exit".to_string()
+            ])
+        );
+        assert_eq!(
+            p.render_list(OpKind::TrunkAdd, "Gi1/0/1", "x", &[v(10)]),
+            None
+        );
+        assert_eq!(
+            p.render_list(OpKind::AccessSet, "Gi1/0/1", "x", &[v(10), v(11)]),
+            None
+        );
+        let many: Vec<VlanId> = (100..133).map(v).collect();
+        assert_eq!(p.render_list(OpKind::TrunkAdd, "Gi1/0/1", "x", &many), None);
+        assert!(p
+            .render_list(OpKind::TrunkAdd, "Gi1/0/1", "x", &many[..32])
+            .is_some());
+        let line = "vlan_lists: {ops: [trunk_add, trunk_remove, tagged_add, tagged_remove], join: \",\", max: 32}";
+        assert!(text.contains(line));
+        for (to, want) in [
+            (
+                "vlan_lists: {ops: [access_set]}",
+                "vlan_lists.ops: `access_set` cannot take a VLAN list",
+            ),
+            (
+                "vlan_lists: {ops: [trunk_add], max: 1}",
+                "vlan_lists.max 1 is not 2..256",
+            ),
+            (
+                "vlan_lists: {ops: [trunk_add], join: \"{\"}",
+                "vlan_lists.join must be text",
+            ),
+            (
+                "vlan_lists: {ops: [trunk_add], joint: \",\"}",
+                "unknown key `joint` in vlan_lists",
+            ),
+        ] {
+            let err = parse_profile(&text.replacen(line, to, 1), "ios.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{to}: {err}");
+        }
+        let twice = text.replacen(
+            "trunk_add: [\"interface {port}\", \"switchport trunk allowed vlan add {vlan}\", \"exit\"]",
+            "trunk_add: [\"interface {port}\", \"switchport trunk allowed vlan add {vlan}\", \"description {vlan}\"]",
+            1,
+        );
+        let err = parse_profile(&twice, "ios.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("trunk_add must have {vlan} in exactly one line (it has it in 2)"),
+            "{err}"
+        );
     }
 
     /// The gateway's proxy-arp syntax is not yet found in a vendor source: plans say so.

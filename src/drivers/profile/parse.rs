@@ -31,6 +31,7 @@ const PROFILE_KEYS: &[&str] = &[
     "driver",
     "batch",
     "range",
+    "vlan_lists",
 ];
 
 /// Parses and checks one profile: every required operation of its kind present, only known
@@ -258,6 +259,7 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
             "`batch:` is for a device whose one command is one transaction, `range:` for a CLI that configures a range of ports line by line",
         );
     }
+    let vlan_lists = get(pairs, "vlan_lists").and_then(|n| vlan_lists(d, n, &ops));
     let advice = get(pairs, "advice").map_or(Advice::default(), |n| advice(d, n));
     let sim = get(pairs, "sim").map(|n| sim_answers(d, n));
     let driver = driver_kind(d, pairs, root);
@@ -287,6 +289,74 @@ fn read_profile(d: &mut Diagnostics, root: &Node) -> Option<Profile> {
         sim,
         batch,
         range,
+        vlan_lists,
+    })
+}
+
+/// `vlan_lists: {ops: [trunk_add, ...], join: ",", max: 32}`: operations whose `{vlan}` may be
+/// several VLANs (`super::VlanLists`). Each must be one of the allowed-list operations the
+/// profile gives, with `{vlan}` in exactly one of its lines.
+fn vlan_lists(
+    d: &mut Diagnostics,
+    n: &Node,
+    ops: &BTreeMap<OpKind, Vec<String>>,
+) -> Option<super::VlanLists> {
+    let what = "vlan_lists";
+    let pairs = map_pairs(d, n, what, &["ops", "join", "max"])?;
+    let list = required(d, pairs, n, what, "ops")?;
+    let mut kinds = Vec::new();
+    for (name, loc) in plain_lines(d, list, "vlan_lists.ops") {
+        let Some(kind) = super::LIST_OPS.iter().copied().find(|k| k.name() == name) else {
+            let names: Vec<&str> = super::LIST_OPS.iter().map(|k| k.name()).collect();
+            d.error(
+                loc,
+                format!("vlan_lists.ops: `{name}` cannot take a VLAN list"),
+                format!("list some of {}", names.join(", ")),
+            );
+            continue;
+        };
+        let with_vlan = ops
+            .get(&kind)
+            .map_or(0, |l| l.iter().filter(|t| t.contains("{vlan}")).count());
+        if with_vlan != 1 {
+            d.error(
+                loc,
+                format!("vlan_lists.ops: {name} must have {{vlan}} in exactly one line (it has it in {with_vlan})"),
+                "a list goes where one VLAN goes: `switchport trunk allowed vlan add {vlan}`",
+            );
+            continue;
+        }
+        kinds.push(kind);
+    }
+    let join = match get(pairs, "join") {
+        Some(j) => match j.as_str() {
+            Some(s) if !s.trim().is_empty() && !s.contains(['\n', '\r', '{', '}']) => s.to_string(),
+            _ => {
+                d.error(j.loc, "vlan_lists.join must be text, e.g. \",\"", "");
+                return None;
+            }
+        },
+        None => ",".to_string(),
+    };
+    let max = match get(pairs, "max") {
+        Some(v) => number(d, v, "vlan_lists.max").and_then(|m| {
+            if (2..=256).contains(&m) {
+                usize::try_from(m).ok()
+            } else {
+                d.error(
+                    v.loc,
+                    format!("vlan_lists.max {m} is not 2..256"),
+                    "VLANs per line, e.g. 32",
+                );
+                None
+            }
+        })?,
+        None => 32,
+    };
+    (!kinds.is_empty()).then_some(super::VlanLists {
+        ops: kinds,
+        join,
+        max,
     })
 }
 

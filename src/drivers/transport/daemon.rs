@@ -13,13 +13,18 @@
 //! - `POST /v1/sessions` [`OpenRequest`] → [`OpenReply`] (a session lent on this connection)
 //! - `POST /v1/sessions/ID/run` [`RunRequest`] → [`RunReply`]
 //! - `POST /v1/sessions/ID/release` [`ReleaseRequest`] → `{}`
+//! - `POST /v1/devices/settle` [`SettleRequest`] → `{"settled": bool}` (nothing of the job
+//!   waits or is being sent on the device any more)
+//! - `POST /v1/devices/apply` [`ApplyRequest`] → [`crate::drivers::merge::Merged`] (a job's
+//!   decided operations on one device, sent with other jobs' on jobnetd's own session)
 //! - `GET /v1/health`, `GET /metrics` (Prometheus text)
 //!
 //! Errors are `{"error": DeviceError}` (status 502) or `{"message": "…"}` (4xx, 503 while
 //! stopping).
 
 use super::ssh::bounded;
-use super::{Connector, DeviceError, Session, Target};
+use super::{Connector, DeviceError, Merger, Session, Target, Unmerged};
+use crate::drivers::merge::{Merged, Submission};
 use crate::drivers::Profile;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -58,6 +63,36 @@ pub struct OpenRequest {
     pub target: Target,
     pub profile: String,
     pub login: LoginOptions,
+    /// How long to wait for one of the device's sessions (jobnetd keeps at most
+    /// `sessions_per_device` of them in use).
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+}
+
+fn default_wait_ms() -> u64 {
+    60_000
+}
+
+/// Wait until nothing of `job` waits or is being sent on `target` (before undoing it there).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SettleRequest {
+    pub target: Target,
+    pub profile: String,
+    pub login: LoginOptions,
+    pub job: String,
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+}
+
+/// Send these operations of one job on `target`, with other jobs' where they coincide.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    pub target: Target,
+    pub profile: String,
+    pub login: LoginOptions,
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+    pub submission: crate::drivers::merge::Submission,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -210,9 +245,39 @@ pub struct DaemonConnector {
     pub socket: PathBuf,
     pub login: LoginOptions,
     pub direct: Box<dyn Connector + Send>,
+    /// How long a job waits for one of a device's sessions (its `--wait`).
+    pub wait: Duration,
+    /// Whether jobnetd answered its health call (asked once per process).
+    answers: std::sync::OnceLock<bool>,
 }
 
 impl DaemonConnector {
+    pub fn new(
+        socket: PathBuf,
+        login: LoginOptions,
+        direct: Box<dyn Connector + Send>,
+        wait: Duration,
+    ) -> Self {
+        DaemonConnector {
+            socket,
+            login,
+            direct,
+            wait,
+            answers: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether a jobnetd that is not stopping answers on the socket (asked once).
+    fn answers(&self) -> bool {
+        *self.answers.get_or_init(|| {
+            let Ok(mut c) = Client::connect(&self.socket, Duration::from_secs(2)) else {
+                return false;
+            };
+            c.call::<serde_json::Value>("/v1/health", None::<&()>, Duration::from_secs(5))
+                .is_ok_and(|h| h["status"] == "ok")
+        })
+    }
+
     fn lost(target: &Target, command: &str, reason: &str) -> DeviceError {
         DeviceError::Lost {
             device: target.name.clone(),
@@ -228,7 +293,8 @@ impl Connector for DaemonConnector {
         if target.is_local() || !self.socket.exists() {
             return self.direct.connect(target, profile);
         }
-        let limit = Duration::from_millis(self.login.connect_timeout_ms)
+        let limit = self.wait
+            + Duration::from_millis(self.login.connect_timeout_ms)
             + Duration::from_millis(self.login.command_timeout_ms);
         let mut client = match Client::connect(&self.socket, Duration::from_secs(2)) {
             Ok(c) => c,
@@ -239,6 +305,7 @@ impl Connector for DaemonConnector {
             target: target.clone(),
             profile: profile.text.to_string(),
             login: self.login.clone(),
+            wait_ms: u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX),
         };
         match client.call::<OpenReply>("/v1/sessions", Some(&open), limit) {
             Ok(reply) => Ok(Box::new(Borrowed {
@@ -269,6 +336,88 @@ impl Connector for DaemonConnector {
 
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
         self.direct.install_file(target, path, text)
+    }
+
+    fn merger(&self, target: &Target, profile: &Profile) -> Option<&dyn Merger> {
+        (!target.is_local() && crate::drivers::merge::mergeable(profile) && self.answers())
+            .then_some(self as &dyn Merger)
+    }
+}
+
+impl Merger for DaemonConnector {
+    fn settle(
+        &self,
+        target: &Target,
+        profile: &Profile,
+        job: &str,
+        wait: Duration,
+    ) -> Result<bool, String> {
+        let mut client = Client::connect(&self.socket, Duration::from_secs(2))
+            .map_err(|_| format!("no jobnetd on {}", self.socket.display()))?;
+        let request = SettleRequest {
+            target: target.clone(),
+            profile: profile.text.to_string(),
+            login: self.login.clone(),
+            job: job.to_string(),
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        };
+        match client.call::<serde_json::Value>(
+            "/v1/devices/settle",
+            Some(&request),
+            wait + Duration::from_secs(5),
+        ) {
+            Ok(v) => Ok(v["settled"] == true),
+            Err(CallError::Status(status, e)) => Err(format!("status {status}: {}", e.message)),
+            Err(CallError::Unreachable(why)) => Err(why),
+            Err(CallError::TimedOut) => Ok(false),
+        }
+    }
+
+    fn apply_merged(
+        &self,
+        target: &Target,
+        profile: &Profile,
+        sub: Submission,
+        wait: Duration,
+    ) -> Result<Merged, Unmerged> {
+        let lines: usize = sub.ops.len() * 3 + 4;
+        let limit = wait
+            + Duration::from_millis(self.login.connect_timeout_ms)
+            + Duration::from_millis(self.login.command_timeout_ms)
+                * u32::try_from(lines).unwrap_or(u32::MAX);
+        let mut client = Client::connect(&self.socket, Duration::from_secs(2)).map_err(|_| {
+            Unmerged::Unreachable(format!("no jobnetd on {}", self.socket.display()))
+        })?;
+        let request = ApplyRequest {
+            target: target.clone(),
+            profile: profile.text.to_string(),
+            login: self.login.clone(),
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            submission: sub,
+        };
+        match client.call::<Merged>("/v1/devices/apply", Some(&request), limit) {
+            Ok(m) => Ok(m),
+            // Refused before anything was sent (stopping, 4xx).
+            Err(CallError::Status(status, e)) if e.error.is_none() && status != 500 => Err(
+                Unmerged::Unreachable(format!("jobnetd answered {status}: {}", e.message)),
+            ),
+            Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(Unmerged::Lost(e)),
+            Err(CallError::Status(status, e)) => Err(Unmerged::Lost(DaemonConnector::lost(
+                target,
+                "<operations sent through jobnetd>",
+                &format!("status {status}: {}", e.message),
+            ))),
+            Err(CallError::Unreachable(why)) => Err(Unmerged::Lost(DaemonConnector::lost(
+                target,
+                "<operations sent through jobnetd>",
+                &why,
+            ))),
+            Err(CallError::TimedOut) => Err(Unmerged::Lost(DeviceError::ran_out(
+                &target.name,
+                "<operations sent through jobnetd>",
+                limit.as_secs(),
+            ))),
+        }
     }
 }
 

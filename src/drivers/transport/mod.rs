@@ -185,6 +185,47 @@ pub trait Connector: Sync {
             reason: format!("this transport cannot install {path}"),
         })
     }
+
+    /// A broker that sends this device's operations together with other jobs' on its own
+    /// sessions (jobnetd, [`crate::drivers::merge`]), and bounds the sessions to the device
+    /// itself; `None` (the default) when the job sends them on its own session.
+    fn merger(&self, _target: &Target, _profile: &Profile) -> Option<&dyn Merger> {
+        None
+    }
+}
+
+/// Sends one job's operations on a device merged with other jobs' ([`Connector::merger`]).
+pub trait Merger: Sync {
+    /// Hands `sub` over and waits (at most `wait` for a session, then the lines' own time) for
+    /// what happened to each operation. `Err(Unmerged::Unreachable)`: the broker is gone and
+    /// nothing was sent; the job sends its operations itself.
+    fn apply_merged(
+        &self,
+        target: &Target,
+        profile: &Profile,
+        sub: crate::drivers::merge::Submission,
+        wait: Duration,
+    ) -> Result<crate::drivers::merge::Merged, Unmerged>;
+
+    /// Waits (at most `wait`) until nothing of `job` waits or is being sent on `target`: an
+    /// undo must not overtake the changes it undoes. `Ok(false)`: the wait ran out.
+    fn settle(
+        &self,
+        target: &Target,
+        profile: &Profile,
+        job: &str,
+        wait: Duration,
+    ) -> Result<bool, String>;
+}
+
+/// Why a merged apply gave no per-operation answer.
+#[derive(Debug)]
+pub enum Unmerged {
+    /// The broker did not take it: nothing was sent.
+    Unreachable(String),
+    /// The broker took it and then the answer was lost (it died, or the wait ran out): the
+    /// operations may or may not have been sent.
+    Lost(DeviceError),
 }
 
 /// The connector of a real run: `address: local` runs commands on this host, every other

@@ -13,6 +13,10 @@
 //!
 //! Sessions are keyed by everything that makes them differ: the device's name, address, login
 //! entry and SSH algorithms, and the driver profile's text (its prompt, pager and setup lines).
+//!
+//! At most `per_device` sessions of one device are in use at once ([`SessionPool::connect_within`]
+//! waits for one to come back): jobnetd is then what keeps a device within its session limit
+//! (often 4–16 VTY lines) for all the jobs that use it.
 
 use super::{Connector, DeviceError, Session, Target};
 use crate::drivers::Profile;
@@ -22,6 +26,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long [`Connector::connect`] waits for one of a device's sessions.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// What makes two sessions interchangeable.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +76,9 @@ pub struct PoolStats {
 
 struct Shared {
     idle: Mutex<Vec<Idle>>,
+    /// Sessions lent out, per device.
+    in_use: Mutex<HashMap<String, usize>>,
+    returned: std::sync::Condvar,
     /// Replaced by another pool: sessions handed back are closed, not kept.
     retired: std::sync::atomic::AtomicBool,
     per_device: usize,
@@ -97,6 +107,8 @@ impl SessionPool {
             inner,
             shared: Arc::new(Shared {
                 idle: Mutex::new(Vec::new()),
+                in_use: Mutex::new(HashMap::new()),
+                returned: std::sync::Condvar::new(),
                 retired: std::sync::atomic::AtomicBool::new(false),
                 per_device: per_device.max(1),
                 stats: PoolStats::default(),
@@ -202,6 +214,37 @@ impl SessionPool {
 }
 
 impl Shared {
+    /// Takes one of `device`'s `per_device` sessions, waiting at most `wait` for one to come
+    /// back; false when none did.
+    fn take_turn(&self, device: &str, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        let mut in_use = self.in_use.lock().expect("pool lock");
+        loop {
+            let n = in_use.get(device).copied().unwrap_or(0);
+            if n < self.per_device {
+                in_use.insert(device.to_string(), n + 1);
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            in_use = self
+                .returned
+                .wait_timeout(in_use, left)
+                .expect("pool lock")
+                .0;
+        }
+    }
+
+    fn end_turn(&self, device: &str) {
+        let mut in_use = self.in_use.lock().expect("pool lock");
+        if let Some(n) = in_use.get_mut(device) {
+            *n = n.saturating_sub(1);
+        }
+        self.returned.notify_all();
+    }
+
     /// Keeps `session` idle for the next caller (or closes it when it is not reusable or the
     /// device already has its bound of idle sessions).
     fn put(&self, key: Key, session: Box<dyn Session>, reusable: bool) {
@@ -225,16 +268,23 @@ impl Shared {
         });
     }
 
-    /// Makes room for one more session of `device`: closes its oldest idle session when the
-    /// device's idle sessions and the new one together would exceed the bound.
+    /// Makes room for one more session of `device` (its turn already taken): closes its
+    /// oldest idle sessions while those and the ones in use would exceed the bound.
     fn room_for(&self, device: &str) {
+        let busy = self
+            .in_use
+            .lock()
+            .expect("pool lock")
+            .get(device)
+            .copied()
+            .unwrap_or(1);
         let mut idle = self.idle.lock().expect("pool lock");
-        let of_device = idle.iter().filter(|i| i.key.device == device).count();
-        if of_device + 1 > self.per_device {
-            if let Some(at) = idle.iter().position(|i| i.key.device == device) {
-                idle.remove(at);
-                self.stats.closed.fetch_add(1, Ordering::Relaxed);
-            }
+        while idle.iter().filter(|i| i.key.device == device).count() + busy > self.per_device {
+            let Some(at) = idle.iter().position(|i| i.key.device == device) else {
+                break;
+            };
+            idle.remove(at);
+            self.stats.closed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -272,11 +322,29 @@ impl Drop for Lent {
         if self.session.take().is_some() {
             self.shared.stats.closed.fetch_add(1, Ordering::Relaxed);
         }
+        self.shared.end_turn(&self.key.device);
     }
 }
 
-impl Connector for SessionPool {
-    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+impl SessionPool {
+    /// A session to `target`: warm when one is idle, else a new login; waits at most `wait`
+    /// while the device's `per_device` sessions are all in use.
+    pub fn connect_within(
+        &self,
+        target: &Target,
+        profile: &Profile,
+        wait: Duration,
+    ) -> Result<Box<dyn Session>, DeviceError> {
+        if !self.shared.take_turn(&target.name, wait) {
+            return Err(DeviceError::ran_out(
+                &target.name,
+                &format!(
+                    "<one of its {} sessions, all in use>",
+                    self.shared.per_device
+                ),
+                wait.as_secs(),
+            ));
+        }
         let key = Key::of(target, profile);
         let warm = self.take_warm(&key);
         let was_warm = warm.is_some();
@@ -284,7 +352,13 @@ impl Connector for SessionPool {
             Some(s) => s,
             None => {
                 self.shared.room_for(&target.name);
-                let s = self.inner.connect(target, profile)?;
+                let s = match self.inner.connect(target, profile) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.shared.end_turn(&target.name);
+                        return Err(e);
+                    }
+                };
                 self.shared.stats.logins.fetch_add(1, Ordering::Relaxed);
                 *self
                     .shared
@@ -302,6 +376,12 @@ impl Connector for SessionPool {
             shared: Arc::clone(&self.shared),
             warm: was_warm,
         }))
+    }
+}
+
+impl Connector for SessionPool {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        self.connect_within(target, profile, DEFAULT_WAIT)
     }
 
     fn preflight(&self, target: &Target) -> Result<(), String> {
