@@ -1088,7 +1088,8 @@ fn a_refused_list_line_fails_only_the_job_whose_vlan_was_refused() {
 
 /// Concurrent jobs through jobnetd on a slow shared switch (16 jobs on the Arista leaf1, 4
 /// sessions): their operations there go in batches of several jobs (fewer batches than jobs),
-/// every job comes up correct, and taking them down restores every switch.
+/// their identical reads are answered once (fewer reads sent than asked), every job comes up
+/// correct, and taking them down restores every switch.
 #[test]
 fn a_burst_through_jobnetd_merges_jobs_on_a_shared_switch() {
     let lab = Lab::new("merged-burst");

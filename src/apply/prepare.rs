@@ -278,7 +278,13 @@ fn prepare_device<'a>(
     })?;
     let record = record_of(&target);
     let vlan_name = plan::vlan_name(&plan.job, profile);
-    let mut driver = cli::open(env.connector, target, profile, &vlan_name)?;
+    // A device whose changes jobnetd sends is read through its read queue too: identical
+    // reads of jobs that start together are answered once.
+    let connector = match merged {
+        true => env.connector.reads().unwrap_or(env.connector),
+        false => env.connector,
+    };
+    let mut driver = cli::open(connector, target, profile, &vlan_name)?;
     let vlan = plan.vlan.expect("devices are planned only with a VLAN");
     if let Some(existing) = driver.read_vlans()? {
         if existing.contains(&vlan.get()) {

@@ -177,3 +177,78 @@ fn send(device: &Device, subs: &[Submission]) -> Vec<Merged> {
             .collect(),
     }
 }
+
+/// A read and where its answer goes.
+pub(super) struct ReadWaiting {
+    pub line: String,
+    pub reply: tokio::sync::oneshot::Sender<Result<String, DeviceError>>,
+}
+
+/// One device's queue of reads: every read waiting when a worker starts is sent once per
+/// distinct line and its answer given to each job that asked. Each read starts after every
+/// request it answers arrived, so an answer is never older than its question.
+#[derive(Default)]
+pub(super) struct ReadQueue {
+    inner: Mutex<(Vec<ReadWaiting>, usize)>,
+}
+
+impl ReadQueue {
+    /// Queues `w`; true when the caller must start a worker (fewer than `bound` run).
+    pub fn push(&self, w: ReadWaiting, bound: usize) -> bool {
+        let mut q = self.inner.lock().expect("queue");
+        q.0.push(w);
+        if q.1 < bound.max(1) {
+            q.1 += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take(&self) -> Option<Vec<ReadWaiting>> {
+        let mut q = self.inner.lock().expect("queue");
+        if q.0.is_empty() {
+            q.1 -= 1;
+            return None;
+        }
+        Some(std::mem::take(&mut q.0))
+    }
+}
+
+/// Sends the reads waiting in `queue` until it is empty.
+pub(super) fn read_work(state: &State, queue: &ReadQueue, device: &Device) {
+    let c: &Counters = &state.counters;
+    while let Some(batch) = queue.take() {
+        let batch: Vec<ReadWaiting> = batch.into_iter().filter(|w| !w.reply.is_closed()).collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let within = Within {
+            pool: &device.pool,
+            wait: device.wait,
+        };
+        let mut driver = CliDriver::open(&within, device.target.clone(), &device.profile, "");
+        let mut answers: std::collections::HashMap<String, Result<String, DeviceError>> =
+            std::collections::HashMap::new();
+        for w in &batch {
+            if !answers.contains_key(&w.line) {
+                let answer = match &mut driver {
+                    Ok(d) => d.send(&w.line),
+                    Err(e) => Err(e.clone()),
+                };
+                c.reads_sent.fetch_add(1, Ordering::Relaxed);
+                answers.insert(w.line.clone(), answer);
+            }
+        }
+        drop(driver);
+        c.reads_answered
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for w in batch {
+            let answer = answers[&w.line].clone();
+            if answer.is_err() {
+                state.count_error(&device.target.name);
+            }
+            let _ = w.reply.send(answer);
+        }
+    }
+}

@@ -25,8 +25,8 @@ mod merge;
 use crate::base::runtime;
 use crate::drivers::profile::parse_profile;
 use crate::drivers::transport::daemon::{
-    ApplyRequest, ErrorReply, LoginOptions, OpenReply, OpenRequest, ReleaseRequest, RunReply,
-    RunRequest, SettleRequest,
+    ApplyRequest, ErrorReply, LoginOptions, OpenReply, OpenRequest, ReadRequest, ReleaseRequest,
+    RunReply, RunRequest, SettleRequest,
 };
 use crate::drivers::transport::pool::SessionPool;
 use crate::drivers::transport::{Connector, DeviceError, RealConnector, Session};
@@ -90,6 +90,9 @@ struct Counters {
     batches: AtomicU64,
     merged_jobs: AtomicU64,
     merge_workers: AtomicUsize,
+    /// Reads sent to devices for the read queues, and the jobs' reads they answered.
+    reads_sent: AtomicU64,
+    reads_answered: AtomicU64,
 }
 
 /// How jobnetd reaches devices: SSH and local commands as configured by each caller, or one
@@ -123,6 +126,7 @@ struct State {
     lent: Mutex<HashMap<u64, Arc<Mutex<Option<LentSession>>>>>,
     /// Per-device queues of handed-over operations, by device, login and profile.
     queues: Mutex<HashMap<String, Arc<merge::DeviceQueue>>>,
+    read_queues: Mutex<HashMap<String, Arc<merge::ReadQueue>>>,
     next_id: AtomicU64,
     draining: AtomicBool,
     counters: Counters,
@@ -249,6 +253,8 @@ impl State {
         let _ = writeln!(out, "# HELP jobnetd_sessions_lent_total Sessions lent since start.\n# TYPE jobnetd_sessions_lent_total counter\njobnetd_sessions_lent_total {}", c.opened.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP jobnetd_merged_batches_total Batches of handed-over operations sent on one session.\n# TYPE jobnetd_merged_batches_total counter\njobnetd_merged_batches_total {}", c.batches.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP jobnetd_merged_jobs_total Jobs' device operations sent in those batches (jobs per batch: this over batches).\n# TYPE jobnetd_merged_jobs_total counter\njobnetd_merged_jobs_total {}", c.merged_jobs.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP jobnetd_reads_sent_total Reads sent to devices for the read queues.\n# TYPE jobnetd_reads_sent_total counter\njobnetd_reads_sent_total {}", c.reads_sent.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP jobnetd_reads_answered_total Jobs' reads those answered (one read answers every job that asked for it at that moment).\n# TYPE jobnetd_reads_answered_total counter\njobnetd_reads_answered_total {}", c.reads_answered.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP jobnetd_sessions_orphaned_total Lent sessions closed because the borrowing process went away.\n# TYPE jobnetd_sessions_orphaned_total counter\njobnetd_sessions_orphaned_total {}", c.orphaned.load(Ordering::Relaxed));
         let mut pools = self.all_pools();
         pools.extend(self.retired.lock().expect("retired pools").iter().cloned());
@@ -370,6 +376,16 @@ async fn handle(state: Arc<State>, connection: u64, req: Request<Incoming>) -> R
             };
             apply_merged(state, apply).await
         }
+        ("POST", ["v1", "devices", "read"]) => {
+            if state.draining.load(Ordering::SeqCst) {
+                return message(StatusCode::SERVICE_UNAVAILABLE, "jobnetd is stopping");
+            }
+            let read: ReadRequest = match body(req).await {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            queued_read(state, read).await
+        }
         // Served while stopping too: batches in flight still finish.
         ("POST", ["v1", "devices", "settle"]) => {
             let settle: SettleRequest = match body(req).await {
@@ -457,6 +473,60 @@ fn queue_key(
     profile: &str,
 ) -> String {
     format!("{target:?}|{login:?}|{profile}")
+}
+
+/// Queues a read of a device and answers with the device's answer (shared with every job that
+/// asked for the same read at that moment).
+async fn queued_read(state: Arc<State>, read: ReadRequest) -> Reply {
+    let pool = match state.pool(&read.login) {
+        Ok(p) => p,
+        Err(e) => return message(StatusCode::BAD_REQUEST, e),
+    };
+    let profile = match state.profile(&read.profile) {
+        Ok(p) => p,
+        Err(e) => return message(StatusCode::BAD_REQUEST, e),
+    };
+    if !profile.is_read(&read.line) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{}` is not one of profile {}'s reads",
+                read.line, profile.name
+            ),
+        );
+    }
+    let key = queue_key(&read.target, &read.login, &read.profile);
+    let queue = Arc::clone(
+        state
+            .read_queues
+            .lock()
+            .expect("queues")
+            .entry(key)
+            .or_default(),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let start = queue.push(
+        merge::ReadWaiting {
+            line: read.line,
+            reply: tx,
+        },
+        read.login.sessions_per_device,
+    );
+    if start {
+        let device = merge::Device {
+            pool,
+            target: read.target,
+            profile,
+            wait: Duration::from_millis(read.wait_ms),
+        };
+        let s = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || merge::read_work(&s, &queue, &device));
+    }
+    match rx.await {
+        Ok(Ok(answer)) => json(StatusCode::OK, &RunReply { answer }),
+        Ok(Err(e)) => device_error(e),
+        Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "jobnetd lost the read"),
+    }
 }
 
 /// Queues a job's operations on a device and answers with what happened to each.
@@ -637,6 +707,7 @@ impl Daemon {
             profiles: Mutex::new(HashMap::new()),
             lent: Mutex::new(HashMap::new()),
             queues: Mutex::new(HashMap::new()),
+            read_queues: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             counters: Counters::default(),

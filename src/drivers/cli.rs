@@ -146,6 +146,12 @@ impl<'a> CliDriver<'a> {
         Ok(self.session.as_mut().expect("opened above"))
     }
 
+    /// Sends one line as it is and returns the answer (jobnetd's read queue sends the reads
+    /// of several jobs this way); a refusal is an error, a broken session is reopened next time.
+    pub fn send(&mut self, line: &str) -> Result<String, DeviceError> {
+        self.run(line)
+    }
+
     fn run(&mut self, line: &str) -> Result<String, DeviceError> {
         let result = self.session().and_then(|s| s.run(line));
         if result.is_err() {

@@ -458,6 +458,30 @@ impl Profile {
         ))
     }
 
+    /// Whether `line` is one of the profile's reads (its VLAN table, one port with a port name in
+    /// `{port}`, or all ports): a read-only channel (jobnetd's read queue) sends nothing else.
+    pub fn is_read(&self, line: &str) -> bool {
+        if self.read_vlans.as_ref().is_some_and(|r| r.command == line)
+            || self.read_ports.as_ref().is_some_and(|r| r.command == line)
+        {
+            return true;
+        }
+        let Some(r) = &self.read_port else {
+            return false;
+        };
+        let Some((head, tail)) = r.command.split_once("{port}") else {
+            return r.command == line;
+        };
+        line.strip_prefix(head)
+            .and_then(|rest| rest.strip_suffix(tail))
+            .is_some_and(|port| {
+                !port.is_empty()
+                    && port
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/._:-".contains(c))
+            })
+    }
+
     /// Whether the profile gives operation `op` (optional operations may be missing).
     pub fn has(&self, op: OpKind) -> bool {
         self.ops.get(&op).is_some_and(|t| !t.is_empty())
@@ -1026,6 +1050,30 @@ mod tests {
             err.contains("trunk_add must have {vlan} in exactly one line (it has it in 2)"),
             "{err}"
         );
+    }
+
+    /// jobnetd's read queue sends only a profile's reads: its VLAN table, one port with a port
+    /// name where `{port}` is, all ports.
+    #[test]
+    fn only_reads_are_reads() {
+        let set = DriverSet::builtin();
+        let eos = set.get("arista-eos").unwrap();
+        assert!(eos.is_read("show vlan"));
+        assert!(eos.is_read("show interfaces Ethernet5 switchport"));
+        assert!(eos.is_read("show interfaces Port-Channel3 switchport"));
+        for not in [
+            "configure terminal",
+            "show interfaces  switchport",
+            "show interfaces Ethernet1;reload switchport",
+            "show interfaces Ethernet1 switchport | json",
+            "show interfaces Ethernet1 Ethernet2 switchport",
+            "vlan 101",
+        ] {
+            assert!(!eos.is_read(not), "{not}");
+        }
+        let ios = set.get("cisco-ios").unwrap();
+        assert!(ios.is_read("show interfaces switchport"));
+        assert!(ios.is_read("show vlan brief"));
     }
 
     /// The gateway's proxy-arp syntax is not yet found in a vendor source: plans say so.

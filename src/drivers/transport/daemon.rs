@@ -13,6 +13,8 @@
 //! - `POST /v1/sessions` [`OpenRequest`] → [`OpenReply`] (a session lent on this connection)
 //! - `POST /v1/sessions/ID/run` [`RunRequest`] → [`RunReply`]
 //! - `POST /v1/sessions/ID/release` [`ReleaseRequest`] → `{}`
+//! - `POST /v1/devices/read` [`ReadRequest`] → [`RunReply`] (a read, answered once for every
+//!   job that asked for the same read at that moment)
 //! - `POST /v1/devices/settle` [`SettleRequest`] → `{"settled": bool}` (nothing of the job
 //!   waits or is being sent on the device any more)
 //! - `POST /v1/devices/apply` [`ApplyRequest`] → [`crate::drivers::merge::Merged`] (a job's
@@ -71,6 +73,18 @@ pub struct OpenRequest {
 
 fn default_wait_ms() -> u64 {
     60_000
+}
+
+/// Send this read (one of the profile's read commands) on `target`, with other jobs' identical
+/// reads waiting at the same moment: one answer for all of them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub target: Target,
+    pub profile: String,
+    pub login: LoginOptions,
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+    pub line: String,
 }
 
 /// Wait until nothing of `job` waits or is being sent on `target` (before undoing it there).
@@ -249,6 +263,79 @@ pub struct DaemonConnector {
     pub wait: Duration,
     /// Whether jobnetd answered its health call (asked once per process).
     answers: std::sync::OnceLock<bool>,
+    /// Read-only sessions through jobnetd's read queue.
+    reads: Reads,
+}
+
+/// Read-only sessions whose lines go to jobnetd's read queue (`POST /v1/devices/read`).
+pub struct Reads {
+    socket: PathBuf,
+    login: LoginOptions,
+    wait: Duration,
+}
+
+impl Connector for Reads {
+    fn connect(&self, target: &Target, profile: &Profile) -> Result<Box<dyn Session>, DeviceError> {
+        let client = Client::connect(&self.socket, Duration::from_secs(2)).map_err(|_| {
+            DaemonConnector::lost(target, "<read through jobnetd>", "jobnetd does not answer")
+        })?;
+        Ok(Box::new(QueuedReads {
+            client,
+            target: target.clone(),
+            profile: profile.text.to_string(),
+            login: self.login.clone(),
+            wait: self.wait,
+        }))
+    }
+}
+
+/// A session whose every line is a read answered by jobnetd's read queue.
+struct QueuedReads {
+    client: Client,
+    target: Target,
+    profile: String,
+    login: LoginOptions,
+    wait: Duration,
+}
+
+impl Session for QueuedReads {
+    fn run(&mut self, line: &str) -> Result<String, DeviceError> {
+        let request = ReadRequest {
+            target: self.target.clone(),
+            profile: self.profile.clone(),
+            login: self.login.clone(),
+            wait_ms: u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX),
+            line: line.to_string(),
+        };
+        let limit = self.wait
+            + Duration::from_millis(self.login.connect_timeout_ms)
+            + Duration::from_millis(self.login.command_timeout_ms);
+        match self
+            .client
+            .call::<RunReply>("/v1/devices/read", Some(&request), limit)
+        {
+            Ok(r) => Ok(r.answer),
+            Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(e),
+            Err(CallError::Status(status, e)) => Err(DaemonConnector::lost(
+                &self.target,
+                line,
+                &format!("status {status}: {}", e.message),
+            )),
+            Err(CallError::Unreachable(why)) => {
+                Err(DaemonConnector::lost(&self.target, line, &why))
+            }
+            Err(CallError::TimedOut) => Err(DeviceError::ran_out(
+                &self.target.name,
+                line,
+                limit.as_secs(),
+            )),
+        }
+    }
+
+    /// jobnetd's session was set up (pager off) when it logged in.
+    fn warm(&self) -> bool {
+        true
+    }
 }
 
 impl DaemonConnector {
@@ -259,6 +346,11 @@ impl DaemonConnector {
         wait: Duration,
     ) -> Self {
         DaemonConnector {
+            reads: Reads {
+                socket: socket.clone(),
+                login: login.clone(),
+                wait,
+            },
             socket,
             login,
             direct,
@@ -336,6 +428,10 @@ impl Connector for DaemonConnector {
 
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
         self.direct.install_file(target, path, text)
+    }
+
+    fn reads(&self) -> Option<&dyn Connector> {
+        Some(&self.reads)
     }
 
     fn merger(&self, target: &Target, profile: &Profile) -> Option<&dyn Merger> {

@@ -192,6 +192,12 @@ pub trait Connector: Sync {
     fn merger(&self, _target: &Target, _profile: &Profile) -> Option<&dyn Merger> {
         None
     }
+
+    /// Sessions for reads only, which a broker may answer together with other jobs' identical
+    /// reads (jobnetd's read queue); `None` (the default): reads go over `connect`'s sessions.
+    fn reads(&self) -> Option<&dyn Connector> {
+        None
+    }
 }
 
 /// Sends one job's operations on a device merged with other jobs' ([`Connector::merger`]).
