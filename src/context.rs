@@ -13,6 +13,7 @@ use crate::apply::{
     self, ApplyError, DownReport, Env, Faults, Interrupt, Progress, Silent, UpInputs, UpReport,
 };
 use crate::base::diag::{Diagnostic, Severity};
+use crate::base::hint::{Hint, Hinted};
 use crate::base::limits::FileError;
 use crate::base::types::JobId;
 use crate::drivers::transport::credentials::CredentialsError;
@@ -111,6 +112,33 @@ pub enum Error {
     State(#[from] StateError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The state file is missing where it must exist ([`Context::missing_state_error`]):
+    /// `trace` is what shows that jobnet ran with it; `None` when its path was named explicitly.
+    #[error("{}", missing_state(path, trace.as_deref()))]
+    StateMissing {
+        path: PathBuf,
+        trace: Option<PathBuf>,
+    },
+    /// `status` of one job that the state file does not have (or no state file at all).
+    #[error("no such job {job}{}", if *.exists { format!(" in {}", .state.display()) } else { format!(": state file {} does not exist; check the state file's path", .state.display()) })]
+    NoSuchJob {
+        job: JobId,
+        state: PathBuf,
+        /// Whether the state file exists.
+        exists: bool,
+    },
+}
+
+fn missing_state(path: &Path, trace: Option<&Path>) -> String {
+    let path = path.display();
+    match trace {
+        None => format!("state file {path} does not exist; it was named explicitly: check the path (a missing state file that was not named explicitly is only a warning, unless it was deleted)"),
+        Some(t) => format!(
+            "state file {path} is missing, but {} shows that jobnet ran with it: it was deleted, so jobs it recorded may still be configured on the devices; restore it from a backup, or clean the devices by hand (`jobnet status --abandoned` of a restored copy, docs/operations.md), then remove {} to start afresh",
+            t.display(),
+            t.display()
+        ),
+    }
 }
 
 fn errors(d: &[Diagnostic]) -> usize {
@@ -129,7 +157,8 @@ impl Error {
             Error::TopologyFile(LoadError::Invalid(_)) => 2,
             Error::Credentials(CredentialsError::Io { .. }) => 1,
             Error::Credentials(_) => 2,
-            Error::Runtime(_) | Error::State(_) => 1,
+            Error::Runtime(_) | Error::State(_) | Error::StateMissing { .. } => 1,
+            Error::NoSuchJob { .. } => 2,
             Error::Apply(e) => e.exit_code(),
         }
     }
@@ -140,6 +169,26 @@ impl Error {
             Error::Topology { diagnostics, .. } => diagnostics,
             Error::Drivers(DriverError::Invalid(d)) => d,
             _ => &[],
+        }
+    }
+}
+
+impl Hinted for Error {
+    fn hints(&self) -> Vec<Hint> {
+        match self {
+            Error::Credentials(e) => e.hints(),
+            Error::State(e) => e.hints(),
+            Error::Apply(e) => e.hints(),
+            Error::StateMissing { trace: None, .. } => vec![Hint::StatePath],
+            Error::NoSuchJob { exists: false, .. } => vec![Hint::StatePath],
+            Error::StateMissing { .. }
+            | Error::NoSuchJob { .. }
+            | Error::Input(_)
+            | Error::Drivers(_)
+            | Error::File(_)
+            | Error::TopologyFile(_)
+            | Error::Topology { .. }
+            | Error::Runtime(_) => vec![],
         }
     }
 }
@@ -367,7 +416,7 @@ impl Context {
     }
 
     /// Whether the state file exists: `down`, `recover`, `status` and `plan` never create it,
-    /// so a caller can say that a mistyped `--state` found no jobs.
+    /// so a caller can say that a mistyped state path found no jobs.
     pub fn state_exists(&self) -> bool {
         std::fs::symlink_metadata(&self.options.state).is_ok()
     }
@@ -376,16 +425,16 @@ impl Context {
     /// named explicitly (a typo must not pass an epilog over a leak), or its directory shows
     /// that jobnet ran there (the `locks/` directory, SQLite's `-wal`/`-shm`): the file was
     /// deleted. `None` when the file exists, or when nothing says it ever did.
-    pub fn missing_state_error(&self) -> Option<String> {
+    pub fn missing_state_error(&self) -> Option<Error> {
         if self.state_exists() {
             return None;
         }
         let path = &self.options.state;
         if self.options.state_explicit {
-            return Some(format!(
-                "state file {} does not exist; it was named explicitly with --state: check the path (a state file from $JOBNET_STATE, jobnet.yaml or the default that is missing is only a warning, unless it was deleted)",
-                path.display()
-            ));
+            return Some(Error::StateMissing {
+                path: path.clone(),
+                trace: None,
+            });
         }
         let dir = path
             .parent()
@@ -398,14 +447,12 @@ impl Context {
             traces.push(p.into());
         }
         let trace = traces
-            .iter()
+            .into_iter()
             .find(|t| std::fs::symlink_metadata(t).is_ok())?;
-        Some(format!(
-            "state file {} is missing, but {} shows that jobnet ran with it: it was deleted, so jobs it recorded may still be configured on the devices; restore it from a backup, or clean the devices by hand (`jobnet status --abandoned` of a restored copy, docs/operations.md), then remove {} to start afresh",
-            path.display(),
-            trace.display(),
-            trace.display()
-        ))
+        Some(Error::StateMissing {
+            path: path.clone(),
+            trace: Some(trace),
+        })
     }
 
     /// Jobs and their devices; reads the state file only (creates, migrates, writes nothing).
@@ -413,10 +460,11 @@ impl Context {
     pub fn status(&self, query: &StatusQuery) -> Result<StatusReport, Error> {
         let Some(store) = self.store(Access::Read)? else {
             return match &query.job {
-                Some(j) => Err(Error::Input(format!(
-                    "--job {j}: no such job: state file {} does not exist (check --state / $JOBNET_STATE)",
-                    self.options.state.display()
-                ))),
+                Some(j) => Err(Error::NoSuchJob {
+                    job: j.clone(),
+                    state: self.options.state.clone(),
+                    exists: false,
+                }),
                 None => Ok(StatusReport::default()),
             };
         };
@@ -435,10 +483,11 @@ impl Context {
         if let Some(j) = &query.job {
             // One job: its journal must read, or the command fails naming the row.
             let Some(row) = store.job(j)? else {
-                return Err(Error::Input(format!(
-                    "--job {j}: no such job in {}",
-                    self.options.state.display()
-                )));
+                return Err(Error::NoSuchJob {
+                    job: j.clone(),
+                    state: self.options.state.clone(),
+                    exists: true,
+                });
             };
             let journal = store.journal(j)?;
             let mut status = JobStatus::new(working(row), journal);

@@ -1051,7 +1051,7 @@ fn up_again_with_another_vlan_or_pkey_is_refused_with_the_facts() {
     let inputs = lab.inputs();
     let e = apply::up(&lab.env(&none), &inputs, &req).unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("job 1 is already up with VLAN 1000 on these nodes; --vlan 3000 asks for something else"), "{e}");
+    assert!(e.to_string().contains("job 1 is already up with VLAN 1000 on these nodes; the job's request asks for VLAN 3000: run `jobnet down --job 1` first, or ask for what it has"), "{e}");
     let same = JobRequest {
         vlan: Choice::Fixed(VlanId::new(1000).unwrap()),
         ..req

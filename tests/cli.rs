@@ -565,7 +565,8 @@ fn plan_input_errors() {
         "1003",
     ])
     .code(2)
-    .err_has("VLAN 1003 (from --vlan) is not usable: it is in reserved_vlans 1,1002-1005");
+    .err_has("VLAN 1003 (from --vlan) is not usable: it is in reserved_vlans 1,1002-1005")
+    .err_has("choose another VLAN or let jobnet choose one (hint: --vlan auto)");
     jobnet(&[
         "plan",
         "--topology",
@@ -578,7 +579,8 @@ fn plan_input_errors() {
         "2500",
     ])
     .code(2)
-    .err_has("it is outside vlan_pool 1000-1999");
+    .err_has("it is outside vlan_pool 1000-1999")
+    .err_has("(hint: --vlan auto)");
     jobnet(&[
         "plan",
         "--topology",
@@ -620,7 +622,8 @@ fn plan_input_errors() {
         "none",
     ])
     .code(2)
-    .err_has("--gateway needs the job's PKey");
+    .err_has("the gateway (from --gateway) needs the job's PKey, but no partition was asked for (from --pkey)")
+    .err_has("(hint: drop --pkey)");
     jobnet(&[
         "plan",
         "--topology",
@@ -906,7 +909,8 @@ fn lifecycle_commands_on_an_empty_state() {
     assert!(out.contains("nothing to recover"), "{out}");
     jobnet(&["--state", &st, "status", "--job", "42"])
         .code(2)
-        .err_has("--job 42: no such job");
+        .err_has("--job: no such job 42: state file")
+        .err_has("(hint: --state / $JOBNET_STATE)");
     let o = jobnet(&["--state", &st, "status", "--format", "json"]);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap(),
@@ -922,7 +926,7 @@ fn up_without_credentials_is_refused_before_any_change() {
     jobnet(&["--state", &st, "--credentials", "/nonexistent/credentials.yaml", "up", "--topology", "topology/two-tier.yaml", "--job", "1234", "--nodes", "cn[001-002]", "--pkey", "none"])
         .code(2)
         .err_has("job 1234: cannot reach leaf1 (192.0.2.11): credentials file /nonexistent/credentials.yaml does not exist")
-        .err_has("nothing was changed");
+        .err_has("nothing was changed (hint: --credentials / $JOBNET_CREDENTIALS)");
     let o = jobnet(&[
         "--state", &st, "status", "--job", "1234", "--format", "json",
     ]);
@@ -950,7 +954,8 @@ fn up_without_credentials_is_refused_before_any_change() {
         "none",
     ])
     .code(2)
-    .err_has("/tmp is a directory");
+    .err_has("/tmp is a directory")
+    .err_has("(hint: --credentials / $JOBNET_CREDENTIALS)");
 }
 
 #[test]
@@ -975,7 +980,8 @@ fn up_refuses_what_this_build_cannot_apply_and_bad_failpoints() {
         "auto",
     ])
     .code(2)
-    .err_has("--pkey: the topology's infiniband section has no `reload`, so jobnet cannot make OpenSM apply a partition");
+    .err_has("--pkey: the topology's infiniband section has no `reload`, so jobnet cannot make OpenSM apply a partition")
+    .err_has("or ask for no partition (hint: --pkey none)");
     jobnet(&[
         "--state",
         &st,
@@ -990,7 +996,8 @@ fn up_refuses_what_this_build_cannot_apply_and_bad_failpoints() {
         "gw1",
     ])
     .code(2)
-    .err_has("--gateway: driver profile mellanox-gateway of gateway gw1 is not verified against its vendor manual");
+    .err_has("--gateway: driver profile mellanox-gateway of gateway gw1 is not verified against its vendor manual")
+    .err_has("in the site's driver directory (hint: --drivers-dir / $JOBNET_DRIVERS_DIR)");
     let o = Command::new(env!("CARGO_BIN_EXE_jobnet"))
         .args(["--state", &st, "down", "--job", "1"])
         .env("JOBNET_FAILPOINT", "intent:x:pause")

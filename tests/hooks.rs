@@ -315,6 +315,44 @@ fn bad_requests_and_failures_are_held_not_retried_forever() {
     );
 }
 
+/// A request the fabric cannot meet, and a state file that cannot be made: the log says what to
+/// change in the words of the job's request and of jobnet.yaml, never a flag of the command line
+/// (hooks take none).
+#[test]
+fn a_failed_prolog_says_the_fix_in_the_words_of_the_request_and_jobnet_yaml() {
+    let lab = Lab::new("hints", POLICY, "programs: {scontrol: /bin/true}\n");
+    let (code, _) = lab.slurm("slurm-prolog", "30", "n1", "batch", "jobnet:pkey=0x20");
+    assert_eq!(code, 1);
+    let log = lab.log();
+    assert!(
+        log.contains(
+            "PKey 0x0020 (from the job's network request) is not usable: it is outside pkey_pool"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("choose one inside the pool or let jobnet choose one (hint: PKey `auto` in the job's network request)"),
+        "{log}"
+    );
+    let yaml = lab.path("jobnet.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let state = format!("state: {}/state/state.db", lab.dir.display());
+    assert!(text.contains(&state), "{text}");
+    std::fs::write(
+        &yaml,
+        text.replace(&state, "state: /proc/jobnet-none/state.db"),
+    )
+    .unwrap();
+    let (code, _) = lab.slurm("slurm-prolog", "31", "n1", "vm", "");
+    assert_eq!(code, 1);
+    let log = lab.log();
+    assert!(
+        log.contains(&format!("(hint: `state:` in {})", yaml.display())),
+        "{log}"
+    );
+    assert!(!log.contains("--pkey") && !log.contains("--state"), "{log}");
+}
+
 #[test]
 fn a_requeued_job_gets_a_clean_network() {
     let lab = Lab::new("requeue", POLICY, "");

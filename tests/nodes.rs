@@ -747,6 +747,23 @@ fn the_job_placeholder_keeps_two_jobs_taps_apart() {
         err.contains("`interface: t{job}v{slot}` gives `t123456789_x_1v1` for job 123456789.x+1, VM vs1 on node cn001: interface `t123456789_x_1v1` is longer than 15 characters"),
         "{err}"
     );
+    // The library says what to do; the command line names its flag for it.
+    assert!(
+        err.contains("or name the VM's interface explicitly (hint: --vm vs1=IFACE)"),
+        "{err}"
+    );
+    // A node name that cannot name a directory, with where the command line took it from.
+    let (code, _, err) = sim_jobnet(
+        &["node", "attach", "--job", "7", "--node", "cn 1"],
+        &cfg,
+        &wf,
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("node name `cn 1` contains ` `") && err.contains("; it came from --node"),
+        "{err}"
+    );
     assert_eq!(World::load(&wf).unwrap().state(), before);
     let cfg = node_yaml(&d, "ovs", "tap{jobid}");
     let (code, _, err) = run(&cfg, "7");

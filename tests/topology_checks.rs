@@ -169,13 +169,13 @@ fn another_vendors_port_names_are_reported_with_the_profiles_form() {
             "{p}:7:5: warning: port jun1:GigabitEthernet0/1 (link to onyx1:1/32) does not fit how \
              junos, the driver of switch jun1, names ports: `(fe|ge|mge|xe|et)-\\d+/\\d+/\\d+(:\\d+)?|ae\\d+`, \
              write it as junos does, e.g. jun1:ge-0/0/1; if the switch really names it so, widen \
-             port_names in a copy of the profile in --drivers-dir (docs/drivers.md)"
+             port_names in a copy of the profile in the site's driver directory (drivers_dir, docs/drivers.md)"
         ),
         format!(
             "{p}:9:12: warning: ports onyx1:Ethernet1/[1-4] (node(s) n[1-4]) do not fit how \
              mellanox-onyx, the driver of switch onyx1, names ports: `\\d+/\\d+(/\\d+)?`, write \
              them as mellanox-onyx does, e.g. onyx1:1/1; if the switch really names them so, \
-             widen port_names in a copy of the profile in --drivers-dir (docs/drivers.md)"
+             widen port_names in a copy of the profile in the site's driver directory (drivers_dir, docs/drivers.md)"
         ),
     ];
     for w in &want {

@@ -69,6 +69,8 @@ fn a_locked_state_ends_the_wait_at_wait_naming_the_holder() {
         "names the holder: {err}"
     );
     assert!(err.contains("after 2 s"), "{err}");
+    // The library's message names no flag; the command line adds its own.
+    assert!(err.contains("(hint: raise --wait)"), "{err}");
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(20),
         "ended after {took:?}, not at --wait 2"

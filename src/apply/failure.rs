@@ -4,6 +4,7 @@
 //! (`{ initial, unwind }`, as dendrite's `Unwind`).
 
 use crate::base::fsutil::LockError;
+use crate::base::hint::{Hint, Hinted};
 use crate::drivers::transport::DeviceError;
 use crate::ib::opensm::OpenSmError;
 use crate::state::StateError;
@@ -112,6 +113,23 @@ impl Failure {
     /// A standby SM that could not be given the file (a failover would undo the change).
     pub fn is_standby(&self) -> bool {
         matches!(self, Failure::OpenSm(e) if e.is_standby())
+    }
+}
+
+impl Hinted for Failure {
+    fn hints(&self) -> Vec<Hint> {
+        match self {
+            Failure::Device(e) => e.hints(),
+            Failure::Lock { source, .. } => source.hints(),
+            Failure::State(e) => e.hints(),
+            Failure::Port { .. }
+            | Failure::Interrupted(_)
+            | Failure::OpenSm(_)
+            | Failure::Driver { .. }
+            | Failure::Earlier(_)
+            | Failure::Interrupting(_)
+            | Failure::Panicked => vec![],
+        }
     }
 }
 

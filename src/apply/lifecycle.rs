@@ -4,6 +4,7 @@
 //! Both go through these same functions, which is what makes the dry run show what `up` does.
 
 use super::ApplyError;
+use crate::base::hint::Hint;
 use crate::base::hostlist;
 use crate::base::types::{PKey, VlanId};
 use crate::drivers::DriverSet;
@@ -28,14 +29,18 @@ pub(super) fn normalise(
         // Never send commands nobody has checked against the vendor's manual to a real device;
         // the dry run shows them, for exactly that check.
         if let Some(p) = drivers.get(&g.driver).filter(|p| !p.verified) {
-            let why = format!(
-                "driver profile {} of gateway {} is not verified against its vendor manual ({}); jobnet does not send unverified commands to devices: check the commands `jobnet plan` shows, then put a copy with `verified: true` in --drivers-dir",
-                p.name, g.name, p.source
-            );
             if !dry {
-                return Err(ApplyError::Invalid(format!("--gateway: {why}")));
+                return Err(ApplyError::UnverifiedGateway {
+                    from: req.origin.gateway,
+                    gateway: g.name.clone(),
+                    profile: p.name.clone(),
+                    manual: p.source.clone(),
+                });
             }
-            warnings.push(format!("`jobnet up` refuses this job as it is: {why}"));
+            warnings.push(format!(
+                "`jobnet up` refuses this job as it is: {}",
+                super::unverified(&p.name, &g.name, &p.source)
+            ));
         }
     }
     let ib = inp.topology.infiniband.as_ref();
@@ -47,9 +52,9 @@ pub(super) fn normalise(
     });
     let req = match (ib, &settings, req.pkey) {
         (Some(_), None, PKeyChoice::Auto | PKeyChoice::Fixed(_)) => {
-            return Err(ApplyError::Invalid(
-                "--pkey: the topology's infiniband section has no `reload`, so jobnet cannot make OpenSM apply a partition; add `reload: {pidfile: ...}` (docs/topology.md) or pass --pkey none".into(),
-            ))
+            return Err(ApplyError::NoReload {
+                from: req.origin.pkey,
+            })
         }
         (Some(_), None, PKeyChoice::Default) => {
             warnings.push("the topology's infiniband section has no `reload`: no partition is applied (add `reload: {pidfile: ...}`, docs/topology.md, to apply one)".to_string());
@@ -75,9 +80,9 @@ pub(super) fn current_conf(
             let path = crate::ib::partitions::file::resolve(&s.partitions_conf)
                 .map_err(|e| ApplyError::Invalid(e.to_string()))?;
             read_text_if_exists(&path, PARTITIONS_CONF).map_err(|e| match e.exit_code() {
-                1 => ApplyError::Environment(format!(
-                    "partitions.conf: {e}; run as a user who can read it or pass --partitions-conf"
-                )),
+                1 => ApplyError::UnreadablePartitions {
+                    reason: e.to_string(),
+                },
                 _ => ApplyError::Invalid(format!("partitions.conf: {e}")),
             })
         }
@@ -202,51 +207,66 @@ fn up_as_asked(row: JobRow, req: &JobRequest) -> Result<JobRow, ApplyError> {
     want.dedup();
     let mut have = row.nodes.clone();
     have.sort();
-    let first = format!("run `jobnet down --job {job}` first");
     if want != have {
         return Err(ApplyError::Invalid(format!(
-            "job {job} is already up on {}; {first}",
+            "job {job} is already up on {}; run `jobnet down --job {job}` first",
             hostlist::fold_short(&row.nodes, 12)
         )));
     }
+    let differs = |has: String, asked: String, from: &'static str, hint: Option<Hint>| {
+        Err(ApplyError::AlreadyUp {
+            job: job.to_string(),
+            has,
+            asked,
+            from,
+            hint,
+        })
+    };
     let vlan_differs = match req.vlan {
         Choice::Fixed(v) => row.vlan != Some(v),
         Choice::None => row.vlan.is_some(),
         Choice::Auto => false,
     };
+    let no_vlan = |v: Option<VlanId>| v.map_or("no VLAN".to_string(), |v| format!("VLAN {v}"));
     if vlan_differs {
         let asked = match req.vlan {
-            Choice::Fixed(v) => format!("--vlan {v}"),
-            _ => "--vlan none".into(),
+            Choice::Fixed(v) => Some(v),
+            _ => None,
         };
-        let has = row
-            .vlan
-            .map_or("no VLAN".to_string(), |v| format!("VLAN {v}"));
-        return Err(ApplyError::Invalid(format!(
-            "job {job} is already up with {has} on these nodes; {asked} asks for something else: {first}, or drop --vlan"
-        )));
+        return differs(
+            no_vlan(row.vlan),
+            no_vlan(asked),
+            req.origin.vlan,
+            Some(Hint::VlanDefault),
+        );
     }
     let pkey_differs = match req.pkey {
         PKeyChoice::Fixed(k) => row.pkey != Some(k),
         PKeyChoice::None => row.pkey.is_some(),
         _ => false,
     };
+    let no_pkey = |k: Option<PKey>| k.map_or("no partition".to_string(), |k| format!("PKey {k}"));
     if pkey_differs {
-        let has = row
-            .pkey
-            .map_or("no partition".into(), |k: PKey| format!("PKey {k}"));
-        return Err(ApplyError::Invalid(format!(
-            "job {job} is already up with {has} on these nodes; --pkey asks for something else: {first}, or drop --pkey"
-        )));
+        let asked = match req.pkey {
+            PKeyChoice::Fixed(k) => Some(k),
+            _ => None,
+        };
+        return differs(
+            no_pkey(row.pkey),
+            no_pkey(asked),
+            req.origin.pkey,
+            Some(Hint::PKeyDefault),
+        );
     }
+    let no_gateway =
+        |g: Option<&str>| g.map_or("no gateway".to_string(), |g| format!("gateway {g}"));
     if row.gateway != req.gateway {
-        let has = row
-            .gateway
-            .as_deref()
-            .map_or("without a gateway".into(), |g| format!("with gateway {g}"));
-        return Err(ApplyError::Invalid(format!(
-            "job {job} is already up {has}; --gateway asks for something else: {first}"
-        )));
+        return differs(
+            no_gateway(row.gateway.as_deref()),
+            no_gateway(req.gateway.as_deref()),
+            req.origin.gateway,
+            None,
+        );
     }
     Ok(row)
 }

@@ -39,6 +39,7 @@ pub use interrupt::Interrupt;
 pub use prepare::targets;
 pub use progress::{Progress, Silent, Stage};
 
+use crate::base::hint::{self, Hint, Hinted};
 use crate::base::types::{PKey, VlanId};
 use crate::drivers::transport::{Connector, Target};
 use crate::drivers::DriverSet;
@@ -84,6 +85,40 @@ pub enum ApplyError {
     Invalid(String),
     #[error("{0}")]
     Environment(String),
+    /// The gateway's driver profile was not checked against its vendor's manual: `up` sends it
+    /// nothing (the dry run shows its commands, for that check). `from`: where the gateway was
+    /// asked for ([`crate::plan::Origin`]).
+    #[error("{from}: {}", unverified(.profile, .gateway, .manual))]
+    UnverifiedGateway {
+        from: &'static str,
+        gateway: String,
+        profile: String,
+        /// The profile's `source:`, the manual it should be checked against.
+        manual: String,
+    },
+    /// A partition was asked for (`from`) on a fabric whose OpenSM jobnet cannot reload.
+    #[error("{from}: the topology's infiniband section has no `reload`, so jobnet cannot make OpenSM apply a partition; add `reload: {{pidfile: ...}}` (docs/topology.md) or ask for no partition")]
+    NoReload { from: &'static str },
+    /// The partitions.conf to plan against exists but this user cannot read it.
+    #[error(
+        "partitions.conf: {reason}; run as a user who can read it, or name another partitions.conf"
+    )]
+    UnreadablePartitions { reason: String },
+    /// The job is up already with another VLAN, PKey or gateway than the request asks for
+    /// (`from`); `hint`: leaving that part out of the request asks for what the job has.
+    #[error("job {job} is already up with {has} on these nodes; {from} asks for {asked}: run `jobnet down --job {job}` first{}", if .hint.is_some() { ", or ask for what it has" } else { "" })]
+    AlreadyUp {
+        job: String,
+        /// `VLAN 1000`, `no partition`, `gateway gw1`.
+        has: String,
+        asked: String,
+        from: &'static str,
+        hint: Option<Hint>,
+    },
+    /// A device of the plan cannot be logged in to as configured (no credentials file, no
+    /// entry for it): refused before anything was changed.
+    #[error("job {job}: {why}; nothing was changed")]
+    NoLogin { job: String, why: String },
     #[error("job {job} is being changed by process {pid} (state {state}); wait for it or, if it hangs, stop it and run `jobnet recover`")]
     Busy {
         job: String,
@@ -122,6 +157,11 @@ pub enum ApplyError {
         #[source]
         source: StateError,
     },
+}
+
+/// Why `up` sends nothing to a gateway whose profile is not verified, and what to do.
+pub(crate) fn unverified(profile: &str, gateway: &str, manual: &str) -> String {
+    format!("driver profile {profile} of gateway {gateway} is not verified against its vendor manual ({manual}); jobnet does not send unverified commands to devices: check the commands `jobnet plan` shows, then put a copy with `verified: true` in the site's driver directory")
 }
 
 fn lost_rest(initial: &[Failure], unwind: &[Failure]) -> String {
@@ -178,12 +218,48 @@ impl ApplyError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ApplyError::Plan(e) => e.exit_code() as u8,
-            ApplyError::State(_) | ApplyError::Environment(_) => 1,
-            ApplyError::Invalid(_) | ApplyError::Busy { .. } => 2,
+            ApplyError::State(_)
+            | ApplyError::Environment(_)
+            | ApplyError::UnreadablePartitions { .. } => 1,
+            ApplyError::Invalid(_)
+            | ApplyError::Busy { .. }
+            | ApplyError::UnverifiedGateway { .. }
+            | ApplyError::NoReload { .. }
+            | ApplyError::AlreadyUp { .. }
+            | ApplyError::NoLogin { .. } => 2,
             ApplyError::RolledBack { .. } => 4,
             ApplyError::NeedsAttention { .. }
             | ApplyError::StateLost { .. }
             | ApplyError::CorruptJournal { .. } => 5,
+        }
+    }
+}
+
+impl Hinted for ApplyError {
+    fn hints(&self) -> Vec<Hint> {
+        let failures = |fs: &[Failure]| hint::joined(fs.iter().map(Hinted::hints));
+        match self {
+            ApplyError::Plan(e) => e.hints(),
+            ApplyError::State(e) => e.hints(),
+            ApplyError::UnverifiedGateway { .. } => vec![Hint::DriversDir],
+            ApplyError::NoReload { .. } => vec![Hint::PKeyNone],
+            ApplyError::UnreadablePartitions { .. } => vec![Hint::PartitionsConf],
+            ApplyError::AlreadyUp { hint, .. } => hint.iter().copied().collect(),
+            ApplyError::NoLogin { .. } => vec![Hint::CredentialsPath],
+            ApplyError::RolledBack { failures: f, .. } => failures(f),
+            ApplyError::NeedsAttention {
+                initial, unwind, ..
+            } => hint::joined([failures(initial), failures(unwind)]),
+            ApplyError::StateLost {
+                initial,
+                unwind,
+                source,
+                ..
+            } => hint::joined([source.hints(), failures(initial), failures(unwind)]),
+            ApplyError::Invalid(_)
+            | ApplyError::Environment(_)
+            | ApplyError::Busy { .. }
+            | ApplyError::CorruptJournal { .. } => vec![],
         }
     }
 }
@@ -312,9 +388,10 @@ pub fn up(env: &Env, inp: &UpInputs, req: &JobRequest) -> Result<UpReport, Apply
         // Before any device is contacted: every device of the plan can be logged in to.
         if let Err(why) = prepare::preflight(env, inp.topology, &plan) {
             let _ = env.store.release(&req.job, &format!("refused: {why}"));
-            return Err(ApplyError::Invalid(format!(
-                "job {job}: {why}; nothing was changed"
-            )));
+            return Err(ApplyError::NoLogin {
+                job: job.to_string(),
+                why,
+            });
         }
         match prepare::prepare(env, inp.topology, &plan) {
             prepare::Phase1::Foreign(devices) => {

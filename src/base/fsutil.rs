@@ -51,7 +51,7 @@ pub enum LockError {
         /// " (pid N: command line)" where the holder could be found.
         holder: String,
     },
-    #[error("all {slots} session slots of {device} stayed busy for {secs} s (other jobnet processes hold them; lock files in {dir}); raise --sessions-per-device or --wait")]
+    #[error("all {slots} session slots of {device} stayed busy for {secs} s (other jobnet processes hold them; lock files in {dir}); raise the sessions allowed per device or the wait")]
     SlotsBusy {
         device: String,
         slots: usize,
@@ -66,6 +66,18 @@ pub enum LockError {
     },
     #[error("{path}: interrupted by a signal while waiting for the lock")]
     Interrupted { path: String },
+}
+
+impl crate::base::hint::Hinted for LockError {
+    fn hints(&self) -> Vec<crate::base::hint::Hint> {
+        use crate::base::hint::Hint;
+        match self {
+            LockError::SlotsBusy { .. } => vec![Hint::SessionsPerDevice, Hint::Wait],
+            LockError::Busy { .. } | LockError::Io { .. } | LockError::Interrupted { .. } => {
+                vec![]
+            }
+        }
+    }
 }
 
 /// The effective user id (0: root).

@@ -109,10 +109,11 @@ pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
                 );
             }
             Err(e) => {
-                lines.push(format!("{e}\n"));
+                let message = super::output::text(&e);
+                lines.push(format!("{message}\n"));
                 reports.push(serde_json::json!({
                     "job": e.job(),
-                    "error": {"code": e.exit_code(), "message": e.to_string()},
+                    "error": {"code": e.exit_code(), "message": message},
                 }));
                 failed = Some(e.into());
             }
@@ -134,7 +135,7 @@ pub fn recover(ctx: &Context, a: &RecoverArgs) -> Result<(), Fail> {
 /// state file that was deleted, is an error (exit 1): an epilog must not pass over a leak.
 fn missing_state(ctx: &Context) -> Result<(), Fail> {
     if let Some(e) = ctx.missing_state_error() {
-        return Err(Fail::new(1, e));
+        return Err(e.into());
     }
     if !ctx.state_exists() {
         warn([format!(

@@ -552,7 +552,10 @@ fn passport_up(a: &PassportArgs) -> Result<(), Fail> {
     match prolog(&passport_site, &meta, &mut log)? {
         Some(f) => Err(Fail::new(f.code, f.error)),
         None => {
-            if let Some(json) = context(&site)?.addresses(&meta.id)? {
+            let addresses = context(&site)?
+                .addresses(&meta.id)
+                .map_err(|e| Fail::new(e.exit_code(), site.explain(&e)))?;
+            if let Some(json) = addresses {
                 let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
                 super::output::out(&match a.format {
                     Format::Json => super::output::json(&v),

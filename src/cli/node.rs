@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use jobnet::base::types::JobId;
 use jobnet::jobs::addresses::Vm;
 use jobnet::jobs::network::JobNetwork;
-use jobnet::node::config::{NodeConfig, NodeSettings, DEFAULT_CONFIG};
+use jobnet::node::config::{NodeConfig, NodeConfigError, NodeSettings, DEFAULT_CONFIG};
 use jobnet::node::{self, Host, NodeError, Session};
 use std::path::PathBuf;
 
@@ -99,10 +99,6 @@ impl NodeCmd {
     }
 }
 
-fn node_name(given: Option<&str>) -> String {
-    node_name_from(given).0
-}
-
 /// The node's name and where it came from (for messages).
 fn node_name_from(given: Option<&str>) -> (String, &'static str) {
     if let Some(n) = given {
@@ -117,8 +113,11 @@ fn node_name_from(given: Option<&str>) -> (String, &'static str) {
 fn settings(config: &std::path::Path, node: Option<&str>) -> Result<NodeSettings, Fail> {
     let cfg = NodeConfig::load(config).map_err(|e| Fail::new(2, e.to_string()))?;
     jobnet::base::process::set_programs(cfg.programs.clone());
-    cfg.for_node(&node_name(node))
-        .map_err(|e| invalid(e.to_string()))
+    let (name, from) = node_name_from(node);
+    cfg.for_node(&name).map_err(|e| match e {
+        NodeConfigError::NodeName(_) => invalid(format!("{e}; it came from {from}")),
+        e => invalid(e.to_string()),
+    })
 }
 
 /// This node; in a test-kit build, the simulated node `$JOBNET_NODE_SIM` names when it is set,
@@ -208,7 +207,7 @@ fn attach(a: &AttachArgs) -> Result<(), Fail> {
             s.node
         )));
     } else {
-        (configured_ports(&s, &job, &mine).map_err(fail)?, None)
+        (configured_ports(&s, &job, &mine)?, None)
     };
     let mut h = host();
     let mut session = Session::open(&s, h.as_mut()).map_err(fail)?;
@@ -294,10 +293,18 @@ fn named_ports(
 
 /// The interfaces of the job's VMs on this node, named by the configuration's `interface:`;
 /// every name is checked before anything changes.
-fn configured_ports(s: &NodeSettings, job: &JobId, mine: &[Vm]) -> Result<Vec<String>, NodeError> {
+fn configured_ports(s: &NodeSettings, job: &JobId, mine: &[Vm]) -> Result<Vec<String>, Fail> {
     mine.iter()
         .enumerate()
-        .map(|(slot, vm)| s.interface_name(job, &vm.name, slot + 1))
+        .map(|(slot, vm)| {
+            s.interface_name(job, &vm.name, slot + 1)
+                .map_err(|e| match &e {
+                    NodeError::InterfaceName { vm, .. } => {
+                        Fail::new(e.exit_code(), format!("{e} (hint: --vm {vm}=IFACE)"))
+                    }
+                    _ => fail(e),
+                })
+        })
         .collect()
 }
 

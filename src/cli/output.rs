@@ -4,6 +4,7 @@
 
 use clap::ValueEnum;
 use jobnet::base::diag::Diagnostic;
+use jobnet::base::hint::{self, Hint, Hinted};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -97,11 +98,38 @@ pub fn invalid(message: impl Into<String>) -> Fail {
     Fail::new(2, message)
 }
 
+/// A library error's hint in the command line's words: the flag (and the variable) that sets
+/// what would fix it. The library's message says the fix without naming any.
+fn flag_hint(h: Hint) -> Option<String> {
+    Some(
+        match h {
+            Hint::VlanAuto => "--vlan auto",
+            Hint::VlanDefault => "drop --vlan",
+            Hint::PKeyAuto => "--pkey auto",
+            Hint::PKeyNone => "--pkey none",
+            Hint::PKeyDefault => "drop --pkey",
+            Hint::StatePath => "--state / $JOBNET_STATE",
+            Hint::Wait => "raise --wait",
+            Hint::SessionsPerDevice => "raise --sessions-per-device",
+            Hint::CredentialsPath => "--credentials / $JOBNET_CREDENTIALS",
+            Hint::TrustOnFirstUse => "run once with --trust-on-first-use",
+            Hint::DriversDir => "--drivers-dir / $JOBNET_DRIVERS_DIR",
+            Hint::PartitionsConf => "--partitions-conf",
+        }
+        .to_string(),
+    )
+}
+
+/// A library error as the command line says it: its message and the flags that fix it.
+pub fn text(e: &(impl std::fmt::Display + Hinted)) -> String {
+    hint::worded(&e.to_string(), &e.hints(), flag_hint)
+}
+
 impl From<jobnet::Error> for Fail {
     fn from(e: jobnet::Error) -> Self {
         Fail {
             code: e.exit_code(),
-            message: e.to_string(),
+            message: text(&e),
             diagnostics: e.diagnostics().to_vec(),
             in_output: false,
         }

@@ -44,10 +44,20 @@ pub fn status(ctx: &Context, a: &StatusArgs) -> Result<(), Fail> {
         Some(j) => Some(JobId::parse(j).map_err(|e| invalid(format!("--job: {e}")))?),
         None => None,
     };
-    let report = ctx.status(&StatusQuery {
-        job: job.clone(),
-        all: a.all,
-    })?;
+    let report = ctx
+        .status(&StatusQuery {
+            job: job.clone(),
+            all: a.all,
+        })
+        .map_err(|e| {
+            // The job came from --job: the message says so.
+            let from_flag = matches!(e, jobnet::Error::NoSuchJob { .. });
+            let mut f = Fail::from(e);
+            if from_flag {
+                f.message = format!("--job: {}", f.message);
+            }
+            f
+        })?;
     if !report.exists {
         warn([format!(
             "jobnet: state file {} does not exist: no job has run with it (check --state / $JOBNET_STATE)",

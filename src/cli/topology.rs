@@ -131,7 +131,7 @@ pub fn run(cmd: Cmd, g: &Global) -> Result<(), Fail> {
                 cores_per_agg,
                 infiniband: !no_ib,
             };
-            spec.check().map_err(|e| invalid(e.to_string()))?;
+            spec.check().map_err(|e| invalid(shape_error(&e)))?;
             out(&topology::fat_tree(&spec))
         }
         Cmd::Validate { file, format } => validate(&super::context(g)?, &file, format),
@@ -269,4 +269,18 @@ fn import_text(report: &import::Report, ports: usize, output: &Path, nodes: usiz
         );
     }
     o
+}
+
+/// A refused shape, named by the flag that gave the value (the library names the spec's field).
+fn shape_error(e: &topology::ShapeError) -> String {
+    use topology::ShapeError;
+    match e {
+        ShapeError::OutOfRange { field, value, max } => {
+            format!(
+                "--{} {value} is out of range 1..{max}",
+                field.replace('_', "-")
+            )
+        }
+        ShapeError::TooManyLinks { .. } => e.to_string(),
+    }
 }

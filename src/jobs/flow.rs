@@ -98,7 +98,10 @@ pub fn prolog(
     match bring_up(ctx, site, meta, &request, log) {
         Ok((report, addresses)) => {
             if let Err(e) = ctx.clear_failures(&meta.id) {
-                log(&format!("could not reset the failure count: {e}"));
+                log(&format!(
+                    "could not reset the failure count: {}",
+                    site.explain(&e)
+                ));
             }
             PrologOutcome::Up {
                 report: Box::new(report),
@@ -110,7 +113,10 @@ pub fn prolog(
             let failures = match ctx.note_failure(&meta.id, &error) {
                 Ok(n) => n,
                 Err(e) => {
-                    log(&format!("could not count the failure: {e}"));
+                    log(&format!(
+                        "could not count the failure: {}",
+                        site.explain(&e)
+                    ));
                     1
                 }
             };
@@ -132,7 +138,8 @@ fn bring_up(
     request: &NetworkRequest,
     log: &mut dyn FnMut(&str),
 ) -> Result<(UpReport, Option<Numbered>), Failed> {
-    let e = |e: crate::Error| (e.to_string(), e.exit_code());
+    // Fixes in the hooks' words (jobnet.yaml, the job's request), not the command line's.
+    let e = |e: crate::Error| (site.explain(&e), e.exit_code());
     let row = ctx.job(&meta.id).map_err(e)?;
     if let Some(row) = row.filter(|r| r.state != JobState::Down) {
         // Requeued (restart count > 0), or a hook that died mid-change: start from nothing.
@@ -186,7 +193,10 @@ fn bring_up(
             if let Err(d) = ctx.down(&meta.id, None, false, &Silent) {
                 let code = d.exit_code();
                 return Err((
-                    format!("{why}; and taking the network down again failed: {d}"),
+                    format!(
+                        "{why}; and taking the network down again failed: {}",
+                        site.explain(&d)
+                    ),
                     code,
                 ));
             }
@@ -306,7 +316,7 @@ pub fn epilog(ctx: &Context, site: &Site, job: &JobId, log: &mut dyn FnMut(&str)
         Ok(row) => row.is_some_and(|r| r.state != JobState::Down),
         Err(e) => {
             return EpilogOutcome::Failed {
-                error: e.to_string(),
+                error: site.explain(&e),
             }
         }
     };
@@ -315,7 +325,7 @@ pub fn epilog(ctx: &Context, site: &Site, job: &JobId, log: &mut dyn FnMut(&str)
             Ok(r) => Some(r),
             Err(e) => {
                 return EpilogOutcome::Failed {
-                    error: e.to_string(),
+                    error: site.explain(&e),
                 }
             }
         }
@@ -335,7 +345,10 @@ pub fn epilog(ctx: &Context, site: &Site, job: &JobId, log: &mut dyn FnMut(&str)
         }
     }
     if let Err(e) = ctx.set_addresses(job, None) {
-        log(&format!("could not forget the address list: {e}"));
+        log(&format!(
+            "could not forget the address list: {}",
+            site.explain(&e)
+        ));
     }
     report.map_or(EpilogOutcome::Untouched, EpilogOutcome::Down)
 }

@@ -19,6 +19,7 @@
 use super::addresses::{AddressPlan, MacScheme, Subnets};
 use super::request::{self, NetworkRequest};
 use crate::base::diag::{Diagnostic, Diagnostics, Loc};
+use crate::base::hint::{self, Hint, Hinted};
 use crate::base::yaml::{self, Kind, Node};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,32 @@ pub enum Decision {
 }
 
 impl Site {
+    /// A library error's hint in the hooks' words: the job's network request (the `jobnet:`
+    /// token, the policy's `network:`, a passport's `[Network]`) and this file's keys. `None`
+    /// for what a hook has no setting of its own for: it never records host keys, takes the
+    /// default sessions per device and the topology's partitions.conf.
+    pub fn hint(&self, h: Hint) -> Option<String> {
+        let request = "the job's network request";
+        let file = &self.file;
+        Some(match h {
+            Hint::VlanAuto => format!("VLAN `auto` in {request}"),
+            Hint::VlanDefault => format!("the VLAN left out of {request}"),
+            Hint::PKeyAuto => format!("PKey `auto` in {request}"),
+            Hint::PKeyNone => format!("PKey `none` in {request}"),
+            Hint::PKeyDefault => format!("the PKey left out of {request}"),
+            Hint::StatePath => format!("`state:` in {file}"),
+            Hint::Wait => format!("a longer `wait:` in {file}"),
+            Hint::CredentialsPath => format!("`credentials:` in {file}"),
+            Hint::DriversDir => format!("`drivers_dir:` in {file}"),
+            Hint::SessionsPerDevice | Hint::TrustOnFirstUse | Hint::PartitionsConf => return None,
+        })
+    }
+
+    /// An error's message with its hints in the hooks' words ([`Site::hint`]).
+    pub fn explain(&self, e: &(impl std::fmt::Display + Hinted)) -> String {
+        hint::worded(&e.to_string(), &e.hints(), |h| self.hint(h))
+    }
+
     /// Reads the configuration file.
     pub fn load(path: &Path) -> Result<Site, SiteError> {
         let text = crate::base::limits::read_text(path, crate::base::limits::PROFILE).map_err(

@@ -242,7 +242,10 @@ pub fn run(inv: &Invocation, host: &mut dyn Host) -> Result<Option<Value>, CniEr
 fn io(e: NodeError) -> CniError {
     let code = match &e {
         NodeError::Lock(_) => 11,
-        NodeError::Config(_) | NodeError::Refused(_) | NodeError::Network(_) => 7,
+        NodeError::Config(_)
+        | NodeError::InterfaceName { .. }
+        | NodeError::Refused(_)
+        | NodeError::Network(_) => 7,
         NodeError::Command { .. }
         | NodeError::Io { .. }
         | NodeError::Unwind { .. }

@@ -114,10 +114,13 @@ impl NodeSettings {
     ) -> Result<String, super::NodeError> {
         let name = expand(&self.interface, &job.sanitized(), vm, slot, &self.node);
         crate::base::types::check_word("interface", &name, "-_.", 15).map_err(|e| {
-            super::NodeError::Config(format!(
-                "`interface: {}` gives `{name}` for job {job}, VM {vm} on node {}: {}; use a shorter pattern (e.g. `t{{job}}v{{slot}}`) or name the VM's interface with --vm {vm}=IFACE",
-                self.interface, self.node, e.0
-            ))
+            super::NodeError::InterfaceName {
+                vm: vm.to_string(),
+                message: format!(
+                    "`interface: {}` gives `{name}` for job {job}, VM {vm} on node {}: {}; use a shorter pattern (e.g. `t{{job}}v{{slot}}`) or name the VM's interface explicitly",
+                    self.interface, self.node, e.0
+                ),
+            }
         })?;
         Ok(name)
     }
@@ -179,6 +182,10 @@ pub enum NodeConfigError {
     },
     #[error("{0}")]
     Node(String),
+    /// The node's name is not a strict word (it names a directory of records); where the name
+    /// came from is the caller's to say.
+    #[error("{0}")]
+    NodeName(String),
 }
 
 const KEYS: &[&str] = &[
@@ -220,12 +227,8 @@ impl NodeConfig {
     /// The settings of node `node`.
     pub fn for_node(&self, node: &str) -> Result<NodeSettings, NodeConfigError> {
         // The name becomes a directory of records (`<state_dir>/<node>/`): a strict word only.
-        crate::base::types::check_word("node name", node, "-_.", 64).map_err(|e| {
-            NodeConfigError::Node(format!(
-                "{}; it comes from --node, $SLURMD_NODENAME or the host name",
-                e.0
-            ))
-        })?;
+        crate::base::types::check_word("node name", node, "-_.", 64)
+            .map_err(|e| NodeConfigError::NodeName(e.0))?;
         let o = self.nodes.get(node).cloned().unwrap_or_default();
         let bridge = o.bridge.or_else(|| self.bridge.clone()).ok_or_else(|| {
             NodeConfigError::Node(format!("no bridge for node {node}: set `bridge:` (or nodes.{node}.bridge) in the node configuration"))

@@ -217,6 +217,10 @@ pub enum NodeError {
     Network(#[from] crate::jobs::network::NetworkFileError),
     #[error("{0}")]
     Config(String),
+    /// The configuration's `interface:` gives VM `vm` a name Linux would not take; the caller
+    /// may say how to name the interface instead.
+    #[error("{message}")]
+    InterfaceName { vm: String, message: String },
     /// Refused before any change: the message names the interface, the port or the job.
     #[error("{0}")]
     Refused(String),
@@ -252,7 +256,10 @@ impl NodeError {
     /// 2 for what the caller can fix (bad input, a refused interface), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            NodeError::Config(_) | NodeError::Refused(_) | NodeError::Network(_) => 2,
+            NodeError::Config(_)
+            | NodeError::InterfaceName { .. }
+            | NodeError::Refused(_)
+            | NodeError::Network(_) => 2,
             NodeError::Command { .. }
             | NodeError::Io { .. }
             | NodeError::Lock(_)

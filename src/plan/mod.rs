@@ -12,6 +12,7 @@ pub mod subgraph;
 pub use crate::drivers::ops::{self, render_commands, render_op, render_undo, Op};
 
 use crate::base::diag::suggestion;
+use crate::base::hint::{Hint, Hinted};
 use crate::base::hostlist;
 use crate::base::types::{JobId, PKey, PortGuid, PortRef, RangeSet, VlanId};
 use crate::drivers::{DriverSet, OpKind, Profile};
@@ -22,7 +23,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use subgraph::Disconnected;
 
-/// `auto`, a given value, or `none` (not wanted: `--vlan none` asks for no Ethernet at all).
+/// `auto`, a given value, or `none` (not wanted: a VLAN of `none` asks for no Ethernet at all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Choice<T> {
     Auto,
@@ -173,7 +174,7 @@ pub struct IbPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub job: JobId,
-    /// `None` when the job has no Ethernet part (`--vlan none`, or an InfiniBand-only fabric).
+    /// `None` when the job has no Ethernet part (no VLAN asked for, or an InfiniBand-only fabric).
     pub vlan: Option<VlanId>,
     pub vlan_auto: bool,
     pub pkey: Option<PKey>,
@@ -214,7 +215,27 @@ pub enum PlanError {
         /// Where the value came from (`--vlan`, the job's request).
         from: &'static str,
         why: String,
+        /// What to do, in words that name no caller's setting (`let jobnet choose one`).
         fix: String,
+        /// The part of the request that does it, for the caller to word ([`Hint::VlanAuto`]).
+        hint: Hint,
+    },
+    /// A partition was asked for (`from`) but no node of the job has a port GUID.
+    #[error("a partition was asked for (from {from}) but none of the job's nodes has ib_guids in {file}; add them (jobnet topology import-ib) or ask for no partition")]
+    NoPartitionMembers { from: &'static str, file: String },
+    /// A partition or a gateway was asked for (`from`) on a fabric without InfiniBand.
+    #[error("{}", no_infiniband(*.gateway, from, file))]
+    NoInfiniband {
+        /// The gateway asked for it (else the PKey).
+        gateway: bool,
+        from: &'static str,
+        file: String,
+    },
+    /// A gateway was asked for (`gateway_from`), and no partition (`pkey_from`).
+    #[error("the gateway (from {gateway_from}) needs the job's PKey, but no partition was asked for (from {pkey_from}); ask for a partition, or for no gateway")]
+    GatewayNeedsPKey {
+        gateway_from: &'static str,
+        pkey_from: &'static str,
     },
     #[error("unknown gateway `{name}` (from {from}): not in topology {file}; {hint}")]
     UnknownGateway {
@@ -238,7 +259,7 @@ pub enum PlanError {
     },
     // The inputs disagree with each other. A topology is validated against one driver set and
     // its fields are public, so these can be reached through the library without a bug in it.
-    #[error("{device} uses driver profile `{driver}`, which is not among the profiles given to the planner ({known}): the topology was validated with other profiles; plan with the profiles it was loaded with (the same --drivers-dir / JOBNET_DRIVERS_DIR), or load it again with these")]
+    #[error("{device} uses driver profile `{driver}`, which is not among the profiles given to the planner ({known}): the topology was validated with other profiles; plan with the profiles it was loaded with (the same driver directory), or load it again with these")]
     UnknownDriver {
         /// `switch leaf1`, `gateway gw1`.
         device: String,
@@ -265,6 +286,31 @@ pub enum PlanError {
     Unvalidated { file: String, what: String },
 }
 
+impl Hinted for PlanError {
+    fn hints(&self) -> Vec<Hint> {
+        match self {
+            PlanError::NotUsable { hint, .. } => vec![*hint],
+            PlanError::NoPartitionMembers { .. } => vec![Hint::PKeyNone],
+            PlanError::NoInfiniband { gateway: false, .. } => vec![Hint::PKeyNone],
+            PlanError::GatewayNeedsPKey { .. } => vec![Hint::PKeyDefault],
+            PlanError::NoInfiniband { gateway: true, .. }
+            | PlanError::NoNodes { .. }
+            | PlanError::UnknownNodes { .. }
+            | PlanError::Disconnected { .. }
+            | PlanError::PoolExhausted { .. }
+            | PlanError::UnknownGateway { .. }
+            | PlanError::Request(_)
+            | PlanError::Region(_)
+            | PlanError::InvalidPartitions { .. }
+            | PlanError::UnknownDriver { .. }
+            | PlanError::DriverLacksOp { .. }
+            | PlanError::UnknownSwitch { .. }
+            | PlanError::GraphMismatch { .. }
+            | PlanError::Unvalidated { .. } => vec![],
+        }
+    }
+}
+
 impl PlanError {
     /// 3 for an exhausted pool, 2 for every other kind of bad input.
     pub fn exit_code(&self) -> i32 {
@@ -287,9 +333,11 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
         None => None,
     };
     if gateway.is_some() && vlan.is_none() {
-        return Err(PlanError::Request(
-            "--gateway bridges the job's PKey to its VLAN, but the job has no VLAN (--vlan none, or a topology without `ethernet`); drop one of them".into(),
-        ));
+        return Err(PlanError::Request(format!(
+            "the gateway (from {}) bridges the job's PKey to its VLAN, but the job has no VLAN ({}); drop one of them",
+            req.origin.gateway,
+            no_vlan(t, req)
+        )));
     }
     let conf_path = partitions_path(inp);
     let current = current_partitions(inp, req, conf_path)?;
@@ -316,11 +364,7 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
         return Err(PlanError::Request(format!(
             "nothing to configure for job {}: no VLAN ({}) and no partition; ask for one of them",
             req.job,
-            if t.ethernet.is_none() {
-                format!("{} has no `ethernet` section", t.file)
-            } else {
-                "--vlan none".to_string()
-            }
+            no_vlan(t, req)
         )));
     }
     let gateway = gateway_plan(inp, req, gateway, vlan, pkey, &mut warnings)?;
@@ -335,6 +379,23 @@ pub fn plan(inp: Inputs, req: &JobRequest) -> Result<Plan, PlanError> {
         gateway,
         warnings,
     })
+}
+
+fn no_infiniband(gateway: bool, from: &str, file: &str) -> String {
+    if gateway {
+        format!("a gateway was asked for (from {from}), which bridges a PKey to the VLAN, but the topology {file} has no infiniband section; add one with a pkey_pool")
+    } else {
+        format!("a partition was asked for (from {from}) but the topology {file} has no infiniband section; add one with a pkey_pool, or ask for no partition")
+    }
+}
+
+/// Why a job has no VLAN, for messages: the fabric has no Ethernet, or none was asked for.
+fn no_vlan(t: &Topology, req: &JobRequest) -> String {
+    if t.ethernet.is_none() {
+        format!("{} has no `ethernet` section", t.file)
+    } else {
+        format!("none was asked for, from {}", req.origin.vlan)
+    }
 }
 
 /// Where the partitions.conf text came from: as given, else the topology's, for messages.
@@ -570,7 +631,8 @@ fn wants_ethernet<'t>(
                 "the topology {} has no `ethernet` section (an InfiniBand-only fabric)",
                 t.file
             ),
-            fix: "drop --vlan, or add the ethernet section".into(),
+            fix: "ask for no particular VLAN, or add the ethernet section".into(),
+            hint: Hint::VlanDefault,
         }),
         (_, Some(eth)) => Ok(Some(eth)),
     }
@@ -787,10 +849,10 @@ fn ib_plan(
                 .push("no node of the job has an IB port GUID: no partition planned".to_string());
             return Ok(None);
         }
-        return Err(PlanError::Request(format!(
-            "a partition was asked for (--pkey) but none of the job's nodes has ib_guids in {}; add them (jobnet topology import-ib) or pass --pkey none",
-            t.file
-        )));
+        return Err(PlanError::NoPartitionMembers {
+            from: req.origin.pkey,
+            file: t.file.clone(),
+        });
     }
     let partition = Partition {
         job: req.job.to_string(),
@@ -895,6 +957,7 @@ fn choose_vlan(inp: Inputs, req: &JobRequest, eth: &Ethernet) -> Result<VlanId, 
                 from: req.origin.vlan,
                 why,
                 fix: fix.to_string(),
+                hint: Hint::VlanAuto,
             };
             if eth.reserved_vlans.contains(v.get().into()) {
                 return Err(bad(
@@ -903,7 +966,7 @@ fn choose_vlan(inp: Inputs, req: &JobRequest, eth: &Ethernet) -> Result<VlanId, 
                         eth.reserved_vlans.display(false),
                         t.file
                     ),
-                    "choose another VLAN or use --vlan auto",
+                    "choose another VLAN or let jobnet choose one",
                 ));
             }
             if !eth.vlan_pool.contains(v.get().into()) {
@@ -913,13 +976,13 @@ fn choose_vlan(inp: Inputs, req: &JobRequest, eth: &Ethernet) -> Result<VlanId, 
                         eth.vlan_pool.display(false),
                         t.file
                     ),
-                    "choose one inside the pool, widen the pool, or use --vlan auto",
+                    "choose one inside the pool, widen the pool, or let jobnet choose one",
                 ));
             }
             if let Some(who) = others.get(&v.get()) {
                 return Err(bad(
                     format!("{who} holds it"),
-                    "choose another VLAN or use --vlan auto",
+                    "choose another VLAN or let jobnet choose one",
                 ));
             }
             Ok(v)
@@ -960,24 +1023,23 @@ fn choose_pkey(
     let Some(ib) = &t.infiniband else {
         return match req.pkey {
             PKeyChoice::Default | PKeyChoice::None if !gateway => Ok(None),
-            _ => Err(PlanError::Request(format!(
-                "{} the topology {} has no infiniband section; add one with a pkey_pool{}",
-                if gateway {
-                    "--gateway bridges a PKey to the VLAN but"
+            _ => Err(PlanError::NoInfiniband {
+                gateway,
+                from: if gateway {
+                    req.origin.gateway
                 } else {
-                    "--pkey asks for a partition but"
+                    req.origin.pkey
                 },
-                t.file,
-                if gateway { "" } else { ", or pass --pkey none" }
-            ))),
+                file: t.file.clone(),
+            }),
         };
     };
     if req.pkey == PKeyChoice::None {
         if gateway {
-            return Err(PlanError::Request(
-                "--gateway needs the job's PKey, but --pkey none was given; drop --pkey none"
-                    .into(),
-            ));
+            return Err(PlanError::GatewayNeedsPKey {
+                gateway_from: req.origin.gateway,
+                pkey_from: req.origin.pkey,
+            });
         }
         return Ok(None);
     }
@@ -1026,7 +1088,7 @@ fn taken_pkeys(
     taken
 }
 
-/// A PKey given with `--pkey`: inside the pool and used by nobody else.
+/// A PKey the request names: inside the pool and used by nobody else.
 fn fixed_pkey(
     t: &Topology,
     ib: &crate::topology::Infiniband,
@@ -1040,6 +1102,7 @@ fn fixed_pkey(
         from,
         why,
         fix: fix.to_string(),
+        hint: Hint::PKeyAuto,
     };
     if !ib.pkey_pool.contains(k.get().into()) {
         return Err(bad(
@@ -1048,13 +1111,13 @@ fn fixed_pkey(
                 ib.pkey_pool.display(true),
                 t.file
             ),
-            "choose one inside the pool or use --pkey auto",
+            "choose one inside the pool or let jobnet choose one",
         ));
     }
     if let Some(who) = taken.get(&k.get()) {
         return Err(bad(
             format!("{who} uses it"),
-            "choose another PKey or use --pkey auto",
+            "choose another PKey or let jobnet choose one",
         ));
     }
     Ok(k)

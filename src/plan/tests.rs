@@ -72,7 +72,8 @@ fn a_topology_validated_with_other_driver_profiles_is_a_typed_error() {
     );
     assert_eq!(e.exit_code(), 2);
     assert!(
-        e.to_string().contains("plan with the profiles it was loaded with (the same --drivers-dir / JOBNET_DRIVERS_DIR)"),
+        e.to_string()
+            .contains("plan with the profiles it was loaded with (the same driver directory)"),
         "{e}"
     );
     // The gateway's profile missing.

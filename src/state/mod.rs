@@ -27,13 +27,13 @@ pub use sqlite::SqliteStore;
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state file {path}: {source}; check --state / $JOBNET_STATE and that this user may write there")]
+    #[error("state file {path}: {source}; check the state file's path and that this user may write there")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a jobnet state file (SQLite: {source}); check --state / $JOBNET_STATE")]
+    #[error("{path} is not a jobnet state file (SQLite: {source}); check the state file's path")]
     NotState {
         path: String,
         #[source]
@@ -60,7 +60,9 @@ pub enum StateError {
         "state file {path} {why} while this command was using it; nothing more is written there"
     )]
     Vanished { path: String, why: &'static str },
-    #[error("state file {path} is locked by another process{holder}; gave up after {secs} s (--wait / wait:){signal}")]
+    #[error(
+        "state file {path} is locked by another process{holder}; gave up after {secs} s{signal}"
+    )]
     Locked {
         path: String,
         holder: String,
@@ -77,6 +79,24 @@ pub enum StateError {
         value: u16,
         holder: String,
     },
+}
+
+impl crate::base::hint::Hinted for StateError {
+    fn hints(&self) -> Vec<crate::base::hint::Hint> {
+        use crate::base::hint::Hint;
+        match self {
+            StateError::Io { .. } | StateError::NotState { .. } => vec![Hint::StatePath],
+            // A signal ended the wait: a longer one would not have helped.
+            StateError::Locked { signal: "", .. } => vec![Hint::Wait],
+            StateError::Locked { .. }
+            | StateError::Db { .. }
+            | StateError::NewerSchema { .. }
+            | StateError::Corrupt { .. }
+            | StateError::Vanished { .. }
+            | StateError::DiskFull { .. }
+            | StateError::Taken { .. } => vec![],
+        }
+    }
 }
 
 use crate::base::jobstate::text_enum;

@@ -89,7 +89,7 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// An SQLite error on `path`: a file that is not a database says which flag names it.
+/// An SQLite error on `path`: a file that is not a database says which setting names it.
 fn db_error(path: &str, source: rusqlite::Error) -> StateError {
     let code = source.sqlite_error_code();
     if matches!(

@@ -35,9 +35,10 @@ impl Default for FatTreeSpec {
 /// A fat-tree shape the generator refuses.
 #[derive(Debug, thiserror::Error)]
 pub enum ShapeError {
-    #[error("{flag} {value} is out of range 1..{max}")]
+    #[error("{field} {value} is out of range 1..{max}")]
     OutOfRange {
-        flag: &'static str,
+        /// The [`FatTreeSpec`] field (`hosts_per_leaf`).
+        field: &'static str,
         value: usize,
         max: usize,
     },
@@ -48,17 +49,17 @@ pub enum ShapeError {
 impl FatTreeSpec {
     /// Refuses shapes the generator cannot honour, instead of bending them.
     pub fn check(&self) -> Result<(), ShapeError> {
-        for (flag, v, max) in [
+        for (field, v, max) in [
             // The largest file a topology may be: what the benchmarks validate.
-            ("--nodes", self.nodes, crate::base::limits::NODES),
-            ("--hosts-per-leaf", self.hosts_per_leaf, 4096),
-            ("--leaves-per-pod", self.leaves_per_pod, 4096),
-            ("--aggs-per-pod", self.aggs_per_pod, 1024),
-            ("--cores-per-agg", self.cores_per_agg, 1024),
+            ("nodes", self.nodes, crate::base::limits::NODES),
+            ("hosts_per_leaf", self.hosts_per_leaf, 4096),
+            ("leaves_per_pod", self.leaves_per_pod, 4096),
+            ("aggs_per_pod", self.aggs_per_pod, 1024),
+            ("cores_per_agg", self.cores_per_agg, 1024),
         ] {
             if v == 0 || v > max {
                 return Err(ShapeError::OutOfRange {
-                    flag,
+                    field,
                     value: v,
                     max,
                 });

@@ -1342,7 +1342,7 @@ impl Reader<'_> {
                     form.pattern
                 ),
                 format!(
-                    "write {them} as {profile} does, e.g. {}:{}; if the switch really names {them} so, widen port_names in a copy of the profile in --drivers-dir (docs/drivers.md)",
+                    "write {them} as {profile} does, e.g. {}:{}; if the switch really names {them} so, widen port_names in a copy of the profile in the site's driver directory (drivers_dir, docs/drivers.md)",
                     t.switches[sw].name, form.example
                 ),
             );

@@ -10,7 +10,7 @@ mod graph;
 mod index;
 mod load;
 
-pub use generate::{fat_tree, FatTreeSpec};
+pub use generate::{fat_tree, FatTreeSpec, ShapeError};
 pub use graph::{EdgeInfo, SwitchGraph};
 pub use load::{load, parse, LoadError, Loaded};
 

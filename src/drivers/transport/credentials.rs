@@ -57,9 +57,7 @@ impl fmt::Debug for Login {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error(
-        "cannot read credentials file {path}: {source}; check --credentials / $JOBNET_CREDENTIALS"
-    )]
+    #[error("cannot read credentials file {path}: {source}; check the credentials file's path")]
     Io {
         path: String,
         #[source]
@@ -67,7 +65,7 @@ pub enum CredentialsError {
     },
     #[error("credentials file {path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`")]
     Insecure { path: String, mode: u32 },
-    #[error("credentials file {path} is a directory (or not a regular file), not the YAML file of device logins; give the file's path to --credentials / $JOBNET_CREDENTIALS")]
+    #[error("credentials file {path} is a directory (or not a regular file), not the YAML file of device logins; name the file itself")]
     NotAFile { path: String },
     #[error("invalid credentials file:\n{0}")]
     Invalid(String),
@@ -77,6 +75,19 @@ pub enum CredentialsError {
         path: String,
         device: String,
     },
+}
+
+impl crate::base::hint::Hinted for CredentialsError {
+    fn hints(&self) -> Vec<crate::base::hint::Hint> {
+        match self {
+            CredentialsError::Io { .. } | CredentialsError::NotAFile { .. } => {
+                vec![crate::base::hint::Hint::CredentialsPath]
+            }
+            CredentialsError::Insecure { .. }
+            | CredentialsError::Invalid(_)
+            | CredentialsError::Missing { .. } => vec![],
+        }
+    }
 }
 
 /// The parsed file.

@@ -33,6 +33,15 @@ pub enum DeviceError {
         address: String,
         reason: String,
     },
+    /// Connecting failed on a setting of the caller's (an unknown host key, no credentials
+    /// file); `hint` names it. Nothing was sent.
+    #[error("cannot connect to {device} ({address}): {reason}")]
+    Setup {
+        device: String,
+        address: String,
+        reason: String,
+        hint: crate::base::hint::Hint,
+    },
     #[error("{device} refused `{command}`: {answer}")]
     Rejected {
         device: String,
@@ -102,6 +111,20 @@ impl DeviceError {
                 | DeviceError::Lost { .. }
                 | DeviceError::Interrupted { .. }
         )
+    }
+}
+
+impl crate::base::hint::Hinted for DeviceError {
+    fn hints(&self) -> Vec<crate::base::hint::Hint> {
+        match self {
+            DeviceError::Setup { hint, .. } => vec![*hint],
+            DeviceError::Connect { .. }
+            | DeviceError::Rejected { .. }
+            | DeviceError::Timeout { .. }
+            | DeviceError::Lost { .. }
+            | DeviceError::Interrupted { .. }
+            | DeviceError::Unreadable { .. } => vec![],
+        }
     }
 }
 

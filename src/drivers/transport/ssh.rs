@@ -15,6 +15,7 @@
 //! The executor is synchronous (a thread per device); sessions run on one shared tokio runtime.
 
 use super::{check_answer, Connector, DeviceError, Session, Target};
+use crate::base::hint::Hint;
 use crate::drivers::transport::credentials::{Auth, Credentials};
 use crate::drivers::Profile;
 use russh::client;
@@ -66,8 +67,11 @@ struct Client {
     legacy: bool,
     known_hosts: PathBuf,
     tofu: bool,
-    problem: Arc<Mutex<Option<String>>>,
+    problem: Arc<Mutex<Option<Why>>>,
 }
+
+/// Why a connection was refused, and the caller's setting that would change that.
+type Why = (String, Option<Hint>);
 
 impl Client {
     /// How to record the device's key: OpenSSH 9's ssh-keyscan cannot offer the old algorithms
@@ -83,8 +87,8 @@ impl Client {
         }
     }
 
-    fn refuse(&self, why: String) -> Result<bool, russh::Error> {
-        *self.problem.lock().expect("problem slot") = Some(why);
+    fn refuse(&self, why: String, hint: Option<Hint>) -> Result<bool, russh::Error> {
+        *self.problem.lock().expect("problem slot") = Some((why, hint));
         Ok(false)
     }
 }
@@ -97,7 +101,7 @@ impl client::Handler for Client {
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            return self.refuse("the server presented a host certificate; jobnet checks plain host keys in known_hosts".into());
+            return self.refuse("the server presented a host certificate; jobnet checks plain host keys in known_hosts".into(), None);
         };
         let fp = key.fingerprint(Default::default());
         let kh = self.known_hosts.display().to_string();
@@ -110,22 +114,33 @@ impl client::Handler for Client {
             Ok(true) => Ok(true),
             Err(russh::keys::Error::KeyChanged { line }) => self.refuse(format!(
                 "host key of {hostport} CHANGED (now {fp}, known_hosts {kh} line {line} says otherwise): possible man-in-the-middle, refusing; if the device was really re-keyed, remove that line after checking the new fingerprint"
-            )),
+            ), None),
             Ok(false) | Err(russh::keys::Error::IO(_)) if self.tofu => match learn(&self.host, self.port, key, &self.known_hosts) {
                 Ok(()) => Ok(true),
-                Err(e) => self.refuse(format!("cannot record the host key of {hostport} in {kh}: {e}")),
+                Err(e) => self.refuse(format!("cannot record the host key of {hostport} in {kh}: {e}"), None),
             },
-            Ok(false) => self.refuse(format!(
-                "host key of {hostport} ({fp}) is not in known_hosts {kh}; check the fingerprint on the device and add it ({}), or run once with --trust-on-first-use",
-                self.record_hint(&kh)
-            )),
-            Err(russh::keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound => self.refuse(format!(
-                "known_hosts file {kh} does not exist, so the host key of {hostport} ({fp}) cannot be checked; create it ({}) or run once with --trust-on-first-use",
-                self.record_hint(&kh)
-            )),
-            Err(e) => self.refuse(format!("cannot check known_hosts {kh}: {e}")),
+            Ok(false) => self.refuse(
+                unknown_key(&hostport, &fp.to_string(), &kh, &self.record_hint(&kh)),
+                Some(Hint::TrustOnFirstUse),
+            ),
+            Err(russh::keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound => self.refuse(
+                no_known_hosts(&hostport, &fp.to_string(), &kh, &self.record_hint(&kh)),
+                Some(Hint::TrustOnFirstUse),
+            ),
+            Err(e) => self.refuse(format!("cannot check known_hosts {kh}: {e}"), None),
         }
     }
+}
+
+/// A device whose host key known_hosts does not list. The other fix, recording the key on first
+/// contact, is the caller's setting ([`Hint::TrustOnFirstUse`]).
+fn unknown_key(hostport: &str, fp: &str, kh: &str, record: &str) -> String {
+    format!("host key of {hostport} ({fp}) is not in known_hosts {kh}; check the fingerprint on the device and add it ({record})")
+}
+
+/// No known_hosts file at all.
+fn no_known_hosts(hostport: &str, fp: &str, kh: &str, record: &str) -> String {
+    format!("known_hosts file {kh} does not exist, so the host key of {hostport} ({fp}) cannot be checked; create it ({record})")
 }
 
 /// Records a host key; one writer at a time in this process (the device workers run in parallel).
@@ -184,6 +199,12 @@ fn config(legacy: bool, timeout: Duration) -> client::Config {
     }
 }
 
+/// No credentials file where the options say; which file that is, is the caller's setting
+/// ([`Hint::CredentialsPath`]).
+fn no_credentials(path: &str) -> String {
+    format!("credentials file {path} does not exist; create it (mode 0600) or name the file that holds the device logins")
+}
+
 /// Opens SSH sessions.
 pub struct SshConnector {
     runtime: tokio::runtime::Handle,
@@ -203,21 +224,23 @@ impl SshConnector {
     fn login_of(
         &self,
         target: &Target,
-    ) -> Result<crate::drivers::transport::credentials::Login, String> {
+    ) -> Result<crate::drivers::transport::credentials::Login, Why> {
         let creds = self.opts.credentials.as_ref().ok_or_else(|| {
-            format!(
-                "credentials file {} does not exist; create it (mode 0600) or point --credentials / $JOBNET_CREDENTIALS at it",
-                self.opts.credentials_path.display()
+            (
+                no_credentials(&self.opts.credentials_path.display().to_string()),
+                Some(Hint::CredentialsPath),
             )
         })?;
-        let name = target
-            .credentials
-            .as_deref()
-            .ok_or_else(|| "the topology gives it no `credentials:` entry name".to_string())?;
+        let name = target.credentials.as_deref().ok_or_else(|| {
+            (
+                "the topology gives it no `credentials:` entry name".to_string(),
+                None,
+            )
+        })?;
         creds
             .get(name, &target.name)
             .cloned()
-            .map_err(|e| e.to_string())
+            .map_err(|e| (e.to_string(), None))
     }
 
     /// Connects, checks the host key and logs in.
@@ -238,10 +261,18 @@ impl SshConnector {
                 address: target.address.clone(),
                 reason,
             })?;
-        let fail = |reason: String| DeviceError::Connect {
-            device: target.name.clone(),
-            address: target.address.clone(),
-            reason,
+        let fail = |(reason, hint): Why| match hint {
+            Some(hint) => DeviceError::Setup {
+                device: target.name.clone(),
+                address: target.address.clone(),
+                reason,
+                hint,
+            },
+            None => DeviceError::Connect {
+                device: target.name.clone(),
+                address: target.address.clone(),
+                reason,
+            },
         };
         let login = self.login_of(target).map_err(fail)?;
         let name = target.credentials.as_deref().unwrap_or_default();
@@ -265,23 +296,24 @@ impl SshConnector {
                 )
                 .await
                 .map_err(|_| {
-                    if crate::base::deadline::work_interrupted() {
+                    let why = if crate::base::deadline::work_interrupted() {
                         "abandoned: a signal asked jobnet to stop".to_string()
                     } else {
                         format!("no SSH connection within {} s", timeout.as_secs())
-                    }
+                    };
+                    (why, None)
                 })?
                 .map_err(|e| {
                     problem
                         .lock()
                         .expect("problem slot")
                         .take()
-                        .unwrap_or_else(|| ssh_error(&e, target.legacy))
+                        .unwrap_or_else(|| (ssh_error(&e, target.legacy), None))
                 })?;
                 authenticate(&mut client, &login, name)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(client)
+                    .map_err(|e| (e.to_string(), None))?;
+                Ok::<_, Why>(client)
             })
             .map_err(fail)?;
         Ok((client, login, name.to_string()))
@@ -341,7 +373,7 @@ async fn authenticate(
 
 impl Connector for SshConnector {
     fn preflight(&self, target: &Target) -> Result<(), String> {
-        self.login_of(target).map(|_| ())
+        self.login_of(target).map(|_| ()).map_err(|(why, _)| why)
     }
 
     fn install_file(&self, target: &Target, path: &str, text: &str) -> Result<(), DeviceError> {
@@ -725,7 +757,25 @@ impl Drop for SshSession {
 
 #[cfg(test)]
 mod tests {
-    use super::split_address;
+    use super::{no_credentials, no_known_hosts, split_address, unknown_key};
+
+    /// What jobnet says about an unknown host key or a missing credentials file names no flag:
+    /// the caller adds its own from the hint (`--trust-on-first-use`, `--credentials`).
+    #[test]
+    fn refusals_name_no_flag_of_any_caller() {
+        let kh = "/etc/jobnet/known_hosts";
+        let record = "ssh-keyscan -p 22 sw1 >> /etc/jobnet/known_hosts";
+        for text in [
+            unknown_key("sw1", "SHA256:abc", kh, record),
+            no_known_hosts("sw1", "SHA256:abc", kh, record),
+            no_credentials("/etc/jobnet/credentials.yaml"),
+        ] {
+            assert!(
+                !text.contains(" --") && !text.contains("$JOBNET_"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn addresses() {
