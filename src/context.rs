@@ -181,6 +181,7 @@ impl Hinted for Error {
             Error::Apply(e) => e.hints(),
             Error::StateMissing { trace: None, .. } => vec![Hint::StatePath],
             Error::NoSuchJob { exists: false, .. } => vec![Hint::StatePath],
+            Error::Drivers(DriverError::Io { .. }) => vec![Hint::DriversDir],
             Error::StateMissing { .. }
             | Error::NoSuchJob { .. }
             | Error::Input(_)

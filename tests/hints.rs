@@ -123,11 +123,7 @@ fn advice_flags(s: &str) -> Vec<String> {
 }
 
 /// Flags in files that another change is editing now, each to be worded by its caller too.
-const KNOWN: &[(&str, &str)] = &[
-    ("src/daemon/mod.rs", "--socket"),
-    ("src/apply/prepare.rs", "--drivers-dir"),
-    ("src/drivers/profile/mod.rs", "--drivers-dir"),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 fn library_sources(dir: &Path, into: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

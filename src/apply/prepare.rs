@@ -272,7 +272,7 @@ fn prepare_device<'a>(
     let profile = env.drivers.get(&d.driver).ok_or_else(|| Failure::Driver {
         device: d.name.clone(),
         why: format!(
-            "driver profile `{}` is not among the loaded profiles (the topology was validated with another --drivers-dir?)",
+            "driver profile `{}` is not among the loaded profiles (was the topology validated with another driver directory?)",
             d.driver
         ),
     })?;

@@ -670,7 +670,7 @@ fn bind(opts: &ServeOptions) -> Result<tokio::net::UnixListener, ServeError> {
                 || !std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) =>
         {
             return Err(err(std::io::Error::other(
-                "exists and is not a socket; remove it or choose another --socket",
+                "exists and is not a socket; remove it or choose another socket path",
             )))
         }
         Ok(_) => std::fs::remove_file(path).map_err(err)?,

@@ -539,9 +539,7 @@ pub const BUILTIN: &[(&str, &str)] = builtin!(
 /// A profile file that could not be used, with every problem found in it.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    #[error(
-        "cannot read driver directory {path}: {source}; check --drivers-dir / JOBNET_DRIVERS_DIR"
-    )]
+    #[error("cannot read driver directory {path}: {source}; check the driver directory's path")]
     Io {
         path: String,
         #[source]
