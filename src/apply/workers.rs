@@ -1,6 +1,7 @@
 //! The executor's per-device work in parallel on a bounded number of threads: one thread per
 //! device up to [`MAX_WORKERS`] (devices wait on the network, not on the CPU, so a job over 300
-//! switches still talks to all of them at once), and never more, however large the job.
+//! switches still talks to all of them at once), and never more, however large the job. Each
+//! worker runs in the request's scope (`base::deadline::Scope`) of the thread that started it.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,14 +21,20 @@ pub(super) fn each<T: Send, R: Send>(
     let n = items.len();
     let queue = Mutex::new(items.into_iter().enumerate().collect::<VecDeque<_>>());
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..n).map(|_| None).collect());
+    // The workers wait and give up by the rules of the request that started them.
+    let scope = crate::base::deadline::current();
     std::thread::scope(|s| {
         for _ in 0..n.min(max.max(1)) {
-            s.spawn(|| loop {
-                let Some((i, item)) = queue.lock().expect("work queue").pop_front() else {
-                    return;
-                };
-                let r = catch_unwind(AssertUnwindSafe(|| f(item))).unwrap_or_else(|_| panicked());
-                results.lock().expect("results")[i] = Some(r);
+            let scope = scope.clone();
+            s.spawn(|| {
+                crate::base::deadline::enter(scope, || loop {
+                    let Some((i, item)) = queue.lock().expect("work queue").pop_front() else {
+                        return;
+                    };
+                    let r =
+                        catch_unwind(AssertUnwindSafe(|| f(item))).unwrap_or_else(|_| panicked());
+                    results.lock().expect("results")[i] = Some(r);
+                })
             });
         }
     });
@@ -70,5 +77,22 @@ mod tests {
             assert_eq!(*r, (i != 13).then_some(i * 2), "item {i}");
         }
         assert!(each(Vec::<u8>::new(), 8, |_| 1, || 0).is_empty());
+    }
+
+    /// The workers run in the scope of the request that started them: a cancelled request's
+    /// workers see it cancelled, another request's do not.
+    #[test]
+    fn workers_wait_by_their_request_s_rules() {
+        use crate::base::deadline::{enter, interrupted, Scope};
+        let cancelled = Scope::request(false);
+        cancelled.cancel();
+        let seen = enter(Some(cancelled), || {
+            each((0..4).collect(), 2, |_: u8| interrupted(), || false)
+        });
+        assert_eq!(seen, vec![true; 4]);
+        let other = enter(Some(Scope::request(false)), || {
+            each((0..4).collect(), 2, |_: u8| interrupted(), || true)
+        });
+        assert_eq!(other, vec![false; 4]);
     }
 }
