@@ -5,6 +5,10 @@
 # sessions). Session limit 4 per device (the default). Release builds. Figures go to
 # docs/benchmarks.md.
 #   JOBS=100 RUNS=3 bash benches/burst.sh
+# IB=1: the fabric also has InfiniBand (every node an HCA port GUID, a partitions.conf of the
+# bench's own and a reload command that counts its runs), every job gets a partition too, and
+# each burst's reloads are printed (OpenSM's reload itself is proven in the OpenSM lab; here the
+# count shows how many reloads concurrent jobs cause).
 # Prints, per mode: the wall time of one job alone (median of RUNS, cold and, with jobnetd,
 # warm), of the burst (median of RUNS), the ratio, the logins the switches accepted during the
 # burst, and whether every job came up (exit 0) and went down again with every switch clean.
@@ -23,9 +27,17 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
 trap cleanup EXIT
 
+IB=${IB:-0}
+HERE=$(pwd)
+printf '#!/bin/sh\necho reload >> %s/%s/reloads\n' "$HERE" "$B" > "$B/reload.sh"
+chmod +x "$B/reload.sh"
+echo 'Default=0x7fff, ipoib : ALL=full;' > "$B/partitions.conf"
 fabric() {
   echo "name: burst-16"
   echo 'ethernet: {vlan_pool: "100-999"}'
+  if [ "$IB" = 1 ]; then
+    echo "infiniband: {pkey_pool: \"0x1000-0x1fff\", partitions_conf: $HERE/$B/partitions.conf, reload: {command: \"$HERE/$B/reload.sh\"}}"
+  fi
   echo "switches:"
   echo "  - {name: spine1, driver: arista-eos, address: 192.0.2.1, credentials: x}"
   echo "  - {name: spine2, driver: arista-eos, address: 192.0.2.2, credentials: x}"
@@ -36,7 +48,11 @@ fabric() {
     echo "  - {a: leaf$l:Ethernet50, b: spine2:Ethernet$((10#$l))}"
   done
   echo "nodes:"
-  for l in $(seq -w 1 14); do echo "  - {name: \"n${l}[01-08]\", port: \"leaf$l:Ethernet[1-8]\"}"; done
+  for l in $(seq -w 1 14); do
+    guids=""
+    [ "$IB" = 1 ] && guids=", ib_guids: [$(for n in 1 2 3 4 5 6 7 8; do printf '"0x0002c903000%02d%03d"' "$((10#$l))" "$n"; if [ $n -lt 8 ]; then printf ', '; fi; done)]"
+    echo "  - {name: \"n${l}[01-08]\", port: \"leaf$l:Ethernet[1-8]\"$guids}"
+  done
 }
 fabric > "$B/fabric.yaml"
 # Job i: 3 nodes on 3 random leaves (fixed seed), each node used by one job at most per leaf slot.
@@ -55,6 +71,9 @@ start_sim() {
   echo "the simulator did not start" >&2; exit 1
 }
 logins() { cat "$1/logins" 2>/dev/null || echo 0; }
+reloads() { wc -l < "$B/reloads" 2>/dev/null || echo 0; }
+PKEY=none
+[ "$IB" = 1 ] && PKEY=auto
 
 # run MODE: MODE is "direct" or "jobnetd"
 run() {
@@ -68,25 +87,26 @@ run() {
     for _ in $(seq 100); do [ -S "$daemon" ] && break; sleep 0.05; done
   fi
   local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts" --daemon "$daemon")
-  local alone=() warm=() burst=() logins_burst=() ok=1
+  local alone=() warm=() burst=() logins_burst=() reloads_burst=() ok=1
   local first; first=$(head -1 "$B/jobs.txt")
   for r in $(seq "$RUNS"); do
     # One job alone (after a pause longer than nothing: the first is cold in both modes).
     local t0; t0=$(now)
-    "${J[@]}" up --topology "$lab/topology.yaml" --job "a$r" --nodes "$first" --pkey none > /dev/null
+    "${J[@]}" up --topology "$lab/topology.yaml" --job "a$r" --nodes "$first" --pkey "$PKEY" > /dev/null
     alone+=("$(echo "$(now) - $t0" | bc -l)")
     "${J[@]}" down --job "a$r" > /dev/null
     t0=$(now)
-    "${J[@]}" up --topology "$lab/topology.yaml" --job "w$r" --nodes "$first" --pkey none > /dev/null
+    "${J[@]}" up --topology "$lab/topology.yaml" --job "w$r" --nodes "$first" --pkey "$PKEY" > /dev/null
     warm+=("$(echo "$(now) - $t0" | bc -l)")
     "${J[@]}" down --job "w$r" > /dev/null
     # The burst.
     local before; before=$(logins "$lab")
+    local reloads_before; reloads_before=$(reloads)
     t0=$(now)
     local i=0 bp=()
     while read -r nodes; do
       i=$((i + 1))
-      "${J[@]}" up --topology "$lab/topology.yaml" --job "r${r}j$i" --nodes "$nodes" --pkey none > "$lab/up.$r.$i.out" 2>&1 &
+      "${J[@]}" up --topology "$lab/topology.yaml" --job "r${r}j$i" --nodes "$nodes" --pkey "$PKEY" > "$lab/up.$r.$i.out" 2>&1 &
       bp+=($!)
     done < "$B/jobs.txt"
     local failed=0
@@ -94,20 +114,30 @@ run() {
     burst+=("$(echo "$(now) - $t0" | bc -l)")
     sleep 0.1
     logins_burst+=("$(( $(logins "$lab") - before ))")
+    reloads_burst+=("$(( $(reloads) - reloads_before ))")
     [ "$failed" -eq 0 ] || { ok=0; echo "$mode run $r: $failed of $JOBS ups failed (see $lab/up.$r.*.out)" >&2; }
     local live; live=$("${J[@]}" status --format json | grep -o '"job":' | wc -l)
     [ "$live" -eq "$JOBS" ] || { ok=0; echo "$mode run $r: $live jobs live, expected $JOBS" >&2; }
     local vlans; vlans=$("${J[@]}" status --format json | grep -o '"vlan": *[0-9]*' | sort -u | wc -l)
     [ "$vlans" -eq "$JOBS" ] || { ok=0; echo "$mode run $r: $vlans distinct VLANs, expected $JOBS" >&2; }
+    if [ "$IB" = 1 ]; then
+      local pkeys; pkeys=$("${J[@]}" status --format json | grep -o '"pkey": *"0x[0-9a-f]*"' | sort -u | wc -l)
+      [ "$pkeys" -eq "$JOBS" ] || { ok=0; echo "$mode run $r: $pkeys distinct PKeys, expected $JOBS" >&2; }
+    fi
     # Down again, concurrently, and every switch must be back as it was.
     i=0; bp=()
     while read -r _; do i=$((i + 1)); "${J[@]}" down --job "r${r}j$i" > /dev/null 2>&1 & bp+=($!); done < "$B/jobs.txt"
     for p in "${bp[@]}"; do wait "$p" || { ok=0; echo "$mode run $r: a down failed" >&2; }; done
+    if [ "$IB" = 1 ] && grep -qE "=0x1[0-9a-fA-F]{3}" "$B/partitions.conf"; then
+      ok=0; echo "$mode run $r: job partitions left in partitions.conf" >&2
+    fi
   done
   local a w b
   a=$(printf '%s\n' "${alone[@]}" | median); w=$(printf '%s\n' "${warm[@]}" | median); b=$(printf '%s\n' "${burst[@]}" | median)
-  printf '%-8s one job %s s (then %s s), burst of %d: %s s = %.1f x one job, %.1f x the second; logins during the bursts: %s; all correct: %s\n' \
-    "$mode" "$a" "$w" "$JOBS" "$b" "$(echo "$b / $a" | bc -l)" "$(echo "$b / $w" | bc -l)" "${logins_burst[*]}" "$([ $ok = 1 ] && echo yes || echo NO)"
+  local ib=""
+  [ "$IB" = 1 ] && ib="; OpenSM reloads during the bursts: ${reloads_burst[*]}"
+  printf '%-8s one job %s s (then %s s), burst of %d: %s s = %.1f x one job, %.1f x the second; logins during the bursts: %s%s; all correct: %s\n' \
+    "$mode" "$a" "$w" "$JOBS" "$b" "$(echo "$b / $a" | bc -l)" "$(echo "$b / $w" | bc -l)" "${logins_burst[*]}" "$ib" "$([ $ok = 1 ] && echo yes || echo NO)"
   cleanup
 }
 run direct

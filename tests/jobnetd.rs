@@ -667,15 +667,30 @@ fn jobnet_processes_reuse_jobnetd_s_warm_sessions() {
     assert!(lab.empty());
 }
 
-/// `jobnet up` killed with -9 while it holds sessions lent by jobnetd: jobnetd closes them
-/// (they are never lent again, their state is unknown); `down` finishes the job from its
-/// journal and the next `up` works.
+/// A `jobnet down` killed with -9 while it holds sessions lent by jobnetd (an undo borrows
+/// sessions): jobnetd closes them (they are never lent again, their state is unknown) and the
+/// next `down` finishes the job from its journal. A `jobnet up` killed with -9 after handing
+/// its changes to jobnetd: the `down` right after it waits for them to be sent, then undoes
+/// them; the next `up` works.
 #[test]
-fn a_jobnet_killed_mid_up_gets_its_sessions_closed() {
+fn a_killed_jobnet_s_sessions_are_closed_and_its_handed_over_changes_undone() {
     let lab = SshLab::new("client-killed");
+    assert_eq!(lab.up(true, "1").0, 0);
     lab.slow();
-    let mut child = lab.spawn_up("1");
-    common::wait_for_done(&lab.dir.join("state.db"), "1", 2);
+    let mut child = lab
+        .cmd(true, &["down", "--job", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !undone_any(&lab.dir.join("state.db"), "1") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the down never got going"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let started = std::time::Instant::now();
@@ -691,9 +706,29 @@ fn a_jobnet_killed_mid_up_gets_its_sessions_closed() {
     let (code, err) = lab.jn(true, &["down", "--job", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
-    assert_eq!(lab.up(true, "2").0, 0);
-    assert_eq!(lab.jn(true, &["down", "--job", "2"]).0, 0);
+    // An `up` killed after handing changes over: `down` at once still leaves nothing.
+    let mut child = lab.spawn_up("2");
+    common::wait_for_done(&lab.dir.join("state.db"), "2", 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (code, err) = lab.jn(true, &["down", "--job", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
+    assert_eq!(lab.up(true, "3").0, 0);
+    assert_eq!(lab.jn(true, &["down", "--job", "3"]).0, 0);
     assert!(lab.empty());
+}
+
+/// Whether `job`'s journal has an operation undone.
+fn undone_any(state: &Path, job: &str) -> bool {
+    let Ok(Some(store)) = Store::open_existing(state) else {
+        return false;
+    };
+    let job = JobId::parse(job).unwrap();
+    store.journal(&job).is_ok_and(|j| {
+        j.iter()
+            .any(|r| r.status == jobnet::state::JournalStatus::Undone)
+    })
 }
 
 /// jobnetd killed with -9 in the middle of an `up`: the job loses its sessions, unwinds over
@@ -1127,4 +1162,93 @@ fn a_burst_through_jobnetd_merges_jobs_on_a_shared_switch() {
         lab.down(job);
     }
     assert_eq!(lab.snapshot(), baseline);
+}
+
+/// Job `i`'s operations on an NX-OS leaf: its VLAN and three node ports in a row
+/// (`Ethernet1/{3i+1}`..), which NX-OS takes as one ranged block.
+fn nxos_ops(i: u16) -> Submission {
+    let vlan = VlanId::new(u64::from(201 + i)).unwrap();
+    let name = format!("jobnet-n{i}");
+    let mut ops = vec![Op::CreateVlan {
+        vlan,
+        name: name.clone(),
+    }];
+    for p in 1..=3 {
+        ops.push(Op::TaggedAdd {
+            port: format!("Ethernet1/{}", 3 * i + p),
+            vlan,
+            node: format!("cn{i}{p}"),
+            restricts: false,
+        });
+    }
+    Submission {
+        job: format!("n{i}"),
+        vlan_name: name,
+        ops,
+        save: false,
+    }
+}
+
+/// Jobs merged on a dialect with ranged blocks (NX-OS): one configuration-mode entry for all,
+/// each job's node ports as its own ranged block; a ranged line the device refuses is sent
+/// again port by port, the refusal lands on that job at the exact port, and the other job's
+/// block is done.
+#[test]
+fn merged_jobs_keep_their_ranged_blocks_and_a_refused_one_names_its_port() {
+    let drivers = DriverSet::builtin();
+    let profile = drivers.get("cisco-nxos").unwrap().clone();
+    let fabric = SimFabric::default();
+    let sw = fabric.switch("leaf9", &profile);
+    for n in 1..=6 {
+        sw.set_port(&format!("Ethernet1/{n}"), SimPort::trunk(&[]));
+    }
+    let target = Target::new("leaf9", "cisco-nxos", "192.0.2.19", None, false);
+    let subs = vec![nxos_ops(0), nxos_ops(1)];
+    let merged = {
+        let mut driver = CliDriver::open(&fabric, target.clone(), &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &subs)
+    };
+    assert!(merged.iter().all(|m| m.error.is_none()), "{merged:?}");
+    let log = sw.log.lock().unwrap().clone();
+    let count = |l: &str| log.iter().filter(|x| x.as_str() == l).count();
+    assert_eq!(count("configure terminal"), 1, "{log:#?}");
+    assert_eq!(count("interface Ethernet1/1-3"), 1, "{log:#?}");
+    assert_eq!(count("interface Ethernet1/4-6"), 1, "{log:#?}");
+    let st = sw.state.lock().unwrap().clone();
+    for n in 1..=6u16 {
+        let vlan = if n <= 3 { 201 } else { 202 };
+        assert!(st.carries(&profile, &format!("Ethernet1/{n}"), vlan), "{n}");
+    }
+
+    // Again on a fresh switch whose Ethernet1/5 refuses changes.
+    let fabric = SimFabric::default();
+    let sw = fabric.switch("leaf9", &profile);
+    for n in 1..=6 {
+        sw.set_port(&format!("Ethernet1/{n}"), SimPort::trunk(&[]));
+    }
+    sw.faults.lock().unwrap().refuse_ports = vec!["Ethernet1/5".into()];
+    let merged = {
+        let mut driver = CliDriver::open(&fabric, target, &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &subs)
+    };
+    assert_eq!(merged[0].error, None);
+    match &merged[1].error {
+        Some(DeviceError::Rejected { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let o = &merged[1].outcomes;
+    assert!(matches!(o[0], Outcome::Done { .. }), "{o:?}");
+    assert!(matches!(o[1], Outcome::Done { .. }), "{o:?}");
+    assert!(matches!(o[2], Outcome::Failed { .. }), "{o:?}");
+    assert!(matches!(o[3], Outcome::NotSent { .. }), "{o:?}");
+    let log = sw.log.lock().unwrap().clone();
+    assert!(
+        log.iter().any(|l| l == "interface Ethernet1/4-6"),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|l| l == "interface Ethernet1/5"), "{log:#?}");
+    let st = sw.state.lock().unwrap().clone();
+    assert!(st.carries(&profile, "Ethernet1/4", 202));
+    assert!(!st.carries(&profile, "Ethernet1/5", 202));
+    assert!(!st.carries(&profile, "Ethernet1/6", 202));
 }

@@ -14,8 +14,13 @@
 //! - a lost session fails the operations whose lines were in flight (outcome unknown: their
 //!   jobs undo them); the next lines go over a new session.
 //!
-//! What is not merged: dialects with a commit (one commit would fail every job at once), an
-//! atomic `batch:` (Open vSwitch) and ranged blocks (`range:`): see [`mergeable`].
+//! Where the dialect has ranged blocks (`range:`), each job's own port operations (those no
+//! other job shares a list line with) go as that job's ranged blocks, as without jobnetd: a
+//! refused ranged line is sent again operation by operation, so the refusal names the exact
+//! port, and that job's later blocks go one by one.
+//!
+//! What is not merged: dialects with a commit (one commit would fail every job at once) and an
+//! atomic `batch:` (Open vSwitch): see [`mergeable`].
 
 use super::cli::{DeviceDriver, Rendered};
 use super::ops::render_op;
@@ -71,12 +76,9 @@ pub struct Merged {
 }
 
 /// Whether jobnetd merges this dialect's operations with other jobs': a line-by-line CLI whose
-/// lines take effect as they are entered (no commit, no atomic batch, no ranged blocks).
+/// lines take effect as they are entered (no commit, no atomic batch).
 pub fn mergeable(profile: &Profile) -> bool {
-    profile.commit.is_empty()
-        && profile.batch.is_none()
-        && profile.range.is_none()
-        && profile.driver == super::DriverKind::Cli
+    profile.commit.is_empty() && profile.batch.is_none() && profile.driver == super::DriverKind::Cli
 }
 
 /// The operation kind and port under which `op` may share a list line with other jobs'.
@@ -123,47 +125,64 @@ pub fn run(driver: &mut dyn DeviceDriver, profile: &Profile, subs: &[Submission]
         }
         return out;
     }
-    // Units, in the order they go: every job's VLANs first (ports need them), then the other
-    // operations, those sharing an operation kind and port as one unit at the first's place.
-    let mut units: Vec<Vec<(usize, usize)>> = Vec::new();
-    for (i, s) in subs.iter().enumerate() {
-        for (k, op) in s.ops.iter().enumerate() {
-            if matches!(op, Op::CreateVlan { .. }) {
-                units.push(vec![(i, k)]);
-            }
-        }
-    }
+    // In the order they go: every job's VLANs first (ports need them); then the operations
+    // that several jobs share as one list line (same operation kind and port); then each job's
+    // other operations, in its own order, in ranged blocks where the dialect has them.
+    let mut shared: Vec<Vec<(usize, usize)>> = Vec::new();
     let mut at: HashMap<(OpKind, &str), usize> = HashMap::new();
     for (i, s) in subs.iter().enumerate() {
         for (k, op) in s.ops.iter().enumerate() {
             if matches!(op, Op::CreateVlan { .. }) {
+                send_unit(driver, profile, subs, &[(i, k)], &mut out);
                 continue;
             }
-            match list_key(profile, op) {
-                Some(key) if at.contains_key(&key) => units[at[&key]].push((i, k)),
-                Some(key) => {
-                    at.insert(key, units.len());
-                    units.push(vec![(i, k)]);
+            if let Some(key) = list_key(profile, op) {
+                match at.get(&key) {
+                    Some(&u) => shared[u].push((i, k)),
+                    None => {
+                        at.insert(key, shared.len());
+                        shared.push(vec![(i, k)]);
+                    }
                 }
-                None => units.push(vec![(i, k)]),
             }
         }
     }
     let max = profile.vlan_lists.as_ref().map_or(1, |l| l.max);
-    for unit in units {
+    let mut own: Vec<Vec<usize>> = vec![Vec::new(); subs.len()];
+    for unit in &shared {
         let live: Vec<(usize, usize)> = unit
-            .into_iter()
-            .filter(|&(i, k)| {
-                if let Some(e) = &out[i].error {
-                    out[i].outcomes[k] = Outcome::NotSent {
+            .iter()
+            .copied()
+            .filter(|&(i, _)| out[i].error.is_none())
+            .collect();
+        if live.len() < 2 {
+            // Nobody to share a line with: it goes with its job's own operations.
+            live.iter().for_each(|&(i, k)| own[i].push(k));
+            continue;
+        }
+        for chunk in live.chunks(max) {
+            send_unit(driver, profile, subs, chunk, &mut out);
+        }
+    }
+    for (i, s) in subs.iter().enumerate() {
+        for (k, op) in s.ops.iter().enumerate() {
+            if !matches!(op, Op::CreateVlan { .. }) && list_key(profile, op).is_none() {
+                own[i].push(k);
+            }
+        }
+        own[i].sort_unstable();
+        send_own(driver, profile, &subs[i], &own[i], &mut out[i]);
+    }
+    // Operations never reached: their job failed before them.
+    for m in &mut out {
+        if let Some(e) = m.error.clone() {
+            for o in &mut m.outcomes {
+                if matches!(o, Outcome::NotSent { why } if why.is_empty()) {
+                    *o = Outcome::NotSent {
                         why: format!("not sent: an earlier operation of the job failed ({e})"),
                     };
                 }
-                out[i].error.is_none()
-            })
-            .collect();
-        for chunk in live.chunks(max) {
-            send_unit(driver, profile, subs, chunk, &mut out);
+            }
         }
     }
     let save = subs.iter().any(|s| s.save);
@@ -175,6 +194,81 @@ pub fn run(driver: &mut dyn DeviceDriver, profile: &Profile, subs: &[Submission]
             .for_each(|m| m.error = Some(e.clone())),
     }
     out
+}
+
+/// One job's own operations `ks` (indexes into its submission), in ranged blocks where the
+/// dialect has them: a refused ranged line is sent again operation by operation (the first
+/// refused fails the job there), and the job's later blocks go one by one.
+fn send_own(
+    driver: &mut dyn DeviceDriver,
+    profile: &Profile,
+    sub: &Submission,
+    ks: &[usize],
+    out: &mut Merged,
+) {
+    let rendered: Vec<Rendered> = ks
+        .iter()
+        .map(|&k| {
+            let (apply, undo) = render_op(profile, &sub.vlan_name, &sub.ops[k]);
+            Rendered { apply, undo }
+        })
+        .collect();
+    let view: Vec<(Option<&str>, &[String])> = ks
+        .iter()
+        .zip(&rendered)
+        .map(|(&k, r)| (sub.ops[k].port(), r.apply.as_slice()))
+        .collect();
+    let mut one_by_one = false;
+    let mut start = 0;
+    for size in super::ops::blocks(profile, &view) {
+        if out.error.is_some() {
+            return;
+        }
+        let block = start..start + size;
+        start += size;
+        let lines = (!one_by_one)
+            .then(|| super::ops::block_lines(profile, &view[block.clone()]))
+            .flatten();
+        if let Some(lines) = lines {
+            let op = &sub.ops[ks[block.start]];
+            let ranged = Rendered {
+                apply: lines.clone(),
+                undo: Vec::new(),
+            };
+            match driver.apply(op, &ranged) {
+                Ok(()) => {
+                    for j in block {
+                        out.outcomes[ks[j]] = Outcome::Done {
+                            sent: lines.clone(),
+                        };
+                    }
+                    continue;
+                }
+                // Which members applied is not known: each again on its own.
+                Err(DeviceError::Rejected { .. }) => one_by_one = true,
+                Err(e) => {
+                    for j in block {
+                        out.outcomes[ks[j]] = Outcome::Failed { error: e.clone() };
+                    }
+                    out.error = Some(e);
+                    return;
+                }
+            }
+        }
+        for j in block {
+            if out.error.is_some() {
+                return;
+            }
+            let k = ks[j];
+            match driver.apply(&sub.ops[k], &rendered[j]) {
+                Ok(()) => out.outcomes[k] = Outcome::Done { sent: Vec::new() },
+                Err(e) => {
+                    out.outcomes[k] = Outcome::Failed { error: e.clone() };
+                    out.error = Some(e);
+                }
+            }
+        }
+    }
 }
 
 /// One unit: one operation, or the same operation of several jobs on one port as list lines.
