@@ -90,15 +90,20 @@ run() {
   local alone=() warm=() burst=() logins_burst=() reloads_burst=() ok=1
   local first; first=$(head -1 "$B/jobs.txt")
   for r in $(seq "$RUNS"); do
+    if [ "$IB" = 1 ]; then sleep 2.2; fi
     # One job alone (after a pause longer than nothing: the first is cold in both modes).
     local t0; t0=$(now)
     "${J[@]}" up --topology "$lab/topology.yaml" --job "a$r" --nodes "$first" --pkey "$PKEY" > /dev/null
     alone+=("$(echo "$(now) - $t0" | bc -l)")
     "${J[@]}" down --job "a$r" > /dev/null
+    # Reloads that come close together are spaced by 10 windows (2 s): a job alone is measured
+    # after that.
+    if [ "$IB" = 1 ]; then sleep 2.2; fi
     t0=$(now)
     "${J[@]}" up --topology "$lab/topology.yaml" --job "w$r" --nodes "$first" --pkey "$PKEY" > /dev/null
     warm+=("$(echo "$(now) - $t0" | bc -l)")
     "${J[@]}" down --job "w$r" > /dev/null
+    if [ "$IB" = 1 ]; then sleep 2.2; fi
     # The burst.
     local before; before=$(logins "$lab")
     local reloads_before; reloads_before=$(reloads)

@@ -182,42 +182,79 @@ pub fn reload(r: &Reload) -> Result<(), OpenSmError> {
     }
 }
 
+/// How long a job leaves its reload to later writers while writes keep coming, and the least
+/// time between two reloads: this many coalescing windows.
+pub const DEFER_WINDOWS: u32 = 10;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Waits the coalescing window, then, unless a later reload already covered `generation`:
 /// copies the current file to the standby SMs with `push` (before the reload, so a failover keeps
 /// what the primary applies), then reloads. Returns whether this call reloaded. A failed push or
 /// reload leaves the generation uncovered, so every job it would have covered tries again.
+///
+/// While other jobs keep writing (a burst), the reload is left to the latest writer, whose own
+/// reload covers this write too; and while reloads come close together, two are at least
+/// [`DEFER_WINDOWS`] windows apart (OpenSM sweeps the fabric on each). After that many more windows without a reload that
+/// covers its write, a job reloads itself. So a burst of writes costs about one reload per
+/// `DEFER_WINDOWS` windows (and a writer that died before its reload delays the others by that
+/// much at most), while a lone job reloads after one window as before.
 pub fn reload_coalesced(
     s: &IbApply,
     generation: u64,
     wait: Duration,
     push: &dyn Fn(&str) -> Result<(), OpenSmError>,
 ) -> Result<bool, OpenSmError> {
-    std::thread::sleep(Duration::from_millis(s.window_ms));
-    let _lock = file::lock(&s.partitions_conf, wait)?;
-    let g = Generations::read(&s.partitions_conf);
-    if g.reloaded >= generation {
-        return Ok(false);
+    let window = Duration::from_millis(s.window_ms);
+    std::thread::sleep(window);
+    let defer_until = Instant::now() + window * DEFER_WINDOWS;
+    loop {
+        let _lock = file::lock(&s.partitions_conf, wait)?;
+        let g = Generations::read(&s.partitions_conf);
+        if g.reloaded >= generation {
+            return Ok(false);
+        }
+        let later_writes = g.written > generation;
+        let min_gap = u64::try_from((window * DEFER_WINDOWS).as_millis()).unwrap_or(u64::MAX);
+        // Spaced only while reloads come close together (a burst): a job after a lone reload
+        // (another job's `down`) is not held.
+        let in_burst = g.reloaded_at_ms.saturating_sub(g.reloaded_before_ms) < min_gap;
+        let too_soon = in_burst && now_ms() < g.reloaded_at_ms.saturating_add(min_gap);
+        if (later_writes || too_soon)
+            && Instant::now() < defer_until
+            && !crate::base::deadline::work_interrupted()
+        {
+            drop(_lock);
+            std::thread::sleep((window / 4).max(Duration::from_millis(10)));
+            continue;
+        }
+        if !s.standbys.is_empty() {
+            let text = crate::base::limits::read_text(
+                &s.partitions_conf,
+                crate::base::limits::PARTITIONS_CONF,
+            )
+            .map_err(|e| file::WriteError::Io {
+                path: s.partitions_conf.display().to_string(),
+                op: "read it",
+                source: e.into_io(),
+            })?;
+            push(&text)?;
+        }
+        reload(&s.reload)?;
+        Generations {
+            reloaded: g.written,
+            reloads: g.reloads + 1,
+            reloaded_at_ms: now_ms(),
+            reloaded_before_ms: g.reloaded_at_ms,
+            ..g
+        }
+        .write(&s.partitions_conf)?;
+        return Ok(true);
     }
-    if !s.standbys.is_empty() {
-        let text = crate::base::limits::read_text(
-            &s.partitions_conf,
-            crate::base::limits::PARTITIONS_CONF,
-        )
-        .map_err(|e| file::WriteError::Io {
-            path: s.partitions_conf.display().to_string(),
-            op: "read it",
-            source: e.into_io(),
-        })?;
-        push(&text)?;
-    }
-    reload(&s.reload)?;
-    Generations {
-        reloaded: g.written,
-        reloads: g.reloads + 1,
-        ..g
-    }
-    .write(&s.partitions_conf)?;
-    Ok(true)
 }
 
 /// Checks that every port in `guids` shows `pkey_full` (e.g. `0x9001`), retrying until the
@@ -369,6 +406,96 @@ mod tests {
             (10, 10),
             "every write is covered by a reload"
         );
+    }
+
+    /// Writes that keep coming (one every 40 ms for 1.6 s, windows of 100 ms): the reload is
+    /// left to later writers, and reloads are DEFER_WINDOWS windows apart, so 40 writes cost a
+    /// few reloads, not one per window; every write is covered, and none waits much longer than
+    /// the deferral.
+    #[test]
+    fn a_steady_stream_of_writes_is_reloaded_rarely_and_completely() {
+        let dir = std::env::temp_dir().join(format!("jobnet-osm-stream-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = settings(&dir, Reload::Command("true".into()));
+        let waited: Vec<Duration> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..40)
+                .map(|i| {
+                    let s = &s;
+                    sc.spawn(move || {
+                        std::thread::sleep(Duration::from_millis(40 * i));
+                        let g = {
+                            let _l =
+                                file::lock(&s.partitions_conf, Duration::from_secs(5)).unwrap();
+                            Generations::note_write(&s.partitions_conf).unwrap()
+                        };
+                        let t = Instant::now();
+                        reload_coalesced(s, g, Duration::from_secs(5), &|_| Ok(())).unwrap();
+                        t.elapsed()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let g = Generations::read(&s.partitions_conf);
+        assert_eq!((g.written, g.reloaded), (40, 40), "every write is covered");
+        assert!(
+            g.reloads <= 3,
+            "{} reloads for 40 writes over 1.6 s",
+            g.reloads
+        );
+        let longest = waited.iter().max().unwrap();
+        assert!(
+            *longest < Duration::from_millis(100) * (DEFER_WINDOWS + 4),
+            "{longest:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes with gaps longer than the window (every 250 ms, windows of 100 ms): once reloads
+    /// come close together they are at least DEFER_WINDOWS windows (1 s) apart; a lone write
+    /// after a lone reload is reloaded after one window.
+    #[test]
+    fn reloads_are_spaced_and_a_lone_write_is_not_held() {
+        let dir = std::env::temp_dir().join(format!("jobnet-osm-spaced-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = settings(&dir, Reload::Command("true".into()));
+        let write = |s: &IbApply| {
+            let _l = file::lock(&s.partitions_conf, Duration::from_secs(5)).unwrap();
+            Generations::note_write(&s.partitions_conf).unwrap()
+        };
+        std::thread::scope(|sc| {
+            for i in 0..10u64 {
+                let s = &s;
+                sc.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(250 * i));
+                    let g = write(s);
+                    reload_coalesced(s, g, Duration::from_secs(5), &|_| Ok(())).unwrap();
+                });
+            }
+        });
+        let g = Generations::read(&s.partitions_conf);
+        assert_eq!((g.written, g.reloaded), (10, 10));
+        assert!(
+            g.reloads <= 5,
+            "{} reloads for 10 writes over 2.5 s",
+            g.reloads
+        );
+        // A lone job's reload, then another job 300 ms later: neither is held for the spacing.
+        std::thread::sleep(Duration::from_millis(1100));
+        for pause in [300, 0] {
+            let g = write(&s);
+            let t = Instant::now();
+            assert!(reload_coalesced(&s, g, Duration::from_secs(5), &|_| Ok(())).unwrap());
+            assert!(
+                t.elapsed() < Duration::from_millis(400),
+                "{:?}",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(pause));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -138,12 +138,16 @@ pub fn lock(path: &Path, wait: Duration) -> Result<FileLock, WriteError> {
 }
 
 /// The generation counter beside partitions.conf: how many writes, which write the last reload
-/// covered, how many reloads were sent. Read and written under the partitions.conf lock.
+/// covered, how many reloads were sent and when the last two were (milliseconds since the Unix
+/// epoch; 0: never, or a file from before they were kept). Read and written under the
+/// partitions.conf lock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Generations {
     pub written: u64,
     pub reloaded: u64,
     pub reloads: u64,
+    pub reloaded_at_ms: u64,
+    pub reloaded_before_ms: u64,
 }
 
 impl Generations {
@@ -171,11 +175,16 @@ impl Generations {
             written: at(0),
             reloaded: at(1),
             reloads: at(2),
+            reloaded_at_ms: at(3),
+            reloaded_before_ms: at(4),
         }
     }
 
     pub fn write(self, conf: &Path) -> Result<(), WriteError> {
-        let text = format!("{} {} {}\n", self.written, self.reloaded, self.reloads);
+        let text = format!(
+            "{} {} {} {} {}\n",
+            self.written, self.reloaded, self.reloads, self.reloaded_at_ms, self.reloaded_before_ms
+        );
         let path = Self::path(conf);
         fsutil::replace_file(&path, text.as_bytes(), 0o644).map_err(io(&path, "record the write"))
     }
