@@ -1252,3 +1252,29 @@ fn merged_jobs_keep_their_ranged_blocks_and_a_refused_one_names_its_port() {
     assert!(!st.carries(&profile, "Ethernet1/5", 202));
     assert!(!st.carries(&profile, "Ethernet1/6", 202));
 }
+
+/// jobnetd refuses, before anything is sent, a hand-over whose port name could add a line to
+/// the stream it shares with other jobs; nothing reaches the switch.
+#[test]
+fn jobnetd_refuses_a_hand_over_with_a_port_name_that_is_not_one() {
+    let lab = Lab::new("bad-hand-over");
+    let profile = lab.drivers.get("arista-eos").unwrap().clone();
+    let target = Target::new("spine1", "arista-eos", "192.0.2.1", None, false);
+    let merger = lab
+        .via
+        .merger(&target, &profile)
+        .expect("arista-eos is merged through jobnetd");
+    let before = lab.snapshot();
+    let mut sub = spine_ops(0, false);
+    if let Op::TrunkAdd { port, .. } = &mut sub.ops[1] {
+        *port = "Ethernet1\nno vlan 1".into();
+    }
+    match merger.apply_merged(&target, &profile, sub, Duration::from_secs(5)) {
+        Err(jobnet::drivers::transport::Unmerged::Unreachable(why)) => {
+            assert!(why.contains("is not a port name"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.snapshot(), before);
+    assert_eq!(lab.metric("jobnetd_merged_batches_total"), 0);
+}

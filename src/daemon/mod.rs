@@ -545,6 +545,9 @@ async fn apply_merged(state: Arc<State>, apply: ApplyRequest) -> Reply {
             format!("profile {} is not sent merged", profile.name),
         );
     }
+    if let Err(why) = crate::drivers::merge::check(&profile, &apply.submission) {
+        return message(StatusCode::BAD_REQUEST, why);
+    }
     let key = queue_key(&apply.target, &apply.login, &apply.profile);
     let queue = Arc::clone(state.queues.lock().expect("queues").entry(key).or_default());
     let (tx, rx) = tokio::sync::oneshot::channel();

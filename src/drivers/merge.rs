@@ -81,6 +81,34 @@ pub fn mergeable(profile: &Profile) -> bool {
     profile.commit.is_empty() && profile.batch.is_none() && profile.driver == super::DriverKind::Cli
 }
 
+/// Whether a submission's text may go into a stream shared with other jobs: its VLAN name and
+/// port names are plain words (letters, digits and `-_.` for a name; also `/:` for a port), so
+/// no job's values can add a line or change the context of another job's lines. The values come
+/// from a validated topology, but jobnetd checks what reaches it over its socket again.
+pub fn check(profile: &Profile, sub: &Submission) -> Result<(), String> {
+    let word = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(c))
+    };
+    if !word(&sub.vlan_name, "") || sub.vlan_name.len() > profile.vlan_name_max.max(1) {
+        return Err(format!(
+            "VLAN name `{}` is not a plain name of at most {} characters",
+            sub.vlan_name.escape_debug(),
+            profile.vlan_name_max
+        ));
+    }
+    for op in &sub.ops {
+        if let Some(port) = op.port() {
+            if !word(port, "/:") {
+                return Err(format!("port `{}` is not a port name", port.escape_debug()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The operation kind and port under which `op` may share a list line with other jobs'.
 fn list_key<'a>(profile: &Profile, op: &'a Op) -> Option<(OpKind, &'a str)> {
     let kind = op.template();
@@ -330,6 +358,41 @@ fn send_unit(
                 out[i].outcomes[k] = Outcome::Failed { error: e.clone() };
                 out[i].error = Some(e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only plain names reach a shared stream: a port or VLAN name that could add a line or
+    /// change another job's context is refused.
+    #[test]
+    fn only_plain_names_reach_a_shared_stream() {
+        let set = crate::drivers::DriverSet::builtin();
+        let eos = set.get("arista-eos").unwrap();
+        let vlan = VlanId::new(100).unwrap();
+        let sub = |name: &str, port: &str| Submission {
+            job: "1".into(),
+            vlan_name: name.into(),
+            ops: vec![Op::TrunkAdd {
+                port: port.into(),
+                vlan,
+                peer: "x".into(),
+            }],
+            save: false,
+        };
+        assert!(check(eos, &sub("jobnet-1", "Ethernet1/2")).is_ok());
+        for (name, port) in [
+            ("jobnet-1", "Ethernet1\nend"),
+            ("jobnet-1", "Ethernet1 ; reload"),
+            ("jobnet-1", ""),
+            ("job net", "Ethernet1"),
+            ("jobnet-1\rexit", "Ethernet1"),
+            (&"x".repeat(40), "Ethernet1"),
+        ] {
+            assert!(check(eos, &sub(name, port)).is_err(), "{name:?} {port:?}");
         }
     }
 }
