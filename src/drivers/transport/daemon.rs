@@ -289,6 +289,27 @@ impl Connector for Reads {
     }
 }
 
+/// The device's answer to `line` as jobnetd relayed it, or the device's error as it gave it,
+/// or why jobnetd's answer was lost.
+fn answer(
+    reply: Result<RunReply, CallError>,
+    target: &Target,
+    line: &str,
+    limit: Duration,
+) -> Result<String, DeviceError> {
+    match reply {
+        Ok(r) => Ok(r.answer),
+        Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(e),
+        Err(CallError::Status(status, e)) => Err(DaemonConnector::lost(
+            target,
+            line,
+            &format!("status {status}: {}", e.message),
+        )),
+        Err(CallError::Unreachable(why)) => Err(DaemonConnector::lost(target, line, &why)),
+        Err(CallError::TimedOut) => Err(DeviceError::ran_out(&target.name, line, limit.as_secs())),
+    }
+}
+
 /// A session whose every line is a read answered by jobnetd's read queue.
 struct QueuedReads {
     client: Client,
@@ -310,26 +331,10 @@ impl Session for QueuedReads {
         let limit = self.wait
             + Duration::from_millis(self.login.connect_timeout_ms)
             + Duration::from_millis(self.login.command_timeout_ms);
-        match self
+        let reply = self
             .client
-            .call::<RunReply>("/v1/devices/read", Some(&request), limit)
-        {
-            Ok(r) => Ok(r.answer),
-            Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(e),
-            Err(CallError::Status(status, e)) => Err(DaemonConnector::lost(
-                &self.target,
-                line,
-                &format!("status {status}: {}", e.message),
-            )),
-            Err(CallError::Unreachable(why)) => {
-                Err(DaemonConnector::lost(&self.target, line, &why))
-            }
-            Err(CallError::TimedOut) => Err(DeviceError::ran_out(
-                &self.target.name,
-                line,
-                limit.as_secs(),
-            )),
-        }
+            .call::<RunReply>("/v1/devices/read", Some(&request), limit);
+        answer(reply, &self.target, line, limit)
     }
 
     /// jobnetd's session was set up (pager off) when it logged in.
@@ -532,26 +537,10 @@ impl Session for Borrowed {
         let request = RunRequest {
             line: line.to_string(),
         };
-        match self
+        let reply = self
             .client
-            .call::<RunReply>(&path, Some(&request), self.limit)
-        {
-            Ok(r) => Ok(r.answer),
-            Err(CallError::Status(_, ErrorReply { error: Some(e), .. })) => Err(e),
-            Err(CallError::Status(status, e)) => Err(DaemonConnector::lost(
-                &self.target,
-                line,
-                &format!("status {status}: {}", e.message),
-            )),
-            Err(CallError::Unreachable(why)) => {
-                Err(DaemonConnector::lost(&self.target, line, &why))
-            }
-            Err(CallError::TimedOut) => Err(DeviceError::ran_out(
-                &self.target.name,
-                line,
-                self.limit.as_secs(),
-            )),
-        }
+            .call::<RunReply>(&path, Some(&request), self.limit);
+        answer(reply, &self.target, line, self.limit)
     }
 
     fn warm(&self) -> bool {
