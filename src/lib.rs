@@ -13,18 +13,15 @@
 //! [`Error`] type that knows its exit code. [`daemon`] is jobnetd, the optional process that keeps
 //! device sessions warm for them. docs/architecture.md draws the whole map.
 
-pub mod apply;
-pub mod base;
-pub mod context;
-pub mod daemon;
-pub mod drivers;
-pub mod ib;
+pub use jobnet_base as base;
+pub use jobnet_daemon::daemon;
+pub use jobnet_drivers::drivers;
+pub use jobnet_engine::{apply, context, ib, plan, state};
+pub use jobnet_model::topology;
+pub use jobnet_node::node;
+
 pub mod jobs;
-pub mod node;
-pub mod plan;
-pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod topology;
 
 pub use context::{Context, Error, Options};

@@ -683,11 +683,153 @@ fn sources(dir: &Path, into: &mut Vec<(String, String)>) {
     }
 }
 
+/// The workspace's crates and where their files sit in the one logical tree the rules speak of.
+/// Every crate keeps the module paths of that tree (`crate::base::…`, `crate::drivers::…`
+/// through its `pub use jobnet_base as base` and the like), so its files are read as if they
+/// were at `src/<module>/…`. A crate's `lib.rs` is glue (re-exports of the crates below and
+/// its `mod` lines) and is not read, except base's, which is `src/base/mod.rs`.
+const CRATES: &[(&str, &str)] = &[
+    ("crates/jobnet-base/src", "src/base"),
+    ("crates/jobnet-model/src", "src"),
+    ("crates/jobnet-drivers/src", "src"),
+    ("crates/jobnet-engine/src", "src"),
+    ("crates/jobnet-contract/src", "src"),
+    ("crates/jobnet-node/src", "src"),
+    ("crates/jobnet-daemon/src", "src"),
+];
+
+/// Where a crate's path lands in the logical tree: `jobnet_base::x` is `jobnet::base::x`, the
+/// node crate's command line `jobnet::node::cli`, every other crate's `jobnet_y::m` is
+/// `jobnet::m`.
+fn logical_paths(text: &str) -> String {
+    let mut t = text
+        .replace("jobnet_node::cli", "jobnet::node::cli")
+        .replace("jobnet_base::", "jobnet::base::")
+        .replace("jobnet_base as", "jobnet::base as");
+    for c in ["model", "drivers", "engine", "contract", "node", "daemon"] {
+        t = t.replace(&format!("jobnet_{c}::"), "jobnet::");
+    }
+    t
+}
+
+/// A glue line that re-exports a lower crate's module under its own name
+/// (`pub use jobnet_base as base;`, `pub use jobnet_engine::{apply, plan};`,
+/// `pub use jobnet_model::drivers::{ops, profile};`) is, in the logical tree, that module
+/// itself: `pub mod base;`.
+fn glue_as_modules(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let l = line.trim();
+        let rest = l
+            .strip_prefix("pub use jobnet_")
+            .and_then(|r| r.strip_suffix(';'));
+        let Some(rest) = rest else {
+            out += line;
+            out.push('\n');
+            continue;
+        };
+        let names: Vec<String> = if let Some((_, alias)) = rest.split_once(" as ") {
+            vec![alias.to_string()]
+        } else if let Some(group) = rest.split_once('{').map(|(_, g)| g.trim_end_matches('}')) {
+            group
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .collect()
+        } else {
+            rest.rsplit("::")
+                .next()
+                .map(String::from)
+                .into_iter()
+                .collect()
+        };
+        // `pub use jobnet_engine::{Context, …}` (types, not modules) stays a re-export.
+        let kept: Vec<String> = names
+            .into_iter()
+            .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        if kept.is_empty() {
+            out += line;
+        } else {
+            out += &kept
+                .iter()
+                .map(|n| format!("pub mod {n};"))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Every source file of the workspace under its logical name, text as the rules read it.
 fn all_sources() -> Vec<(String, String)> {
     let mut files = Vec::new();
     sources(Path::new("src"), &mut files);
+    for (dir, logical) in CRATES {
+        let mut own = Vec::new();
+        sources(Path::new(dir), &mut own);
+        for (file, text) in own {
+            let rel = file.strip_prefix(&format!("{dir}/")).unwrap();
+            let name = match (rel, *logical) {
+                ("lib.rs", "src/base") => "src/base/mod.rs".to_string(),
+                ("lib.rs", _) => continue,
+                // The node crate's binary and command line.
+                ("main.rs", _) => "src/bin/jobnet-node.rs".to_string(),
+                ("cli.rs", _) => "src/node/cli.rs".to_string(),
+                _ => format!("{logical}/{rel}"),
+            };
+            // Inside base, `crate::` is base itself.
+            let text = if *logical == "src/base" {
+                text.replace("crate::", "crate::base::")
+            } else {
+                text
+            };
+            files.push((name, text));
+        }
+    }
+    for (_, text) in files.iter_mut() {
+        *text = logical_paths(&glue_as_modules(text));
+    }
     files.sort();
     files
+}
+
+#[test]
+fn every_file_of_the_workspace_is_read_once() {
+    let files = all_sources();
+    let mut seen = BTreeSet::new();
+    for (f, _) in &files {
+        assert!(seen.insert(f.clone()), "{f} comes from two places");
+    }
+    for m in [
+        "base", "topology", "drivers", "plan", "ib", "state", "apply", "daemon", "node",
+    ] {
+        assert!(
+            files
+                .iter()
+                .any(|(f, _)| f.starts_with(&format!("src/{m}/"))),
+            "no sources of {m}"
+        );
+    }
+    let lib = &files.iter().find(|(f, _)| f == "src/lib.rs").unwrap().1;
+    for m in [
+        "base", "topology", "drivers", "plan", "state", "apply", "daemon", "node", "context",
+    ] {
+        assert!(
+            lib.contains(&format!("pub mod {m};")),
+            "{m} missing in {lib}"
+        );
+    }
+    let drivers = &files
+        .iter()
+        .find(|(f, _)| f == "src/drivers/mod.rs")
+        .unwrap()
+        .1;
+    assert!(
+        drivers.contains("pub mod ops; pub mod profile;"),
+        "{drivers}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -918,12 +1060,18 @@ const RULES: &[Rule] = &[
         ],
         not: EXECUTOR,
     },
+    // The nodes' own binary is the node side and nothing else.
+    Rule {
+        folder: &["src/bin/jobnet-node.rs"],
+        only: &["base", "node", "jobs::network", "jobs::addresses"],
+        not: &[],
+    },
     // jobnetd lends device sessions: it reaches the transports, profiles and the signal flag,
     // never the state, the planner, the executor, the facade or the callers above it (jobs stay
     // in their own processes).
     Rule {
         folder: &["src/daemon", "src/bin/jobnetd.rs"],
-        only: &["base", "drivers", "apply::interrupt", "daemon"],
+        only: &["base", "drivers", "daemon"],
         not: &["state", "plan", "context", "jobs", "node", "ib"],
     },
 ];
@@ -1072,4 +1220,117 @@ fn nothing_shipped_reaches_the_test_kit() {
     assert!(lib.contains("#[cfg(feature = \"testkit\")]\npub mod testkit;"));
     let cargo = std::fs::read_to_string("Cargo.toml").unwrap();
     assert!(cargo.contains("required-features = [\"testkit\"]"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The crates (the compiler holds these; this test holds the manifests to the drawing)
+// ---------------------------------------------------------------------------------------------
+
+/// Each package of Cargo.lock and the packages it depends on (names only; the lock also lists
+/// dev-dependencies, so a crate whose tests use it appears under its own name).
+fn lock_graph() -> BTreeMap<String, Vec<String>> {
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap();
+    let mut graph = BTreeMap::new();
+    for pkg in lock.split("[[package]]").skip(1) {
+        let name = pkg
+            .lines()
+            .find_map(|l| l.strip_prefix("name = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        let deps = pkg
+            .split_once("dependencies = [")
+            .map(|(_, d)| d.split_once(']').unwrap().0)
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|d| d.trim().trim_matches('"').split(' ').next())
+            .filter(|d| !d.is_empty())
+            .map(String::from)
+            .collect();
+        graph.insert(name, deps);
+    }
+    graph
+}
+
+/// Every package `name` builds on (itself excluded).
+fn closure(graph: &BTreeMap<String, Vec<String>>, name: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = graph[name].clone();
+    while let Some(d) = todo.pop() {
+        if seen.insert(d.clone()) {
+            todo.extend(graph.get(&d).cloned().unwrap_or_default());
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_crates_depend_as_docs_architecture_draws() {
+    let g = lock_graph();
+    // Which of the workspace's crates each may use (docs/architecture.md, "The crates").
+    let allowed: &[(&str, &[&str])] = &[
+        ("jobnet-base", &[]),
+        ("jobnet-model", &["jobnet-base"]),
+        ("jobnet-drivers", &["jobnet-base", "jobnet-model"]),
+        (
+            "jobnet-engine",
+            &["jobnet-base", "jobnet-model", "jobnet-drivers"],
+        ),
+        ("jobnet-contract", &["jobnet-base"]),
+        ("jobnet-node", &["jobnet-base", "jobnet-contract"]),
+        (
+            "jobnet-daemon",
+            &["jobnet-base", "jobnet-model", "jobnet-drivers"],
+        ),
+    ];
+    for (krate, may) in allowed {
+        let ours: BTreeSet<String> = closure(&g, krate)
+            .into_iter()
+            .filter(|d| d.starts_with("jobnet") && d != krate)
+            .collect();
+        let may: BTreeSet<String> = may.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            ours, may,
+            "{krate} builds on other jobnet crates than drawn"
+        );
+    }
+    // What each must not carry, however deep.
+    let never: &[(&str, &[&str])] = &[
+        // A node needs neither SSH nor SQLite nor the planner's graph.
+        (
+            "jobnet-node",
+            &["russh", "rusqlite", "libsqlite3-sys", "petgraph", "hyper"],
+        ),
+        // jobnetd holds no job state.
+        ("jobnet-daemon", &["rusqlite", "libsqlite3-sys"]),
+        // The model reads files; it opens no session and no database.
+        (
+            "jobnet-model",
+            &["russh", "rusqlite", "libsqlite3-sys", "hyper"],
+        ),
+        (
+            "jobnet-contract",
+            &["russh", "rusqlite", "libsqlite3-sys", "hyper", "petgraph"],
+        ),
+        (
+            "jobnet-base",
+            &[
+                "russh",
+                "rusqlite",
+                "libsqlite3-sys",
+                "hyper",
+                "petgraph",
+                "regex",
+            ],
+        ),
+    ];
+    for (krate, banned) in never {
+        let all = closure(&g, krate);
+        for b in *banned {
+            assert!(!all.contains(*b), "{krate} carries {b}");
+        }
+    }
+    // And the lock really is the graph (a crate that drops every dependency would pass above).
+    assert!(closure(&g, "jobnet-engine").contains("rusqlite"));
+    assert!(closure(&g, "jobnet-drivers").contains("russh"));
 }

@@ -3,8 +3,9 @@
 # three fabric switches in a triangle; four nodes, each an OVS "node bridge" whose uplink is a
 # veth into its switch port; each VM a network namespace whose veth is the VM's tap on the node
 # bridge. The controller side brings two jobs up (2 nodes x 2 VMs each) and writes their
-# network.json; `jobnet node prepare` (the per-node Prolog) readies each node's uplink and
-# `jobnet node attach` (the VM launcher) puts the VMs on the job VLAN. Then: every VM
+# network.json; `jobnet-node prepare` (the per-node Prolog; the nodes' own binary, the same
+# commands as `jobnet node …`, which the linux-nodes lab runs) readies each node's uplink and
+# `jobnet-node attach` (the VM launcher) puts the VMs on the job VLAN. Then: every VM
 # of a job reaches every other (same node and across switches), nothing of the other job nor the
 # node's management address; faults are refused cleanly; detach + down give back byte-identical
 # switches and node bridges. Then the CNI plugin, driven as a runtime drives it (with the
@@ -15,6 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOBNET=$(realpath "${JOBNET:-target/debug/jobnet}")
+# The nodes' own binary (the jobnet-node crate: no SSH, no state store) runs the node side.
+JOBNET_NODE=$(realpath "${JOBNET_NODE:-$(dirname "$JOBNET")/jobnet-node}")
+[ -x "$JOBNET_NODE" ] || { echo "nodes lab: no jobnet-node binary at $JOBNET_NODE (cargo build; or set JOBNET_NODE)" >&2; exit 1; }
 D=$(mktemp -d /tmp/jobnet-nodes.XXXXXX)
 chmod 0755 "$D"
 pass=0 fail=0
@@ -118,6 +122,7 @@ YAML
 printf '[VM]\nTemplate=/images/vm.qcow2\n[Network]\nVlan=auto\nPkey=none\nVMs=2\n' > "$J/passport.ini"
 export JOBNET_CONFIG=$J/jobnet.yaml JOBNET_NODE_CONFIG=$J/node.yaml
 JN=("$JOBNET")
+JNODE=("$JOBNET_NODE")
 check "job A comes up on node1 (fa) and node3 (fc)" "${JN[@]}" job up --passport "$J/passport.ini" --job A --nodes node1,node3 --format json
 check "job B comes up on node2 (fb) and node4 (fa)" "${JN[@]}" job up --passport "$J/passport.ini" --job B --nodes node2,node4 --format json
 check "the controller wrote network.json for the nodes" test -s "$J/shared/A/network.json"
@@ -140,17 +145,17 @@ PY
 # attaches the VMs. A job the controller wrote no network for: prepare has nothing to do
 # (exit 0), a launcher's attach exits 3 with nothing changed.
 before=$(state)
-check "the prolog's prepare of a job without a network: exit 0" "${JN[@]}" node prepare --job NONET --node node1
-out=$("${JN[@]}" node attach --job NONET --node node1 --vm vs1=node1v1 2>&1) && rc=0 || rc=$?
+check "the prolog's prepare of a job without a network: exit 0" "${JNODE[@]}" prepare --job NONET --node node1
+out=$("${JNODE[@]}" attach --job NONET --node node1 --vm vs1=node1v1 2>&1) && rc=0 || rc=$?
 check "a launcher's attach of a job without a network: exit 3, said" sh -c "[ $rc = 3 ] && echo \"\$0\" | grep -q 'would not be on a job network: nothing was changed'" "$out"
 check "and nothing changed" test "$(state)" = "$before"
-for n in node1 node3; do check "the prolog prepares node $n for job A" "${JN[@]}" node prepare --job A --node "$n"; done
+for n in node1 node3; do check "the prolog prepares node $n for job A" "${JNODE[@]}" prepare --job A --node "$n"; done
 vlanA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vlan"])' "$J/shared/A/network.json")
 check "node1's uplink carries job A's VLAN $vlanA after prepare" sh -c "ovs-vsctl --db=unix:$D/db.sock get port n1up trunks | grep -qw $vlanA"
-for n in node1 node3; do check "attach job A on $n" "${JN[@]}" node attach --job A --node "$n"; done
-for n in node2 node4; do check "attach job B on $n" "${JN[@]}" node attach --job B --node "$n"; done
+for n in node1 node3; do check "attach job A on $n" "${JNODE[@]}" attach --job A --node "$n"; done
+for n in node2 node4; do check "attach job B on $n" "${JNODE[@]}" attach --job B --node "$n"; done
 configure_vms A; configure_vms B
-check "attach is safe to run twice" "${JN[@]}" node attach --job A --node node1
+check "attach is safe to run twice" "${JNODE[@]}" attach --job A --node node1
 reaches() { ip netns exec "$1" ping -c1 -W1 "$2" >/dev/null 2>&1 || ip netns exec "$1" ping -c2 -W1 "$2" >/dev/null 2>&1; }
 for src in node1v1 node1v2 node3v1 node3v2; do
   for dst in vs1 vs2 vs3 vs4; do
@@ -173,21 +178,21 @@ check "nor across the fabric" isolated node3v1 "$anet.200"
 # --- faults ---
 before=$(state)
 sed 's/node3: {bridge: brn3, uplink: n3up,/node3: {bridge: brn3, uplink: n3gone,/' "$J/node.yaml" > "$J/node-bad.yaml"
-out=$("${JN[@]}" node attach --job A --node node3 --config "$J/node-bad.yaml" 2>&1) && rc=0 || rc=$?
+out=$("${JNODE[@]}" attach --job A --node node3 --config "$J/node-bad.yaml" 2>&1) && rc=0 || rc=$?
 check "attach with a missing uplink: exit 2, the uplink named" sh -c "[ $rc = 2 ] && echo \"\$0\" | grep -q 'uplink n3gone is not a port of bridge brn3: nothing was changed'" "$out"
 check "and nothing changed" test "$(state)" = "$before"
-check "detach of a job never attached: exit 0" "${JN[@]}" node detach --job NEVER --node node1
+check "detach of a job never attached: exit 0" "${JNODE[@]}" detach --job NEVER --node node1
 for port in n1up m1 brn1 n2up; do
-  out=$("${JN[@]}" node attach --job A --node node1 --vm "vs1=$port" 2>&1) && rc=0 || rc=$?
+  out=$("${JNODE[@]}" attach --job A --node node1 --vm "vs1=$port" 2>&1) && rc=0 || rc=$?
   check "the node's own interface $port is refused as a VM interface (exit 2, named)" sh -c "[ $rc = 2 ] && echo \"\$0\" | grep -q 'interface $port is .*never a VM interface: nothing was changed'" "$out"
 done
 check "and nothing changed" test "$(state)" = "$before"
 
 # --- the CNI plugin, as a runtime drives it ---
-mkdir -p "$J/cni"; ln -sf "$JOBNET" "$J/cni/jobnet-cni"
+mkdir -p "$J/cni"; ln -sf "$JOBNET_NODE" "$J/cni/jobnet-cni"
 CNIPATH=$J/cni:/usr/lib/cni
 check "job C (for containers) comes up on node1 and node3" "${JN[@]}" job up --passport "$J/passport.ini" --job C --nodes node1,node3
-out=$("${JN[@]}" node attach --job C --node node1 --vm vs1=node1v1 2>&1) && rc=0 || rc=$?
+out=$("${JNODE[@]}" attach --job C --node node1 --vm vs1=node1v1 2>&1) && rc=0 || rc=$?
 check "a VM interface of job A is refused to job C" sh -c "[ $rc = 2 ] && echo \"\$0\" | grep -q 'interface node1v1 is attached to job A'" "$out"
 conf() { # BRIDGE UPLINK NODE [EXTRA [JOB]]
   local job=${5:-C}
@@ -269,19 +274,19 @@ for k in kv1 kv2; do ip link add "$k" type veth peer name "${k}p"; LINKS+=("$k")
 ip netns add ck; NS+=(ck)
 killed_attach() {
   local n=1 rc before attached; before=$(state)
-  "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null || return 1
+  "${JNODE[@]}" attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null || return 1
   attached=$(state)
-  "${JN[@]}" node detach --job K --node node1 >/dev/null || return 1
+  "${JNODE[@]}" detach --job K --node node1 >/dev/null || return 1
   while :; do
     # (in a subshell whose stderr is dropped: bash's "Aborted" notice is expected here)
-    rc=0; (JOBNET_FAILPOINT_NODE=$n "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1; exit $?) 2>/dev/null || rc=$?
+    rc=0; (JOBNET_FAILPOINT_NODE=$n "${JNODE[@]}" attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null 2>&1; exit $?) 2>/dev/null || rc=$?
     if [ "$(state)" != "$before" ] && [ -z "$(find "$J/nodestate" -name K.json)" ]; then echo "killed after command $n: a change no record names"; return 1; fi
     # Odd N: the launcher tries again, and the node is as one clean attach leaves it.
     if [ "$rc" = 134 ] && [ $((n % 2)) = 1 ]; then
-      "${JN[@]}" node attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null || { echo "re-attach after a kill at $n failed"; return 1; }
+      "${JNODE[@]}" attach --job K --node node1 --vm vs1=kv1 --vm vs2=kv2 >/dev/null || { echo "re-attach after a kill at $n failed"; return 1; }
       [ "$(state)" = "$attached" ] || { echo "re-attach after a kill at $n: node1 is not as after one attach"; return 1; }
     fi
-    "${JN[@]}" node detach --job K --node node1 >/dev/null || { echo "detach after a kill at $n failed"; return 1; }
+    "${JNODE[@]}" detach --job K --node node1 >/dev/null || { echo "detach after a kill at $n failed"; return 1; }
     [ "$(state)" = "$before" ] || { echo "attach killed after command $n: node1 is not as before"; return 1; }
     [ "$rc" = 0 ] && { echo "attach ran $n command(s); killed after each of the first $((n - 1))"; [ "$n" -gt 3 ]; return; }
     [ "$rc" = 134 ] || { echo "attach with a kill after command $n: exit $rc"; return 1; }
@@ -305,9 +310,9 @@ check "a CNI ADD killed after each of its commands: DEL gives node1 back exactly
 check "no record of job K is left" test -z "$(find "$J/nodestate" -name K.json)"
 
 # --- the end: detach everywhere, down, byte-identical switches and node bridges ---
-for n in node1 node3; do check "detach job A on $n" "${JN[@]}" node detach --job A --node "$n"; done
-for n in node2 node4; do check "detach job B on $n" "${JN[@]}" node detach --job B --node "$n"; done
-check "detach twice is harmless" "${JN[@]}" node detach --job A --node node1
+for n in node1 node3; do check "detach job A on $n" "${JNODE[@]}" detach --job A --node "$n"; done
+for n in node2 node4; do check "detach job B on $n" "${JNODE[@]}" detach --job B --node "$n"; done
+check "detach twice is harmless" "${JNODE[@]}" detach --job A --node node1
 for j in A B C D E K; do check "job $j down" "${JN[@]}" job down --job "$j"; done
 check "switches and node bridges are byte-identical to before" test "$(state)" = "$BASE"
 check "no node record is left (the lock files stay)" test -z "$(find "$J/nodestate" -type f -name '*.json')"

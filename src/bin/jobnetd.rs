@@ -1,5 +1,6 @@
 //! `jobnetd`: the optional daemon that keeps device sessions warm for `jobnet` commands and
-//! scheduler hooks (docs/jobnetd.md). It only wires its command line to [`jobnet::daemon`].
+//! scheduler hooks (docs/jobnetd.md). It only wires its command line to
+//! [`jobnet_daemon::daemon`]: it links the daemon crate alone (no state store, planner or executor).
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::time::Duration;
 struct Args {
     /// The Unix socket to listen on (mode 0600; jobnet finds it by the same option or
     /// $JOBNET_DAEMON).
-    #[arg(long, env = "JOBNET_DAEMON", default_value = jobnet::drivers::transport::daemon::DEFAULT_SOCKET)]
+    #[arg(long, env = "JOBNET_DAEMON", default_value = jobnet_daemon::drivers::transport::daemon::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// The service user that owns the socket when jobnetd runs as root (root can always
     /// connect).
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let owner = match &args.service_user {
         None => None,
-        Some(name) => match jobnet::base::users::by_name(name) {
+        Some(name) => match jobnet_daemon::base::users::by_name(name) {
             Some(ids) => Some(ids),
             None => {
                 eprintln!("jobnetd: --service-user {name}: no such user; create it or give an existing one");
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let opts = jobnet::daemon::ServeOptions {
+    let opts = jobnet_daemon::daemon::ServeOptions {
         socket: args.socket,
         socket_owner: owner,
         keepalive: Duration::from_secs(args.keepalive.max(1)),
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         idle_max: Duration::from_secs(args.idle_max.max(1)),
         drain: Duration::from_secs(args.drain),
     };
-    match jobnet::daemon::serve(opts) {
+    match jobnet_daemon::daemon::serve(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jobnetd: {e}");

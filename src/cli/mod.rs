@@ -9,7 +9,6 @@ mod down;
 mod hook;
 mod ib;
 mod job;
-mod node;
 mod output;
 mod progress;
 mod reference;
@@ -18,6 +17,7 @@ mod topology;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use jobnet::{Context, Options};
+use jobnet_node::cli as node;
 use output::Fail;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -305,7 +305,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Config(c) => config::run(c, g),
         Cmd::Hook(c) => hook::run(c),
         Cmd::Job(c) => hook::job(c),
-        Cmd::Node(c) => node::run(c),
+        Cmd::Node(c) => node::run(c).map_err(|f| Fail::new(f.code, f.message)),
         Cmd::Completions(a) => reference::completions(&a),
         Cmd::Man => reference::man(),
     }

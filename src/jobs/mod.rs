@@ -3,14 +3,14 @@
 //! and the job's request, [`site`], [`request`]), how its VMs are numbered ([`addresses`]), and
 //! the prolog/epilog flows the hooks run through the facade ([`flow`]).
 
-pub mod addresses;
 pub mod flow;
-pub mod network;
 pub mod passport;
 pub mod pbs;
 pub mod request;
 pub mod site;
 pub mod slurm;
+
+pub use jobnet_contract::jobs::{addresses, network};
 
 use crate::base::types::JobId;
 
