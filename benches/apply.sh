@@ -9,8 +9,8 @@
 #     with a copy without `read.ports` (one read per port, as before)
 #     BENCH=p2b runs only this case; BENCH=p2b-ovs the same on Open vSwitch over SSH, with
 #     and without `batch:` (one ovs-vsctl transaction per switch) and `read.ports`.
-#  4. (issue 15, P1) BENCH=p1: case 1 (no latency) directly and through a warm jobnetd
-#     (target: up <= 30 ms warm)
+#  4. (issue 15, P1) BENCH=p1: case 1 (no latency) on arista-eos and on cisco-ios, directly and
+#     through a warm jobnetd (target: up <= 30 ms warm)
 #  5. (issue 15, P2) BENCH=p2: one switch vs a chain of 300 with the same work per switch,
 #     200 ms login, 20 ms per command, directly and through a warm jobnetd (target <= 1.5 x)
 # With DAEMON=1 every `measure` goes through a jobnetd started for the lab, warmed by one
@@ -65,14 +65,15 @@ measure() {
   printf '%s\n' "${times[@]}" | sort -n | awk -v n="$name" '{a[NR]=$1} END {printf "%-40s median %.3f s (min %.3f, max %.3f, %d runs)\n", n, a[int((NR+1)/2)], a[1], a[NR], NR}'
 }
 
+# single10 [DRIVER PORTS]: one switch, ten node ports (default: arista-eos, Ethernet1-10).
 single10() {
   cat <<YAML
 name: one-switch
 ethernet: {vlan_pool: "100-199"}
 switches:
-  - {name: sw1, driver: arista-eos, address: 192.0.2.1, credentials: x}
+  - {name: sw1, driver: ${1:-arista-eos}, address: 192.0.2.1, credentials: x}
 nodes:
-  - {name: "n[01-10]", port: "sw1:Ethernet[1-10]"}
+  - {name: "n[01-10]", port: "sw1:${2:-Ethernet[1-10]}"}
 YAML
 }
 single3() {
@@ -109,8 +110,12 @@ chain() {
 }
 if [ "${BENCH:-}" = p1 ]; then
   single10 > "$B/one10.yaml"
-  measure "P1 1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
-  DAEMON=1 measure "P1 1 switch, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
+  # The issue's P1 is "one fake Cisco": Cisco IOS (ranged interface blocks, one bulk port read).
+  single10 cisco-ios 'GigabitEthernet1/0/[1-10]' > "$B/one10-ios.yaml"
+  for d in 0 1; do
+    DAEMON=$d measure "P1 arista-eos, VLAN + 10 ports, no latency" "$B/one10.yaml" 'n[01-10]' 0 0
+    DAEMON=$d measure "P1 cisco-ios, VLAN + 10 ports, no latency" "$B/one10-ios.yaml" 'n[01-10]' 0 0
+  done
   exit 0
 fi
 if [ "${BENCH:-}" = p2 ]; then

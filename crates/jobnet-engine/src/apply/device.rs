@@ -128,6 +128,33 @@ fn intend(
     Ok((id, rendered))
 }
 
+/// Journals the intents of the device's operations `ops`, the first its `first_seq`-th, in one
+/// write of the store (see [`intend`]).
+fn intend_all(
+    env: &Env,
+    job: &JobId,
+    d: &Prepared,
+    first_seq: usize,
+    ops: &[Op],
+) -> Result<Vec<(i64, Rendered)>, Failure> {
+    let rendered: Vec<Rendered> = ops.iter().map(|op| d.driver.render(op)).collect();
+    let items: Vec<(JournalOp, Vec<String>, Vec<String>)> = ops
+        .iter()
+        .zip(&rendered)
+        .map(|(op, r)| {
+            (
+                JournalOp::Device(op.clone()),
+                r.apply.clone(),
+                r.undo.clone(),
+            )
+        })
+        .collect();
+    let ids = env
+        .store
+        .journal_intents(job, &d.record, first_seq, &items)?;
+    Ok(ids.into_iter().zip(rendered).collect())
+}
+
 /// A device whose operations jobnetd sends, merged with other jobs' on the same device
 /// ([`crate::drivers::merge`]). Every operation's intent is journaled (its own lines and undo),
 /// the operations are handed over, and each is journaled as jobnetd reports it: done (with the
@@ -152,12 +179,7 @@ fn apply_merged(env: &Env, job: &JobId, d: Prepared) -> Result<(), Failure> {
         .get(&r.driver)
         .ok_or_else(|| lost(format!("driver profile `{}` is not loaded", r.driver)))?;
     env.interrupt.check().map_err(Failure::Interrupted)?;
-    let rows = d
-        .ops
-        .iter()
-        .enumerate()
-        .map(|(seq, op)| intend(env, job, &d, seq, op))
-        .collect::<Result<Vec<_>, Failure>>()?;
+    let rows = intend_all(env, job, &d, 0, &d.ops)?;
     let fail = |rows: &[(i64, Rendered)], why: &str| fail_rows(env, rows, why);
     intent_faults(env, &device, &rows)?;
     let Some(merger) = env.connector.merger(&target, profile) else {
@@ -193,8 +215,11 @@ fn apply_merged(env: &Env, job: &JobId, d: Prepared) -> Result<(), Failure> {
             return Err(e);
         }
     };
+    // Every outcome in one write: done (with the list line it shared), or failed.
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
     for (k, outcome) in merged.outcomes.iter().enumerate() {
-        let (id, r) = &rows[k];
+        let (id, _) = &rows[k];
         match outcome {
             Outcome::Done { sent } => {
                 let note = if sent.is_empty() {
@@ -205,18 +230,17 @@ fn apply_merged(env: &Env, job: &JobId, d: Prepared) -> Result<(), Failure> {
                         sent.join(" / ")
                     )
                 };
-                record_done(env, &device, &d.ops[k..=k], &[(*id, r.clone())], &note)?;
+                done.push((k, note));
             }
             Outcome::Failed { error } => {
-                let _ = env
-                    .store
-                    .journal_set(*id, JournalStatus::Failed, &error.to_string());
+                failed.push((*id, JournalStatus::Failed, error.to_string()));
             }
-            Outcome::NotSent { why } => {
-                let _ = env.store.journal_set(*id, JournalStatus::Failed, why);
-            }
+            Outcome::NotSent { why } => failed.push((*id, JournalStatus::Failed, why.clone())),
         }
     }
+    let recorded = record_outcomes(env, &device, &d.ops, &rows, &done);
+    let _ = env.store.journal_set_many(&failed);
+    recorded?;
     match merged.error {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -277,11 +301,8 @@ fn apply_block(
     ops: &[Op],
 ) -> Result<Block, Failure> {
     let device = d.record.name.clone();
-    let mut rows = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        env.interrupt.check().map_err(Failure::Interrupted)?;
-        rows.push(intend(env, job, d, seq + i, op)?);
-    }
+    env.interrupt.check().map_err(Failure::Interrupted)?;
+    let rows = intend_all(env, job, d, seq, ops)?;
     let fail = |rows: &[(i64, Rendered)], why: &str| fail_rows(env, rows, why);
     intent_faults(env, &device, &rows)?;
     let block: Vec<(&Op, &Rendered)> = ops.iter().zip(rows.iter().map(|(_, r)| r)).collect();
@@ -327,26 +348,55 @@ fn record_done(
     rows: &[(i64, Rendered)],
     note: &str,
 ) -> Result<(), Failure> {
-    for (op, (id, r)) in ops.iter().zip(rows) {
+    let all: Vec<(usize, String)> = (0..ops.len()).map(|k| (k, note.to_string())).collect();
+    record_outcomes(env, device, ops, rows, &all)
+}
+
+/// Journals the operations `done` (their index in `ops`/`rows`, and a note) as done, in one
+/// write of the store; a port an operation restricted is recorded after. A `done` failpoint
+/// fails its operation and stops there: those before it are recorded done.
+fn record_outcomes(
+    env: &Env,
+    device: &str,
+    ops: &[Op],
+    rows: &[(i64, Rendered)],
+    done: &[(usize, String)],
+) -> Result<(), Failure> {
+    let mut set = Vec::with_capacity(done.len());
+    let mut hit = None;
+    for (k, note) in done {
+        let (id, r) = &rows[*k];
         let first = r.apply.first().map(String::as_str).unwrap_or("");
         if let Err(e) = env.faults.hit(Point::Done, device, first) {
             let e = Failure::from(e);
-            let _ = env
-                .store
-                .journal_set(*id, JournalStatus::Failed, &e.to_string());
-            return Err(e);
+            set.push((*id, JournalStatus::Failed, e.to_string()));
+            hit = Some((*k, e));
+            break;
         }
-        env.store.journal_set(*id, JournalStatus::Done, note)?;
+        set.push((*id, JournalStatus::Done, note.clone()));
+    }
+    let written = env.store.journal_set_many(&set);
+    if hit.is_none() {
+        written?;
+    }
+    let applied = done
+        .iter()
+        .map(|(k, _)| *k)
+        .take_while(|k| hit.as_ref().is_none_or(|(h, _)| k != h));
+    for k in applied {
         if let Op::TaggedAdd {
             port,
             restricts: true,
             ..
-        } = op
+        } = &ops[k]
         {
             env.store.restrict(device, port, "all")?;
         }
     }
-    Ok(())
+    match hit {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Undoes every journaled operation of `job` that may be in effect, newest first per device, all

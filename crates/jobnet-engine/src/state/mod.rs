@@ -389,6 +389,30 @@ pub trait StateStore: Send + Sync {
         undo: &[String],
     ) -> Result<i64, StateError>;
     fn journal_set(&self, id: i64, status: JournalStatus, message: &str) -> Result<(), StateError>;
+    /// Writes the intents of several operations of one device, the first its `first_seq`-th,
+    /// each `(operation, lines, undo lines)`; returns their row ids in order. All or none: a
+    /// store with transactions writes them in one (a short `up` journals a device's operations
+    /// in one commit instead of one each).
+    fn journal_intents(
+        &self,
+        job: &JobId,
+        device: &DeviceRecord,
+        first_seq: usize,
+        items: &[(JournalOp, Vec<String>, Vec<String>)],
+    ) -> Result<Vec<i64>, StateError> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (op, apply, undo))| {
+                self.journal_intent(job, device, first_seq + i, op, apply, undo)
+            })
+            .collect()
+    }
+    /// Sets several rows' status and message (one transaction where the store has them).
+    fn journal_set_many(&self, rows: &[(i64, JournalStatus, String)]) -> Result<(), StateError> {
+        rows.iter()
+            .try_for_each(|(id, status, message)| self.journal_set(*id, *status, message))
+    }
 
     /// What a node port allowed before jobnet restricted it, if jobnet did.
     fn restriction(&self, device: &str, port: &str) -> Result<Option<String>, StateError>;

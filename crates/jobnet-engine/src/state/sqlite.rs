@@ -1027,6 +1027,77 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn journal_intents(
+        &self,
+        job: &JobId,
+        d: &DeviceRecord,
+        first_seq: usize,
+        items: &[(JournalOp, Vec<String>, Vec<String>)],
+    ) -> Result<Vec<i64>, StateError> {
+        let r = self.immediate(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO journal(job, device, driver, address, credentials, legacy, seq, op, apply, undo, status, ts) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?12,?11)",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut ids = Vec::with_capacity(items.len());
+            for (i, (op, apply, undo)) in items.iter().enumerate() {
+                stmt.execute(params![job.as_str(), d.name, d.driver, d.address, d.credentials, d.legacy, (first_seq + i) as i64, op.to_json(), serde_json::to_string(apply).expect("json"), serde_json::to_string(undo).expect("json"), now(), Text(JournalStatus::Intent)])
+                    .map_err(|e| self.err(e))?;
+                ids.push(tx.last_insert_rowid());
+            }
+            Ok(ids)
+        });
+        let ids = r.map_err(|e| match e {
+            BeginError::State(s) => s,
+            BeginError::Refused(r) => self.corrupt(format!("job {job}"), r),
+        })?;
+        // The file may have gone while the rows were written: only rows in the file count.
+        self.check_same()?;
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, (id, (op, apply, undo))) in ids.iter().zip(items).enumerate() {
+            memory.push(JournalRow {
+                id: *id,
+                job: job.clone(),
+                device: d.clone(),
+                seq: (first_seq + k) as i64,
+                op: op.clone(),
+                apply: apply.clone(),
+                undo: undo.clone(),
+                status: JournalStatus::Intent,
+                message: String::new(),
+            });
+        }
+        Ok(ids)
+    }
+
+    fn journal_set_many(&self, rows: &[(i64, JournalStatus, String)]) -> Result<(), StateError> {
+        self.check_same()?;
+        {
+            let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, status, message) in rows {
+                if let Some(r) = memory.iter_mut().find(|r| r.id == *id) {
+                    r.status = *status;
+                    r.message = message.clone();
+                }
+            }
+        }
+        let r = self.immediate(|tx| {
+            let mut stmt = tx
+                .prepare("UPDATE journal SET status=?2, message=?3, ts=?4 WHERE id=?1")
+                .map_err(|e| self.err(e))?;
+            for (id, status, message) in rows {
+                stmt.execute(params![id, Text(*status), message, now()])
+                    .map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        });
+        r.map_err(|e| match e {
+            BeginError::State(s) => s,
+            BeginError::Refused(r) => self.corrupt("the journal".into(), r),
+        })
+    }
+
     fn restriction(&self, device: &str, port: &str) -> Result<Option<String>, StateError> {
         let conn = self.conn()?;
         conn.query_row(
@@ -1378,6 +1449,63 @@ mod tests {
             }),
             "a reused pid is not the owner"
         );
+    }
+
+    /// A device's intents in one write, in order, with their sequence numbers; their outcomes
+    /// in one write; both as a fresh reader of the file sees them.
+    #[test]
+    fn intents_and_outcomes_are_written_together() {
+        let path = scratch("many");
+        let s = SqliteStore::open(&path).unwrap();
+        start(&s, "7", 10).unwrap();
+        let id = JobId::parse("7").unwrap();
+        let dev = DeviceRecord {
+            name: "sw1".into(),
+            driver: "cisco-ios".into(),
+            address: "192.0.2.1".into(),
+            credentials: None,
+            legacy: false,
+        };
+        let items: Vec<(JournalOp, Vec<String>, Vec<String>)> = (10..13)
+            .map(|v| {
+                let op = JournalOp::Device(Op::CreateVlan {
+                    vlan: VlanId::new(v).unwrap(),
+                    name: format!("x{v}"),
+                });
+                (op, vec![format!("vlan {v}")], vec![format!("no vlan {v}")])
+            })
+            .collect();
+        s.journal_intent(&id, &dev, 0, &items[0].0, &[], &[])
+            .unwrap();
+        let ids = s.journal_intents(&id, &dev, 1, &items).unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        s.journal_set_many(&[
+            (ids[0], JournalStatus::Done, "ok".into()),
+            (ids[2], JournalStatus::Failed, "% Invalid input".into()),
+        ])
+        .unwrap();
+        let again = SqliteStore::open(&path).unwrap();
+        let rows = again.journal(&id).unwrap();
+        let got: Vec<(i64, String, JournalStatus, String)> = rows
+            .iter()
+            .map(|r| (r.seq, r.apply.join(";"), r.status, r.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, String::new(), JournalStatus::Intent, String::new()),
+                (1, "vlan 10".into(), JournalStatus::Done, "ok".into()),
+                (2, "vlan 11".into(), JournalStatus::Intent, String::new()),
+                (
+                    3,
+                    "vlan 12".into(),
+                    JournalStatus::Failed,
+                    "% Invalid input".into()
+                ),
+            ]
+        );
+        assert_eq!(rows[3].undo, ["no vlan 12"]);
     }
 
     /// A damaged row is an error that names it, never a quiet default.

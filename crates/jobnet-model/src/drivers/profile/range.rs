@@ -13,7 +13,7 @@
 //! is carried out, and a refusal may leave some members done): what the executor does about that
 //! is in `apply/device.rs`; this module only writes and reads the lines.
 
-use regex::Regex;
+use super::pattern::Regex;
 
 /// How a dialect addresses several ports at once (the profile's `range:`).
 #[derive(Clone, Debug)]

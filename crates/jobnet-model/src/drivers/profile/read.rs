@@ -9,8 +9,8 @@
 //! (e.g. no `switchport mode` line in a running configuration means access mode) is only taken as
 //! absent where the profile says so with `absent:`.
 
+use super::pattern::Regex;
 use crate::base::types::{RangeSet, VlanId};
-use regex::Regex;
 
 /// Why an answer could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
