@@ -71,7 +71,7 @@ start_sim() {
   echo "the simulator did not start" >&2; exit 1
 }
 logins() { cat "$1/logins" 2>/dev/null || echo 0; }
-reloads() { wc -l < "$B/reloads" 2>/dev/null || echo 0; }
+reloads() { if [ -f "$B/reloads" ]; then wc -l < "$B/reloads"; else echo 0; fi; }
 PKEY=none
 [ "$IB" = 1 ] && PKEY=auto
 

@@ -1,5 +1,6 @@
 //! Criterion benchmarks for topology load and planning on a generated 3-tier fat tree of
-//! 10,000 nodes (313 leaves, 40 pods, 160 aggregation and 8 core switches, IB GUIDs).
+//! 10,000 nodes (313 leaves, 40 pods, 160 aggregation and 8 core switches, IB GUIDs), and
+//! planning a 10,000-node job on a 100,000-node one already loaded.
 //! Figures and the command to reproduce them are in docs/benchmarks.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -62,6 +63,41 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+
+    // Issue 15, P3 held: the 100k-node fabric already loaded (as a long-running process holds
+    // it), a 10,000-node job planned and its JSON rendered: what is left of `jobnet plan` when
+    // the topology needs no reading.
+    let big = topology::fat_tree(&FatTreeSpec {
+        nodes: 100_000,
+        ..FatTreeSpec::default()
+    });
+    let t = topology::parse(&big, "ft100k.yaml", &set).unwrap().topology;
+    let g = SwitchGraph::build(&t);
+    let req = JobRequest {
+        job: JobId::parse("1234").unwrap(),
+        nodes: hostlist::expand("cn[000001-010000]").unwrap(),
+        vlan: Choice::Auto,
+        pkey: PKeyChoice::Default,
+        gateway: None,
+        origin: Default::default(),
+    };
+    let inputs = Inputs {
+        topology: &t,
+        graph: &g,
+        drivers: &set,
+        held: &[],
+        partitions_conf: None,
+        partitions_conf_path: None,
+    };
+    c.bench_function("100k fabric held: plan 10k-node job", |b| {
+        b.iter(|| plan::plan(black_box(inputs), black_box(&req)).unwrap())
+    });
+    c.bench_function("100k fabric held: plan 10k-node job + JSON", |b| {
+        b.iter(|| {
+            let p = plan::plan(black_box(inputs), black_box(&req)).unwrap();
+            jobnet::plan::render::plan_json(&p)
+        })
+    });
 }
 
 criterion_group! {
