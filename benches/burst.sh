@@ -11,7 +11,8 @@
 # count shows how many reloads concurrent jobs cause).
 # Prints, per mode: the wall time of one job alone (median of RUNS, cold and, with jobnetd,
 # warm), of the burst (median of RUNS), the ratio, the logins the switches accepted during the
-# burst, and whether every job came up (exit 0) and went down again with every switch clean.
+# burst, and whether every job came up (exit 0) and went down again with every switch clean; and
+# the wall time of the burst's downs, all at once (median of RUNS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q --bin jobnet --bin jobnetd
@@ -87,7 +88,7 @@ run() {
     for _ in $(seq 100); do [ -S "$daemon" ] && break; sleep 0.05; done
   fi
   local J=(target/release/jobnet --state "$lab/state.db" --credentials "$lab/credentials.yaml" --known-hosts "$lab/known_hosts" --daemon "$daemon")
-  local alone=() warm=() burst=() logins_burst=() reloads_burst=() ok=1
+  local alone=() warm=() burst=() downs=() logins_burst=() reloads_burst=() ok=1
   local first; first=$(head -1 "$B/jobs.txt")
   for r in $(seq "$RUNS"); do
     if [ "$IB" = 1 ]; then sleep 2.2; fi
@@ -130,19 +131,21 @@ run() {
       [ "$pkeys" -eq "$JOBS" ] || { ok=0; echo "$mode run $r: $pkeys distinct PKeys, expected $JOBS" >&2; }
     fi
     # Down again, concurrently, and every switch must be back as it was.
-    i=0; bp=()
+    i=0; bp=(); t0=$(now)
     while read -r _; do i=$((i + 1)); "${J[@]}" down --job "r${r}j$i" > /dev/null 2>&1 & bp+=($!); done < "$B/jobs.txt"
     for p in "${bp[@]}"; do wait "$p" || { ok=0; echo "$mode run $r: a down failed" >&2; }; done
+    downs+=("$(echo "$(now) - $t0" | bc -l)")
     if [ "$IB" = 1 ] && grep -qE "=0x1[0-9a-fA-F]{3}" "$B/partitions.conf"; then
       ok=0; echo "$mode run $r: job partitions left in partitions.conf" >&2
     fi
   done
-  local a w b
+  local a w b d
   a=$(printf '%s\n' "${alone[@]}" | median); w=$(printf '%s\n' "${warm[@]}" | median); b=$(printf '%s\n' "${burst[@]}" | median)
+  d=$(printf '%s\n' "${downs[@]}" | median)
   local ib=""
   [ "$IB" = 1 ] && ib="; OpenSM reloads during the bursts: ${reloads_burst[*]}"
-  printf '%-8s one job %s s (then %s s), burst of %d: %s s = %.1f x one job, %.1f x the second; logins during the bursts: %s%s; all correct: %s\n' \
-    "$mode" "$a" "$w" "$JOBS" "$b" "$(echo "$b / $a" | bc -l)" "$(echo "$b / $w" | bc -l)" "${logins_burst[*]}" "$ib" "$([ $ok = 1 ] && echo yes || echo NO)"
+  printf '%-8s one job %s s (then %s s), burst of %d: %s s = %.1f x one job, %.1f x the second; logins during the bursts: %s%s; %d downs at once: %s s; all correct: %s\n' \
+    "$mode" "$a" "$w" "$JOBS" "$b" "$(echo "$b / $a" | bc -l)" "$(echo "$b / $w" | bc -l)" "${logins_burst[*]}" "$ib" "$JOBS" "$d" "$([ $ok = 1 ] && echo yes || echo NO)"
   cleanup
 }
 run direct

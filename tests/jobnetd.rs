@@ -667,14 +667,64 @@ fn jobnet_processes_reuse_jobnetd_s_warm_sessions() {
     assert!(lab.empty());
 }
 
-/// A `jobnet down` killed with -9 while it holds sessions lent by jobnetd (an undo borrows
-/// sessions): jobnetd closes them (they are never lent again, their state is unknown) and the
-/// next `down` finishes the job from its journal. A `jobnet up` killed with -9 after handing
-/// its changes to jobnetd: the `down` right after it waits for them to be sent, then undoes
-/// them; the next `up` works.
+/// A process killed while it holds a session lent by jobnetd: jobnetd closes it (it is never
+/// lent again, its state is unknown). A `jobnet down` killed with -9 after handing its undos to
+/// jobnetd: the next `down` finishes the job from its journal. A `jobnet up` killed with -9
+/// after handing its changes to jobnetd: the `down` right after it waits for them to be sent,
+/// then undoes them; the next `up` works.
 #[test]
 fn a_killed_jobnet_s_sessions_are_closed_and_its_handed_over_changes_undone() {
+    use jobnet::drivers::transport::daemon::{Client, OpenReply, OpenRequest};
     let lab = SshLab::new("client-killed");
+    // A process that borrowed a session and died (its connection closed without handing the
+    // session back; jobnet borrows for dialects jobnetd does not merge): jobnetd closes the
+    // session, never lends it again.
+    let t = topology::load(&lab.dir.join("topology.yaml"), &DriverSet::builtin())
+        .unwrap()
+        .topology;
+    let sw = t.switches.iter().find(|s| s.name == "leaf1").unwrap();
+    let open = OpenRequest {
+        target: Target::new(
+            &sw.name,
+            &sw.driver,
+            &sw.address,
+            sw.credentials.as_deref(),
+            false,
+        ),
+        profile: jobnet::drivers::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == "arista-eos")
+            .unwrap()
+            .1
+            .to_string(),
+        login: LoginOptions {
+            credentials: lab.dir.join("credentials.yaml"),
+            known_hosts: lab.dir.join("known_hosts"),
+            trust_on_first_use: false,
+            connect_timeout_ms: 10_000,
+            command_timeout_ms: 10_000,
+            sessions_per_device: 4,
+        },
+        wait_ms: 10_000,
+    };
+    let mut borrower = Client::connect(&lab.socket(), Duration::from_secs(5)).unwrap();
+    let _: OpenReply = borrower
+        .call("/v1/sessions", Some(&open), Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(metric(&lab.metrics(), "jobnetd_sessions_lent"), 1);
+    drop(borrower);
+    let started = std::time::Instant::now();
+    loop {
+        let m = lab.metrics();
+        if metric(&m, "jobnetd_sessions_lent") == 0 {
+            assert!(metric(&m, "jobnetd_sessions_orphaned_total") >= 1, "{m}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{m}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A `down` killed with -9 after handing its undos to jobnetd: the next `down` waits for
+    // them, then finishes the job from its journal.
     assert_eq!(lab.up(true, "1").0, 0);
     lab.slow();
     let mut child = lab
@@ -693,16 +743,6 @@ fn a_killed_jobnet_s_sessions_are_closed_and_its_handed_over_changes_undone() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let m = lab.metrics();
-        if metric(&m, "jobnetd_sessions_lent") == 0 {
-            assert!(metric(&m, "jobnetd_sessions_orphaned_total") >= 1, "{m}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{m}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let (code, err) = lab.jn(true, &["down", "--job", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(lab.empty(), "{:?}", lab.fabric.snapshot());
@@ -996,6 +1036,7 @@ fn spine_ops(i: u16, extra: bool) -> Submission {
         vlan_name: name,
         ops,
         save: false,
+        undo: false,
     }
 }
 
@@ -1069,6 +1110,128 @@ fn jobs_merged_on_one_device_share_one_list_line_per_port() {
             assert!(!st.carries(&profile, &format!("Ethernet{}", 5 + j), vlan));
         }
     }
+}
+
+/// Three jobs' undos on one Arista switch as one batch (what jobnetd does with a burst of
+/// epilogs), beside a fourth job that comes up in the same batch: each shared trunk loses the
+/// three VLANs in one list line, every VLAN is deleted after its ports, every job learns that
+/// each of its undos is done, and the switch is left with the fourth job's VLAN alone. A refused
+/// list line is sent again per job, and a refused undo stops none of the job's other undos.
+#[test]
+fn merged_undos_share_list_lines_and_give_the_switch_back() {
+    let (fabric, sw, profile, target) = merge_switch();
+    let before = sw.state.lock().unwrap().clone();
+    let ups: Vec<Submission> = (0..3).map(|i| spine_ops(i, false)).collect();
+    {
+        let mut driver = CliDriver::open(&fabric, target.clone(), &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &ups);
+    }
+    let undo_of = |s: &Submission| Submission {
+        job: s.job.clone(),
+        vlan_name: merge::UNDO_NAME.into(),
+        ops: s.ops.iter().rev().cloned().collect(),
+        save: false,
+        undo: true,
+    };
+    // The journal's undo lines are what a merged undo sends.
+    for op in &ups[0].ops {
+        assert_eq!(
+            merge::undo_lines(&profile, op),
+            jobnet::drivers::ops::render_op(&profile, "jobnet-j0", op).1
+        );
+    }
+    let mut batch: Vec<Submission> = ups.iter().map(undo_of).collect();
+    batch.push(spine_ops(3, false));
+    sw.log.lock().unwrap().clear();
+    let merged = {
+        let mut driver = CliDriver::open(&fabric, target.clone(), &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &batch)
+    };
+    for m in &merged {
+        assert_eq!(m.error, None);
+        assert!(
+            m.outcomes.iter().all(|o| matches!(o, Outcome::Done { .. })),
+            "{m:?}"
+        );
+    }
+    let log = sw.log.lock().unwrap().clone();
+    let count = |l: &str| log.iter().filter(|x| x.as_str() == l).count();
+    assert_eq!(count("configure terminal"), 1, "{log:#?}");
+    assert_eq!(
+        count("switchport trunk allowed vlan remove 101,102,103"),
+        2,
+        "{log:#?}"
+    );
+    let pos = |l: &str| log.iter().position(|x| x == l).unwrap();
+    for v in 101..104 {
+        assert!(
+            pos(&format!("no vlan {v}")) > pos("switchport trunk allowed vlan remove 101,102,103")
+        );
+    }
+    let st = sw.state.lock().unwrap().clone();
+    assert_eq!(st.vlans.keys().copied().collect::<Vec<_>>(), vec![104]);
+    for p in [
+        "Ethernet1",
+        "Ethernet2",
+        "Ethernet5",
+        "Ethernet6",
+        "Ethernet7",
+    ] {
+        for v in 101..104 {
+            assert!(!st.carries(&profile, p, v), "{p} {v}");
+        }
+    }
+
+    // The fourth job's undo alone, then the three again: a refused list line goes per job,
+    // and the refused job's other undos are still sent.
+    {
+        let mut driver = CliDriver::open(&fabric, target.clone(), &profile, "").unwrap();
+        merge::run(&mut driver, &profile, &[undo_of(&spine_ops(3, false))]);
+        merge::run(&mut driver, &profile, &ups);
+    }
+    sw.faults.lock().unwrap().reject_matching = Some("102".into());
+    sw.log.lock().unwrap().clear();
+    let merged = {
+        let mut driver = CliDriver::open(&fabric, target, &profile, "").unwrap();
+        merge::run(
+            &mut driver,
+            &profile,
+            &ups.iter().map(undo_of).collect::<Vec<_>>(),
+        )
+    };
+    sw.faults.lock().unwrap().reject_matching = None;
+    for i in [0usize, 2] {
+        assert!(
+            merged[i]
+                .outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Done { .. })),
+            "{:?}",
+            merged[i]
+        );
+    }
+    // Job 1 (VLAN 102): every undo refused, each with its own line, and each still sent after
+    // the ones before it failed (the list line went again per job).
+    assert!(
+        merged[1]
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Failed { .. })),
+        "{:?}",
+        merged[1]
+    );
+    let log = sw.log.lock().unwrap().clone();
+    for l in [
+        "switchport trunk allowed vlan remove 101,102,103",
+        "switchport trunk allowed vlan remove 102",
+        "no vlan 102",
+    ] {
+        assert!(log.iter().any(|x| x == l), "{l} not sent: {log:#?}");
+    }
+    let st = sw.state.lock().unwrap().clone();
+    assert!(!st.vlans.contains_key(&101) && !st.vlans.contains_key(&103));
+    assert!(st.vlans.contains_key(&102));
+    assert_eq!(before.vlans.len(), 0);
 }
 
 /// A list line the device refuses is sent again per job: the refusal lands on the job whose VLAN
@@ -1158,9 +1321,21 @@ fn a_burst_through_jobnetd_merges_jobs_on_a_shared_switch() {
         "{batches} batches for {merged} jobs' operations"
     );
     assert_eq!(lab.lent(), 0);
-    for job in &jobs {
-        lab.down(job);
-    }
+    // The epilogs of the array at once: each job's undo on leaf1 goes through the queue too
+    // (list lines for the removals several jobs share), and every switch is back as it was.
+    std::thread::scope(|s| {
+        for job in &jobs {
+            let lab = &lab;
+            s.spawn(move || lab.down(job));
+        }
+    });
+    let undo_batches = lab.metric("jobnetd_merged_batches_total") - batches;
+    let undone = lab.metric("jobnetd_merged_jobs_total") - merged;
+    assert_eq!(undone, 16, "every job's leaf1 undo went through the queue");
+    assert!(
+        undo_batches < undone,
+        "{undo_batches} batches for {undone} jobs' undos"
+    );
     assert_eq!(lab.snapshot(), baseline);
 }
 
@@ -1186,6 +1361,7 @@ fn nxos_ops(i: u16) -> Submission {
         vlan_name: name,
         ops,
         save: false,
+        undo: false,
     }
 }
 

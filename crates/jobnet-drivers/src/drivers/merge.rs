@@ -19,10 +19,17 @@
 //! refused ranged line is sent again operation by operation, so the refusal names the exact
 //! port, and that job's later blocks go one by one.
 //!
+//! Undo goes the same way (a burst of epilogs when a job array ends): a submission marked
+//! `undo` names the operations to take back, newest first; after every applying job's lines,
+//! the same removal of several jobs on one port goes as one list line (`switchport trunk
+//! allowed vlan remove 101,102`), then each job's other undo lines in its order (VLANs deleted
+//! last). An undo that fails does not stop the job's other undos (as when a job undoes on its
+//! own session): each outcome is reported, and the job journals it.
+//!
 //! What is not merged: dialects with a commit (one commit would fail every job at once) and an
 //! atomic `batch:` (Open vSwitch): see [`mergeable`].
 
-use super::cli::{DeviceDriver, Rendered};
+use super::cli::{DeviceDriver, Rendered, UndoRecord};
 use super::ops::render_op;
 use super::ops::Op;
 use super::transport::DeviceError;
@@ -42,6 +49,22 @@ pub struct Submission {
     pub ops: Vec<Op>,
     /// Save the configuration after the batch (`session.save`).
     pub save: bool,
+    /// Undo these operations (a `down`, `recover` or rollback; `ops` newest first) instead of
+    /// applying them. Their lines are the profile's undo of each operation, rendered here: no
+    /// line text crosses jobnetd's socket. The job checks that they are the lines it
+    /// journaled before it hands an undo over ([`undo_lines`]).
+    #[serde(default)]
+    pub undo: bool,
+}
+
+/// The VLAN name an undo hand-over carries (an undo line never names the VLAN in the shipped
+/// dialects; where a site's does, the re-rendered lines differ from the journal's and the job
+/// undoes on its own session instead).
+pub const UNDO_NAME: &str = "jobnet";
+
+/// The lines that undo `op` in `profile`, as a merged undo sends them.
+pub fn undo_lines(profile: &Profile, op: &Op) -> Vec<String> {
+    render_op(profile, UNDO_NAME, op).1
 }
 
 /// What happened to one operation.
@@ -109,9 +132,14 @@ pub fn check(profile: &Profile, sub: &Submission) -> Result<(), String> {
     Ok(())
 }
 
-/// The operation kind and port under which `op` may share a list line with other jobs'.
-fn list_key<'a>(profile: &Profile, op: &'a Op) -> Option<(OpKind, &'a str)> {
-    let kind = op.template();
+/// The operation kind and port under which `op` (or its undo) may share a list line with other
+/// jobs'.
+fn list_key<'a>(profile: &Profile, op: &'a Op, undo: bool) -> Option<(OpKind, &'a str)> {
+    let kind = if undo {
+        op.inverse_template()
+    } else {
+        op.template()
+    };
     let lists = profile.vlan_lists.as_ref()?;
     // A template with the job's VLAN name cannot carry another job's VLAN.
     let named = profile
@@ -126,6 +154,26 @@ fn vlan_of(op: &Op) -> Option<VlanId> {
     match op {
         Op::TrunkAdd { vlan, .. } | Op::TaggedAdd { vlan, .. } => Some(*vlan),
         _ => None,
+    }
+}
+
+/// Operations (submission, operation) grouped by the list line they may share: the same
+/// operation kind on the same port, in the order each group first appears.
+#[derive(Default)]
+struct Units<'a> {
+    units: Vec<Vec<(usize, usize)>>,
+    at: HashMap<(OpKind, &'a str), usize>,
+}
+
+impl<'a> Units<'a> {
+    fn add(&mut self, key: (OpKind, &'a str), op: (usize, usize)) {
+        match self.at.get(&key) {
+            Some(&u) => self.units[u].push(op),
+            None => {
+                self.at.insert(key, self.units.len());
+                self.units.push(vec![op]);
+            }
+        }
     }
 }
 
@@ -156,25 +204,19 @@ pub fn run(driver: &mut dyn DeviceDriver, profile: &Profile, subs: &[Submission]
     // In the order they go: every job's VLANs first (ports need them); then the operations
     // that several jobs share as one list line (same operation kind and port); then each job's
     // other operations, in its own order, in ranged blocks where the dialect has them.
-    let mut shared: Vec<Vec<(usize, usize)>> = Vec::new();
-    let mut at: HashMap<(OpKind, &str), usize> = HashMap::new();
-    for (i, s) in subs.iter().enumerate() {
+    let mut shared = Units::default();
+    for (i, s) in subs.iter().enumerate().filter(|(_, s)| !s.undo) {
         for (k, op) in s.ops.iter().enumerate() {
             if matches!(op, Op::CreateVlan { .. }) {
                 send_unit(driver, profile, subs, &[(i, k)], &mut out);
                 continue;
             }
-            if let Some(key) = list_key(profile, op) {
-                match at.get(&key) {
-                    Some(&u) => shared[u].push((i, k)),
-                    None => {
-                        at.insert(key, shared.len());
-                        shared.push(vec![(i, k)]);
-                    }
-                }
+            if let Some(key) = list_key(profile, op, false) {
+                shared.add(key, (i, k));
             }
         }
     }
+    let shared = shared.units;
     let max = profile.vlan_lists.as_ref().map_or(1, |l| l.max);
     let mut own: Vec<Vec<usize>> = vec![Vec::new(); subs.len()];
     for unit in &shared {
@@ -192,15 +234,16 @@ pub fn run(driver: &mut dyn DeviceDriver, profile: &Profile, subs: &[Submission]
             send_unit(driver, profile, subs, chunk, &mut out);
         }
     }
-    for (i, s) in subs.iter().enumerate() {
+    for (i, s) in subs.iter().enumerate().filter(|(_, s)| !s.undo) {
         for (k, op) in s.ops.iter().enumerate() {
-            if !matches!(op, Op::CreateVlan { .. }) && list_key(profile, op).is_none() {
+            if !matches!(op, Op::CreateVlan { .. }) && list_key(profile, op, false).is_none() {
                 own[i].push(k);
             }
         }
         own[i].sort_unstable();
         send_own(driver, profile, &subs[i], &own[i], &mut out[i]);
     }
+    undo_all(driver, profile, subs, &mut out);
     // Operations never reached: their job failed before them.
     for m in &mut out {
         if let Some(e) = m.error.clone() {
@@ -214,7 +257,8 @@ pub fn run(driver: &mut dyn DeviceDriver, profile: &Profile, subs: &[Submission]
         }
     }
     let save = subs.iter().any(|s| s.save);
-    match driver.finish(save, false) {
+    let undoing = subs.iter().any(|s| s.undo);
+    match driver.finish(save, undoing) {
         Ok(notes) => out.iter_mut().for_each(|m| m.notes.extend(notes.clone())),
         Err(e) => out
             .iter_mut()
@@ -313,7 +357,7 @@ fn send_unit(
             .iter()
             .map(|&(i, k)| vlan_of(&subs[i].ops[k]))
             .collect();
-        let lines = match (list_key(profile, op), vlans) {
+        let lines = match (list_key(profile, op, subs[*i].undo), vlans) {
             (Some((kind, port)), Some(vlans)) => {
                 profile.render_list(kind, port, &subs[*i].vlan_name, &vlans)
             }
@@ -324,7 +368,12 @@ fn send_unit(
                 apply: lines.clone(),
                 undo: Vec::new(),
             };
-            match driver.apply(op, &rendered) {
+            let sent = if subs[*i].undo {
+                driver.undo(&UndoRecord { op, lines: &lines })
+            } else {
+                driver.apply(op, &rendered)
+            };
+            match sent {
                 Ok(()) => {
                     for &(i, k) in unit {
                         out[i].outcomes[k] = Outcome::Done {
@@ -339,7 +388,9 @@ fn send_unit(
                 Err(e) => {
                     for &(i, k) in unit {
                         out[i].outcomes[k] = Outcome::Failed { error: e.clone() };
-                        out[i].error = Some(e.clone());
+                        if !subs[i].undo {
+                            out[i].error = Some(e.clone());
+                        }
                     }
                     return;
                 }
@@ -351,12 +402,59 @@ fn send_unit(
             continue;
         }
         let op = &subs[i].ops[k];
+        if subs[i].undo {
+            undo_one(driver, profile, op, &mut out[i].outcomes[k]);
+            continue;
+        }
         let (apply, undo) = render_op(profile, &subs[i].vlan_name, op);
         match driver.apply(op, &Rendered { apply, undo }) {
             Ok(()) => out[i].outcomes[k] = Outcome::Done { sent: Vec::new() },
             Err(e) => {
                 out[i].outcomes[k] = Outcome::Failed { error: e.clone() };
                 out[i].error = Some(e);
+            }
+        }
+    }
+}
+
+/// Sends one operation's undo on its own; a failure is its outcome and stops nothing else.
+fn undo_one(driver: &mut dyn DeviceDriver, profile: &Profile, op: &Op, outcome: &mut Outcome) {
+    let lines = undo_lines(profile, op);
+    *outcome = match driver.undo(&UndoRecord { op, lines: &lines }) {
+        Ok(()) => Outcome::Done { sent: Vec::new() },
+        Err(error) => Outcome::Failed { error },
+    };
+}
+
+/// The undo submissions of a batch: the same removal of several jobs on one port as list lines,
+/// then each job's other undos in its order (newest first: its VLANs last).
+fn undo_all(
+    driver: &mut dyn DeviceDriver,
+    profile: &Profile,
+    subs: &[Submission],
+    out: &mut [Merged],
+) {
+    let mut shared = Units::default();
+    for (i, s) in subs.iter().enumerate().filter(|(_, s)| s.undo) {
+        for (k, op) in s.ops.iter().enumerate() {
+            if let Some(key) = list_key(profile, op, true) {
+                shared.add(key, (i, k));
+            }
+        }
+    }
+    let shared = shared.units;
+    let max = profile.vlan_lists.as_ref().map_or(1, |l| l.max);
+    let mut listed = std::collections::HashSet::new();
+    for unit in shared.iter().filter(|u| u.len() >= 2) {
+        for chunk in unit.chunks(max) {
+            send_unit(driver, profile, subs, chunk, out);
+        }
+        listed.extend(unit.iter().copied());
+    }
+    for (i, s) in subs.iter().enumerate().filter(|(_, s)| s.undo) {
+        for (k, op) in s.ops.iter().enumerate() {
+            if !listed.contains(&(i, k)) {
+                undo_one(driver, profile, op, &mut out[i].outcomes[k]);
             }
         }
     }
@@ -382,6 +480,7 @@ mod tests {
                 peer: "x".into(),
             }],
             save: false,
+            undo: false,
         };
         assert!(check(eos, &sub("jobnet-1", "Ethernet1/2")).is_ok());
         for (name, port) in [

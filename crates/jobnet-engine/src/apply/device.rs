@@ -20,7 +20,7 @@ use super::progress::Stage;
 use super::{partition, workers, Env, Failure, PortProblem};
 use crate::base::types::JobId;
 use crate::drivers::cli::{self, DeviceDriver, Rendered, UndoRecord};
-use crate::drivers::merge::{Outcome, Submission};
+use crate::drivers::merge::{self, Outcome, Submission};
 use crate::drivers::profile::read::Allowed;
 use crate::drivers::transport::Target;
 use crate::drivers::transport::{DeviceError, Unmerged};
@@ -192,6 +192,7 @@ fn apply_merged(env: &Env, job: &JobId, d: Prepared) -> Result<(), Failure> {
         vlan_name: d.vlan_name.clone(),
         ops: d.ops.clone(),
         save: env.save,
+        undo: false,
     };
     let merged = match merger.apply_merged(&target, profile, sub, env.wait) {
         Ok(m) if m.outcomes.len() == d.ops.len() => m,
@@ -469,6 +470,105 @@ fn target_of(env: &Env, r: &JournalRow) -> Target {
         })
 }
 
+/// Hands a device's undo to jobnetd, which sends it with other jobs' (list lines for the same
+/// removal on one port): when every row is a device operation whose journaled undo lines are
+/// the lines jobnetd will render from the profile, and none is a restricted port (their undo
+/// reads the state). `Err(())`: not handed over, nothing sent. Otherwise each row is journaled
+/// as its outcome says, as an undo on the job's own session would be.
+fn undo_merged(
+    env: &Env,
+    merger: &dyn crate::drivers::transport::Merger,
+    target: &Target,
+    profile: &crate::drivers::Profile,
+    rows: &[JournalRow],
+) -> Result<Vec<Failure>, ()> {
+    if !merge::mergeable(profile) {
+        return Err(());
+    }
+    let mut ops = Vec::with_capacity(rows.len());
+    for r in rows {
+        let JournalOp::Device(op) = &r.op else {
+            return Err(());
+        };
+        let restricted = match op {
+            Op::TaggedAdd {
+                port, restricts, ..
+            } => *restricts || !matches!(env.store.restriction(&target.name, port), Ok(None)),
+            _ => false,
+        };
+        if restricted || merge::undo_lines(profile, op) != r.undo {
+            return Err(());
+        }
+        ops.push(op.clone());
+    }
+    // The failpoints an undo on the job's own session would pass, row by row: a row they stop
+    // is not handed over and is journaled as failed.
+    let mut errors = Vec::new();
+    let mut sent = Vec::with_capacity(rows.len());
+    for (r, op) in rows.iter().zip(ops) {
+        let first = r.undo.first().map(String::as_str).unwrap_or("");
+        match env.faults.hit(Point::Undo, &target.name, first) {
+            Ok(()) => sent.push((r, op)),
+            Err(e) => errors.extend(record_undo(env, r, Err(e.into()))),
+        }
+    }
+    if sent.is_empty() {
+        return Ok(errors);
+    }
+    let sub = Submission {
+        job: rows[0].job.to_string(),
+        vlan_name: merge::UNDO_NAME.into(),
+        ops: sent.iter().map(|(_, op)| op.clone()).collect(),
+        save: env.save,
+        undo: true,
+    };
+    let lost = |why: String| Failure::Driver {
+        device: target.name.clone(),
+        why,
+    };
+    match merger.apply_merged(target, profile, sub, env.wait) {
+        Ok(m) if m.outcomes.len() == sent.len() => {
+            for ((r, _), outcome) in sent.iter().zip(m.outcomes) {
+                let result = match outcome {
+                    Outcome::Done { .. } => Ok(()),
+                    Outcome::Failed { error } => Err(error.into()),
+                    Outcome::NotSent { why } => Err(lost(why)),
+                };
+                errors.extend(record_undo(env, r, result));
+            }
+            errors.extend(m.error.map(Failure::from));
+            Ok(errors)
+        }
+        Ok(m) => {
+            let why = format!(
+                "jobnetd reported {} outcome(s) for {} undo(s); run the same command again",
+                m.outcomes.len(),
+                sent.len()
+            );
+            for (r, _) in &sent {
+                errors.extend(record_undo(env, r, Err(lost(why.clone()))));
+            }
+            Ok(errors)
+        }
+        Err(Unmerged::Unreachable(_)) if errors.is_empty() => Err(()),
+        Err(Unmerged::Unreachable(why)) => {
+            let why = format!(
+                "jobnetd did not take the undo ({why}); nothing was sent: run the same command again"
+            );
+            for (r, _) in &sent {
+                errors.extend(record_undo(env, r, Err(lost(why.clone()))));
+            }
+            Ok(errors)
+        }
+        Err(Unmerged::Lost(e)) => {
+            for (r, _) in &sent {
+                errors.extend(record_undo(env, r, Err(Failure::from(e.clone()))));
+            }
+            Ok(errors)
+        }
+    }
+}
+
 fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<Failure> {
     if rows[0].device.driver == partition::OPENSM {
         return partition::undo(env, rows);
@@ -506,6 +606,11 @@ fn undo_device(env: &Env, rows: Vec<JournalRow>) -> Vec<Failure> {
                 "jobnetd was still sending the job's changes after {} s; run the same command again to undo them",
                 env.wait.as_secs()
             )));
+        }
+        // Otherwise not for jobnetd (see `undo_merged`), or jobnetd did not take it: nothing
+        // was sent, the job undoes on its own session.
+        if let Ok(errors) = undo_merged(env, merger, &target, profile, &rows) {
+            return errors;
         }
     }
     let _slot = match env
