@@ -75,8 +75,19 @@ impl DeviceQueue {
             q.workers -= 1;
             return None;
         }
-        let n = q.waiting.len().min(MAX_BATCH);
-        let batch: Vec<Waiting> = q.waiting.drain(..n).collect();
+        // A batch applies or undoes, never both: an undo's `end` must be confirmed (its loss
+        // is the undo's failure), an applying job's need not be.
+        let undo = q.waiting[0].sub.undo;
+        let mut batch = Vec::new();
+        let mut rest = Vec::new();
+        for w in q.waiting.drain(..) {
+            if w.sub.undo == undo && batch.len() < MAX_BATCH {
+                batch.push(w);
+            } else {
+                rest.push(w);
+            }
+        }
+        q.waiting = rest;
         q.sending.extend(batch.iter().map(|w| w.sub.job.clone()));
         Some(batch)
     }

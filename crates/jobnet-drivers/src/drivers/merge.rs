@@ -50,9 +50,9 @@ pub struct Submission {
     /// Save the configuration after the batch (`session.save`).
     pub save: bool,
     /// Undo these operations (a `down`, `recover` or rollback; `ops` newest first) instead of
-    /// applying them. Their lines are the profile's undo of each operation, rendered here: no
-    /// line text crosses jobnetd's socket. The job checks that they are the lines it
-    /// journaled before it hands an undo over ([`undo_lines`]).
+    /// applying them. Their lines are the profile's undo of each operation, rendered by
+    /// jobnetd from the typed operation (the job sends no undo lines); the job checks that they
+    /// are the lines it journaled before it hands an undo over ([`undo_lines`]).
     #[serde(default)]
     pub undo: bool,
 }
@@ -257,7 +257,9 @@ pub fn run(driver: &mut dyn DeviceDriver, profile: &Profile, subs: &[Submission]
         }
     }
     let save = subs.iter().any(|s| s.save);
-    let undoing = subs.iter().any(|s| s.undo);
+    // jobnetd's batches apply or undo, never both (its queue takes them apart): after an undo
+    // an `end` whose answer never came is an error, after changes a note.
+    let undoing = subs.iter().all(|s| s.undo);
     match driver.finish(save, undoing) {
         Ok(notes) => out.iter_mut().for_each(|m| m.notes.extend(notes.clone())),
         Err(e) => out

@@ -505,11 +505,15 @@ fn undo_merged(
     // is not handed over and is journaled as failed.
     let mut errors = Vec::new();
     let mut sent = Vec::with_capacity(rows.len());
+    let mut hit = false;
     for (r, op) in rows.iter().zip(ops) {
         let first = r.undo.first().map(String::as_str).unwrap_or("");
         match env.faults.hit(Point::Undo, &target.name, first) {
             Ok(()) => sent.push((r, op)),
-            Err(e) => errors.extend(record_undo(env, r, Err(e.into()))),
+            Err(e) => {
+                hit = true;
+                errors.extend(record_undo(env, r, Err(e.into())));
+            }
         }
     }
     if sent.is_empty() {
@@ -522,19 +526,32 @@ fn undo_merged(
         save: env.save,
         undo: true,
     };
-    let lost = |why: String| Failure::Driver {
-        device: target.name.clone(),
-        why,
+    // An undo that was not sent, or whose answer was lost, is not done whatever the row's
+    // outcome was: `UndoFailed`, for the next `down` to send again (undo is safe to repeat).
+    let not_undone = |errors: &mut Vec<Failure>, r: &JournalRow, why: String| {
+        let _ = env.store.journal_set(r.id, JournalStatus::UndoFailed, &why);
+        errors.push(Failure::Driver {
+            device: target.name.clone(),
+            why,
+        });
     };
     match merger.apply_merged(target, profile, sub, env.wait) {
         Ok(m) if m.outcomes.len() == sent.len() => {
             for ((r, _), outcome) in sent.iter().zip(m.outcomes) {
-                let result = match outcome {
-                    Outcome::Done { .. } => Ok(()),
-                    Outcome::Failed { error } => Err(error.into()),
-                    Outcome::NotSent { why } => Err(lost(why)),
-                };
-                errors.extend(record_undo(env, r, result));
+                match outcome {
+                    Outcome::Done { .. } => errors.extend(record_undo(env, r, Ok(()))),
+                    // The device's answer to the undo itself.
+                    Outcome::Failed { error } => {
+                        errors.extend(record_undo(env, r, Err(error.into())))
+                    }
+                    Outcome::NotSent { why } => not_undone(
+                        &mut errors,
+                        r,
+                        format!(
+                            "jobnetd did not send the undo ({why}); run the same command again"
+                        ),
+                    ),
+                }
             }
             errors.extend(m.error.map(Failure::from));
             Ok(errors)
@@ -546,23 +563,25 @@ fn undo_merged(
                 sent.len()
             );
             for (r, _) in &sent {
-                errors.extend(record_undo(env, r, Err(lost(why.clone()))));
+                not_undone(&mut errors, r, why.clone());
             }
             Ok(errors)
         }
-        Err(Unmerged::Unreachable(_)) if errors.is_empty() => Err(()),
+        // Nothing sent and nothing journaled: the job undoes on its own session.
+        Err(Unmerged::Unreachable(_)) if !hit => Err(()),
         Err(Unmerged::Unreachable(why)) => {
             let why = format!(
                 "jobnetd did not take the undo ({why}); nothing was sent: run the same command again"
             );
             for (r, _) in &sent {
-                errors.extend(record_undo(env, r, Err(lost(why.clone()))));
+                not_undone(&mut errors, r, why.clone());
             }
             Ok(errors)
         }
         Err(Unmerged::Lost(e)) => {
+            let why = format!("the undo's outcome is unknown ({e}); run the same command again");
             for (r, _) in &sent {
-                errors.extend(record_undo(env, r, Err(Failure::from(e.clone()))));
+                not_undone(&mut errors, r, why.clone());
             }
             Ok(errors)
         }

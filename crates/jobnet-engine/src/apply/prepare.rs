@@ -284,22 +284,50 @@ fn prepare_device<'a>(
         true => env.connector.reads().unwrap_or(env.connector),
         false => env.connector,
     };
-    let mut driver = cli::open(connector, target, profile, &vlan_name)?;
     let vlan = plan.vlan.expect("devices are planned only with a VLAN");
-    if let Some(existing) = driver.read_vlans()? {
+    // Every port the device's operations touch, read before any change — with one command
+    // where the dialect has one.
+    let touched: Vec<&str> = d.ops.iter().filter_map(Op::port).collect();
+    let (mut driver, vlans, port_read) = if merged {
+        // Through jobnetd's read queue the two reads go at once, each on a session of its
+        // own (a job then waits for one read's round trip, not two).
+        let scope = crate::base::deadline::current();
+        std::thread::scope(|s| {
+            let reading = s.spawn(|| {
+                crate::base::deadline::enter(scope, || {
+                    let mut reader = cli::open(connector, target.clone(), profile, &vlan_name)?;
+                    reader.read_ports(&touched)
+                })
+            });
+            let mut driver = cli::open(connector, target.clone(), profile, &vlan_name);
+            let vlans = match &mut driver {
+                Ok(d) => d.read_vlans(),
+                Err(e) => Err(e.clone()),
+            };
+            let read = reading
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            driver.map(|d| (d, vlans, Some(read)))
+        })?
+    } else {
+        let mut driver = cli::open(connector, target, profile, &vlan_name)?;
+        let vlans = driver.read_vlans();
+        (driver, vlans, None)
+    };
+    if let Some(existing) = vlans? {
         if existing.contains(&vlan.get()) {
             return Ok(Prep::Foreign(d.name.clone(), existing));
         }
     }
     let mut ops = Vec::with_capacity(d.ops.len());
     let mut notes = Vec::new();
-    // Every port the device's operations touch, read before any change — with one command
-    // where the dialect has one.
-    let touched: Vec<&str> = d.ops.iter().filter_map(Op::port).collect();
     env.interrupt
         .check_before_change()
         .map_err(Failure::Interrupted)?;
-    let states = driver.read_ports(&touched)?;
+    let states = match port_read {
+        Some(read) => read?,
+        None => driver.read_ports(&touched)?,
+    };
     env.interrupt
         .check_before_change()
         .map_err(Failure::Interrupted)?;

@@ -1034,6 +1034,9 @@ impl StateStore for SqliteStore {
         first_seq: usize,
         items: &[(JournalOp, Vec<String>, Vec<String>)],
     ) -> Result<Vec<i64>, StateError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let r = self.immediate(|tx| {
             let mut stmt = tx
                 .prepare(
@@ -1072,6 +1075,9 @@ impl StateStore for SqliteStore {
     }
 
     fn journal_set_many(&self, rows: &[(i64, JournalStatus, String)]) -> Result<(), StateError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.check_same()?;
         {
             let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
