@@ -991,10 +991,7 @@ fn a_changed_credentials_file_gets_new_logins() {
         first + second,
         "counters only grow: {m}"
     );
-    assert!(
-        metric(&m, "jobnetd_sessions_closed_total") >= first,
-        "{m}"
-    );
+    assert!(metric(&m, "jobnetd_sessions_closed_total") >= first, "{m}");
     assert!(lab.empty());
 }
 
