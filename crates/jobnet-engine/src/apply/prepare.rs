@@ -257,6 +257,9 @@ pub(super) fn prepare<'a>(env: &'a Env, t: &Topology, plan: &Plan) -> Phase1<'a>
     }
 }
 
+/// Up to how many switches a job reads a merged device's VLANs and ports at once.
+const PARALLEL_READS_UP_TO: usize = 16;
+
 fn prepare_device<'a>(
     env: &'a Env,
     plan: &Plan,
@@ -288,32 +291,35 @@ fn prepare_device<'a>(
     // Every port the device's operations touch, read before any change — with one command
     // where the dialect has one.
     let touched: Vec<&str> = d.ops.iter().filter_map(Op::port).collect();
-    let (mut driver, vlans, port_read) = if merged {
-        // Through jobnetd's read queue the two reads go at once, each on a session of its
-        // own (a job then waits for one read's round trip, not two).
-        let scope = crate::base::deadline::current();
-        std::thread::scope(|s| {
-            let reading = s.spawn(|| {
-                crate::base::deadline::enter(scope, || {
-                    let mut reader = cli::open(connector, target.clone(), profile, &vlan_name)?;
-                    reader.read_ports(&touched)
-                })
-            });
-            let mut driver = cli::open(connector, target.clone(), profile, &vlan_name);
-            let vlans = match &mut driver {
-                Ok(d) => d.read_vlans(),
-                Err(e) => Err(e.clone()),
-            };
-            let read = reading
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            driver.map(|d| (d, vlans, Some(read)))
-        })?
-    } else {
-        let mut driver = cli::open(connector, target, profile, &vlan_name)?;
-        let vlans = driver.read_vlans();
-        (driver, vlans, None)
-    };
+    let (mut driver, vlans, port_read) =
+        if merged && plan.ethernet.devices.len() <= PARALLEL_READS_UP_TO {
+            // Through jobnetd's read queue the two reads go at once, each on a session of its
+            // own (a job then waits for one read's round trip, not two). A job over many devices
+            // keeps its workers busy already: there the second session per device costs more
+            // (logins, threads) than the round trip it saves.
+            let scope = crate::base::deadline::current();
+            std::thread::scope(|s| {
+                let reading = s.spawn(|| {
+                    crate::base::deadline::enter(scope, || {
+                        let mut reader = cli::open(connector, target.clone(), profile, &vlan_name)?;
+                        reader.read_ports(&touched)
+                    })
+                });
+                let mut driver = cli::open(connector, target.clone(), profile, &vlan_name);
+                let vlans = match &mut driver {
+                    Ok(d) => d.read_vlans(),
+                    Err(e) => Err(e.clone()),
+                };
+                let read = reading
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                driver.map(|d| (d, vlans, Some(read)))
+            })?
+        } else {
+            let mut driver = cli::open(connector, target, profile, &vlan_name)?;
+            let vlans = driver.read_vlans();
+            (driver, vlans, None)
+        };
     if let Some(existing) = vlans? {
         if existing.contains(&vlan.get()) {
             return Ok(Prep::Foreign(d.name.clone(), existing));
