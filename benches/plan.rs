@@ -8,8 +8,32 @@ use jobnet::base::hostlist;
 use jobnet::base::types::JobId;
 use jobnet::drivers::DriverSet;
 use jobnet::plan::{self, Choice, Inputs, JobRequest, PKeyChoice};
-use jobnet::topology::{self, FatTreeSpec, SwitchGraph};
+use jobnet::topology::{self, FatTreeSpec, SwitchGraph, Topology};
 use std::hint::black_box;
+
+/// The planner's inputs for a topology with no other job holding anything.
+fn inputs_of<'a>(t: &'a Topology, g: &'a SwitchGraph, set: &'a DriverSet) -> Inputs<'a> {
+    Inputs {
+        topology: t,
+        graph: g,
+        drivers: set,
+        held: &[],
+        partitions_conf: None,
+        partitions_conf_path: None,
+    }
+}
+
+/// A job of `nodes` with the VLAN and PKey chosen by jobnet.
+fn job(nodes: Vec<String>) -> JobRequest {
+    JobRequest {
+        job: JobId::parse("1234").unwrap(),
+        nodes,
+        vlan: Choice::Auto,
+        pkey: PKeyChoice::Default,
+        gateway: None,
+        origin: Default::default(),
+    }
+}
 
 fn bench(c: &mut Criterion) {
     let text = topology::fat_tree(&FatTreeSpec::default());
@@ -29,37 +53,15 @@ fn bench(c: &mut Criterion) {
         ("contiguous cn[00001-01000]", contiguous),
         ("scattered every 10th node", scattered),
     ] {
-        let req = JobRequest {
-            job: JobId::parse("1234").unwrap(),
-            nodes,
-            vlan: Choice::Auto,
-            pkey: PKeyChoice::Default,
-            gateway: None,
-            origin: Default::default(),
-        };
-        let inputs = Inputs {
-            topology: &t,
-            graph: &g,
-            drivers: &set,
-            held: &[],
-            partitions_conf: None,
-            partitions_conf_path: None,
-        };
+        let req = job(nodes);
+        let inputs = inputs_of(&t, &g, &set);
         c.bench_function(&format!("plan 1000-node job, {label}"), |b| {
             b.iter(|| plan::plan(black_box(inputs), black_box(&req)).unwrap())
         });
         c.bench_function(&format!("plan + graph build, {label}"), |b| {
             b.iter(|| {
                 let g = SwitchGraph::build(&t);
-                let inputs = Inputs {
-                    topology: &t,
-                    graph: &g,
-                    drivers: &set,
-                    held: &[],
-                    partitions_conf: None,
-                    partitions_conf_path: None,
-                };
-                plan::plan(black_box(inputs), black_box(&req)).unwrap()
+                plan::plan(black_box(inputs_of(&t, &g, &set)), black_box(&req)).unwrap()
             })
         });
     }
@@ -73,22 +75,8 @@ fn bench(c: &mut Criterion) {
     });
     let t = topology::parse(&big, "ft100k.yaml", &set).unwrap().topology;
     let g = SwitchGraph::build(&t);
-    let req = JobRequest {
-        job: JobId::parse("1234").unwrap(),
-        nodes: hostlist::expand("cn[000001-010000]").unwrap(),
-        vlan: Choice::Auto,
-        pkey: PKeyChoice::Default,
-        gateway: None,
-        origin: Default::default(),
-    };
-    let inputs = Inputs {
-        topology: &t,
-        graph: &g,
-        drivers: &set,
-        held: &[],
-        partitions_conf: None,
-        partitions_conf_path: None,
-    };
+    let req = job(hostlist::expand("cn[000001-010000]").unwrap());
+    let inputs = inputs_of(&t, &g, &set);
     c.bench_function("100k fabric held: plan 10k-node job", |b| {
         b.iter(|| plan::plan(black_box(inputs), black_box(&req)).unwrap())
     });
